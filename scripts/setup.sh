@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One setup for both quick-start commands: installs what is missing, quickly when nothing is.
+#   scripts/setup.sh          npm dependencies + build
+#   scripts/setup.sh --test   the same, plus the Debian packages the tests use as real peers
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real peers the tests talk to (DESIGN §5): OpenSSL, osmo-auc-gen, xmlsec1, PostgreSQL.
+TEST_DEBS=(openssl libosmocore-utils xmlsec1 postgresql)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  log "Node.js 20 or newer is required (found $(node --version))"; exit 1
+fi
+
+# npm dependencies: reinstall only when the lockfile changed since the last install.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+stamp=node_modules/.simcred-lock-hash
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > "$stamp"
+fi
+
+# Build: only when a source file is newer than the last build.
+build_stamp=dist/.build-stamp
+if [ ! -f "$build_stamp" ] || [ -n "$(find src test scripts package.json tsconfig.json -newer "$build_stamp" -print -quit)" ]; then
+  log "building"
+  npx tsc -p tsconfig.json
+  touch "$build_stamp"
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  missing=()
+  for pkg in "${TEST_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      log "installing Debian packages: ${missing[*]}"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >/dev/null
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+      log "please install these Debian packages first: sudo apt-get install -y ${missing[*]}"; exit 1
+    fi
+  fi
+fi

@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { SimcredError } from '../errors/index.js';
+
+/** Defaults of the embedded setup: every role on loopback, SQLite under one data folder. */
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_DATA_DIR = 'data';
+export const DEFAULT_PORTS = {
+  credentialing: 7401,
+  registration: [7411, 7412],
+  ocsp: 7420,
+  hss: 7430,
+  provisioning: [7441, 7442],
+  phlr: 7450,
+  portal: 7460,
+} as const;
+export const DEFAULT_REGISTRATION_TTL_SECONDS = 30 * 24 * 3600;
+export const DEFAULT_OCSP_CLOCK_SKEW_SECONDS = 300;
+
+const port = z.number().int().min(1).max(65535);
+
+export const configSchema = z
+  .object({
+    /** Folder holding every role's SQLite file and, by default, the PKI. */
+    dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
+    /** PKI folder made by `simcred pki init`; defaults to <dataDir>/pki. */
+    pkiDir: z.string().min(1).optional(),
+    host: z.string().min(1).default(DEFAULT_HOST),
+    ports: z
+      .object({
+        credentialing: port.default(DEFAULT_PORTS.credentialing),
+        registration: z
+          .array(port)
+          .min(1)
+          .default([...DEFAULT_PORTS.registration]),
+        ocsp: port.default(DEFAULT_PORTS.ocsp),
+        hss: port.default(DEFAULT_PORTS.hss),
+        provisioning: z
+          .array(port)
+          .min(1)
+          .default([...DEFAULT_PORTS.provisioning]),
+        phlr: port.default(DEFAULT_PORTS.phlr),
+        portal: port.default(DEFAULT_PORTS.portal),
+      })
+      .strict()
+      .prefault({}),
+    database: z
+      .discriminatedUnion('kind', [
+        z.object({ kind: z.literal('sqlite') }).strict(),
+        z.object({ kind: z.literal('postgres'), url: z.string().min(1) }).strict(),
+      ])
+      .default({ kind: 'sqlite' }),
+    registration: z
+      .object({ ttlSeconds: z.number().int().positive().default(DEFAULT_REGISTRATION_TTL_SECONDS) })
+      .strict()
+      .prefault({}),
+    ocsp: z
+      .object({
+        clockSkewSeconds: z.number().int().min(0).max(3600).default(DEFAULT_OCSP_CLOCK_SKEW_SECONDS),
+        timeoutMs: z.number().int().positive().default(5000),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type SimcredConfig = z.infer<typeof configSchema> & { pkiDir: string };
+
+/**
+ * Loads the typed config: defaults, then the JSON file (if any), then SIMCRED_* environment overrides.
+ * An override names a field path with `__` between levels, e.g. SIMCRED_PORTS__OCSP=9000 or
+ * SIMCRED_LOG__LEVEL=debug; values are parsed as JSON when they parse, else taken as strings.
+ * Every invalid field is reported at once, by path.
+ *
+ * @example
+ *   const config = loadConfig({ file: 'simcred.json', env: process.env, overrides: { dataDir: 'demo' } });
+ */
+export function loadConfig(
+  options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> } = {},
+): SimcredConfig {
+  let raw: Record<string, unknown> = {};
+  if (options.file) {
+    try {
+      raw = JSON.parse(readFileSync(options.file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new SimcredError(
+        'SIMCRED_CONFIG_INVALID',
+        `cannot read config file ${options.file}: ${(err as Error).message}`,
+      );
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new SimcredError('SIMCRED_CONFIG_INVALID', `config file ${options.file} must hold a JSON object`);
+    }
+  }
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (!name.startsWith('SIMCRED_') || value === undefined || name === 'SIMCRED_HSS_KEK') continue;
+    setPath(raw, name.slice('SIMCRED_'.length).split('__').map(camelCase), parseValue(value));
+  }
+  Object.assign(raw, options.overrides ?? {});
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new SimcredError('SIMCRED_CONFIG_INVALID', `invalid config: ${fields.join('; ')}`);
+  }
+  const dataDir = resolve(parsed.data.dataDir);
+  return { ...parsed.data, dataDir, pkiDir: resolve(parsed.data.pkiDir ?? join(dataDir, 'pki')) };
+}
+
+function camelCase(segment: string): string {
+  return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function parseValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}

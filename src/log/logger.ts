@@ -1,0 +1,44 @@
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+/**
+ * Field names that hold secrets. Code never logs them on purpose; redaction is the second fence
+ * (DESIGN §4.3: K, OPc, private keys and nonces never appear in logs).
+ */
+export const SECRET_FIELDS = [
+  'k',
+  'opc',
+  'op',
+  'kPimsi',
+  'opcPimsi',
+  'privateKey',
+  'key',
+  'registrationNonce',
+  'sessionNonce',
+  'deviceNonce',
+  'ticket',
+  'kek',
+  'password',
+  'authorization',
+];
+
+/**
+ * @example
+ *   const log = createLogger({ name: 'ocsp', level: 'info' });
+ */
+export function createLogger(options: {
+  name: string;
+  level?: LevelWithSilent;
+  destination?: NodeJS.WritableStream;
+}): Logger {
+  const paths = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]);
+  return pino(
+    {
+      name: options.name,
+      level: options.level ?? 'info',
+      redact: { paths: [...paths, 'req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+    },
+    (options.destination as pino.DestinationStream | undefined) ?? pino.destination(2),
+  );
+}

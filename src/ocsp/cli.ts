@@ -1,0 +1,3 @@
+import type { Command } from 'commander';
+
+export function registerOcspCommands(_program: Command, _serve: Command): void {}

@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+
+/**
+ * The PKI folder made by `simcred pki init` and read by every role. pki.json (the manifest) names
+ * every file by its path relative to the folder, so no caller guesses the layout.
+ */
+export const PKI_MANIFEST_FILE = 'pki.json';
+export const CA_DATABASE_FILE = 'ca.db';
+export const DEVICES_DIR = 'devices';
+
+/** The roles that get a server TLS certificate (SAN 127.0.0.1 / localhost). */
+export const TLS_ROLES = [
+  'credentialing',
+  'registration',
+  'ocsp',
+  'hss',
+  'provisioning',
+  'phlr',
+  'portal',
+] as const;
+export type TlsRole = (typeof TLS_ROLES)[number];
+
+/** The issuing CAs whose certificates the OCSP responder answers for. */
+export const ISSUERS = ['device-ca', 'operator-ca'] as const;
+export type IssuerName = (typeof ISSUERS)[number];
+
+export interface CertKeyPaths {
+  cert: string;
+  key: string;
+}
+
+export interface PkiManifest {
+  version: 1;
+  createdAt: string;
+  /** Manufacturer root → device-issuing CA → device certificates. */
+  manufacturer: { root: CertKeyPaths; deviceCa: CertKeyPaths; deviceCaOcsp: CertKeyPaths };
+  /** Operator root → operator CA → package signer, server TLS certificates. */
+  operator: {
+    root: CertKeyPaths;
+    operatorCa: CertKeyPaths;
+    operatorCaOcsp: CertKeyPaths;
+    packageSigner: CertKeyPaths;
+    tls: Record<TlsRole, CertKeyPaths>;
+  };
+}
+
+/** One device's factory image, devices/<DSIM_ID>/factory.json (the cert and key sit beside it). */
+export interface FactoryImage {
+  version: 1;
+  dsimId: string;
+  keyType: 'ec' | 'rsa';
+  /** Paths relative to the device folder. */
+  certificate: string;
+  privateKey: string;
+  /** Device-issuing CA certificate (PEM), sent with the device certificate as its chain. */
+  chainPem: string[];
+  /** Trust roots burnt in at the factory (PEM). */
+  trustRoots: { manufacturer: string; operator: string };
+  preliminary: { pimsi: string; kPimsi: string; opcPimsi: string };
+  registrationServer: string;
+  manufacturedAt: string;
+}
+
+export function deviceDir(pkiDir: string, dsimId: string): string {
+  return join(pkiDir, DEVICES_DIR, dsimId);
+}

@@ -1,0 +1,80 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  type Migration,
+  type MigrationProvider,
+} from 'kysely';
+import { SimcredError } from '../errors/index.js';
+
+/** Where a role keeps its state: an embedded SQLite file (default) or a PostgreSQL database. */
+export type DatabaseConfig =
+  { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string; schema?: string };
+
+/** Versioned migrations of one store, applied in name order (name them 0001_…, 0002_…). */
+export type Migrations = Record<string, Migration>;
+
+class StaticMigrations implements MigrationProvider {
+  constructor(private readonly migrations: Migrations) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return this.migrations;
+  }
+}
+
+/**
+ * Opens a role's store and brings its schema up to date. Role code sees only Kysely<DB>,
+ * so the PostgreSQL dialect drops in without touching it.
+ *
+ * @example
+ *   const db = await openDatabase<CaTables>({ kind: 'sqlite', file: 'data/pki/ca.db' }, caMigrations);
+ */
+export async function openDatabase<DB>(config: DatabaseConfig, migrations: Migrations): Promise<Kysely<DB>> {
+  const db = new Kysely<DB>({ dialect: createDialect(config) });
+  const migrator = new Migrator({ db, provider: new StaticMigrations(migrations) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new SimcredError('SIMCRED_IO', `database migration ${failed} failed: ${describe(error)}`, {
+      cause: error,
+    });
+  }
+  return db;
+}
+
+function createDialect(config: DatabaseConfig) {
+  if (config.kind === 'sqlite') {
+    if (config.file !== ':memory:') mkdirSync(dirname(config.file), { recursive: true });
+    let database: SQLite.Database;
+    try {
+      database = new SQLite(config.file);
+    } catch (err) {
+      throw new SimcredError('SIMCRED_IO', `cannot open database ${config.file}: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+    // WAL lets readers (the OCSP responder, the CLI) see writes without blocking the writer.
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = NORMAL');
+    database.pragma('busy_timeout = 5000');
+    database.pragma('foreign_keys = ON');
+    return new SqliteDialect({ database });
+  }
+  const pool = new pg.Pool({ connectionString: config.url, max: 10 });
+  if (config.schema) {
+    const schema = config.schema;
+    pool.on('connect', (client) => {
+      void client.query(`SET search_path TO "${schema.replace(/"/g, '')}"`);
+    });
+  }
+  return new PostgresDialect({ pool });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
