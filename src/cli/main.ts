@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerPkiCommands } from '../pki/cli.js';
 import { registerOcspCommands } from '../ocsp/cli.js';
 import { registerAkaCommands } from '../aka/cli.js';
+import { registerSystemCommands } from './system-commands.js';
 import { reportAndExit } from './run.js';
 
 /** Builds the `simcred` command tree; each module adds its own commands. */
@@ -19,9 +20,13 @@ export function buildProgram(): Command {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
   const serve = program.command('serve').description('run one role as a server');
+  const bench = program
+    .command('bench')
+    .description('measure throughput and latency (prints a table; --json for one line)');
   registerPkiCommands(program);
-  registerOcspCommands(program, serve);
+  registerOcspCommands(program, serve, bench);
   registerAkaCommands(program);
+  registerSystemCommands(program, serve);
   return program;
 }
 

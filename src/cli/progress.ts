@@ -2,6 +2,8 @@ import cliProgress from 'cli-progress';
 
 export interface Progress {
   increment(by?: number): void;
+  /** Sets the absolute count done. */
+  update(done: number): void;
   stop(): void;
 }
 
@@ -16,7 +18,7 @@ export function startProgress(
   total: number,
   stream: NodeJS.WriteStream = process.stderr,
 ): Progress {
-  if (!stream.isTTY || total <= 0) return { increment() {}, stop() {} };
+  if (!stream.isTTY || total <= 0) return { increment() {}, update() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
     {
       stream,
@@ -29,14 +31,20 @@ export function startProgress(
   const started = Date.now();
   bar.start(total, 0, { speed: '0' });
   let value = 0;
+  const update = (done: number) => {
+    value = done;
+    const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+    bar.update(value, { speed: Math.round(value / seconds).toString() });
+  };
+  let stopped = false;
   return {
     increment(by = 1) {
-      value += by;
-      const seconds = Math.max((Date.now() - started) / 1000, 0.001);
-      bar.update(value, { speed: Math.round(value / seconds).toString() });
+      update(value + by);
     },
+    update,
     stop() {
-      bar.stop();
+      if (!stopped) bar.stop();
+      stopped = true;
     },
   };
 }

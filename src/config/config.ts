@@ -18,7 +18,8 @@ export const DEFAULT_PORTS = {
 export const DEFAULT_REGISTRATION_TTL_SECONDS = 30 * 24 * 3600;
 export const DEFAULT_OCSP_CLOCK_SKEW_SECONDS = 300;
 
-const port = z.number().int().min(1).max(65535);
+/** 0 picks any free port (tests). */
+const port = z.number().int().min(0).max(65535);
 
 export const configSchema = z
   .object({
@@ -53,6 +54,41 @@ export const configSchema = z
       .default({ kind: 'sqlite' }),
     registration: z
       .object({ ttlSeconds: z.number().int().positive().default(DEFAULT_REGISTRATION_TTL_SECONDS) })
+      .strict()
+      .prefault({}),
+    credentialing: z
+      .object({
+        provisioningPolicy: z.enum(['hash', 'round-robin', 'first']).default('hash'),
+        sessionTtlSeconds: z.number().int().min(10).max(3600).default(120),
+        ticketTtlSeconds: z.number().int().min(10).max(86400).default(600),
+      })
+      .strict()
+      .prefault({}),
+    hss: z
+      .object({
+        /** MCC+MNC of the operator's range (001-02, a test network, by default). */
+        plmn: z
+          .string()
+          .regex(/^\d{5,6}$/)
+          .default('00102'),
+        firstMsin: z.number().int().min(0).default(1),
+        capacity: z.number().int().positive().default(1_000_000_000),
+        amf: z
+          .string()
+          .regex(/^[0-9a-fA-F]{4}$/)
+          .default('8000'),
+        packageTtlSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(7 * 24 * 3600),
+        /** Key-encryption key (hex/base64, 32 bytes) and operator OP (hex, 16 bytes); generated into <dataDir>/hss/secrets.json when absent. */
+        kek: z.string().optional(),
+        op: z
+          .string()
+          .regex(/^[0-9a-fA-F]{32}$/)
+          .optional(),
+      })
       .strict()
       .prefault({}),
     ocsp: z
@@ -100,7 +136,7 @@ export function loadConfig(
     }
   }
   for (const [name, value] of Object.entries(options.env ?? {})) {
-    if (!name.startsWith('SIMCRED_') || value === undefined || name === 'SIMCRED_HSS_KEK') continue;
+    if (!name.startsWith('SIMCRED_') || value === undefined || name === 'SIMCRED_DEBUG') continue;
     setPath(raw, name.slice('SIMCRED_'.length).split('__').map(camelCase), parseValue(value));
   }
   Object.assign(raw, options.overrides ?? {});
@@ -118,6 +154,8 @@ function camelCase(segment: string): string {
 }
 
 function parseValue(value: string): unknown {
+  // Long digit strings (keys in hex) stay strings; JSON only for what clearly is JSON.
+  if (!/^([[{"]|true$|false$|null$|-?\d{1,15}(\.\d+)?$)/.test(value)) return value;
   try {
     return JSON.parse(value);
   } catch {

@@ -28,12 +28,74 @@ export const ERROR_CODES = {
   SIMCRED_CLI_ARGUMENT: { status: 400, meaning: 'A command-line argument is invalid.' },
   SIMCRED_IO: { status: 500, meaning: 'A file or folder could not be read or written.' },
 
+  // Credentialing flow (DESIGN §2 steps 0b–12)
+  SIMCRED_REGISTRATION_UNKNOWN: { status: 404, meaning: 'No registration exists for this DSIM_ID.' },
+  SIMCRED_REGISTRATION_EXPIRED: {
+    status: 410,
+    meaning: 'The registration has expired; the operator must register the device again.',
+  },
+  SIMCRED_REGISTRATION_REVOKED: { status: 410, meaning: 'The operator revoked this registration.' },
+  SIMCRED_REGISTRATION_USED: {
+    status: 409,
+    meaning: 'The registration was already used to deliver a package; replays of steps 3–9 fail.',
+  },
+  SIMCRED_SESSION_NONCE_INVALID: {
+    status: 401,
+    meaning: "The registration-session nonce is not the one derived from this device's registration nonce.",
+  },
+  SIMCRED_SESSION_IN_PROGRESS: {
+    status: 409,
+    meaning: 'Another session for this device is open; retry after it ends or expires.',
+  },
+  SIMCRED_SESSION_UNKNOWN: {
+    status: 404,
+    meaning: 'No open session with this id (unknown, finished or expired).',
+  },
+  SIMCRED_CHALLENGE_INVALID: {
+    status: 401,
+    meaning: 'The challenge is unknown, expired or was issued to another device.',
+  },
+  SIMCRED_PROOF_INVALID: {
+    status: 401,
+    meaning: 'The proof-of-possession signature does not verify with the device certificate.',
+  },
+  SIMCRED_CERT_INVALID: {
+    status: 400,
+    meaning: 'The certificate chain cannot be parsed or is outside its validity period.',
+  },
+  SIMCRED_CERT_UNTRUSTED: { status: 401, meaning: 'The certificate does not chain to a trusted CA.' },
+  SIMCRED_CERT_DSIM_MISMATCH: {
+    status: 403,
+    meaning: 'The DSIM_ID in the request is not the one bound in the certificate.',
+  },
+  SIMCRED_TICKET_INVALID: {
+    status: 401,
+    meaning: 'The delivery ticket is unknown, expired, used, or not for this device or server.',
+  },
+  SIMCRED_DEVICE_KEY_MISMATCH: {
+    status: 409,
+    meaning: 'This DSIM_ID already has credentials bound to another device key.',
+  },
+  SIMCRED_IMSI_EXHAUSTED: { status: 507, meaning: 'The configured IMSI range has no free IMSI left.' },
+  SIMCRED_RECEIPT_INVALID: {
+    status: 401,
+    meaning: 'The device receipt does not verify or does not match the delivered package.',
+  },
+
   // PKI
   SIMCRED_PKI_NOT_INITIALISED: {
     status: 400,
     meaning: 'The PKI folder has no pki.json; run `simcred pki init`.',
   },
   SIMCRED_PKI_UNKNOWN_DEVICE: { status: 404, meaning: 'No device with that DSIM_ID was manufactured here.' },
+  SIMCRED_PKI_UNKNOWN_CERTIFICATE: {
+    status: 404,
+    meaning: 'That issuing CA never issued a certificate with this serial number.',
+  },
+  SIMCRED_PKI_INCONSISTENT: {
+    status: 500,
+    meaning: 'The PKI folder is inconsistent (a certificate without its key, or not signed by its issuer).',
+  },
 
   // OCSP client (strict): each way a response can fail to prove "good"
   SIMCRED_OCSP_UNREACHABLE: { status: 503, meaning: 'The OCSP responder could not be reached.' },
@@ -60,6 +122,58 @@ export const ERROR_CODES = {
   },
   SIMCRED_OCSP_REVOKED: { status: 403, meaning: 'The certificate is revoked.' },
   SIMCRED_OCSP_UNKNOWN: { status: 403, meaning: 'The responder does not know the certificate.' },
+
+  // AKA (Milenage, 3GPP TS 33.102 §6.3)
+  SIMCRED_AKA_MAC_FAILURE: {
+    status: 401,
+    meaning: 'Device side: the MAC-A in AUTN does not verify, so the challenge was not made with this K.',
+  },
+  SIMCRED_AKA_SYNC_FAILURE: {
+    status: 409,
+    meaning:
+      'Device side: the SQN in AUTN is not fresh (replayed, stale or too far ahead); the USIM answers with AUTS.',
+  },
+  SIMCRED_AKA_RES_MISMATCH: { status: 401, meaning: "Network side: the device's RES does not equal XRES." },
+  SIMCRED_AKA_AUTS_INVALID: {
+    status: 401,
+    meaning: 'Network side: the MAC-S in an AUTS does not verify, so no SQN_MS can be taken from it.',
+  },
+  SIMCRED_AKA_STATE_INVALID: { status: 400, meaning: 'A stored USIM state (keys, SQN array) is malformed.' },
+
+  // Flow cryptography (src/crypto/, docs/crypto.md)
+  SIMCRED_PACKAGE_MALFORMED: {
+    status: 400,
+    meaning: 'The credential package is not a well-formed simcred JWS / JWE (shape, header, fields, size).',
+  },
+  SIMCRED_PACKAGE_SIGNATURE_INVALID: {
+    status: 422,
+    meaning: 'The operator signature on the credential package does not verify.',
+  },
+  SIMCRED_PACKAGE_CHAIN_INVALID: {
+    status: 422,
+    meaning: "The package's x5c chain does not reach a trusted operator root, or a certificate is unfit.",
+  },
+  SIMCRED_PACKAGE_BINDING_MISMATCH: {
+    status: 422,
+    meaning: "The package is bound to another DSIM_ID, device nonce or package than the device's own.",
+  },
+  SIMCRED_PACKAGE_EXPIRED: { status: 410, meaning: 'The credential package is past its exp time.' },
+  SIMCRED_PACKAGE_DECRYPT_FAILED: {
+    status: 422,
+    meaning: 'The sealed credentials cannot be decrypted with this device key (other device, or tampered).',
+  },
+  SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED: {
+    status: 400,
+    meaning: 'A signature or encryption algorithm outside the allow-list (src/crypto/algorithms.ts).',
+  },
+  SIMCRED_CRYPTO_KEY_UNSUPPORTED: {
+    status: 400,
+    meaning: 'A key or certificate is unreadable, or not EC P-256 / RSA of at least 2048 bits.',
+  },
+  SIMCRED_SECRET_DECRYPT_FAILED: {
+    status: 500,
+    meaning: 'A secret encrypted at rest (K, OPc) does not decrypt: wrong KEK, wrong record or altered data.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,3 +1,132 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { action, positiveInt, printJsonLine } from '../cli/run.js';
+import { SimcredError } from '../errors/index.js';
+import { createLogger } from '../log/logger.js';
+import { runOcspBench, formatBenchTable } from './bench.js';
+import { checkCertificateStatus } from './client.js';
+import { DEFAULT_OCSP_PORT, startOcspResponder } from './responder/server.js';
 
-export function registerOcspCommands(_program: Command, _serve: Command): void {}
+/** `simcred serve ocsp`, `simcred ocsp check` and `simcred bench ocsp`. */
+export function registerOcspCommands(program: Command, serve: Command, bench: Command): void {
+  serve
+    .command('ocsp')
+    .description('run the OCSP responder (RFC 6960 / RFC 5019) for every issuing CA of a PKI folder')
+    .requiredOption('--dir <dir>', 'PKI folder (made by `simcred pki init`)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', String(DEFAULT_OCSP_PORT))
+    .option('--validity <seconds>', 'nextUpdate − thisUpdate in seconds', '3600')
+    .option('--log-level <level>', 'log level', 'info')
+    .action(
+      action(
+        async (opts: { dir: string; host: string; port: string; validity: string; logLevel: string }) => {
+          const port = opts.port === '0' ? 0 : positiveInt('--port', opts.port, 65535);
+          const logger = createLogger({ name: 'ocsp', level: opts.logLevel as 'info' });
+          const responder = await startOcspResponder({
+            pkiDir: opts.dir,
+            host: opts.host,
+            port,
+            logger,
+            validitySeconds: positiveInt('--validity', opts.validity),
+          });
+          console.log(`OCSP responder listening on ${responder.url}`);
+          const stop = () => void responder.close().then(() => process.exit(0));
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        },
+      ),
+    );
+
+  program
+    .command('ocsp')
+    .description('OCSP client')
+    .command('check')
+    .description('ask an OCSP responder about a certificate and verify the answer strictly')
+    .requiredOption('--cert <file>', 'certificate to check (PEM or DER)')
+    .requiredOption('--issuer <file>', 'its issuing CA certificate (PEM or DER)')
+    .option(
+      '--url <url>',
+      'responder URL, repeatable (tried in order); default: the certificate AIA',
+      collect,
+      [],
+    )
+    .option('--no-nonce', 'do not send a nonce (accept a cached response)')
+    .option('--get', 'use HTTP GET (RFC 5019) instead of POST')
+    .option('--clock-skew <seconds>', 'tolerated clock skew', '60')
+    .option('--timeout <ms>', 'request timeout', '5000')
+    .option('--json', 'print one JSON object as the last line')
+    .action(
+      action(
+        async (opts: {
+          cert: string;
+          issuer: string;
+          url: string[];
+          nonce: boolean;
+          get?: boolean;
+          clockSkew: string;
+          timeout: string;
+          json?: boolean;
+        }) => {
+          const read = (path: string) => {
+            try {
+              return readFileSync(path);
+            } catch {
+              throw new SimcredError('SIMCRED_IO', `cannot read ${path}`);
+            }
+          };
+          const result = await checkCertificateStatus({
+            certificate: read(opts.cert),
+            issuer: read(opts.issuer),
+            ...(opts.url.length > 0 ? { urls: opts.url } : {}),
+            nonce: opts.nonce,
+            method: opts.get ? 'GET' : 'POST',
+            clockSkewSeconds: Number(opts.clockSkew),
+            timeoutMs: positiveInt('--timeout', opts.timeout),
+          });
+          const out = {
+            status: result.status,
+            ...(result.revokedAt ? { revokedAt: result.revokedAt.toISOString() } : {}),
+            ...(result.reason !== undefined ? { reason: result.reason } : {}),
+            thisUpdate: result.thisUpdate.toISOString(),
+            ...(result.nextUpdate ? { nextUpdate: result.nextUpdate.toISOString() } : {}),
+            producedAt: result.producedAt.toISOString(),
+          };
+          if (opts.json) printJsonLine(out);
+          else
+            console.log(
+              `${opts.cert}: ${result.status}${out.revokedAt ? ` (revoked at ${out.revokedAt})` : ''}`,
+            );
+          if (result.status === 'revoked') {
+            throw new SimcredError('SIMCRED_OCSP_REVOKED', `certificate revoked at ${out.revokedAt ?? '?'}`);
+          }
+          if (result.status === 'unknown') {
+            throw new SimcredError('SIMCRED_OCSP_UNKNOWN', 'the responder does not know this certificate');
+          }
+        },
+      ),
+    );
+
+  bench
+    .command('ocsp')
+    .description('requests/s and p99 of our OCSP responder against `openssl ocsp` on the same PKI')
+    .option('--dir <dir>', 'PKI folder to use (default: a fresh temporary one)')
+    .option('--seconds <s>', 'duration of each run', '5')
+    .option('--connections <n>', 'concurrent connections', '16')
+    .option('--json', 'print one JSON object as the last line')
+    .action(
+      action(async (opts: { dir?: string; seconds: string; connections: string; json?: boolean }) => {
+        const result = await runOcspBench({
+          ...(opts.dir ? { pkiDir: opts.dir } : {}),
+          seconds: positiveInt('--seconds', opts.seconds, 600),
+          connections: positiveInt('--connections', opts.connections, 1000),
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+        console.log(formatBenchTable(result));
+        if (opts.json) printJsonLine(result);
+      }),
+    );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

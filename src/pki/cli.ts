@@ -1,3 +1,142 @@
 import type { Command } from 'commander';
+import { join } from 'node:path';
+import { SimcredError } from '../errors/index.js';
+import { action, positiveInt, printJsonLine } from '../cli/run.js';
+import { startProgress } from '../cli/progress.js';
+import { initPki } from './init.js';
+import { parseKeyType } from './keys.js';
+import { ISSUERS, TLS_ROLES, type CertKeyPaths } from './layout.js';
+import { DEFAULT_REGISTRATION_SERVERS, manufactureDevices, MAX_DEVICES_PER_RUN } from './manufacture.js';
+import { parseIssuer, parseReason, parseSerial, revokeCertificate, type RevokeTarget } from './revoke.js';
+import { REVOCATION_REASONS } from './store.js';
 
-export function registerPkiCommands(_program: Command): void {}
+interface JsonOption {
+  json?: boolean;
+}
+
+/** `simcred pki init|revoke` and `simcred devices manufacture`. */
+export function registerPkiCommands(program: Command): void {
+  const pki = program.command('pki').description('the demo PKI: manufacturer and operator CAs');
+
+  pki
+    .command('init')
+    .description(
+      'create the PKI folder, or fill in what is missing (existing keys and certificates are kept)',
+    )
+    .requiredOption('--dir <dir>', 'PKI folder')
+    .option('--json', 'print one JSON object naming the files as the last line')
+    .action(
+      action(async (opts: { dir: string } & JsonOption) => {
+        const result = await initPki(opts.dir);
+        const abs = (p: CertKeyPaths) => ({ cert: join(result.dir, p.cert), key: join(result.dir, p.key) });
+        const m = result.manifest.manufacturer;
+        const o = result.manifest.operator;
+        if (opts.json) {
+          printJsonLine({
+            dir: result.dir,
+            manifest: result.manifestPath,
+            manufacturerRoot: abs(m.root),
+            deviceCa: abs(m.deviceCa),
+            operatorRoot: abs(o.root),
+            operatorCa: abs(o.operatorCa),
+            packageSigner: abs(o.packageSigner),
+            ocspSigners: { 'device-ca': abs(m.deviceCaOcsp), 'operator-ca': abs(o.operatorCaOcsp) },
+            tls: Object.fromEntries(TLS_ROLES.map((role) => [role, abs(o.tls[role])])),
+            created: result.created,
+          });
+        } else {
+          console.log(
+            result.created.length === 0
+              ? `PKI in ${result.dir} is complete; nothing created`
+              : `PKI in ${result.dir}: created ${result.created.length} files (manifest ${result.manifestPath})`,
+          );
+        }
+      }),
+    );
+
+  pki
+    .command('revoke')
+    .description(
+      'revoke a device certificate (--dsim) or any certificate of an issuing CA (--serial --issuer)',
+    )
+    .requiredOption('--dir <dir>', 'PKI folder')
+    .option('--dsim <id>', 'DSIM_ID of the device to revoke')
+    .option('--serial <hex>', 'certificate serial number (hex)')
+    .option('--issuer <ca>', `issuing CA of --serial: ${ISSUERS.join(' | ')}`)
+    .option(
+      '--reason <reason>',
+      `RFC 5280 CRLReason: ${Object.keys(REVOCATION_REASONS).join(' | ')}`,
+      'unspecified',
+    )
+    .option('--json', 'print one JSON object as the last line')
+    .action(
+      action(
+        async (
+          opts: { dir: string; dsim?: string; serial?: string; issuer?: string; reason: string } & JsonOption,
+        ) => {
+          const reason = parseReason(opts.reason);
+          let target: RevokeTarget;
+          if (opts.dsim !== undefined && opts.serial === undefined && opts.issuer === undefined) {
+            target = { dsimId: opts.dsim };
+          } else if (opts.dsim === undefined && opts.serial !== undefined && opts.issuer !== undefined) {
+            target = { serialHex: parseSerial(opts.serial), issuer: parseIssuer(opts.issuer) };
+          } else {
+            throw new SimcredError(
+              'SIMCRED_CLI_ARGUMENT',
+              'give either --dsim ID or both --serial HEX and --issuer CA',
+            );
+          }
+          const result = await revokeCertificate(opts.dir, target, reason);
+          if (opts.json) printJsonLine(result);
+          else
+            console.log(
+              `revoked ${result.dsimId ? `device ${result.dsimId} (` : ''}${result.issuer} serial ${result.serial}` +
+                `${result.dsimId ? ')' : ''}: ${result.reason} at ${result.revokedAt}`,
+            );
+        },
+      ),
+    );
+
+  const devices = program.command('devices').description('the device factory');
+  devices
+    .command('manufacture')
+    .description('make N new devices: DSIM_ID, key, certificate, preliminary credentials, factory image')
+    .requiredOption('--dir <dir>', 'PKI folder (made by `simcred pki init`)')
+    .requiredOption('--count <n>', 'number of devices')
+    .option('--key <type>', 'device key type: ec (P-256) | rsa (2048)', 'ec')
+    .option(
+      '--registration-server <url>',
+      `registration server burnt into the devices, round-robin; repeatable (default ${DEFAULT_REGISTRATION_SERVERS.join(', ')})`,
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--json', 'print one JSON object naming the files as the last line')
+    .action(
+      action(
+        async (
+          opts: { dir: string; count: string; key: string; registrationServer?: string[] } & JsonOption,
+        ) => {
+          const count = positiveInt('--count', opts.count, MAX_DEVICES_PER_RUN);
+          const keyType = parseKeyType(opts.key);
+          const progress = startProgress('manufacturing', count);
+          let result;
+          try {
+            result = await manufactureDevices({
+              dir: opts.dir,
+              count,
+              keyType,
+              registrationServers: opts.registrationServer,
+              onProgress: (n) => progress.increment(n),
+            });
+          } finally {
+            progress.stop();
+          }
+          if (opts.json) printJsonLine(result);
+          else
+            console.log(
+              `manufactured ${result.count} ${keyType.toUpperCase()} devices in ${result.elapsedMs} ms ` +
+                `(${Math.round((result.count * 1000) / Math.max(result.elapsedMs, 1))}/s) under ${join(result.dir, 'devices')}`,
+            );
+        },
+      ),
+    );
+}

@@ -8,6 +8,9 @@ export const PKI_MANIFEST_FILE = 'pki.json';
 export const CA_DATABASE_FILE = 'ca.db';
 export const DEVICES_DIR = 'devices';
 
+/** DSIM_ID: "DSIM" + 16 upper-case hex digits (8 random bytes). */
+export const DSIM_ID_PATTERN = /^DSIM[0-9A-F]{16}$/;
+
 /** The roles that get a server TLS certificate (SAN 127.0.0.1 / localhost). */
 export const TLS_ROLES = [
   'credentialing',

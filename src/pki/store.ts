@@ -122,7 +122,11 @@ export class CaStore {
     );
   }
 
-  async recordIssued(certs: IssuedCertificate[]): Promise<void> {
+  /** With ignoreDuplicates, re-recording a certificate already on file is a no-op (idempotent init). */
+  async recordIssued(
+    certs: IssuedCertificate[],
+    options: { ignoreDuplicates?: boolean } = {},
+  ): Promise<void> {
     if (certs.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
       // SQLite limits bound parameters per statement; 500 rows × 6 columns stays under it.
@@ -138,6 +142,11 @@ export class CaStore {
               not_after: c.notAfter.toISOString(),
               cert_path: c.certPath,
             })),
+          )
+          .$call((q) =>
+            options.ignoreDuplicates
+              ? q.onConflict((oc) => oc.columns(['issuer', 'serial_hex']).doNothing())
+              : q,
           )
           .execute();
       }
@@ -181,6 +190,31 @@ export class CaStore {
           registrationServer: row.registration_server,
         }
       : undefined;
+  }
+
+  /** Which of these DSIM_IDs are already taken (the factory draws random IDs and must not repeat one). */
+  async knownDsimIds(dsimIds: string[]): Promise<Set<string>> {
+    const known = new Set<string>();
+    for (let i = 0; i < dsimIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('devices')
+        .select('dsim_id')
+        .where('dsim_id', 'in', dsimIds.slice(i, i + 500))
+        .execute();
+      for (const row of rows) known.add(row.dsim_id);
+    }
+    return known;
+  }
+
+  /** Every manufactured device, in manufacture order (the demo picks its fleet from these). */
+  async listDevices(): Promise<{ dsimId: string; registrationServer: string }[]> {
+    const rows = await this.db
+      .selectFrom('devices')
+      .select(['dsim_id', 'registration_server'])
+      .orderBy('created_at')
+      .orderBy('dsim_id')
+      .execute();
+    return rows.map((r) => ({ dsimId: r.dsim_id, registrationServer: r.registration_server }));
   }
 
   async countDevices(): Promise<number> {

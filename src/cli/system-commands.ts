@@ -1,0 +1,219 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { loadConfig, type SimcredConfig } from '../config/index.js';
+import { SimcredError } from '../errors/index.js';
+import { loadTlsIdentity } from '../http/index.js';
+import { createLogger } from '../log/logger.js';
+import { OperatorClient } from '../portal/operator-client.js';
+import { runDemo, type DemoSummary } from '../system/demo.js';
+import { SERVABLE_ROLES, startRole, type ServableRole } from '../system/roles.js';
+import { startSystem } from '../system/start.js';
+import { configuredUrls } from '../system/wiring.js';
+import { startProgress, type Progress } from './progress.js';
+import { action, positiveInt, printJsonLine } from './run.js';
+
+interface CommonOptions {
+  dir?: string;
+  config?: string;
+}
+
+function commonConfig(options: CommonOptions): SimcredConfig {
+  return loadConfig({
+    file: options.config,
+    env: process.env,
+    overrides: options.dir ? { dataDir: options.dir } : {},
+  });
+}
+
+/** Stops cleanly on Ctrl-C / SIGTERM. */
+function untilSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void close().then(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+export function registerSystemCommands(program: Command, serve: Command): void {
+  const withCommon = (command: Command) =>
+    command
+      .option('--dir <DATA>', 'data folder (SQLite files, demo PKI)')
+      .option('--config <FILE>', 'JSON config file (SIMCRED_* environment variables override it)');
+
+  withCommon(
+    program.command('up').description('start every role on loopback (embedded default); Ctrl-C stops'),
+  ).action(
+    action(async (options: CommonOptions) => {
+      const config = commonConfig(options);
+      const logger = createLogger({ name: 'simcred', level: config.log.level });
+      const system = await startSystem(config, logger);
+      const rows: [string, string][] = [
+        ['credentialing', system.urls.credentialing],
+        ...system.urls.registration.map((url, i): [string, string] => [`registration-${i + 1}`, url]),
+        ...system.urls.provisioning.map((url, i): [string, string] => [`provisioning-${i + 1}`, url]),
+        ['hss', system.urls.hss],
+        ['ocsp', system.urls.ocsp],
+      ];
+      process.stdout.write(`simcred up — data in ${config.dataDir}\n`);
+      for (const [role, url] of rows) process.stdout.write(`  ${role.padEnd(16)} ${url}\n`);
+      process.stdout.write('Ctrl-C stops every role.\n');
+      await untilSignal(() => system.close());
+    }),
+  );
+
+  withCommon(
+    program
+      .command('demo')
+      .description('drive a fleet of simulated devices through steps 0–12 and print a summary')
+      .requiredOption('--devices <N>', 'number of devices')
+      .option('--concurrency <C>', 'devices onboarding at once', '32')
+      .option('--json', 'print one JSON line last'),
+  ).action(
+    action(async (options: CommonOptions & { devices: string; concurrency: string; json?: boolean }) => {
+      const devices = positiveInt('--devices', options.devices, 10_000_000);
+      const concurrency = positiveInt('--concurrency', options.concurrency, 4096);
+      const config = commonConfig(options);
+      const logger = createLogger({
+        name: 'simcred',
+        level: config.log.level === 'info' ? 'warn' : config.log.level,
+      });
+      let progress: Progress | undefined;
+      const summary = await runDemo(config, {
+        devices,
+        concurrency,
+        logger,
+        onPhase: (phase, total) => {
+          progress?.stop();
+          progress = startProgress(phase, total);
+        },
+        onProgress: (_phase, done) => progress?.update(done),
+      });
+      progress?.stop();
+      process.stdout.write(formatDemoSummary(summary));
+      if (options.json) printJsonLine(summary);
+      if (summary.failed > 0) process.exitCode = 1;
+    }),
+  );
+
+  for (const role of SERVABLE_ROLES) {
+    withCommon(
+      serve
+        .command(role)
+        .description(`run the ${role} server alone (peers at the configured URLs)`)
+        .option('--instance <N>', 'which of several registration/provisioning servers (1-based)', '1'),
+    ).action(
+      action(async (options: CommonOptions & { instance: string }) => {
+        const config = commonConfig(options);
+        const logger = createLogger({ name: role, level: config.log.level });
+        const server = await startRole(
+          config,
+          role as ServableRole,
+          positiveInt('--instance', options.instance, 64),
+          logger,
+        );
+        process.stdout.write(`${role} listening on ${server.url}\n`);
+        await untilSignal(() => server.close());
+      }),
+    );
+  }
+
+  const operator = program
+    .command('operator')
+    .description("the operator's API: register, inspect, revoke devices");
+  withCommon(
+    operator
+      .command('register')
+      .description(
+        'register devices from an NDJSON file of {"dsimId","registrationServer"} lines (- for stdin)',
+      )
+      .requiredOption('--file <FILE>', 'NDJSON device list')
+      .option('--json', 'print one JSON line last'),
+  ).action(
+    action(async (options: CommonOptions & { file: string; json?: boolean }) => {
+      const config = commonConfig(options);
+      const text = readFileSync(options.file === '-' ? 0 : options.file, 'utf8');
+      const devices = text
+        .split('\n')
+        .filter((line) => line.trim())
+        .map((line, i) => {
+          try {
+            return JSON.parse(line) as { dsimId: string; registrationServer: string };
+          } catch {
+            throw new SimcredError('SIMCRED_CLI_ARGUMENT', `${options.file} line ${i + 1} is not JSON`);
+          }
+        });
+      const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
+      const progress = startProgress('register', devices.length);
+      try {
+        const summary = await client.registerDevices(configuredUrls(config).credentialing, devices, (n) =>
+          progress.update(n),
+        );
+        progress.stop();
+        if (options.json) printJsonLine(summary);
+        else
+          process.stdout.write(
+            `registered ${summary.registered}, unchanged ${summary.unchanged}, rejected ${summary.rejected.length}\n`,
+          );
+      } finally {
+        progress.stop();
+        await client.close();
+      }
+    }),
+  );
+  withCommon(
+    operator.command('state').description("a device's state and audit trail").argument('<DSIM_ID>'),
+  ).action(
+    action(async (dsimId: string, options: CommonOptions) => {
+      const config = commonConfig(options);
+      const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
+      try {
+        printJsonLine(await client.deviceState(configuredUrls(config).credentialing, dsimId));
+      } finally {
+        await client.close();
+      }
+    }),
+  );
+  withCommon(
+    operator
+      .command('revoke')
+      .description('revoke a registration before delivery')
+      .argument('<DSIM_ID>')
+      .option('--reason <TEXT>'),
+  ).action(
+    action(async (dsimId: string, options: CommonOptions & { reason?: string }) => {
+      const config = commonConfig(options);
+      const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
+      try {
+        printJsonLine(await client.revoke(configuredUrls(config).credentialing, dsimId, options.reason));
+      } finally {
+        await client.close();
+      }
+    }),
+  );
+}
+
+/** The demo's summary table (counts from the modules and the HSS; latency per device step). */
+export function formatDemoSummary(s: DemoSummary): string {
+  const ms = (v: number) => v.toFixed(1).padStart(9);
+  const lines = [
+    '',
+    `simcred demo — ${s.devices} devices (${s.system} system${s.manufactured ? `, ${s.manufactured} manufactured` : ''})`,
+    `  registered ${s.registration.registered} in ${s.registration.elapsedMs} ms` +
+      (s.registration.rejected ? `, ${s.registration.rejected} rejected` : ''),
+    `  provisioned ${s.provisioned}, failed ${s.failed}, distinct IMSIs ${s.distinctImsis}, HSS subscribers ${s.hssSubscribers}`,
+    `  ${s.perSecond} onboardings/s, ${(s.elapsedMs / 1000).toFixed(1)} s in all`,
+    '',
+    `  ${'step'.padEnd(10)}${'count'.padStart(8)}${'p50 ms'.padStart(10)}${'p95 ms'.padStart(10)}${'p99 ms'.padStart(10)}`,
+    ...s.steps.map(
+      (r) => `  ${r.step.padEnd(10)}${String(r.count).padStart(8)} ${ms(r.p50)} ${ms(r.p95)} ${ms(r.p99)}`,
+    ),
+  ];
+  if (Object.keys(s.failures).length > 0) {
+    lines.push('', '  failures:', ...Object.entries(s.failures).map(([code, n]) => `    ${code}: ${n}`));
+  }
+  return `${lines.join('\n')}\n\n`;
+}

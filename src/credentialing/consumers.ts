@@ -1,0 +1,36 @@
+import type { PeerClient } from '../http/index.js';
+import { issueCredentials } from '../protocol/hss.js';
+import { referral } from '../protocol/provisioning.js';
+import {
+  pushRegistrations,
+  withdrawRegistrations,
+  type RegistrationRecord,
+} from '../protocol/registration.js';
+import type { BodyOf, ResponseOf } from '../protocol/route.js';
+
+/** The credentialing server's clients of its peers, all over mutual TLS (one shared connection pool). */
+export class CredentialingConsumers {
+  constructor(private readonly client: PeerClient) {}
+
+  /** Step 0b. */
+  pushRegistrations(registrationServer: string, registrations: RegistrationRecord[]): Promise<unknown> {
+    return this.client.call(registrationServer, pushRegistrations, { body: { registrations } });
+  }
+
+  withdrawRegistrations(registrationServer: string, dsimIds: string[]): Promise<unknown> {
+    return this.client.call(registrationServer, withdrawRegistrations, { body: { dsimIds } });
+  }
+
+  /** Step 5. */
+  issueCredentials(
+    hssUrl: string,
+    body: BodyOf<typeof issueCredentials>,
+  ): Promise<ResponseOf<typeof issueCredentials>> {
+    return this.client.call(hssUrl, issueCredentials, { body });
+  }
+
+  /** Step 6, to the provisioning server. */
+  refer(provisioningUrl: string, body: BodyOf<typeof referral>): Promise<unknown> {
+    return this.client.call(provisioningUrl, referral, { body });
+  }
+}

@@ -1,0 +1,145 @@
+import { X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import { randomToken, sameToken, tokenDigest } from '../crypto/digest.js';
+import { fromBase64url, verifyReceipt } from '../crypto/index.js';
+import { SimcredError } from '../errors/index.js';
+import type { BodyOf, ResponseOf } from '../protocol/route.js';
+import type { fetchPackage, proveSession, submitReceipt } from '../protocol/credentialing.js';
+import type { AuthenticatedDevice } from './authentication-subsystem.js';
+import type { CredentialingConsumers } from './consumers.js';
+import type { CredentialingStore } from './store.js';
+
+export interface CredentialingSubsystemOptions {
+  store: CredentialingStore;
+  consumers: CredentialingConsumers;
+  hssUrl: string;
+  chooseProvisioningServer(dsimId: string): string;
+  /** This server's URL (the route given to devices and provisioning servers). */
+  credentialingUrl(): string;
+  /** How long a delivery ticket stays good. */
+  ticketTtlSeconds: number;
+  log: Logger;
+}
+
+/**
+ * DESIGN §2 steps 5–6, 8–9 and 12, the credentialing subsystem (24): the package from the HSS, the
+ * referral with a one-time ticket, the hand-over of the still-encrypted package, and the receipt.
+ */
+export class CredentialingSubsystem {
+  constructor(private readonly options: CredentialingSubsystemOptions) {}
+
+  /**
+   * Steps 5–6. The HSS is idempotent per DSIM_ID and the referral replaces any older one, so a retry
+   * after any failure here ends with the same IMSI and exactly one live ticket.
+   */
+  async issueAndRefer(
+    device: AuthenticatedDevice,
+    now = new Date(),
+  ): Promise<ResponseOf<typeof proveSession>> {
+    const { store, consumers } = this.options;
+    const { registration, certificate } = device;
+    const deviceCertificate = Buffer.from(certificate.rawData).toString('base64');
+    const issued = await consumers.issueCredentials(this.options.hssUrl, {
+      dsimId: registration.dsimId,
+      deviceCertificate,
+      deviceNonce: registration.deviceNonce!,
+    });
+    const provisioningServer = this.options.chooseProvisioningServer(registration.dsimId);
+    const ticket = randomToken(32);
+    const ticketExpiresAt = new Date(now.getTime() + this.options.ticketTtlSeconds * 1000);
+    // The referral goes out before the state moves: a failed referral leaves nothing to undo but the session.
+    await consumers.refer(provisioningServer, {
+      dsimId: registration.dsimId,
+      ticketDigest: tokenDigest(ticket),
+      credentialingUrl: this.options.credentialingUrl(),
+      expiresAt: ticketExpiresAt.toISOString(),
+    });
+    const referred = await store.markReferred(
+      registration.dsimId,
+      registration.sessionId!,
+      {
+        deviceCertificate,
+        provisioningServer,
+        ticketDigest: tokenDigest(ticket),
+        ticketExpiresAt,
+        imsi: issued.imsi,
+        packageId: issued.packageId,
+        package: issued.package,
+      },
+      now,
+    );
+    if (!referred) {
+      // Revoked (or superseded) while the HSS was working: the package is never handed out.
+      throw new SimcredError('SIMCRED_REGISTRATION_REVOKED', 'the registration changed during the session');
+    }
+    await store.audit(registration.dsimId, 'referred', provisioningServer, now);
+    return {
+      status: 'credentials-ready',
+      provisioningUrl: provisioningServer,
+      ticket,
+      expiresAt: ticketExpiresAt.toISOString(),
+    };
+  }
+
+  /**
+   * Steps 8–9: the referred provisioning server presents the device's ticket. The first fetch marks
+   * the registration used; a repeat by the provisioning server (it crashed before handing the package
+   * on) gets the same opaque package until the device's receipt closes the record.
+   */
+  async handOver(
+    body: BodyOf<typeof fetchPackage>,
+    now = new Date(),
+  ): Promise<ResponseOf<typeof fetchPackage>> {
+    const { store } = this.options;
+    const registration = await store.find(body.dsimId);
+    if (!registration) throw new SimcredError('SIMCRED_TICKET_INVALID', 'ticket not valid');
+    if (registration.state === 'revoked')
+      throw new SimcredError('SIMCRED_REGISTRATION_REVOKED', 'registration revoked');
+    if (registration.state === 'completed')
+      throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration used');
+    if (
+      (registration.state !== 'referred' && registration.state !== 'delivered') ||
+      !registration.ticketDigest ||
+      !registration.package ||
+      !registration.ticketExpiresAt ||
+      registration.ticketExpiresAt <= now ||
+      !sameToken(tokenDigest(body.ticket), registration.ticketDigest)
+    ) {
+      throw new SimcredError('SIMCRED_TICKET_INVALID', 'ticket not valid');
+    }
+    if (registration.state === 'referred') {
+      if (!(await store.markDelivered(body.dsimId, now))) {
+        throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration changed meanwhile');
+      }
+      await store.audit(body.dsimId, 'delivered', registration.provisioningServer, now);
+    }
+    return { package: registration.package };
+  }
+
+  /** Step 12: a receipt signed by the device key, naming the delivered package, closes the record. */
+  async acceptReceipt(
+    body: BodyOf<typeof submitReceipt>,
+    now = new Date(),
+  ): Promise<ResponseOf<typeof submitReceipt>> {
+    const { store } = this.options;
+    const registration = await store.find(body.dsimId);
+    if (!registration)
+      throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
+    if (registration.state === 'completed') return { dsimId: body.dsimId, state: 'completed' };
+    if (registration.state !== 'delivered' || !registration.deviceCertificate || !registration.packageId) {
+      throw new SimcredError('SIMCRED_RECEIPT_INVALID', 'no delivered package awaits a receipt');
+    }
+    await verifyReceipt(
+      body.receipt,
+      new X509Certificate(Buffer.from(registration.deviceCertificate, 'base64')),
+      {
+        dsimId: registration.dsimId,
+        packageId: registration.packageId,
+        deviceNonce: fromBase64url(registration.deviceNonce!, 'deviceNonce'),
+      },
+    );
+    await store.markCompleted(body.dsimId, now);
+    await store.audit(body.dsimId, 'completed', registration.imsi, now);
+    return { dsimId: body.dsimId, state: 'completed' };
+  }
+}

@@ -1,0 +1,135 @@
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { SimcredError, isSimcredError } from '../errors/index.js';
+import type { BodyOf, ResponseOf } from '../protocol/route.js';
+import type {
+  deviceState,
+  openSession,
+  proveSession,
+  revokeRegistration,
+} from '../protocol/credentialing.js';
+import type { AuthenticationSubsystem } from './authentication-subsystem.js';
+import type { CredentialingConsumers } from './consumers.js';
+import type { CredentialingSubsystem } from './credentialing-subsystem.js';
+import type { RegistrationSubsystem } from './registration-subsystem.js';
+import type { CredentialingStore } from './store.js';
+
+/**
+ * The credentialing server's work, knowing nothing of HTTP: its three subsystems in order, the
+ * operator's view and revocation, and the rule that a failed step leaves no half-done state.
+ */
+export class CredentialingProcessor {
+  constructor(
+    readonly registration: RegistrationSubsystem,
+    readonly authentication: AuthenticationSubsystem,
+    readonly credentialing: CredentialingSubsystem,
+    private readonly store: CredentialingStore,
+    private readonly consumers: CredentialingConsumers,
+    private readonly log: Logger,
+  ) {}
+
+  /** Steps 0a–0b: an NDJSON body in, NDJSON progress out. */
+  registerDevices(body: AsyncIterable<Buffer | string>): Readable {
+    const lines = this.registration.registerStream(body);
+    return Readable.from(
+      (async function* () {
+        for await (const line of lines) yield `${JSON.stringify(line)}\n`;
+      })(),
+    );
+  }
+
+  openSession(body: BodyOf<typeof openSession>): Promise<ResponseOf<typeof openSession>> {
+    return this.authentication.openSession(body).catch(async (err: unknown) => {
+      await this.auditFailure(body.dsimId, 'session-refused', err);
+      throw err;
+    });
+  }
+
+  /**
+   * Steps 4–6. Any failure ends the session: the device starts over at step 3 with a fresh nonce,
+   * and the HSS's idempotency makes the retry land on the same subscriber.
+   */
+  async proveSession(
+    sessionId: string,
+    body: BodyOf<typeof proveSession>,
+  ): Promise<ResponseOf<typeof proveSession>> {
+    const device = await this.authentication.authenticate(sessionId, body).catch(async (err: unknown) => {
+      const registration = await this.store.findBySession(sessionId);
+      if (registration) {
+        await this.store.undoSession(registration.dsimId, sessionId, new Date());
+        await this.auditFailure(registration.dsimId, 'authentication-failed', err);
+      }
+      throw err;
+    });
+    await this.store.audit(device.registration.dsimId, 'authenticated');
+    try {
+      return await this.credentialing.issueAndRefer(device);
+    } catch (err) {
+      await this.store.undoSession(device.registration.dsimId, sessionId, new Date());
+      await this.auditFailure(device.registration.dsimId, 'credentialing-failed', err);
+      throw dependencyError(err);
+    }
+  }
+
+  async deviceState(dsimId: string): Promise<ResponseOf<typeof deviceState>> {
+    const registration = await this.store.find(dsimId);
+    if (!registration)
+      throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
+    const audit = await this.store.auditTrail(dsimId);
+    const expired = registration.state === 'registered' && registration.expiresAt <= new Date();
+    return {
+      dsimId,
+      state: expired ? 'expired' : registration.state,
+      registrationServer: registration.registrationServer,
+      expiresAt: registration.expiresAt.toISOString(),
+      provisioningServer: registration.provisioningServer,
+      imsi: registration.imsi,
+      audit: audit.map((e) => ({ at: e.at.toISOString(), event: e.event, detail: e.detail })),
+    };
+  }
+
+  async revoke(
+    dsimId: string,
+    body: BodyOf<typeof revokeRegistration>,
+  ): Promise<ResponseOf<typeof revokeRegistration>> {
+    const registration = await this.store.find(dsimId);
+    if (!registration)
+      throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
+    if (registration.state === 'revoked') return { dsimId, state: 'revoked' };
+    if (!(await this.store.revoke(dsimId, new Date()))) {
+      throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the credentials were already delivered');
+    }
+    await this.store.audit(dsimId, 'revoked', body.reason ?? null);
+    // The registration server forgets the device too; if it is down, the revoked state still refuses the device.
+    await this.consumers
+      .withdrawRegistrations(registration.registrationServer, [dsimId])
+      .catch((err: unknown) => {
+        this.log.warn(
+          { dsimId, code: isSimcredError(err) ? err.code : 'unknown' },
+          'withdraw at registration server failed',
+        );
+      });
+    return { dsimId, state: 'revoked' };
+  }
+
+  private async auditFailure(dsimId: string, event: string, err: unknown): Promise<void> {
+    const code = isSimcredError(err) ? err.code : 'SIMCRED_INTERNAL';
+    if (!isSimcredError(err)) this.log.error({ err, dsimId }, event);
+    await this.store.audit(dsimId, event, code).catch(() => undefined);
+  }
+}
+
+/** A peer's 4xx surprise (our request was refused) is still our dependency failing: retryable 503 for the device. */
+function dependencyError(err: unknown): unknown {
+  if (!isSimcredError(err)) return err;
+  if (err.code === 'SIMCRED_REGISTRATION_REVOKED' || err.code === 'SIMCRED_DEPENDENCY_UNAVAILABLE')
+    return err;
+  if (err.code === 'SIMCRED_IMSI_EXHAUSTED' || err.code === 'SIMCRED_DEVICE_KEY_MISMATCH') return err;
+  return new SimcredError(
+    'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    `a dependency refused the request (${err.code})`,
+    {
+      retryAfter: err.retryAfter ?? 2,
+    },
+  );
+}

@@ -1,0 +1,139 @@
+import type { Logger } from 'pino';
+import { randomToken } from '../crypto/digest.js';
+import { SimcredError, isSimcredError } from '../errors/index.js';
+import { chunked, ndjsonLines, parse } from '../http/index.js';
+import { DeviceToRegister, type RegistrationSummary } from '../protocol/credentialing.js';
+import type { RegistrationRecord } from '../protocol/registration.js';
+import type { z } from 'zod';
+import type { CredentialingConsumers } from './consumers.js';
+import type { CredentialingStore, Registration } from './store.js';
+
+/** Devices handled per database transaction and per push to a registration server. */
+export const REGISTRATION_CHUNK = 1000;
+
+type Summary = z.infer<typeof RegistrationSummary>;
+export type RegistrationProgress =
+  { progress: number } | (Summary & { error: { code: string; message: string } | null });
+
+export interface RegistrationSubsystemOptions {
+  store: CredentialingStore;
+  consumers: CredentialingConsumers;
+  /** This credentialing server's URL, the route devices get from their registration server. */
+  /** This server's URL (the route given to devices and provisioning servers). */
+  credentialingUrl(): string;
+  ttlSeconds: number;
+  log: Logger;
+}
+
+/**
+ * DESIGN §2 step 0b, the registration subsystem (12): per device a fresh 32-byte registration nonce,
+ * an expiry and the route to this server, stored first (not yet pushed), then pushed to the device's
+ * registration server, then marked pushed. A batch re-run repairs any push a crash or an outage
+ * interrupted: live registrations that were never pushed are pushed again with their nonce.
+ */
+export class RegistrationSubsystem {
+  constructor(private readonly options: RegistrationSubsystemOptions) {}
+
+  /**
+   * Registers an NDJSON stream of devices, yielding a progress line per chunk and the summary last.
+   * A registration server that is down stops the batch with the summary so far and the error.
+   */
+  async *registerStream(body: AsyncIterable<Buffer | string>): AsyncGenerator<RegistrationProgress> {
+    const started = Date.now();
+    const summary: Summary = { registered: 0, unchanged: 0, rejected: [], elapsedMs: 0 };
+    let error: { code: string; message: string } | null = null;
+    let seen = 0;
+    try {
+      for await (const lines of chunked(ndjsonLines(body), REGISTRATION_CHUNK)) {
+        const devices: { lineNumber: number; device: z.infer<typeof DeviceToRegister> }[] = [];
+        for (const { lineNumber, text } of lines) {
+          try {
+            devices.push({
+              lineNumber,
+              device: parse(DeviceToRegister, JSON.parse(text), `line ${lineNumber}`),
+            });
+          } catch (err) {
+            const e = isSimcredError(err)
+              ? err
+              : new SimcredError('SIMCRED_BAD_REQUEST', `line ${lineNumber}: not JSON`);
+            if (summary.rejected.length < 1000)
+              summary.rejected.push({ line: lineNumber, code: e.code, message: e.message });
+          }
+        }
+        const counts = await this.registerChunk(devices, summary);
+        summary.registered += counts.registered;
+        summary.unchanged += counts.unchanged;
+        seen += lines.length;
+        yield { progress: seen };
+      }
+    } catch (err) {
+      const e = isSimcredError(err)
+        ? err
+        : new SimcredError('SIMCRED_INTERNAL', 'registration failed', { cause: err });
+      if (e.code === 'SIMCRED_INTERNAL') this.options.log.error({ err }, 'registration batch failed');
+      error = { code: e.code, message: e.code === 'SIMCRED_INTERNAL' ? 'internal error' : e.message };
+    }
+    summary.elapsedMs = Date.now() - started;
+    yield { ...summary, error };
+  }
+
+  private async registerChunk(
+    devices: { lineNumber: number; device: z.infer<typeof DeviceToRegister> }[],
+    summary: Summary,
+  ): Promise<{ registered: number; unchanged: number }> {
+    const { store, ttlSeconds } = this.options;
+    const credentialingUrl = this.options.credentialingUrl();
+    const now = new Date();
+    const existing = await store.findMany(devices.map((d) => d.device.dsimId));
+    const fresh: {
+      dsimId: string;
+      registrationNonce: string;
+      registrationServer: string;
+      expiresAt: Date;
+    }[] = [];
+    const toPush: Registration[] = [];
+    let unchanged = 0;
+    for (const { lineNumber, device } of devices) {
+      const current = existing.get(device.dsimId);
+      const live = current && current.expiresAt > now;
+      if (current && (current.state === 'delivered' || current.state === 'completed')) {
+        summary.rejected.push({
+          line: lineNumber,
+          code: 'SIMCRED_REGISTRATION_USED',
+          message: `${device.dsimId} already received its credentials`,
+        });
+      } else if (current && live && current.state !== 'revoked' && current.state !== 'expired') {
+        // A live registration keeps its nonce; only a push that never happened is redone.
+        if (!current.pushed) toPush.push(current);
+        else unchanged++;
+      } else {
+        fresh.push({
+          dsimId: device.dsimId,
+          registrationNonce: randomToken(32),
+          registrationServer: device.registrationServer,
+          expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
+        });
+      }
+    }
+    await store.saveRegistrations(fresh, now);
+    const records = [...fresh, ...toPush];
+    const byServer = new Map<string, RegistrationRecord[]>();
+    for (const r of records) {
+      const list = byServer.get(r.registrationServer) ?? [];
+      list.push({
+        dsimId: r.dsimId,
+        registrationNonce: r.registrationNonce,
+        credentialingUrl,
+        expiresAt: r.expiresAt.toISOString(),
+      });
+      byServer.set(r.registrationServer, list);
+    }
+    await Promise.all(
+      [...byServer].map(async ([server, list]) => {
+        await this.options.consumers.pushRegistrations(server, list);
+        await store.markPushed(list.map((r) => r.dsimId));
+      }),
+    );
+    return { registered: records.length, unchanged };
+  }
+}

@@ -1,0 +1,100 @@
+import type * as x509 from '../crypto/x509.js';
+import type { Logger } from 'pino';
+import {
+  PeerClient,
+  clientTls,
+  startRoleServer,
+  type RunningServer,
+  type TlsIdentity,
+} from '../http/index.js';
+import type { DatabaseConfig } from '../storage/index.js';
+import { mountCredentialingApi } from './api.js';
+import type { CertificateStatusChecker } from '../ocsp/checker.js';
+import { AuthenticationSubsystem } from './authentication-subsystem.js';
+import { CredentialingConsumers } from './consumers.js';
+import { CredentialingSubsystem } from './credentialing-subsystem.js';
+import { CredentialingProcessor } from './processor.js';
+import { provisioningChooser, type ProvisioningPolicy } from './provisioning-policy.js';
+import { RegistrationSubsystem } from './registration-subsystem.js';
+import { CredentialingStore } from './store.js';
+
+export interface CredentialingServerOptions {
+  host: string;
+  port: number;
+  /** The URL devices and peers reach this server at (defaults to the listening address). */
+  publicUrl?: string;
+  database: DatabaseConfig;
+  tls: TlsIdentity;
+  logger: Logger;
+  manufacturerRoots: x509.X509Certificate[];
+  ocsp: CertificateStatusChecker;
+  hssUrl: string;
+  provisioningServers: string[];
+  provisioningPolicy?: ProvisioningPolicy;
+  registrationTtlSeconds: number;
+  sessionTtlSeconds?: number;
+  ticketTtlSeconds?: number;
+}
+
+/**
+ * Starts the credentialing server (role 10) with its registration (12), authentication (18) and
+ * credentialing (24) subsystems.
+ *
+ * @example
+ *   const server = await startCredentialingServer({ host, port: 7401, database, tls, logger,
+ *     manufacturerRoots, ocsp, hssUrl, provisioningServers: [p1, p2], registrationTtlSeconds: 86400 });
+ */
+export async function startCredentialingServer(options: CredentialingServerOptions): Promise<RunningServer> {
+  const store = await CredentialingStore.open(options.database);
+  const client = new PeerClient({ tls: clientTls(options.tls) });
+  const consumers = new CredentialingConsumers(client);
+  // Known only once listening when the port is 0 (tests): the subsystems read it when they need it.
+  let url = options.publicUrl ?? '';
+  const credentialingUrl = () => url;
+  const log = options.logger;
+  const processor = new CredentialingProcessor(
+    new RegistrationSubsystem({
+      store,
+      consumers,
+      credentialingUrl,
+      ttlSeconds: options.registrationTtlSeconds,
+      log,
+    }),
+    new AuthenticationSubsystem({
+      store,
+      manufacturerRoots: options.manufacturerRoots,
+      ocsp: options.ocsp,
+      sessionTtlSeconds: options.sessionTtlSeconds ?? 120,
+      log,
+    }),
+    new CredentialingSubsystem({
+      store,
+      consumers,
+      hssUrl: options.hssUrl,
+      chooseProvisioningServer: provisioningChooser(
+        options.provisioningServers,
+        options.provisioningPolicy ?? 'hash',
+      ),
+      credentialingUrl,
+      ticketTtlSeconds: options.ticketTtlSeconds ?? 600,
+      log,
+    }),
+    store,
+    consumers,
+    log,
+  );
+  const server = await startRoleServer({
+    role: 'credentialing',
+    host: options.host,
+    port: options.port,
+    logger: log,
+    tls: options.tls,
+    mount: (app) => mountCredentialingApi(app, processor),
+    release: async () => {
+      await client.close();
+      await store.close();
+    },
+  });
+  url ||= server.url;
+  return server;
+}

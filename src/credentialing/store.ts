@@ -1,0 +1,420 @@
+import { sql, type Generated, type Kysely } from 'kysely';
+import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+
+/**
+ * The credentialing server's records, one row per device. Every state change is a conditional update
+ * (`… WHERE state = expected`), so retries, replays, concurrent requests and several server instances
+ * sharing one database can never move a device twice (DESIGN §4.2).
+ *
+ *   registered → authenticating → referred → delivered → completed
+ *        ↑______________|   (dependency down: session undone)
+ *   any state before delivered → revoked;  registered past its expiry → expired
+ */
+export type RegistrationStateName =
+  'registered' | 'authenticating' | 'referred' | 'delivered' | 'completed' | 'revoked' | 'expired';
+
+interface CredentialingTables {
+  registrations: {
+    dsim_id: string;
+    registration_nonce: string;
+    registration_server: string;
+    state: RegistrationStateName;
+    expires_at: string;
+    pushed: number;
+    session_id: string | null;
+    device_nonce: string | null;
+    session_nonce: string | null;
+    challenge: string | null;
+    session_expires_at: string | null;
+    device_certificate: string | null;
+    provisioning_server: string | null;
+    ticket_digest: string | null;
+    ticket_expires_at: string | null;
+    imsi: string | null;
+    package_id: string | null;
+    package: string | null;
+    updated_at: string;
+  };
+  audit_events: {
+    id: Generated<number>;
+    dsim_id: string;
+    at: string;
+    event: string;
+    detail: string | null;
+  };
+}
+
+const migrations: Migrations = {
+  '0001_registrations': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('registrations')
+        .addColumn('dsim_id', 'text', (c) => c.primaryKey())
+        .addColumn('registration_nonce', 'text', (c) => c.notNull())
+        .addColumn('registration_server', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('pushed', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('session_id', 'text', (c) => c.unique())
+        .addColumn('device_nonce', 'text')
+        .addColumn('session_nonce', 'text')
+        .addColumn('challenge', 'text')
+        .addColumn('session_expires_at', 'text')
+        .addColumn('device_certificate', 'text')
+        .addColumn('provisioning_server', 'text')
+        .addColumn('ticket_digest', 'text')
+        .addColumn('ticket_expires_at', 'text')
+        .addColumn('imsi', 'text')
+        .addColumn('package_id', 'text')
+        .addColumn('package', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text')
+        .execute();
+      await db.schema
+        .createIndex('audit_events_dsim')
+        .on('audit_events')
+        .columns(['dsim_id', 'id'])
+        .execute();
+    },
+  },
+};
+
+export interface Registration {
+  dsimId: string;
+  registrationNonce: string;
+  registrationServer: string;
+  state: RegistrationStateName;
+  expiresAt: Date;
+  pushed: boolean;
+  sessionId: string | null;
+  deviceNonce: string | null;
+  sessionNonce: string | null;
+  challenge: string | null;
+  sessionExpiresAt: Date | null;
+  deviceCertificate: string | null;
+  provisioningServer: string | null;
+  ticketDigest: string | null;
+  ticketExpiresAt: Date | null;
+  imsi: string | null;
+  packageId: string | null;
+  package: string | null;
+}
+
+export interface AuditEvent {
+  at: Date;
+  event: string;
+  detail: string | null;
+}
+
+type Row = CredentialingTables['registrations'];
+const date = (v: string | null) => (v === null ? null : new Date(v));
+
+function fromRow(row: Row): Registration {
+  return {
+    dsimId: row.dsim_id,
+    registrationNonce: row.registration_nonce,
+    registrationServer: row.registration_server,
+    state: row.state,
+    expiresAt: new Date(row.expires_at),
+    pushed: Number(row.pushed) === 1,
+    sessionId: row.session_id,
+    deviceNonce: row.device_nonce,
+    sessionNonce: row.session_nonce,
+    challenge: row.challenge,
+    sessionExpiresAt: date(row.session_expires_at),
+    deviceCertificate: row.device_certificate,
+    provisioningServer: row.provisioning_server,
+    ticketDigest: row.ticket_digest,
+    ticketExpiresAt: date(row.ticket_expires_at),
+    imsi: row.imsi,
+    packageId: row.package_id,
+    package: row.package,
+  };
+}
+
+/** Columns a session writes, cleared together when a session is undone or revoked. */
+const NO_SESSION = {
+  session_id: null,
+  device_nonce: null,
+  session_nonce: null,
+  challenge: null,
+  session_expires_at: null,
+} as const;
+
+/** @example const store = await CredentialingStore.open({ kind: 'sqlite', file: 'data/credentialing.db' }); */
+export class CredentialingStore {
+  private constructor(private readonly db: Kysely<CredentialingTables>) {}
+
+  static async open(database: DatabaseConfig): Promise<CredentialingStore> {
+    return new CredentialingStore(await openDatabase<CredentialingTables>(database, migrations));
+  }
+
+  async find(dsimId: string): Promise<Registration | undefined> {
+    const row = await this.db
+      .selectFrom('registrations')
+      .selectAll()
+      .where('dsim_id', '=', dsimId)
+      .executeTakeFirst();
+    return row ? fromRow(row) : undefined;
+  }
+
+  async findMany(dsimIds: string[]): Promise<Map<string, Registration>> {
+    const found = new Map<string, Registration>();
+    for (let i = 0; i < dsimIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('registrations')
+        .selectAll()
+        .where('dsim_id', 'in', dsimIds.slice(i, i + 500))
+        .execute();
+      for (const row of rows) found.set(row.dsim_id, fromRow(row));
+    }
+    return found;
+  }
+
+  async findBySession(sessionId: string): Promise<Registration | undefined> {
+    const row = await this.db
+      .selectFrom('registrations')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .executeTakeFirst();
+    return row ? fromRow(row) : undefined;
+  }
+
+  /**
+   * Step 0b: writes fresh registrations (insert, or replace one that expired or was revoked), not yet
+   * pushed. Rows in any other state are left alone: the caller filtered them.
+   */
+  async saveRegistrations(
+    records: { dsimId: string; registrationNonce: string; registrationServer: string; expiresAt: Date }[],
+    now: Date,
+  ): Promise<void> {
+    if (records.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < records.length; i += 100) {
+        const rows = records.slice(i, i + 100).map((r) => ({
+          dsim_id: r.dsimId,
+          registration_nonce: r.registrationNonce,
+          registration_server: r.registrationServer,
+          state: 'registered' as const,
+          expires_at: r.expiresAt.toISOString(),
+          pushed: 0,
+          updated_at: now.toISOString(),
+        }));
+        await trx
+          .insertInto('registrations')
+          .values(rows)
+          .onConflict((oc) =>
+            oc.column('dsim_id').doUpdateSet((eb) => ({
+              registration_nonce: eb.ref('excluded.registration_nonce'),
+              registration_server: eb.ref('excluded.registration_server'),
+              state: 'registered',
+              expires_at: eb.ref('excluded.expires_at'),
+              pushed: 0,
+              updated_at: eb.ref('excluded.updated_at'),
+              ...NO_SESSION,
+              device_certificate: null,
+              provisioning_server: null,
+              ticket_digest: null,
+              ticket_expires_at: null,
+              package_id: null,
+              package: null,
+            })),
+          )
+          .execute();
+        await trx
+          .insertInto('audit_events')
+          .values(
+            rows.map((r) => ({ dsim_id: r.dsim_id, at: r.updated_at, event: 'registered', detail: null })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  async markPushed(dsimIds: string[]): Promise<void> {
+    for (let i = 0; i < dsimIds.length; i += 500) {
+      await this.db
+        .updateTable('registrations')
+        .set({ pushed: 1 })
+        .where('dsim_id', 'in', dsimIds.slice(i, i + 500))
+        .execute();
+    }
+  }
+
+  /**
+   * Step 3: opens a session if the registration is live and no other session is — or the other one
+   * has expired. Returns false when another live session holds the device.
+   */
+  async openSession(
+    dsimId: string,
+    session: {
+      sessionId: string;
+      deviceNonce: string;
+      sessionNonce: string;
+      challenge: string;
+      expiresAt: Date;
+    },
+    now: Date,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('registrations')
+      .set({
+        state: 'authenticating',
+        session_id: session.sessionId,
+        device_nonce: session.deviceNonce,
+        session_nonce: session.sessionNonce,
+        challenge: session.challenge,
+        session_expires_at: session.expiresAt.toISOString(),
+        updated_at: now.toISOString(),
+      })
+      .where('dsim_id', '=', dsimId)
+      .where('expires_at', '>', now.toISOString())
+      .where((eb) =>
+        eb.or([
+          eb('state', '=', 'registered'),
+          eb.and([eb('state', '=', 'authenticating'), eb('session_expires_at', '<=', now.toISOString())]),
+        ]),
+      )
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** A session that failed on a dependency or a check is undone: the device may start over. */
+  async undoSession(dsimId: string, sessionId: string, now: Date): Promise<void> {
+    await this.db
+      .updateTable('registrations')
+      .set({ state: 'registered', ...NO_SESSION, updated_at: now.toISOString() })
+      .where('dsim_id', '=', dsimId)
+      .where('session_id', '=', sessionId)
+      .where('state', '=', 'authenticating')
+      .execute();
+  }
+
+  /** Steps 5–6 done: package held, device referred. False if the session was revoked meanwhile. */
+  async markReferred(
+    dsimId: string,
+    sessionId: string,
+    referral: {
+      deviceCertificate: string;
+      provisioningServer: string;
+      ticketDigest: string;
+      ticketExpiresAt: Date;
+      imsi: string;
+      packageId: string;
+      package: string;
+    },
+    now: Date,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('registrations')
+      .set({
+        state: 'referred',
+        device_certificate: referral.deviceCertificate,
+        provisioning_server: referral.provisioningServer,
+        ticket_digest: referral.ticketDigest,
+        ticket_expires_at: referral.ticketExpiresAt.toISOString(),
+        imsi: referral.imsi,
+        package_id: referral.packageId,
+        package: referral.package,
+        challenge: null,
+        updated_at: now.toISOString(),
+      })
+      .where('dsim_id', '=', dsimId)
+      .where('session_id', '=', sessionId)
+      .where('state', '=', 'authenticating')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Step 9: referred → delivered (the registration is now used). */
+  async markDelivered(dsimId: string, now: Date): Promise<boolean> {
+    const result = await this.db
+      .updateTable('registrations')
+      .set({ state: 'delivered', updated_at: now.toISOString() })
+      .where('dsim_id', '=', dsimId)
+      .where('state', '=', 'referred')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Step 12: delivered → completed; the package is dropped, only its id stays. */
+  async markCompleted(dsimId: string, now: Date): Promise<boolean> {
+    const result = await this.db
+      .updateTable('registrations')
+      .set({
+        state: 'completed',
+        package: null,
+        ...NO_SESSION,
+        ticket_digest: null,
+        updated_at: now.toISOString(),
+      })
+      .where('dsim_id', '=', dsimId)
+      .where('state', '=', 'delivered')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Revocation wins over any step before delivery. */
+  async revoke(dsimId: string, now: Date): Promise<boolean> {
+    const result = await this.db
+      .updateTable('registrations')
+      .set({
+        state: 'revoked',
+        ...NO_SESSION,
+        package: null,
+        ticket_digest: null,
+        updated_at: now.toISOString(),
+      })
+      .where('dsim_id', '=', dsimId)
+      .where('state', 'in', ['registered', 'authenticating', 'referred', 'expired'])
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async markExpired(dsimId: string, now: Date): Promise<void> {
+    await this.db
+      .updateTable('registrations')
+      .set({ state: 'expired', ...NO_SESSION, updated_at: now.toISOString() })
+      .where('dsim_id', '=', dsimId)
+      .where('state', 'in', ['registered', 'authenticating'])
+      .where('expires_at', '<=', now.toISOString())
+      .execute();
+  }
+
+  async audit(dsimId: string, event: string, detail: string | null = null, at = new Date()): Promise<void> {
+    await this.db
+      .insertInto('audit_events')
+      .values({ dsim_id: dsimId, at: at.toISOString(), event, detail })
+      .execute();
+  }
+
+  async auditTrail(dsimId: string): Promise<AuditEvent[]> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .select(['at', 'event', 'detail'])
+      .where('dsim_id', '=', dsimId)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ at: new Date(r.at), event: r.event, detail: r.detail }));
+  }
+
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('registrations')
+      .select(['state', sql<number>`count(*)`.as('n')])
+      .groupBy('state')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

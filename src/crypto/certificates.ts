@@ -1,0 +1,264 @@
+import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
+import * as x509 from './x509.js';
+import { SimcredError, type ErrorCode } from '../errors/index.js';
+
+/** Certificates in a package's x5c at most (signer, operator CA, and perhaps one more level). */
+export const MAX_CHAIN_CERTIFICATES = 4;
+/** Largest DER certificate accepted in an x5c, in bytes. */
+export const MAX_CERTIFICATE_BYTES = 16 * 1024;
+
+/** Extensions this verifier understands; a critical extension outside the set fails the chain (RFC 5280 §4.2). */
+const KNOWN_EXTENSIONS = new Set([
+  '2.5.29.19', // basicConstraints
+  '2.5.29.15', // keyUsage
+  '2.5.29.37', // extKeyUsage (not constrained here)
+  '2.5.29.17', // subjectAltName
+  '2.5.29.14', // subjectKeyIdentifier
+  '2.5.29.35', // authorityKeyIdentifier
+  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
+  '2.5.29.31', // cRLDistributionPoints
+  '2.5.29.32', // certificatePolicies (no policy processing: not critical in simcred's PKI)
+]);
+
+/** Anything accepted as a trust root: a parsed certificate or PEM text. */
+export type CertificateInput = x509.X509Certificate | string;
+
+/*
+ * Parsing with @peculiar/x509 costs about 1.5 ms per certificate and its signature check about 1 ms, so:
+ * parsed certificates are cached by their exact text (PEM or base64 DER; an operator's x5c and roots
+ * repeat in every package), signatures are checked natively (node:crypto X509Certificate.verify,
+ * ~0.1 ms), and a link whose signature verified is remembered per pair of parsed objects. A link's
+ * signature is a pure function of the two certificates' bytes, so the memo cannot go stale; validity
+ * periods and constraints are re-checked on every call.
+ */
+const PARSE_CACHE_LIMIT = 256;
+const parseCache = new Map<string, x509.X509Certificate[]>();
+let nodeViews = new WeakMap<x509.X509Certificate, NodeX509Certificate>();
+let verifiedLinks = new WeakMap<x509.X509Certificate, WeakSet<x509.X509Certificate>>();
+
+/**
+ * Counters of the work above, for the benchmark's "crypto floor" (docs/crypto.md): certificate
+ * signature verifications actually performed vs. answered from the memo, certificates parsed vs. reused.
+ *
+ * @example
+ *   const before = certificateStats.linkVerifications;
+ *   await inspectPackage(jws, { operatorRoots });
+ *   certificateStats.linkVerifications - before; // 2 cold, 0 warm
+ */
+export const certificateStats = { parsed: 0, parseCacheHits: 0, linkVerifications: 0, linkCacheHits: 0 };
+
+/**
+ * Forgets every parsed certificate and verified link (a cold start, as on a device that opens one
+ * package in its life); for tests and benchmarks.
+ *
+ * @example
+ *   clearCertificateCaches();
+ */
+export function clearCertificateCaches(): void {
+  parseCache.clear();
+  nodeViews = new WeakMap();
+  verifiedLinks = new WeakMap();
+}
+
+function cachedParse(key: string, parse: () => x509.X509Certificate[]): x509.X509Certificate[] {
+  const hit = parseCache.get(key);
+  if (hit !== undefined) {
+    certificateStats.parseCacheHits++;
+    return hit;
+  }
+  const certs = parse();
+  certificateStats.parsed += certs.length;
+  if (parseCache.size >= PARSE_CACHE_LIMIT) parseCache.delete(parseCache.keys().next().value!);
+  parseCache.set(key, certs);
+  return certs;
+}
+
+/**
+ * Parses PEM text (one or more CERTIFICATE blocks) or passes parsed certificates through. Throws
+ * SimcredError with `code` (default SIMCRED_CONFIG_INVALID) if a text holds no readable certificate.
+ *
+ * @example
+ *   const roots = parseCertificates([fs.readFileSync('operator-root.pem', 'utf8')]);
+ */
+export function parseCertificates(
+  inputs: readonly CertificateInput[],
+  code: ErrorCode = 'SIMCRED_CONFIG_INVALID',
+): x509.X509Certificate[] {
+  const out: x509.X509Certificate[] = [];
+  for (const input of inputs) {
+    if (input instanceof x509.X509Certificate) {
+      out.push(input);
+      continue;
+    }
+    try {
+      out.push(
+        ...cachedParse(input, () => {
+          const ders = x509.PemConverter.decode(input);
+          if (ders.length === 0) throw new Error('no PEM block');
+          return ders.map((der) => new x509.X509Certificate(der));
+        }),
+      );
+    } catch (cause) {
+      throw new SimcredError(code, 'a certificate is not readable PEM', { cause });
+    }
+  }
+  return out;
+}
+
+/**
+ * Parses one base64 (not base64url) DER certificate, as carried in x5c (RFC 7515 §4.1.6), of at most
+ * MAX_CERTIFICATE_BYTES. Throws SimcredError with `code` if it is not one.
+ *
+ * @example
+ *   const signer = parseCertificateBase64(header.x5c[0], 'SIMCRED_PACKAGE_MALFORMED');
+ */
+export function parseCertificateBase64(base64: string, code: ErrorCode): x509.X509Certificate {
+  if (
+    typeof base64 !== 'string' ||
+    base64.length > Math.ceil(MAX_CERTIFICATE_BYTES / 3) * 4 ||
+    !/^[A-Za-z0-9+/]+={0,2}$/.test(base64)
+  ) {
+    throw new SimcredError(code, 'a certificate is not base64 DER of a sensible size');
+  }
+  try {
+    return cachedParse(base64, () => [new x509.X509Certificate(Buffer.from(base64, 'base64'))])[0]!;
+  } catch (cause) {
+    throw new SimcredError(code, 'a certificate is not readable DER', { cause });
+  }
+}
+
+/**
+ * The public key of a parsed certificate as a node:crypto KeyObject (memoised per object).
+ *
+ * @example
+ *   const key = certificatePublicKey(info.signerCertificate);
+ */
+export function certificatePublicKey(cert: x509.X509Certificate): KeyObject {
+  return nodeView(cert).publicKey;
+}
+
+function nodeView(cert: x509.X509Certificate): NodeX509Certificate {
+  let view = nodeViews.get(cert);
+  if (view === undefined) {
+    view = new NodeX509Certificate(Buffer.from(cert.rawData));
+    nodeViews.set(cert, view);
+  }
+  return view;
+}
+
+export interface ChainOptions {
+  /** Trust anchors (operator roots for packages). */
+  roots: readonly x509.X509Certificate[];
+  now: Date;
+  /** Slack on notBefore / notAfter, seconds. */
+  clockToleranceSeconds: number;
+  /** KeyUsage bit the leaf must carry (the extension must be present). */
+  leafKeyUsage: x509.KeyUsageFlags;
+  /** Error code for every failure. */
+  code: ErrorCode;
+}
+
+/**
+ * Verifies a certification path, leaf first (as in x5c, RFC 7515 §4.1.6), up to one of the trust
+ * anchors (RFC 5280 §6.1, reduced to what simcred's PKI uses): the chain may end with the anchor
+ * itself or with a certificate the anchor issued; each link's issuer name equals the next subject and
+ * its signature verifies with the next public key; every certificate (anchor included) is within its
+ * validity period; every issuer is a CA (basicConstraints cA, keyCertSign if keyUsage is present,
+ * pathLenConstraint respected); the leaf is not a CA and its keyUsage has the required bit; no
+ * certificate carries an unknown critical extension. Returns the full path, leaf → anchor.
+ *
+ * @example
+ *   const path = await verifyChain([signer, operatorCa], { roots, now: new Date(), clockToleranceSeconds: 60,
+ *     leafKeyUsage: x509.KeyUsageFlags.digitalSignature, code: 'SIMCRED_PACKAGE_CHAIN_INVALID' });
+ */
+export async function verifyChain(
+  chain: readonly x509.X509Certificate[],
+  options: ChainOptions,
+): Promise<x509.X509Certificate[]> {
+  const fail = (why: string): never => {
+    throw new SimcredError(options.code, `certificate chain rejected: ${why}`);
+  };
+  if (chain.length === 0 || chain.length > MAX_CHAIN_CERTIFICATES) fail('wrong number of certificates');
+  const certs = [...chain];
+  // The chain may end with the anchor itself; it is trusted by byte equality, not by what it says.
+  let anchor = options.roots.find((r) => sameCertificate(r, certs[certs.length - 1]!));
+  let topLinkVerified = false;
+  if (anchor !== undefined) {
+    if (certs.length === 1) fail('the signer is a trust anchor itself');
+    certs.pop();
+  } else {
+    const top = certs[certs.length - 1]!;
+    for (const root of options.roots) {
+      if (root.subject === top.issuer && (await verifiesWith(top, root))) {
+        anchor = root;
+        topLinkVerified = true;
+        break;
+      }
+    }
+    if (anchor === undefined) return fail('does not chain to a trusted root');
+  }
+  const path = [...certs, anchor];
+
+  const now = options.now.getTime();
+  const slack = options.clockToleranceSeconds * 1000;
+  for (const cert of path) {
+    if (now + slack < cert.notBefore.getTime()) fail(`"${cert.subject}" is not yet valid`);
+    if (now - slack > cert.notAfter.getTime()) fail(`"${cert.subject}" has expired`);
+    for (const ext of cert.extensions) {
+      if (ext.critical && !KNOWN_EXTENSIONS.has(ext.type))
+        fail(`"${cert.subject}" has an unknown critical extension`);
+    }
+  }
+  for (let i = 0; i < certs.length; i++) {
+    const subject = path[i]!;
+    const issuer = path[i + 1]!;
+    if (subject.issuer !== issuer.subject) fail(`"${subject.subject}" was not issued by "${issuer.subject}"`);
+    if (i === certs.length - 1 && topLinkVerified) continue; // checked when the anchor was found
+    if (!(await verifiesWith(subject, issuer))) fail(`the signature on "${subject.subject}" does not verify`);
+  }
+  for (let j = 1; j < path.length; j++) {
+    const ca = path[j]!;
+    const bc = ca.getExtension(x509.BasicConstraintsExtension);
+    if (bc === null || !bc.ca) fail(`"${ca.subject}" is not a CA`);
+    // Intermediates below this CA (excluding the leaf) must not exceed its pathLenConstraint.
+    if (bc!.pathLength !== undefined && j - 1 > bc!.pathLength) fail(`"${ca.subject}" path length exceeded`);
+    const ku = ca.getExtension(x509.KeyUsagesExtension);
+    if (ku !== null && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+      fail(`"${ca.subject}" may not sign certificates`);
+    }
+  }
+  const leaf = path[0]!;
+  if (leaf.getExtension(x509.BasicConstraintsExtension)?.ca === true) fail('the signer is a CA certificate');
+  const leafUsage = leaf.getExtension(x509.KeyUsagesExtension);
+  if (leafUsage === null || (leafUsage.usages & options.leafKeyUsage) === 0) {
+    fail('the signer certificate lacks the required key usage');
+  }
+  return path;
+}
+
+function sameCertificate(a: x509.X509Certificate, b: x509.X509Certificate): boolean {
+  return Buffer.from(a.rawData).equals(Buffer.from(b.rawData));
+}
+
+async function verifiesWith(subject: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
+  if (verifiedLinks.get(subject)?.has(issuer)) {
+    certificateStats.linkCacheHits++;
+    return true;
+  }
+  certificateStats.linkVerifications++;
+  let ok: boolean;
+  try {
+    ok = nodeView(subject).verify(certificatePublicKey(issuer));
+  } catch {
+    ok = false;
+  }
+  if (ok) {
+    let issuers = verifiedLinks.get(subject);
+    if (issuers === undefined) {
+      issuers = new WeakSet();
+      verifiedLinks.set(subject, issuers);
+    }
+    issuers.add(issuer);
+  }
+  return ok;
+}

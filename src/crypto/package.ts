@@ -1,0 +1,504 @@
+import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
+import * as x509 from './x509.js';
+import {
+  CompactEncrypt,
+  CompactSign,
+  compactDecrypt,
+  compactVerify,
+  decodeProtectedHeader,
+  errors,
+} from 'jose';
+import { z } from 'zod';
+import { SimcredError, type ErrorCode } from '../errors/index.js';
+import {
+  PACKAGE_CONTENT_ENCRYPTION,
+  PACKAGE_CONTENT_ENCRYPTIONS,
+  PACKAGE_KEY_MANAGEMENT_ALGORITHM,
+  PACKAGE_SIGNATURE_ALGORITHM,
+  PACKAGE_SIGNATURE_ALGORITHMS,
+} from './algorithms.js';
+import {
+  parseCertificates,
+  verifyChain,
+  certificatePublicKey,
+  parseCertificateBase64,
+  type CertificateInput,
+  MAX_CHAIN_CERTIFICATES,
+} from './certificates.js';
+import { fromBase64url, keyKind, toBase64url, toPublicKey, type PublicKeyInput } from './encoding.js';
+import { checkDsimId, DEVICE_NONCE_MAX_BYTES, DEVICE_NONCE_MIN_BYTES } from './session-nonce.js';
+
+/** JWS `typ` of a credential package (DESIGN §3). */
+export const PACKAGE_TYPE = 'simcred-package+jws';
+/** JWE `cty` of the sealed credentials. */
+export const CREDENTIALS_CONTENT_TYPE = 'simcred-credentials+json';
+/** Largest package accepted, in characters (a package is about 3–5 kB). */
+export const MAX_PACKAGE_CHARS = 64 * 1024;
+/** Longest package lifetime sealPackage accepts (30 days). */
+export const MAX_PACKAGE_TTL_SECONDS = 30 * 24 * 3600;
+/** Default slack, seconds, on `exp` and certificate validity checks. */
+export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 60;
+
+/** The subscription a package carries (DESIGN §3): hex strings are lower-case on output. */
+export interface Credentials {
+  /** 6–15 digits (ITU-T E.212). */
+  imsi: string;
+  /** 128-bit subscriber key, 32 hex digits. */
+  k: string;
+  /** 128-bit OPc, 32 hex digits. */
+  opc: string;
+  /** 16-bit AMF, 4 hex digits. */
+  amf: string;
+  /** 48-bit initial SQN, 12 hex digits. */
+  sqn: string;
+  /** Home PLMN, MCC ‖ MNC: 5 or 6 digits. */
+  plmn: string;
+}
+
+const hex = (digits: number) =>
+  z
+    .string()
+    .regex(new RegExp(`^[0-9a-fA-F]{${digits}}$`))
+    .transform((s) => s.toLowerCase());
+const credentialsShape = {
+  imsi: z.string().regex(/^[0-9]{6,15}$/),
+  k: hex(32),
+  opc: hex(32),
+  amf: hex(4),
+  sqn: hex(12),
+  plmn: z.string().regex(/^[0-9]{5,6}$/),
+};
+const credentialsSchema = z.object(credentialsShape).strict();
+const sealedContentSchema = z
+  .object({ ...credentialsShape, iat: z.number().int().nonnegative(), exp: z.number().int().positive() })
+  .strict();
+
+const payloadSchema = z.object({
+  v: z.literal(1),
+  jti: z.string().min(1).max(128),
+  dsimId: z.string().min(1).max(256),
+  deviceNonce: z.string().min(1).max(128),
+  iat: z.number().int().nonnegative(),
+  exp: z.number().int().positive(),
+  credentials: z.string().min(1).max(MAX_PACKAGE_CHARS),
+});
+type PackagePayload = z.infer<typeof payloadSchema>;
+
+/** The private header parameters that bind the JWE to its package (covered by the JWE's AAD). */
+interface SealedHeaderBinding {
+  /** DSIM_ID. */
+  'simcred-dsim': string;
+  /** Device nonce, base64url. */
+  'simcred-dn': string;
+  /** Package id (= the JWS payload's jti). */
+  'simcred-jti': string;
+}
+
+export interface SealPackageInput {
+  credentials: Credentials;
+  dsimId: string;
+  /** The device nonce of step 3 (16–64 bytes). */
+  deviceNonce: Uint8Array;
+  /** The device's public key, or CERT_dsim; with a certificate, a DSIM_ID bound in it must match. */
+  devicePublicKey: PublicKeyInput;
+  /** The operator package-signing private key (EC P-256 → ES256, RSA → PS256). */
+  operatorSigningKey: KeyObject;
+  /** PEM: the signer certificate first, then the operator CA(s); goes into x5c as base64 DER. */
+  operatorChainPem: string[];
+  ttlSeconds: number;
+  /** Defaults to a random UUID; pass a stored one to re-seal the same package idempotently. */
+  packageId?: string;
+  now?: Date;
+}
+
+/**
+ * HSS, DESIGN §2 step 5 and §3: seals {IMSI, K, OPc, AMF, SQN, PLMN, iat, exp} to the device key as a
+ * compact JWE (ECDH-ES+A256KW / A256GCM for EC P-256, RSA-OAEP-256 / A256GCM for RSA), whose protected
+ * header — authenticated as AAD — also carries the DSIM_ID, device nonce and package id; then signs
+ * {v, jti, dsimId, deviceNonce, iat, exp, credentials: <JWE>} as a compact JWS (ES256, typ
+ * "simcred-package+jws", x5c = operatorChainPem as base64 DER). Returns the JWS. Throws
+ * SIMCRED_BAD_REQUEST on malformed inputs, SIMCRED_CRYPTO_KEY_UNSUPPORTED on a device or operator key
+ * that is not EC P-256 / RSA ≥ 2048, SIMCRED_PACKAGE_BINDING_MISMATCH if a given device certificate binds
+ * another DSIM_ID, SIMCRED_CONFIG_INVALID if the signing key does not match the first certificate.
+ *
+ * @example
+ *   const jws = await sealPackage({ credentials: { imsi, k, opc, amf: '8000', sqn: '000000000020', plmn },
+ *     dsimId, deviceNonce, devicePublicKey: deviceCertPem, operatorSigningKey, operatorChainPem: [signerPem, caPem],
+ *     ttlSeconds: 86400 });
+ */
+export async function sealPackage(input: SealPackageInput): Promise<string> {
+  const parsed = credentialsSchema.safeParse(input.credentials);
+  if (!parsed.success) {
+    // Never echo the values: the input holds K and OPc.
+    const fields = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? '?')))].join(', ');
+    throw new SimcredError('SIMCRED_BAD_REQUEST', `credentials malformed: ${fields}`);
+  }
+  checkDsimId(input.dsimId);
+  const n = input.deviceNonce;
+  if (!(n instanceof Uint8Array) || n.length < DEVICE_NONCE_MIN_BYTES || n.length > DEVICE_NONCE_MAX_BYTES) {
+    throw new SimcredError('SIMCRED_BAD_REQUEST', 'the device nonce must be 16–64 bytes');
+  }
+  if (
+    !Number.isInteger(input.ttlSeconds) ||
+    input.ttlSeconds <= 0 ||
+    input.ttlSeconds > MAX_PACKAGE_TTL_SECONDS
+  ) {
+    throw new SimcredError(
+      'SIMCRED_BAD_REQUEST',
+      `ttlSeconds must be an integer in 1..${MAX_PACKAGE_TTL_SECONDS}`,
+    );
+  }
+  const packageId = input.packageId ?? randomUUID();
+  if (typeof packageId !== 'string' || packageId.length === 0 || packageId.length > 128) {
+    throw new SimcredError('SIMCRED_BAD_REQUEST', 'the package id must be 1–128 characters');
+  }
+
+  checkDeviceCertificateBinding(input.devicePublicKey, input.dsimId);
+  const deviceKey = toPublicKey(input.devicePublicKey);
+  const deviceKind = keyKind(deviceKey);
+  const signerKind = keyKind(input.operatorSigningKey);
+  if (input.operatorSigningKey.type !== 'private') {
+    throw new SimcredError(
+      'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
+      'the operator signing key must be a private key',
+    );
+  }
+  const chain = parseCertificates(input.operatorChainPem);
+  if (chain.length === 0 || chain.length > MAX_CHAIN_CERTIFICATES) {
+    throw new SimcredError(
+      'SIMCRED_CONFIG_INVALID',
+      `the operator chain must hold 1–${MAX_CHAIN_CERTIFICATES} certificates`,
+    );
+  }
+  const signerSpki = Buffer.from(chain[0]!.publicKey.rawData);
+  const keySpki = createPublicKey(input.operatorSigningKey).export({ format: 'der', type: 'spki' });
+  if (!signerSpki.equals(keySpki)) {
+    throw new SimcredError(
+      'SIMCRED_CONFIG_INVALID',
+      'the operator signing key does not match the signer certificate',
+    );
+  }
+
+  const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
+  const exp = iat + input.ttlSeconds;
+  const deviceNonce = toBase64url(n);
+  const binding: SealedHeaderBinding = {
+    'simcred-dsim': input.dsimId,
+    'simcred-dn': deviceNonce,
+    'simcred-jti': packageId,
+  };
+  const content = { ...parsed.data, iat, exp };
+  const jwe = await new CompactEncrypt(Buffer.from(JSON.stringify(content), 'utf8'))
+    .setProtectedHeader({
+      alg: PACKAGE_KEY_MANAGEMENT_ALGORITHM[deviceKind],
+      enc: PACKAGE_CONTENT_ENCRYPTION,
+      cty: CREDENTIALS_CONTENT_TYPE,
+      ...binding,
+    })
+    .encrypt(deviceKey);
+
+  const payload: PackagePayload = {
+    v: 1,
+    jti: packageId,
+    dsimId: input.dsimId,
+    deviceNonce,
+    iat,
+    exp,
+    credentials: jwe,
+  };
+  return new CompactSign(Buffer.from(JSON.stringify(payload), 'utf8'))
+    .setProtectedHeader({
+      alg: PACKAGE_SIGNATURE_ALGORITHM[signerKind],
+      typ: PACKAGE_TYPE,
+      x5c: chain.map((c) => Buffer.from(c.rawData).toString('base64')),
+    })
+    .sign(input.operatorSigningKey);
+}
+
+export interface VerifyPackageOptions {
+  /** Operator trust roots (PEM or parsed). */
+  operatorRoots: readonly CertificateInput[];
+  now?: Date;
+  /** Slack on `exp` and certificate validity, seconds (default 60). */
+  clockToleranceSeconds?: number;
+}
+
+/** What a server may learn about a package: its binding and signer, never its content. */
+export interface PackageInfo {
+  packageId: string;
+  dsimId: string;
+  /** Base64url, as carried. */
+  deviceNonce: string;
+  /** Seconds since the epoch. */
+  iat: number;
+  exp: number;
+  /** The operator certificate that signed the package (x5c[0]); check it at the OCSP responder. */
+  signerCertificate: x509.X509Certificate;
+  /** Its issuer (the OCSP CertID needs the issuer's name and key). */
+  issuerCertificate: x509.X509Certificate;
+  /** The verified path, signer → trust anchor. */
+  chain: x509.X509Certificate[];
+  /** JWE key management algorithm of the sealed content (ECDH-ES+A256KW or RSA-OAEP-256). */
+  keyManagement: string;
+}
+
+/**
+ * Provisioning and credentialing servers, DESIGN §2 steps 8–10 and §3: checks a package without
+ * opening it — size and shape, allow-listed JWS alg, x5c chain to one of `operatorRoots` (signatures,
+ * validity, CA constraints, signer keyUsage digitalSignature), the operator signature, the payload's
+ * fields, `exp` (unless allowExpired), and that the sealed JWE's protected header names the same
+ * DSIM_ID, device nonce and package id with allow-listed algorithms. Returns the binding and the signer
+ * certificate with its issuer (for the caller's OCSP check) — never K or OPc, which it cannot read.
+ * Throws SimcredError SIMCRED_PACKAGE_MALFORMED, …_SIGNATURE_INVALID, …_CHAIN_INVALID, …_EXPIRED,
+ * …_BINDING_MISMATCH or SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED.
+ *
+ * @example
+ *   const info = await inspectPackage(jws, { operatorRoots: [operatorRootPem] });
+ *   if (info.dsimId !== referral.dsimId) throw ...;
+ *   await ocsp.check(info.signerCertificate, info.issuerCertificate);
+ */
+export async function inspectPackage(
+  jws: string,
+  options: VerifyPackageOptions & { allowExpired?: boolean },
+): Promise<PackageInfo> {
+  const verified = await verifyPackageEnvelope(jws, options);
+  if (!options.allowExpired) checkNotExpired(verified.payload, options);
+  return verified.info;
+}
+
+export interface OpenPackageOptions extends VerifyPackageOptions {
+  /** The device's own DSIM_ID. */
+  dsimId: string;
+  /** The device nonce it sent in step 3. */
+  deviceNonce: Uint8Array;
+  /** SK_dsim. */
+  devicePrivateKey: KeyObject;
+}
+
+/**
+ * Device (trusted module), DESIGN §2 step 11: verifies the package exactly as {@link inspectPackage}
+ * does, checks that it carries the device's own DSIM_ID and device nonce (SIMCRED_PACKAGE_BINDING_MISMATCH)
+ * and has not expired (SIMCRED_PACKAGE_EXPIRED), then decrypts the JWE with SK_dsim
+ * (SIMCRED_PACKAGE_DECRYPT_FAILED on any failure: another device's package, tampered ciphertext, wrong
+ * key) and checks the decrypted content (SIMCRED_PACKAGE_MALFORMED). Credentials are returned only
+ * when every check has passed. The OCSP check of `signerCertificate` (step 11) is the caller's.
+ *
+ * @example
+ *   const { credentials, signerCertificate, issuerCertificate, packageId } = await openPackage(jws, {
+ *     operatorRoots: [factory.trustRoots.operator], dsimId, deviceNonce, devicePrivateKey });
+ */
+export async function openPackage(
+  jws: string,
+  options: OpenPackageOptions,
+): Promise<{
+  credentials: Credentials;
+  packageId: string;
+  exp: number;
+  signerCertificate: x509.X509Certificate;
+  issuerCertificate: x509.X509Certificate;
+}> {
+  const { payload, info } = await verifyPackageEnvelope(jws, options);
+  if (payload.dsimId !== options.dsimId) {
+    fail('SIMCRED_PACKAGE_BINDING_MISMATCH', 'the package is for another DSIM_ID');
+  }
+  if (
+    !(options.deviceNonce instanceof Uint8Array) ||
+    payload.deviceNonce !== toBase64url(options.deviceNonce)
+  ) {
+    fail('SIMCRED_PACKAGE_BINDING_MISMATCH', 'the package does not carry this session’s device nonce');
+  }
+  checkNotExpired(payload, options);
+
+  const kind = keyKind(options.devicePrivateKey);
+  let plaintext: Uint8Array;
+  try {
+    ({ plaintext } = await compactDecrypt(payload.credentials, options.devicePrivateKey, {
+      keyManagementAlgorithms: [PACKAGE_KEY_MANAGEMENT_ALGORITHM[kind]],
+      contentEncryptionAlgorithms: [...PACKAGE_CONTENT_ENCRYPTIONS],
+    }));
+  } catch (cause) {
+    return fail(
+      'SIMCRED_PACKAGE_DECRYPT_FAILED',
+      'the sealed credentials cannot be decrypted with this device key',
+      cause,
+    );
+  }
+  let content: z.infer<typeof sealedContentSchema>;
+  try {
+    content = sealedContentSchema.parse(JSON.parse(Buffer.from(plaintext).toString('utf8')));
+  } catch {
+    // No cause: a zod error would quote the decrypted values.
+    return fail('SIMCRED_PACKAGE_MALFORMED', 'the decrypted credentials are malformed');
+  } finally {
+    if (plaintext instanceof Uint8Array) plaintext.fill(0);
+  }
+  if (content.iat !== payload.iat || content.exp !== payload.exp) {
+    fail('SIMCRED_PACKAGE_MALFORMED', 'the sealed and signed validity periods differ');
+  }
+  const { imsi, k, opc, amf, sqn, plmn } = content;
+  return {
+    credentials: { imsi, k, opc, amf, sqn, plmn },
+    packageId: payload.jti,
+    exp: payload.exp,
+    signerCertificate: info.signerCertificate,
+    issuerCertificate: info.issuerCertificate,
+  };
+}
+
+function fail(code: ErrorCode, message: string, cause?: unknown): never {
+  throw new SimcredError(code, message, cause === undefined ? {} : { cause });
+}
+
+function checkNotExpired(payload: PackagePayload, options: VerifyPackageOptions): void {
+  const now = Math.floor((options.now ?? new Date()).getTime() / 1000);
+  const slack = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+  if (now - slack >= payload.exp) fail('SIMCRED_PACKAGE_EXPIRED', 'the package has expired');
+}
+
+/** Everything inspectPackage and openPackage share: shape, chain, signature, payload, JWE header. */
+async function verifyPackageEnvelope(
+  jws: string,
+  options: VerifyPackageOptions,
+): Promise<{ payload: PackagePayload; info: PackageInfo }> {
+  if (typeof jws !== 'string' || jws.length > MAX_PACKAGE_CHARS || jws.split('.').length !== 3) {
+    fail('SIMCRED_PACKAGE_MALFORMED', 'the package is not a compact JWS');
+  }
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(jws);
+  } catch (cause) {
+    return fail('SIMCRED_PACKAGE_MALFORMED', 'the package header is not readable', cause);
+  }
+  if (typeof header.alg !== 'string') fail('SIMCRED_PACKAGE_MALFORMED', 'the package header has no alg');
+  if (!PACKAGE_SIGNATURE_ALGORITHMS.includes(header.alg)) {
+    fail('SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', 'the package signature algorithm is not allowed');
+  }
+  if (header.typ !== PACKAGE_TYPE) fail('SIMCRED_PACKAGE_MALFORMED', 'the package typ is wrong');
+  const x5c: unknown = header.x5c;
+  if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > MAX_CHAIN_CERTIFICATES) {
+    fail('SIMCRED_PACKAGE_MALFORMED', 'the package x5c is missing or malformed');
+  }
+  const presented = (x5c as unknown[]).map((c) =>
+    parseCertificateBase64(c as string, 'SIMCRED_PACKAGE_MALFORMED'),
+  );
+  const now = options.now ?? new Date();
+  const tolerance = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+  const chain = await verifyChain(presented, {
+    roots: parseCertificates(options.operatorRoots),
+    now,
+    clockToleranceSeconds: tolerance,
+    leafKeyUsage: x509.KeyUsageFlags.digitalSignature,
+    code: 'SIMCRED_PACKAGE_CHAIN_INVALID',
+  });
+  const signerCertificate = chain[0]!;
+  let payloadBytes: Uint8Array;
+  try {
+    ({ payload: payloadBytes } = await compactVerify(jws, certificatePublicKey(signerCertificate), {
+      algorithms: [...PACKAGE_SIGNATURE_ALGORITHMS],
+    }));
+  } catch (cause) {
+    if (cause instanceof errors.JWSSignatureVerificationFailed) {
+      return fail('SIMCRED_PACKAGE_SIGNATURE_INVALID', 'the operator signature does not verify', cause);
+    }
+    if (cause instanceof SimcredError) throw cause;
+    return fail('SIMCRED_PACKAGE_SIGNATURE_INVALID', 'the package signature cannot be verified', cause);
+  }
+  let payload: PackagePayload;
+  try {
+    payload = payloadSchema.parse(JSON.parse(Buffer.from(payloadBytes).toString('utf8')));
+    checkDsimId(payload.dsimId);
+    fromBase64url(payload.deviceNonce, 'deviceNonce');
+  } catch (cause) {
+    return fail('SIMCRED_PACKAGE_MALFORMED', 'the package payload is malformed', cause);
+  }
+  if (payload.iat > payload.exp) fail('SIMCRED_PACKAGE_MALFORMED', 'the package iat is after its exp');
+
+  let sealedHeader: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    if (payload.credentials.split('.').length !== 5) throw new Error('not a compact JWE');
+    sealedHeader = decodeProtectedHeader(payload.credentials);
+  } catch (cause) {
+    return fail('SIMCRED_PACKAGE_MALFORMED', 'the sealed credentials are not a compact JWE', cause);
+  }
+  const binding = sealedHeader as Partial<Record<keyof SealedHeaderBinding, unknown>>;
+  if (
+    binding['simcred-dsim'] !== payload.dsimId ||
+    binding['simcred-dn'] !== payload.deviceNonce ||
+    binding['simcred-jti'] !== payload.jti
+  ) {
+    fail('SIMCRED_PACKAGE_BINDING_MISMATCH', 'the sealed credentials are bound to another package');
+  }
+  if (
+    typeof sealedHeader.alg !== 'string' ||
+    !Object.values<string>(PACKAGE_KEY_MANAGEMENT_ALGORITHM).includes(sealedHeader.alg) ||
+    typeof sealedHeader.enc !== 'string' ||
+    !PACKAGE_CONTENT_ENCRYPTIONS.includes(sealedHeader.enc)
+  ) {
+    fail(
+      'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED',
+      'the sealed credentials use an algorithm that is not allowed',
+    );
+  }
+  if (sealedHeader.cty !== CREDENTIALS_CONTENT_TYPE) {
+    fail('SIMCRED_PACKAGE_MALFORMED', 'the sealed credentials have the wrong content type');
+  }
+  const info: PackageInfo = {
+    packageId: payload.jti,
+    dsimId: payload.dsimId,
+    deviceNonce: payload.deviceNonce,
+    iat: payload.iat,
+    exp: payload.exp,
+    signerCertificate,
+    issuerCertificate: chain[1]!,
+    chain,
+    keyManagement: sealedHeader.alg as string,
+  };
+  // Logged or serialised, a certificate should read as its name and serial, not 5 kB of ASN.1 tree.
+  Object.defineProperty(info, 'toJSON', {
+    enumerable: false,
+    value: () => ({
+      packageId: info.packageId,
+      dsimId: info.dsimId,
+      iat: info.iat,
+      exp: info.exp,
+      keyManagement: info.keyManagement,
+      signer: { subject: signerCertificate.subject, serialNumber: signerCertificate.serialNumber },
+      issuer: { subject: info.issuerCertificate.subject, serialNumber: info.issuerCertificate.serialNumber },
+    }),
+  });
+  return { payload, info };
+}
+
+/**
+ * With a device certificate as the seal key, a DSIM_ID it binds (SAN URI urn:simcred:dsim:<id>,
+ * DESIGN §3) must be the one the package is for — a last fence against sealing to the wrong device.
+ */
+function checkDeviceCertificateBinding(input: PublicKeyInput, dsimId: string): void {
+  let cert: x509.X509Certificate | undefined;
+  try {
+    if (input instanceof x509.X509Certificate) cert = input;
+    else if (typeof input === 'string' && input.includes('CERTIFICATE-----'))
+      cert = new x509.X509Certificate(input);
+    else if (typeof input === 'object' && 'raw' in input && Buffer.isBuffer(input.raw)) {
+      cert = new x509.X509Certificate(input.raw);
+    }
+  } catch (cause) {
+    throw new SimcredError('SIMCRED_CRYPTO_KEY_UNSUPPORTED', 'the device certificate cannot be read', {
+      cause,
+    });
+  }
+  if (cert === undefined) return;
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const bound = (san?.names.items ?? [])
+    .filter((n) => n.type === 'url' && n.value.startsWith(DSIM_URN_PREFIX))
+    .map((n) => n.value.slice(DSIM_URN_PREFIX.length));
+  if (bound.length > 0 && !bound.includes(dsimId)) {
+    throw new SimcredError(
+      'SIMCRED_PACKAGE_BINDING_MISMATCH',
+      'the device certificate binds another DSIM_ID',
+    );
+  }
+}
+
+/** SAN URI prefix binding a DSIM_ID in a device certificate (DESIGN §3). */
+export const DSIM_URN_PREFIX = 'urn:simcred:dsim:';

@@ -1,0 +1,143 @@
+import * as x509 from '../crypto/x509.js';
+import { isSimcredError } from '../errors/index.js';
+import { PeerClient } from '../http/index.js';
+import type { CertificateStatusChecker } from '../ocsp/checker.js';
+import { loadFactoryImage } from '../pki/index.js';
+import { DEVICE_STEPS, DeviceAgent, type DeviceStep, type OnboardingResult } from './agent.js';
+import { TrustedModule } from './trusted-module.js';
+
+export interface FleetOptions {
+  pkiDir: string;
+  dsimIds: string[];
+  ocsp: CertificateStatusChecker;
+  /** Devices onboarding at once. */
+  concurrency: number;
+  maxAttempts?: number;
+  maxRetryDelayMs?: number;
+  onDeviceDone?(ok: boolean): void;
+}
+
+export interface DeviceOutcome {
+  dsimId: string;
+  ok: boolean;
+  imsi?: string;
+  /** Whole onboarding, ms (all attempts). */
+  totalMs: number;
+  timings: OnboardingResult['timings'];
+  attempts: number;
+  error?: { code: string; message: string };
+}
+
+export interface FleetReport {
+  outcomes: DeviceOutcome[];
+  elapsedMs: number;
+}
+
+/**
+ * Drives simulated devices through steps 2–12, `concurrency` at a time, each with its own trusted
+ * module loaded from its factory image; devices share one keep-alive HTTPS pool, as devices behind
+ * one NAT would share nothing else.
+ *
+ * @example
+ *   const report = await runFleet({ pkiDir, dsimIds, ocsp, concurrency: 64 });
+ */
+export async function runFleet(options: FleetOptions): Promise<FleetReport> {
+  const started = performance.now();
+  const outcomes: DeviceOutcome[] = [];
+  const clients = new Map<string, PeerClient>();
+  let next = 0;
+  const worker = async () => {
+    while (next < options.dsimIds.length) {
+      const dsimId = options.dsimIds[next++]!;
+      const outcome = await onboardOne(dsimId, options, clients);
+      outcomes.push(outcome);
+      options.onDeviceDone?.(outcome.ok);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, worker));
+  } finally {
+    await Promise.all([...clients.values()].map((c) => c.close()));
+  }
+  return { outcomes, elapsedMs: performance.now() - started };
+}
+
+async function onboardOne(
+  dsimId: string,
+  options: FleetOptions,
+  clients: Map<string, PeerClient>,
+): Promise<DeviceOutcome> {
+  const started = performance.now();
+  try {
+    const image = await loadFactoryImage(options.pkiDir, dsimId);
+    const operatorRoot = image.image.trustRoots.operator;
+    // Devices with the same burnt-in operator root can share a connection pool.
+    let client = clients.get(operatorRoot);
+    if (!client) {
+      client = new PeerClient({ tls: { ca: [operatorRoot] }, connections: 64 });
+      clients.set(operatorRoot, client);
+    }
+    const agent = new DeviceAgent({
+      module: TrustedModule.fromFactoryImage(image),
+      client,
+      registrationServer: image.image.registrationServer,
+      operatorRoots: [new x509.X509Certificate(operatorRoot)],
+      ocsp: options.ocsp,
+      maxAttempts: options.maxAttempts,
+      maxRetryDelayMs: options.maxRetryDelayMs,
+    });
+    const result = await agent.onboard();
+    return {
+      dsimId,
+      ok: true,
+      imsi: result.subscription.imsi,
+      totalMs: performance.now() - started,
+      timings: result.timings,
+      attempts: result.attempts,
+    };
+  } catch (err) {
+    return {
+      dsimId,
+      ok: false,
+      totalMs: performance.now() - started,
+      timings: {},
+      attempts: 0,
+      error: isSimcredError(err)
+        ? { code: err.code, message: err.message }
+        : { code: 'SIMCRED_INTERNAL', message: err instanceof Error ? err.message : String(err) },
+    };
+  }
+}
+
+/** p-th percentile (0–100) of a list of numbers, nearest rank. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Per-step count and latency percentiles of the successful onboardings. */
+export function stepStatistics(
+  outcomes: DeviceOutcome[],
+): { step: DeviceStep | 'total'; count: number; p50: number; p95: number; p99: number }[] {
+  const ok = outcomes.filter((o) => o.ok);
+  const row = (step: DeviceStep | 'total', values: number[]) => ({
+    step,
+    count: values.length,
+    p50: percentile(values, 50),
+    p95: percentile(values, 95),
+    p99: percentile(values, 99),
+  });
+  return [
+    ...DEVICE_STEPS.map((step) =>
+      row(
+        step,
+        ok.map((o) => o.timings[step]).filter((v): v is number => v !== undefined),
+      ),
+    ),
+    row(
+      'total',
+      ok.map((o) => o.totalMs),
+    ),
+  ];
+}

@@ -1,0 +1,125 @@
+import { createHash, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import * as x509 from '../crypto/x509.js';
+import type { Logger } from 'pino';
+import { computeOpc } from '../aka/milenage.js';
+import { openSecret, sealPackage, sealSecret } from '../crypto/index.js';
+import { SimcredError } from '../errors/index.js';
+import { requireDsimBinding } from '../pki/device-identity.js';
+import type { issueCredentials } from '../protocol/hss.js';
+import type { BodyOf, ResponseOf } from '../protocol/route.js';
+import type { HssStore, Subscriber } from './store.js';
+
+/** The operator's subscription parameters (DESIGN §1: the HSS allocates from the operator's range). */
+export interface SubscriptionProfile {
+  /** MCC+MNC, e.g. "00102"; IMSIs are the PLMN followed by MSIN digits. */
+  plmn: string;
+  /** First MSIN index and how many IMSIs the range holds. */
+  firstMsin: number;
+  capacity: number;
+  /** Operator variant key OP (16 bytes): OPc = f(K, OP) per subscriber, TS 35.206. */
+  op: Buffer;
+  amf: string;
+  packageTtlSeconds: number;
+}
+
+export interface HssProcessorOptions {
+  store: HssStore;
+  profile: SubscriptionProfile;
+  /** Key-encryption key for K/OPc at rest. */
+  kek: Buffer;
+  operatorSigningKey: KeyObject;
+  /** Package signer certificate first, then the operator CA (PEM). */
+  operatorChainPem: string[];
+  log: Logger;
+}
+
+/**
+ * DESIGN §2 step 5: credentials for a DSIM_ID, bound to CERT_dsim's key and the device nonce.
+ * Idempotent per DSIM_ID: a retry never allocates a second IMSI; a new device nonce re-seals the
+ * same IMSI/K/OPc; another device key for the same DSIM_ID is refused.
+ */
+export class HssProcessor {
+  constructor(private readonly options: HssProcessorOptions) {}
+
+  async issue(body: BodyOf<typeof issueCredentials>): Promise<ResponseOf<typeof issueCredentials>> {
+    const { store, profile, kek } = this.options;
+    const certificate = parseCertificate(body.deviceCertificate);
+    requireDsimBinding(certificate, body.dsimId);
+    const deviceKeyDigest = createHash('sha256')
+      .update(Buffer.from(certificate.publicKey.rawData))
+      .digest('base64url');
+
+    const msinDigits = 15 - profile.plmn.length;
+    const result = await store.createSubscriber(body.dsimId, profile.capacity, (index) => {
+      const imsi = profile.plmn + String(profile.firstMsin + index).padStart(msinDigits, '0');
+      const k = randomBytes(16);
+      const opc = computeOpc(k, profile.op);
+      return {
+        imsi,
+        dsimId: body.dsimId,
+        deviceKeyDigest,
+        kSealed: sealSecret(k, { kek, context: `k:${imsi}` }),
+        opcSealed: sealSecret(opc, { kek, context: `opc:${imsi}` }),
+        amf: profile.amf,
+        sqn: 0,
+        state: 'provisioned',
+        packageId: '',
+        deviceNonce: '',
+        package: '',
+      };
+    });
+    if (result === 'exhausted')
+      throw new SimcredError('SIMCRED_IMSI_EXHAUSTED', 'the IMSI range is exhausted');
+    const subscriber = result.subscriber;
+    if (subscriber.deviceKeyDigest !== deviceKeyDigest) {
+      throw new SimcredError('SIMCRED_DEVICE_KEY_MISMATCH', 'this DSIM_ID is bound to another device key');
+    }
+    if (subscriber.package && subscriber.deviceNonce === body.deviceNonce) {
+      return { imsi: subscriber.imsi, packageId: subscriber.packageId, package: subscriber.package };
+    }
+    const packageId = randomUUID();
+    const pkg = await this.seal(subscriber, certificate, body.deviceNonce, packageId);
+    await store.replacePackage(subscriber.imsi, packageId, body.deviceNonce, pkg);
+    this.options.log.debug(
+      { dsimId: body.dsimId, imsi: subscriber.imsi, created: result.created },
+      'package sealed',
+    );
+    return { imsi: subscriber.imsi, packageId, package: pkg };
+  }
+
+  private seal(
+    subscriber: Subscriber,
+    certificate: x509.X509Certificate,
+    deviceNonce: string,
+    packageId: string,
+  ): Promise<string> {
+    const { kek, profile } = this.options;
+    const k = openSecret(subscriber.kSealed, { kek, context: `k:${subscriber.imsi}` });
+    const opc = openSecret(subscriber.opcSealed, { kek, context: `opc:${subscriber.imsi}` });
+    return sealPackage({
+      credentials: {
+        imsi: subscriber.imsi,
+        k: k.toString('hex'),
+        opc: opc.toString('hex'),
+        amf: subscriber.amf,
+        sqn: subscriber.sqn.toString(16).padStart(12, '0'),
+        plmn: profile.plmn,
+      },
+      dsimId: subscriber.dsimId,
+      deviceNonce: Buffer.from(deviceNonce, 'base64url'),
+      devicePublicKey: certificate,
+      operatorSigningKey: this.options.operatorSigningKey,
+      operatorChainPem: this.options.operatorChainPem,
+      ttlSeconds: profile.packageTtlSeconds,
+      packageId,
+    });
+  }
+}
+
+function parseCertificate(base64Der: string): x509.X509Certificate {
+  try {
+    return new x509.X509Certificate(Buffer.from(base64Der, 'base64'));
+  } catch {
+    throw new SimcredError('SIMCRED_CERT_INVALID', 'the device certificate is not valid DER');
+  }
+}

@@ -1,0 +1,43 @@
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
+import type { DatabaseConfig } from '../storage/index.js';
+import { mountHssApi } from './api.js';
+import { HssProcessor, type SubscriptionProfile } from './processor.js';
+import { HssStore } from './store.js';
+
+export interface HssServerOptions {
+  host: string;
+  port: number;
+  database: DatabaseConfig;
+  tls: TlsIdentity;
+  logger: Logger;
+  profile: SubscriptionProfile;
+  kek: Buffer;
+  operatorSigningKey: KeyObject;
+  operatorChainPem: string[];
+}
+
+/**
+ * Starts the HSS (role 26) with its HLR and credential repository. Only the credentialing server
+ * may call it (mutual TLS).
+ *
+ * @example
+ *   const hss = await startHssServer({ host, port: 7430, database, tls, logger, profile, kek, operatorSigningKey, operatorChainPem });
+ */
+export async function startHssServer(
+  options: HssServerOptions,
+): Promise<RunningServer & { store: HssStore }> {
+  const store = await HssStore.open(options.database);
+  const processor = new HssProcessor({ ...options, store, log: options.logger });
+  const server = await startRoleServer({
+    role: 'hss',
+    host: options.host,
+    port: options.port,
+    logger: options.logger,
+    tls: options.tls,
+    mount: (app) => mountHssApi(app, processor),
+    release: () => store.close(),
+  });
+  return { ...server, store };
+}

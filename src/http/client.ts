@@ -1,0 +1,161 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import type { z } from 'zod';
+import { ERROR_CODES, SimcredError, type ErrorCode } from '../errors/index.js';
+import type { RouteSpec } from '../protocol/route.js';
+
+/** What a client presents and trusts: the operator root(s), and for server-to-server calls its certificate. */
+export interface ClientTls {
+  ca: string[];
+  cert?: string;
+  key?: string;
+}
+
+export interface PeerClientOptions {
+  tls?: ClientTls;
+  /** Per-request timeout (default 10 s). */
+  timeoutMs?: number;
+  /** Concurrent connections per origin (default 32). */
+  connections?: number;
+}
+
+/**
+ * The typed client of any simcred interface: calls a declared route on a base URL, validates the
+ * answer with the route's response schema, and turns error bodies back into SimcredErrors.
+ * Keep one per process and role: it holds keep-alive connections.
+ *
+ * @example
+ *   const hss = new PeerClient({ tls: { ca: [operatorRoot], cert, key } });
+ *   const { package: pkg } = await hss.call(hssUrl, protocol.hss.issueCredentials, { body });
+ */
+export class PeerClient {
+  private readonly dispatcher: Dispatcher;
+  private readonly timeoutMs: number;
+
+  constructor(options: PeerClientOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.dispatcher = new Agent({
+      connections: options.connections ?? 32,
+      keepAliveTimeout: 30_000,
+      connect: options.tls
+        ? { ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key, servername: 'localhost' }
+        : {},
+    });
+  }
+
+  async call<S extends RouteSpec>(
+    baseUrl: string,
+    spec: S,
+    input: {
+      params?: z.infer<NonNullable<S['params']>>;
+      body?: z.infer<NonNullable<S['body']>>;
+    } = {},
+  ): Promise<z.infer<S['response']>> {
+    const path = spec.path.replace(/:([A-Za-z]+)/g, (_, name: string) =>
+      encodeURIComponent(String((input.params as Record<string, unknown> | undefined)?.[name] ?? '')),
+    );
+    const body = input.body === undefined ? undefined : JSON.stringify(input.body);
+    const { statusCode, headers, text } = await this.send(
+      `${baseUrl}${path}`,
+      spec.method,
+      body,
+      'application/json',
+    );
+    return this.decode(spec, statusCode, headers, text);
+  }
+
+  /** Low-level request for non-JSON bodies; the whole answer as text. */
+  async send(
+    url: string,
+    method: string,
+    body: string | Buffer | AsyncIterable<Uint8Array> | undefined,
+    contentType: string,
+  ): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+    const response = await this.open(url, method, body, contentType);
+    try {
+      return { statusCode: response.statusCode, headers: response.headers, text: await response.body.text() };
+    } catch (err) {
+      throw unreachable(url, err);
+    }
+  }
+
+  /** Low-level request whose answer is read as a stream (NDJSON progress). */
+  async open(
+    url: string,
+    method: string,
+    body: string | Buffer | AsyncIterable<Uint8Array> | undefined,
+    contentType: string,
+  ): Promise<Dispatcher.ResponseData> {
+    try {
+      return await request(url, {
+        method: method as Dispatcher.HttpMethod,
+        dispatcher: this.dispatcher,
+        headers: body === undefined ? {} : { 'content-type': contentType },
+        body: body as Dispatcher.DispatchOptions['body'],
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+    } catch (err) {
+      throw unreachable(url, err);
+    }
+  }
+
+  decode<S extends RouteSpec>(
+    spec: S,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    text: string,
+  ): z.infer<S['response']> {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new SimcredError(
+        'SIMCRED_DEPENDENCY_UNAVAILABLE',
+        `${spec.id}: answer is not JSON (HTTP ${statusCode})`,
+        {
+          retryAfter: 2,
+        },
+      );
+    }
+    if (statusCode >= 400) throw errorFromBody(spec.id, statusCode, headers, json);
+    const parsed = spec.response.safeParse(json);
+    if (!parsed.success) {
+      throw new SimcredError(
+        'SIMCRED_DEPENDENCY_UNAVAILABLE',
+        `${spec.id}: answer does not match its schema`,
+        {
+          retryAfter: 2,
+        },
+      );
+    }
+    return parsed.data as z.infer<S['response']>;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+function unreachable(url: string, cause: unknown): SimcredError {
+  return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', `${new URL(url).origin} unreachable`, {
+    retryAfter: 2,
+    cause,
+  });
+}
+
+/** Rebuilds the SimcredError a peer answered with; server-side failures become a retryable 503. */
+function errorFromBody(
+  routeId: string,
+  statusCode: number,
+  headers: Record<string, string | string[] | undefined>,
+  json: unknown,
+): SimcredError {
+  const body = (json ?? {}) as { code?: string; message?: string };
+  const retryAfter = Number(headers['retry-after'] ?? 2) || 2;
+  if (statusCode >= 500 || !body.code || !(body.code in ERROR_CODES)) {
+    return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', `${routeId} failed (HTTP ${statusCode})`, {
+      retryAfter,
+    });
+  }
+  return new SimcredError(body.code as ErrorCode, body.message ?? body.code, { retryAfter });
+}

@@ -1,0 +1,68 @@
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { SimcredError } from '../errors/index.js';
+import type { Role, RouteSpec } from '../protocol/route.js';
+
+/** Who called: a device (no client certificate needed) or an authenticated peer server. */
+export type CallerIdentity = { kind: 'device' } | { kind: 'peer'; role: Role; subject: string };
+
+export interface RouteInput<S extends RouteSpec> {
+  body: z.infer<NonNullable<S['body']>>;
+  params: z.infer<NonNullable<S['params']>>;
+  caller: CallerIdentity;
+  request: FastifyRequest;
+}
+
+type Handler<S extends RouteSpec> = (input: RouteInput<S>) => Promise<z.infer<S['response']>>;
+
+/**
+ * Mounts one declared route: checks the caller (mutual TLS for peer routes), validates params and
+ * body with the route's own schemas, then calls the processor-level handler.
+ *
+ * @example
+ *   mountRoute(app, protocol.hss.issueCredentials, async ({ body }) => processor.issue(body));
+ */
+export function mountRoute<S extends RouteSpec>(app: FastifyInstance, spec: S, handler: Handler<S>): void {
+  app.route({
+    method: spec.method,
+    url: spec.path,
+    handler: async (request) => {
+      const caller = identifyCaller(request, spec);
+      const params = spec.params ? parse(spec.params, request.params, 'path') : undefined;
+      const body = spec.body ? parse(spec.body, request.body ?? {}, 'body') : undefined;
+      return handler({ body, params, caller, request } as RouteInput<S>);
+    },
+  });
+}
+
+/** Parses with a route schema; the first few issues become one SIMCRED_BAD_REQUEST message. */
+export function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues
+    .slice(0, 3)
+    .map((i) => `${[where, ...i.path].join('.')}: ${i.message}`)
+    .join('; ');
+  throw new SimcredError('SIMCRED_BAD_REQUEST', issues);
+}
+
+/**
+ * Peer routes need a TLS client certificate chaining to the operator root (checked by the TLS layer,
+ * `authorized`) whose CN names an allowed role: simcred-<role>.
+ */
+export function identifyCaller(request: FastifyRequest, spec: RouteSpec): CallerIdentity {
+  if (spec.caller.kind === 'device') return { kind: 'device' };
+  const socket = request.raw.socket as Partial<TLSSocket>;
+  const certificate =
+    typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  if (!socket.authorized || !certificate || !certificate.subject) {
+    throw new SimcredError('SIMCRED_UNAUTHENTICATED_PEER', `${spec.id} needs a valid client certificate`);
+  }
+  const commonName = String(certificate.subject.CN ?? '');
+  const role = commonName.replace(/^simcred-/, '') as Role;
+  if (!spec.caller.roles.includes(role)) {
+    throw new SimcredError('SIMCRED_FORBIDDEN_PEER', `${commonName || 'this peer'} may not call ${spec.id}`);
+  }
+  return { kind: 'peer', role, subject: commonName };
+}

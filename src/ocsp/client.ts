@@ -1,0 +1,272 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'undici';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import { CertID, OCSPRequest, Request, TBSRequest, id_pkix_ocsp_nonce } from '@peculiar/asn1-ocsp';
+import {
+  AlgorithmIdentifier,
+  AuthorityInfoAccessSyntax,
+  Extension,
+  id_ad_ocsp,
+  id_pe_authorityInfoAccess,
+} from '@peculiar/asn1-x509';
+import { SimcredError, isSimcredError } from '../errors/index.js';
+import {
+  OID_BY_HASH,
+  certificateDer,
+  certificateInfo,
+  digest,
+  toArrayBuffer,
+  type CertIdHash,
+  type CertificateInfo,
+} from './asn1.js';
+import { verifyOcspResponse, type OcspResult } from './verify.js';
+
+export type { OcspResult, OcspStatus } from './verify.js';
+
+/** A certificate as PEM text or DER bytes. */
+export type CertificateInput = string | Uint8Array;
+
+export interface BuiltRequest {
+  der: Buffer;
+  certId: CertID;
+  /** extnValue of the nonce extension (a DER OCTET STRING, RFC 8954), when one was added. */
+  nonce?: Buffer;
+}
+
+/** Builds a DER OCSPRequest for one certificate (SHA-1 CertID by default, as RFC 5019 asks). */
+export function buildOcspRequest(options: {
+  certificate: CertificateInput;
+  issuer: CertificateInput;
+  nonce?: boolean | Uint8Array;
+  hash?: CertIdHash;
+}): BuiltRequest {
+  const cert = certificateInfo(certificateDer(options.certificate));
+  const issuer = certificateInfo(certificateDer(options.issuer));
+  const certId = certIdFor(cert, issuer, options.hash ?? 'sha1');
+  const nonceValue =
+    options.nonce === false
+      ? undefined
+      : options.nonce === true || options.nonce === undefined
+        ? randomBytes(16)
+        : options.nonce;
+  const nonce = nonceValue ? Buffer.from(AsnConvert.serialize(new OctetString(nonceValue))) : undefined;
+  const tbsRequest = new TBSRequest({ requestList: [new Request({ reqCert: certId })] });
+  if (nonce) {
+    tbsRequest.requestExtensions = [
+      new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: new OctetString(toArrayBuffer(nonce)) }),
+    ];
+  }
+  const der = Buffer.from(AsnConvert.serialize(new OCSPRequest({ tbsRequest })));
+  return { der, certId, ...(nonce ? { nonce } : {}) };
+}
+
+export function certIdFor(cert: CertificateInfo, issuer: CertificateInfo, hash: CertIdHash): CertID {
+  const hashAlgorithm = new AlgorithmIdentifier({ algorithm: OID_BY_HASH[hash] });
+  hashAlgorithm.parameters = null;
+  return new CertID({
+    hashAlgorithm,
+    issuerNameHash: new OctetString(toArrayBuffer(digest(hash, issuer.subjectDer))),
+    issuerKeyHash: new OctetString(toArrayBuffer(digest(hash, issuer.publicKeyBits))),
+    serialNumber: cert.asn.tbsCertificate.serialNumber.slice(0),
+  });
+}
+
+export interface CheckOptions {
+  certificate: CertificateInput;
+  issuer: CertificateInput;
+  /** Responder URL; or `urls`, tried in order; or, with neither, the certificate's AIA OCSP URL. */
+  url?: string;
+  urls?: string[];
+  /** Send a fresh nonce and require it echoed (default true). */
+  nonce?: boolean;
+  hash?: CertIdHash;
+  /** Tolerated clock difference for thisUpdate / nextUpdate / signer validity (default 60 s). */
+  clockSkewSeconds?: number;
+  timeoutMs?: number;
+  /** POST (default) or GET (RFC 5019 §5). */
+  method?: 'POST' | 'GET';
+  now?: Date;
+}
+
+/** Responders tried when a request fails in a way another responder may not: down, HTTP error, tryLater. */
+const FAIL_OVER = new Set([
+  'SIMCRED_OCSP_UNREACHABLE',
+  'SIMCRED_OCSP_HTTP_ERROR',
+  'SIMCRED_OCSP_RESPONDER_ERROR',
+]);
+
+/**
+ * Asks an OCSP responder about a certificate and returns its status only after strict checks
+ * (signature, responder authority, CertID, nonce, time window). Every failure throws a
+ * SimcredError with its own code; nothing unproven is ever reported as good.
+ *
+ * @example
+ *   const r = await checkCertificateStatus({ certificate: devicePem, issuer: deviceCaPem, url });
+ *   if (r.status !== 'good') …
+ */
+export async function checkCertificateStatus(options: CheckOptions): Promise<OcspResult> {
+  const certDer = certificateDer(options.certificate);
+  const issuer = certificateInfo(certificateDer(options.issuer));
+  const urls = options.urls ?? (options.url ? [options.url] : aiaOcspUrls(certDer));
+  if (urls.length === 0) {
+    throw new SimcredError('SIMCRED_OCSP_UNREACHABLE', 'no OCSP responder URL for this certificate', {
+      retryAfter: 60,
+    });
+  }
+  let lastError: unknown;
+  for (const url of urls) {
+    // A fresh nonce per attempt: a responder never sees a nonce twice.
+    const built = buildOcspRequest({
+      certificate: certDer,
+      issuer: issuer.der,
+      nonce: options.nonce ?? true,
+      hash: options.hash ?? 'sha1',
+    });
+    try {
+      const body = await fetchOcsp(url, built.der, options.timeoutMs ?? 5000, options.method ?? 'POST');
+      return verifyOcspResponse(body, {
+        certId: built.certId,
+        issuer,
+        ...(built.nonce ? { nonce: built.nonce } : {}),
+        now: options.now ?? new Date(),
+        clockSkewSeconds: options.clockSkewSeconds ?? 60,
+      });
+    } catch (err) {
+      lastError = err;
+      if (!(isSimcredError(err) && FAIL_OVER.has(err.code))) throw err;
+    }
+  }
+  throw lastError;
+}
+
+/** checkCertificateStatus, then anything but good is an error (SIMCRED_OCSP_REVOKED / _UNKNOWN). */
+export async function requireGood(options: CheckOptions): Promise<OcspResult & { status: 'good' }> {
+  const result = await checkCertificateStatus(options);
+  if (result.status === 'revoked') {
+    throw new SimcredError(
+      'SIMCRED_OCSP_REVOKED',
+      `certificate revoked at ${result.revokedAt?.toISOString() ?? 'unknown time'}` +
+        (result.reason !== undefined ? ` (reason ${result.reason})` : ''),
+    );
+  }
+  if (result.status !== 'good') {
+    throw new SimcredError('SIMCRED_OCSP_UNKNOWN', 'the OCSP responder does not know this certificate');
+  }
+  return result as OcspResult & { status: 'good' };
+}
+
+/**
+ * One responder per issuing CA: issuer certificate → URL(s). `urlsFor` picks by the issuer's
+ * subject and key, so a device certificate goes to the device CA's responder.
+ */
+export class OcspResponderMap {
+  private readonly map = new Map<string, string[]>();
+
+  set(issuer: CertificateInput, urls: string | string[]): this {
+    this.map.set(OcspResponderMap.key(issuer), Array.isArray(urls) ? urls : [urls]);
+    return this;
+  }
+
+  urlsFor(issuer: CertificateInput): string[] {
+    return this.map.get(OcspResponderMap.key(issuer)) ?? [];
+  }
+
+  private static key(issuer: CertificateInput): string {
+    const info = certificateInfo(certificateDer(issuer));
+    return `${info.subjectDer.toString('hex')}|${digest('sha1', info.publicKeyBits).toString('hex')}`;
+  }
+}
+
+export function aiaOcspUrls(certDer: Uint8Array): string[] {
+  const cert = certificateInfo(certDer);
+  const ext = cert.asn.tbsCertificate.extensions?.find((e) => e.extnID === id_pe_authorityInfoAccess);
+  if (!ext) return [];
+  try {
+    return AsnConvert.parse(ext.extnValue.buffer, AuthorityInfoAccessSyntax)
+      .filter((d) => d.accessMethod === id_ad_ocsp && d.accessLocation.uniformResourceIdentifier)
+      .map((d) => d.accessLocation.uniformResourceIdentifier!);
+  } catch {
+    return [];
+  }
+}
+
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+async function fetchOcsp(
+  url: string,
+  der: Buffer,
+  timeoutMs: number,
+  method: 'POST' | 'GET',
+): Promise<Buffer> {
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    const target =
+      method === 'GET' ? `${url.replace(/\/+$/, '')}/${encodeURIComponent(der.toString('base64'))}` : url;
+    res = await request(target, {
+      method,
+      ...(method === 'POST'
+        ? {
+            body: der,
+            headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
+          }
+        : { headers: { accept: 'application/ocsp-response' } }),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new SimcredError(
+      'SIMCRED_OCSP_UNREACHABLE',
+      `OCSP responder ${url} unreachable: ${describe(err)}`,
+      {
+        retryAfter: 5,
+        cause: err,
+      },
+    );
+  }
+  try {
+    if (res.statusCode !== 200) {
+      throw new SimcredError(
+        'SIMCRED_OCSP_HTTP_ERROR',
+        `OCSP responder ${url} answered HTTP ${res.statusCode}`,
+        {
+          ...(res.statusCode === 503 ? { retryAfter: 5 } : {}),
+        },
+      );
+    }
+    const type = String(res.headers['content-type'] ?? '');
+    if (!type.toLowerCase().startsWith('application/ocsp-response')) {
+      throw new SimcredError(
+        'SIMCRED_OCSP_MALFORMED_RESPONSE',
+        `OCSP responder ${url} answered ${type || 'no content type'}`,
+      );
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).byteLength;
+      if (size > MAX_RESPONSE_BYTES) {
+        throw new SimcredError('SIMCRED_OCSP_MALFORMED_RESPONSE', 'OCSP response too large');
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks);
+  } catch (err) {
+    if (isSimcredError(err)) throw err;
+    throw new SimcredError(
+      'SIMCRED_OCSP_UNREACHABLE',
+      `OCSP responder ${url} failed mid-response: ${describe(err)}`,
+      {
+        retryAfter: 5,
+        cause: err,
+      },
+    );
+  } finally {
+    // A body not read to the end is discarded; its abort must not surface as an uncaught error.
+    if (!res.body.readableEnded) res.body.on('error', () => {}).destroy();
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

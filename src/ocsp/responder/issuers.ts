@@ -1,0 +1,125 @@
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import { KeyHash, ResponderID } from '@peculiar/asn1-ocsp';
+import { SimcredError } from '../../errors/index.js';
+import { ISSUERS, PKI_MANIFEST_FILE, type IssuerName, type PkiManifest } from '../../pki/layout.js';
+import {
+  HASH_OIDS,
+  certificateDer,
+  certificateInfo,
+  digest,
+  signatureAlgorithmFor,
+  toArrayBuffer,
+  type CertificateInfo,
+} from '../asn1.js';
+
+/** Everything needed to sign for one issuing CA, decoded once at start-up. */
+export interface ServedIssuer {
+  name: IssuerName;
+  cert: CertificateInfo;
+  signer: {
+    key: KeyObject;
+    cert: CertificateInfo;
+    /** node:crypto digest name (null for Ed25519). */
+    digest: string | null;
+    signatureAlgorithmDer: ArrayBuffer;
+    /** ResponderID byKey: SHA-1 of the signer's public key (RFC 6960 §4.2.2.3). */
+    responderIdDer: ArrayBuffer;
+    responderId: ResponderID;
+    /** Certificates sent in every response: the delegated signer (none when the CA signs itself). */
+    certsDer: ArrayBuffer[];
+  };
+}
+
+/** One issuer given directly (tests, embedding) rather than through a PKI folder. */
+export interface IssuerSource {
+  name: IssuerName;
+  certPem: string;
+  /** Delegated OCSP signer; without it the CA key itself signs. */
+  signerCertPem?: string;
+  signerKeyPem: string;
+}
+
+export function loadIssuersFromPki(pkiDir: string): IssuerSource[] {
+  let manifest: PkiManifest;
+  try {
+    manifest = JSON.parse(readFileSync(join(pkiDir, PKI_MANIFEST_FILE), 'utf8')) as PkiManifest;
+  } catch (err) {
+    throw new SimcredError('SIMCRED_PKI_NOT_INITIALISED', `no readable ${PKI_MANIFEST_FILE} in ${pkiDir}`, {
+      cause: err,
+    });
+  }
+  const read = (p: string) => readFileSync(join(pkiDir, p), 'utf8');
+  const pairs: Record<
+    IssuerName,
+    { ca: { cert: string; key: string }; ocsp?: { cert: string; key: string } }
+  > = {
+    'device-ca': { ca: manifest.manufacturer.deviceCa, ocsp: manifest.manufacturer.deviceCaOcsp },
+    'operator-ca': { ca: manifest.operator.operatorCa, ocsp: manifest.operator.operatorCaOcsp },
+  };
+  return ISSUERS.map((name) => {
+    const { ca, ocsp } = pairs[name];
+    return ocsp
+      ? { name, certPem: read(ca.cert), signerCertPem: read(ocsp.cert), signerKeyPem: read(ocsp.key) }
+      : { name, certPem: read(ca.cert), signerKeyPem: read(ca.key) };
+  });
+}
+
+export function prepareIssuer(source: IssuerSource): ServedIssuer {
+  const cert = certificateInfo(certificateDer(source.certPem));
+  const signerCert = source.signerCertPem ? certificateInfo(certificateDer(source.signerCertPem)) : cert;
+  const key = createPrivateKey(source.signerKeyPem);
+  if (!new X509Certificate(signerCert.der).checkPrivateKey(key)) {
+    throw new SimcredError(
+      'SIMCRED_CONFIG_INVALID',
+      `OCSP signing key of ${source.name} does not match its certificate`,
+    );
+  }
+  const alg = signatureAlgorithmFor(key);
+  const responderId = new ResponderID({
+    byKey: new KeyHash(toArrayBuffer(digest('sha1', signerCert.publicKeyBits))),
+  });
+  return {
+    name: source.name,
+    cert,
+    signer: {
+      key,
+      cert: signerCert,
+      digest: alg.digest,
+      signatureAlgorithmDer: alg.der,
+      responderIdDer: AsnConvert.serialize(responderId),
+      responderId,
+      certsDer: source.signerCertPem ? [toArrayBuffer(signerCert.der)] : [],
+    },
+  };
+}
+
+/** Index of served issuers by (CertID hash algorithm, issuerNameHash, issuerKeyHash). */
+export class IssuerIndex {
+  private readonly byHashes = new Map<string, ServedIssuer>();
+
+  constructor(readonly issuers: ServedIssuer[]) {
+    for (const issuer of issuers) {
+      for (const [oid, alg] of Object.entries(HASH_OIDS)) {
+        const key = IssuerIndex.key(
+          oid,
+          digest(alg, issuer.cert.subjectDer),
+          digest(alg, issuer.cert.publicKeyBits),
+        );
+        this.byHashes.set(key, issuer);
+      }
+    }
+  }
+
+  static key(hashOid: string, nameHash: Uint8Array, keyHash: Uint8Array): string {
+    return `${hashOid}|${Buffer.from(nameHash).toString('hex')}|${Buffer.from(keyHash).toString('hex')}`;
+  }
+
+  find(hashOid: string, nameHash: OctetString, keyHash: OctetString): ServedIssuer | undefined {
+    return this.byHashes.get(
+      IssuerIndex.key(hashOid, new Uint8Array(nameHash.buffer), new Uint8Array(keyHash.buffer)),
+    );
+  }
+}

@@ -1,0 +1,43 @@
+import * as x509 from '../crypto/x509.js';
+import { SimcredError } from '../errors/index.js';
+import { verifyChain } from '../crypto/certificates.js';
+
+/** A device certificate whose chain to a trusted manufacturer CA verified. */
+export interface VerifiedDeviceCertificate {
+  leaf: x509.X509Certificate;
+  /** The issuing CA (its name and key make the OCSP CertID). */
+  issuer: x509.X509Certificate;
+}
+
+/** Parses a base64-DER chain (leaf first); anything unparsable is SIMCRED_CERT_INVALID. */
+export function parseDeviceChain(chainBase64: string[]): x509.X509Certificate[] {
+  try {
+    return chainBase64.map((der) => new x509.X509Certificate(Buffer.from(der, 'base64')));
+  } catch {
+    throw new SimcredError(
+      'SIMCRED_CERT_INVALID',
+      'the certificate chain is not valid base64 DER certificates',
+    );
+  }
+}
+
+/**
+ * DESIGN §2 step 4: the chain must lead to one of the trusted manufacturer roots, every link valid
+ * now, and the leaf must be an end-entity certificate allowed to sign (digitalSignature).
+ *
+ * @example
+ *   const { leaf, issuer } = await verifyDeviceChain(parseDeviceChain(body.certificateChain), { roots, now });
+ */
+export async function verifyDeviceChain(
+  chain: x509.X509Certificate[],
+  options: { roots: x509.X509Certificate[]; now: Date; clockToleranceSeconds?: number },
+): Promise<VerifiedDeviceCertificate> {
+  const path = await verifyChain(chain, {
+    roots: options.roots,
+    now: options.now,
+    clockToleranceSeconds: options.clockToleranceSeconds ?? 60,
+    leafKeyUsage: x509.KeyUsageFlags.digitalSignature,
+    code: 'SIMCRED_CERT_UNTRUSTED',
+  });
+  return { leaf: path[0]!, issuer: path[1]! };
+}

@@ -1,0 +1,203 @@
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { SimcredError } from '../errors/index.js';
+import { fileExists, readText } from './files.js';
+import { readManifest } from './init.js';
+import { loadPrivateKey } from './keys.js';
+import {
+  deviceDir,
+  DSIM_ID_PATTERN,
+  TLS_ROLES,
+  type CertKeyPaths,
+  type FactoryImage,
+  type IssuerName,
+  type PkiManifest,
+  type TlsRole,
+} from './layout.js';
+import { CaStore } from './store.js';
+
+export * from './layout.js';
+export { CaStore, REVOCATION_REASONS, normaliseSerial } from './store.js';
+export type { CertificateStatus, IssuedCertificate, ManufacturedDevice, RevocationReason } from './store.js';
+export { initPki, readManifest, VALIDITY_YEARS, type InitResult } from './init.js';
+export {
+  manufactureDevices,
+  DEFAULT_REGISTRATION_SERVERS,
+  PHLR_SUBSCRIBERS_FILE,
+  PIMSI_PREFIX,
+  type ManufactureOptions,
+  type ManufactureResult,
+  type PreliminarySubscriber,
+} from './manufacture.js';
+export { revokeCertificate, type RevokeResult, type RevokeTarget } from './revoke.js';
+export { loadPrivateKey, type KeyType } from './keys.js';
+export { dsimUri, toPem } from './certificates.js';
+
+/**
+ * One certificate of the PKI with its key. The certificate is read eagerly; the private key only
+ * when asked for, so a role that merely trusts a certificate never reads a key it does not own.
+ */
+export interface LoadedCertificate {
+  certPath: string;
+  keyPath: string;
+  /** PEM as on disk. */
+  pem: string;
+  certificate: X509Certificate;
+  /** DER of the certificate (what x5c, OCSP CertID hashing and TLS want). */
+  der: Buffer;
+  privateKey(): KeyObject;
+}
+
+export interface LoadedPki {
+  dir: string;
+  manifest: PkiManifest;
+  manufacturer: { root: LoadedCertificate; deviceCa: LoadedCertificate; deviceCaOcsp: LoadedCertificate };
+  operator: {
+    root: LoadedCertificate;
+    operatorCa: LoadedCertificate;
+    operatorCaOcsp: LoadedCertificate;
+    packageSigner: LoadedCertificate;
+    tls: Record<TlsRole, LoadedCertificate>;
+  };
+  /** Per issuing CA (the OCSP responder's view): the CA certificate and its delegated OCSP signer. */
+  issuers: Record<
+    IssuerName,
+    { ca: LoadedCertificate; ocspSigner: LoadedCertificate; root: LoadedCertificate }
+  >;
+}
+
+/**
+ * Reads the PKI folder made by `simcred pki init`.
+ *
+ * @example
+ *   const pki = await loadPki('/data/pki');
+ *   const tls = pki.operator.tls.ocsp;
+ *   https.createServer({ cert: tls.pem, key: tls.privateKey(), ca: pki.operator.root.pem });
+ *   pki.issuers['device-ca'].ocspSigner.certificate.subject;
+ */
+export async function loadPki(dirArg: string): Promise<LoadedPki> {
+  const dir = resolve(dirArg);
+  const manifest = readManifest(dir);
+  const load = (paths: CertKeyPaths): LoadedCertificate =>
+    loadCertificate(join(dir, paths.cert), join(dir, paths.key));
+  const m = manifest.manufacturer;
+  const o = manifest.operator;
+  const manufacturer = { root: load(m.root), deviceCa: load(m.deviceCa), deviceCaOcsp: load(m.deviceCaOcsp) };
+  const operator = {
+    root: load(o.root),
+    operatorCa: load(o.operatorCa),
+    operatorCaOcsp: load(o.operatorCaOcsp),
+    packageSigner: load(o.packageSigner),
+    tls: Object.fromEntries(TLS_ROLES.map((role) => [role, load(o.tls[role])])) as Record<
+      TlsRole,
+      LoadedCertificate
+    >,
+  };
+  return {
+    dir,
+    manifest,
+    manufacturer,
+    operator,
+    issuers: {
+      'device-ca': {
+        ca: manufacturer.deviceCa,
+        ocspSigner: manufacturer.deviceCaOcsp,
+        root: manufacturer.root,
+      },
+      'operator-ca': { ca: operator.operatorCa, ocspSigner: operator.operatorCaOcsp, root: operator.root },
+    },
+  };
+}
+
+/**
+ * A certificate file and its (lazily loaded) PKCS#8 key file.
+ *
+ * @example
+ *   const signer = loadCertificate('operator/package-signer.crt.pem', 'operator/package-signer.key.pem');
+ */
+export function loadCertificate(certPath: string, keyPath: string): LoadedCertificate {
+  const pem = readText(certPath);
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(pem);
+  } catch (err) {
+    throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${certPath} is not a PEM certificate`, {
+      cause: err,
+    });
+  }
+  let key: KeyObject | undefined;
+  return {
+    certPath,
+    keyPath,
+    pem,
+    certificate,
+    der: Buffer.from(certificate.raw),
+    privateKey: () => (key ??= loadPrivateKey(keyPath)),
+  };
+}
+
+export interface LoadedFactoryImage {
+  /** The device folder, devices/<DSIM_ID>. */
+  dir: string;
+  image: FactoryImage;
+  certificatePem: string;
+  certificate: X509Certificate;
+  /** The device certificate followed by its chain (device CA), as the device presents it. */
+  chainPem: string[];
+  privateKey: KeyObject;
+}
+
+/**
+ * What a simulated device holds when it leaves the factory.
+ *
+ * @example
+ *   const device = await loadFactoryImage('/data/pki', 'DSIM0123456789ABCDEF');
+ *   device.image.preliminary.pimsi; // '001010000000000'
+ *   sign('sha256', challenge, device.privateKey);
+ */
+export async function loadFactoryImage(pkiDir: string, dsimId: string): Promise<LoadedFactoryImage> {
+  // The ID becomes a path: anything but the DSIM_ID format is refused before touching the disk.
+  if (!DSIM_ID_PATTERN.test(dsimId)) {
+    throw new SimcredError(
+      'SIMCRED_BAD_REQUEST',
+      `${JSON.stringify(dsimId)} is not a DSIM_ID (DSIM + 16 hex digits)`,
+    );
+  }
+  const dir = deviceDir(resolve(pkiDir), dsimId);
+  const imagePath = join(dir, 'factory.json');
+  if (!fileExists(imagePath)) {
+    throw new SimcredError(
+      'SIMCRED_PKI_UNKNOWN_DEVICE',
+      `no factory image for ${dsimId} in ${resolve(pkiDir)}`,
+    );
+  }
+  let image: FactoryImage;
+  try {
+    image = JSON.parse(readText(imagePath)) as FactoryImage;
+  } catch (err) {
+    if (err instanceof SimcredError) throw err;
+    throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${imagePath} is not valid JSON`, { cause: err });
+  }
+  if (image.version !== 1 || image.dsimId !== dsimId) {
+    throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${imagePath} is not the factory image of ${dsimId}`);
+  }
+  const loaded = loadCertificate(join(dir, image.certificate), join(dir, image.privateKey));
+  return {
+    dir,
+    image,
+    certificatePem: loaded.pem,
+    certificate: loaded.certificate,
+    chainPem: [loaded.pem, ...image.chainPem],
+    privateKey: loaded.privateKey(),
+  };
+}
+
+/**
+ * Opens the CA's records (ca.db) of a PKI folder.
+ *
+ * @example
+ *   const store = await openCaStore('/data/pki');
+ */
+export function openCaStore(pkiDir: string): Promise<CaStore> {
+  return CaStore.open(resolve(pkiDir));
+}

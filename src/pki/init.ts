@@ -1,0 +1,344 @@
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { dirname, join, relative, resolve } from 'node:path';
+import { SimcredError } from '../errors/index.js';
+import {
+  buildName,
+  caExtensions,
+  issueCertificate,
+  issuerFromCertificate,
+  keyIdentifier,
+  MANUFACTURER_ORG,
+  ocspSignerExtensions,
+  OID,
+  OPERATOR_ORG,
+  packageSignerExtensions,
+  parseSpki,
+  randomSerial,
+  tlsServerExtensions,
+  toPem,
+  validityFrom,
+  type DistinguishedName,
+  type Issuer,
+} from './certificates.js';
+import { createFile, ensureDir, fileExists, PUBLIC_MODE, readText, SECRET_MODE, writeFile } from './files.js';
+import { loadPrivateKey, newEcKeyPairSync, privateKeyPem, publicKeySpki } from './keys.js';
+import {
+  CA_DATABASE_FILE,
+  PKI_MANIFEST_FILE,
+  TLS_ROLES,
+  type CertKeyPaths,
+  type IssuerName,
+  type PkiManifest,
+  type TlsRole,
+} from './layout.js';
+import { CaStore, type IssuedCertificate } from './store.js';
+
+/** Validity in years, per certificate kind. */
+export const VALIDITY_YEARS = {
+  root: 20,
+  ca: 10,
+  ocspSigner: 2,
+  tls: 2,
+  packageSigner: 5,
+  device: 20,
+} as const;
+
+function pair(base: string): CertKeyPaths {
+  return { cert: `${base}.crt.pem`, key: `${base}.key.pem` };
+}
+
+/** The default layout, relative to the PKI folder. */
+export function defaultManifest(createdAt: Date): PkiManifest {
+  return {
+    version: 1,
+    createdAt: createdAt.toISOString(),
+    manufacturer: {
+      root: pair('manufacturer/root'),
+      deviceCa: pair('manufacturer/device-ca'),
+      deviceCaOcsp: pair('manufacturer/device-ca-ocsp'),
+    },
+    operator: {
+      root: pair('operator/root'),
+      operatorCa: pair('operator/operator-ca'),
+      operatorCaOcsp: pair('operator/operator-ca-ocsp'),
+      packageSigner: pair('operator/package-signer'),
+      tls: Object.fromEntries(TLS_ROLES.map((role) => [role, pair(`operator/tls/${role}`)])) as Record<
+        TlsRole,
+        CertKeyPaths
+      >,
+    },
+  };
+}
+
+export interface InitResult {
+  dir: string;
+  manifestPath: string;
+  manifest: PkiManifest;
+  /** Absolute paths of the files this run created (empty when the folder was complete). */
+  created: string[];
+}
+
+interface Ensured {
+  der: Buffer;
+  privateKey: KeyObject;
+  issuer: Issuer;
+}
+
+/**
+ * Creates the demo PKI in `dir`, or completes it: existing keys and certificates are kept byte
+ * for byte, only missing ones are made, so running it twice is harmless.
+ *
+ * @example
+ *   const { manifest, created } = await initPki('/data/pki');
+ *   manifest.manufacturer.deviceCa.cert; // 'manufacturer/device-ca.crt.pem'
+ */
+export async function initPki(dirArg: string, now = new Date()): Promise<InitResult> {
+  const dir = resolve(dirArg);
+  ensureDir(dir);
+  const manifestPath = join(dir, PKI_MANIFEST_FILE);
+  const manifestExisted = fileExists(manifestPath);
+  const manifest = manifestExisted ? readManifest(dir) : defaultManifest(now);
+  const created: string[] = [];
+  if (!fileExists(join(dir, CA_DATABASE_FILE))) created.push(join(dir, CA_DATABASE_FILE));
+  const issued: IssuedCertificate[] = [];
+
+  const ensure = (
+    paths: CertKeyPaths,
+    subject: DistinguishedName,
+    years: number,
+    extensions: ReturnType<typeof caExtensions>,
+    issuer: Issuer | 'self',
+    record?: IssuerName,
+  ): Ensured => {
+    const result = ensureCertificate(dir, paths, subject, years, extensions, issuer, now, created);
+    if (record) {
+      const cert = new X509Certificate(result.der);
+      issued.push({
+        issuer: record,
+        serialHex: cert.serialNumber,
+        subject: subject.map(([oid, value]) => `${shortName(oid)}=${value}`).join(', '),
+        notAfter: new Date(cert.validTo),
+        certPath: paths.cert,
+      });
+    }
+    return result;
+  };
+
+  const m = manifest.manufacturer;
+  const mOrg: DistinguishedName = [[OID.organization, MANUFACTURER_ORG]];
+  const mRoot = ensure(
+    m.root,
+    [...mOrg, [OID.commonName, 'simcred demo manufacturer root CA']],
+    VALIDITY_YEARS.root,
+    caExtensions(1),
+    'self',
+  );
+  const deviceCa = ensure(
+    m.deviceCa,
+    [...mOrg, [OID.commonName, 'simcred demo device CA']],
+    VALIDITY_YEARS.ca,
+    caExtensions(0),
+    mRoot.issuer,
+  );
+  ensure(
+    m.deviceCaOcsp,
+    [...mOrg, [OID.commonName, 'simcred demo device CA OCSP responder']],
+    VALIDITY_YEARS.ocspSigner,
+    ocspSignerExtensions(),
+    deviceCa.issuer,
+    'device-ca',
+  );
+
+  const o = manifest.operator;
+  const oOrg: DistinguishedName = [[OID.organization, OPERATOR_ORG]];
+  const oRoot = ensure(
+    o.root,
+    [...oOrg, [OID.commonName, 'simcred demo operator root CA']],
+    VALIDITY_YEARS.root,
+    caExtensions(1),
+    'self',
+  );
+  const operatorCa = ensure(
+    o.operatorCa,
+    [...oOrg, [OID.commonName, 'simcred demo operator CA']],
+    VALIDITY_YEARS.ca,
+    caExtensions(0),
+    oRoot.issuer,
+  );
+  ensure(
+    o.operatorCaOcsp,
+    [...oOrg, [OID.commonName, 'simcred demo operator CA OCSP responder']],
+    VALIDITY_YEARS.ocspSigner,
+    ocspSignerExtensions(),
+    operatorCa.issuer,
+    'operator-ca',
+  );
+  ensure(
+    o.packageSigner,
+    [...oOrg, [OID.commonName, 'simcred package signer']],
+    VALIDITY_YEARS.packageSigner,
+    packageSignerExtensions(),
+    operatorCa.issuer,
+    'operator-ca',
+  );
+  for (const role of TLS_ROLES) {
+    ensure(
+      o.tls[role],
+      [...oOrg, [OID.commonName, `simcred-${role}`]],
+      VALIDITY_YEARS.tls,
+      tlsServerExtensions(['localhost'], ['127.0.0.1']),
+      operatorCa.issuer,
+      'operator-ca',
+    );
+  }
+
+  // Recorded on every run (duplicates ignored) so a lost ca.db is rebuilt from the certificates.
+  const store = await CaStore.open(dir);
+  try {
+    await store.recordIssued(issued, { ignoreDuplicates: true });
+  } finally {
+    await store.close();
+  }
+  if (!manifestExisted) {
+    writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, PUBLIC_MODE);
+    created.push(manifestPath);
+  }
+  return { dir, manifestPath, manifest, created };
+}
+
+/**
+ * One certificate and its key. A key without its certificate (an interrupted run) is reused;
+ * a certificate without its key, or one its issuer did not sign, cannot be repaired.
+ */
+function ensureCertificate(
+  dir: string,
+  paths: CertKeyPaths,
+  subjectDn: DistinguishedName,
+  years: number,
+  extensions: ReturnType<typeof caExtensions>,
+  issuerArg: Issuer | 'self',
+  now: Date,
+  created: string[],
+): Ensured {
+  const certPath = join(dir, paths.cert);
+  const keyPath = join(dir, paths.key);
+  const haveCert = fileExists(certPath);
+  const haveKey = fileExists(keyPath);
+  if (haveCert && !haveKey) {
+    throw new SimcredError(
+      'SIMCRED_PKI_INCONSISTENT',
+      `${certPath} exists but its key ${keyPath} is missing`,
+    );
+  }
+  let privateKey: KeyObject;
+  if (haveKey) {
+    privateKey = loadPrivateKey(keyPath);
+  } else {
+    privateKey = newEcKeyPairSync().privateKey;
+    ensureDir(dirname(keyPath));
+    createFile(keyPath, privateKeyPem(privateKey), SECRET_MODE);
+    created.push(keyPath);
+  }
+  const spki = parseSpki(publicKeySpki(createPublicKey(privateKey)));
+  const subject = buildName(subjectDn);
+  const selfIssuer: Issuer = { name: subject, keyId: keyIdentifier(spki), privateKey };
+  const issuer = issuerArg === 'self' ? selfIssuer : issuerArg;
+
+  let der: Buffer;
+  if (haveCert) {
+    const cert = parseCertificateFile(certPath);
+    if (!cert.publicKey.equals(createPublicKey(privateKey))) {
+      throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${certPath} does not match its key ${keyPath}`);
+    }
+    if (!cert.verify(createPublicKey(issuer.privateKey))) {
+      throw new SimcredError(
+        'SIMCRED_PKI_INCONSISTENT',
+        `${certPath} is not signed by its issuer (was the issuer re-created?)`,
+      );
+    }
+    der = Buffer.from(cert.raw);
+  } else {
+    der = issueCertificate(
+      { serial: randomSerial(), subject, spki, ...validityFrom(now, years), extensions },
+      issuer,
+    );
+    ensureDir(dirname(certPath));
+    createFile(certPath, toPem(der), PUBLIC_MODE);
+    created.push(certPath);
+  }
+  // The issuer facts for children come from the certificate itself, so a kept certificate's
+  // subject (not today's naming) is what children name as their issuer.
+  return { der, privateKey, issuer: issuerFromCertificate(der, privateKey) };
+}
+
+function parseCertificateFile(path: string): X509Certificate {
+  try {
+    return new X509Certificate(readText(path));
+  } catch (err) {
+    if (err instanceof SimcredError) throw err;
+    throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${path} is not a PEM certificate`, { cause: err });
+  }
+}
+
+/**
+ * Reads and sanity-checks pki.json; paths in it must stay inside the folder.
+ *
+ * @example
+ *   const manifest = readManifest('/data/pki');
+ */
+export function readManifest(dirArg: string): PkiManifest {
+  const dir = resolve(dirArg);
+  const path = join(dir, PKI_MANIFEST_FILE);
+  if (!fileExists(path)) {
+    throw new SimcredError(
+      'SIMCRED_PKI_NOT_INITIALISED',
+      `${dir} has no ${PKI_MANIFEST_FILE}; run \`simcred pki init --dir ${dir}\``,
+    );
+  }
+  let manifest: PkiManifest;
+  try {
+    manifest = JSON.parse(readText(path)) as PkiManifest;
+  } catch (err) {
+    if (err instanceof SimcredError) throw err;
+    throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${path} is not valid JSON`, { cause: err });
+  }
+  const pairs = manifest?.version === 1 ? manifestPairs(manifest) : undefined;
+  const bad =
+    !pairs ||
+    pairs.some(
+      (p) =>
+        typeof p?.cert !== 'string' ||
+        typeof p?.key !== 'string' ||
+        [p.cert, p.key].some((f) => relative(dir, resolve(dir, f)).startsWith('..')),
+    );
+  if (bad) {
+    throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${path} is not a version 1 simcred PKI manifest`);
+  }
+  return manifest;
+}
+
+function manifestPairs(manifest: PkiManifest): (CertKeyPaths | undefined)[] | undefined {
+  const m = manifest.manufacturer;
+  const o = manifest.operator;
+  if (!m || !o || !o.tls) return undefined;
+  return [
+    m.root,
+    m.deviceCa,
+    m.deviceCaOcsp,
+    o.root,
+    o.operatorCa,
+    o.operatorCaOcsp,
+    o.packageSigner,
+    ...TLS_ROLES.map((role) => o.tls[role]),
+  ];
+}
+
+function shortName(oid: string): string {
+  return oid === OID.commonName
+    ? 'CN'
+    : oid === OID.organization
+      ? 'O'
+      : oid === OID.serialNumber
+        ? 'serialNumber'
+        : oid;
+}

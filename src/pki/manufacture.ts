@@ -1,0 +1,306 @@
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { SimcredError } from '../errors/index.js';
+import { issuerFromCertificate, MANUFACTURER_ORG, validityFrom } from './certificates.js';
+import {
+  makeDeviceCredentials,
+  prepareDeviceIssuer,
+  type DeviceCredential,
+  type DeviceIssuingContext,
+} from './device-certificates.js';
+import { appendFile, ensureDir, ioError, PUBLIC_MODE, readText, SECRET_MODE, writeFile } from './files.js';
+import { readManifest, VALIDITY_YEARS } from './init.js';
+import { loadPrivateKey, type KeyType } from './keys.js';
+import { deviceDir, DEVICES_DIR, type FactoryImage } from './layout.js';
+import { CaStore, type IssuedCertificate, type ManufacturedDevice } from './store.js';
+import type { WorkerRequest, WorkerResponse } from './manufacture-worker.js';
+
+/** The two embedded registration servers of the loopback demo (config ports.registration). */
+export const DEFAULT_REGISTRATION_SERVERS = ['https://127.0.0.1:7411', 'https://127.0.0.1:7412'];
+
+/** Preliminary IMSIs: MCC 001 / MNC 01 (the test network) + a 10-digit MSIN from the 'pimsi' counter. */
+export const PIMSI_PREFIX = '00101';
+const MSIN_DIGITS = 10;
+export const PHLR_SUBSCRIBERS_FILE = 'phlr/subscribers.ndjson';
+
+export const MAX_DEVICES_PER_RUN = 10_000_000;
+
+export interface ManufactureOptions {
+  dir: string;
+  count: number;
+  keyType?: KeyType;
+  registrationServers?: string[];
+  /** Called after each batch is on disk and recorded, with the batch size. */
+  onProgress?: (done: number) => void;
+  /** Worker threads for EC batches; default: one per core, at most 4 (0 = main thread only). */
+  workers?: number;
+}
+
+export interface DeviceFiles {
+  dsimId: string;
+  certificate: string;
+  privateKey: string;
+  factoryImage: string;
+}
+
+export interface ManufactureResult {
+  dir: string;
+  count: number;
+  keyType: KeyType;
+  devices: DeviceFiles[];
+  elapsedMs: number;
+}
+
+/** A preliminary subscription as the factory hands it to the preliminary HLR's operator. */
+export interface PreliminarySubscriber {
+  pimsi: string;
+  dsimId: string;
+  kPimsi: string;
+  opcPimsi: string;
+}
+
+/**
+ * Manufactures `count` new devices: DSIM_ID, key pair, device certificate from the device CA,
+ * preliminary credentials and a factory image each. Batches are made in worker threads while
+ * the main thread writes the previous batch's files and records it in ca.db.
+ *
+ * @example
+ *   const { devices } = await manufactureDevices({ dir: '/data/pki', count: 1000 });
+ *   const image = await loadFactoryImage('/data/pki', devices[0].dsimId);
+ */
+export async function manufactureDevices(options: ManufactureOptions): Promise<ManufactureResult> {
+  const started = performance.now();
+  const dir = resolve(options.dir);
+  const keyType = options.keyType ?? 'ec';
+  const count = options.count;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_DEVICES_PER_RUN) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      `count must be an integer from 1 to ${MAX_DEVICES_PER_RUN}`,
+    );
+  }
+  const servers = validateServers(options.registrationServers ?? DEFAULT_REGISTRATION_SERVERS);
+  const manifest = readManifest(dir);
+
+  const deviceCaPem = readText(join(dir, manifest.manufacturer.deviceCa.cert));
+  const deviceCaKey = loadPrivateKey(join(dir, manifest.manufacturer.deviceCa.key));
+  const deviceCaDer = Buffer.from(new X509Certificate(deviceCaPem).raw);
+  const trustRoots = {
+    manufacturer: readText(join(dir, manifest.manufacturer.root.cert)),
+    operator: readText(join(dir, manifest.operator.root.cert)),
+  };
+  const issuer = issuerFromCertificate(deviceCaDer, deviceCaKey);
+  const validity = validityFrom(new Date(), VALIDITY_YEARS.device);
+  const context: DeviceIssuingContext = {
+    caKeyPem: deviceCaKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    issuerNameDer: new Uint8Array(AsnConvert.serialize(issuer.name)),
+    issuerKeyId: issuer.keyId,
+    notBefore: validity.notBefore.toISOString(),
+    notAfter: validity.notAfter.toISOString(),
+    keyType,
+  };
+
+  ensureDir(join(dir, DEVICES_DIR));
+  ensureDir(join(dir, 'phlr'));
+  const store = await CaStore.open(dir);
+  try {
+    // Reserved before anything is made: a crashed run burns its range, it never reuses one.
+    const firstMsin = await store.reserve('pimsi', count, 0);
+    if (firstMsin + count > 10 ** MSIN_DIGITS) {
+      throw new SimcredError(
+        'SIMCRED_CLI_ARGUMENT',
+        'the preliminary IMSI range 00101xxxxxxxxxx is exhausted',
+      );
+    }
+    const dsimIds = await newDsimIds(store, count);
+    const manufacturedAt = new Date().toISOString();
+
+    const persist = async (offset: number, credentials: DeviceCredential[]): Promise<DeviceFiles[]> => {
+      const files: DeviceFiles[] = [];
+      const issued: IssuedCertificate[] = [];
+      const devices: ManufacturedDevice[] = [];
+      let subscribers = '';
+      credentials.forEach((cred, i) => {
+        const index = offset + i;
+        const pimsi = PIMSI_PREFIX + String(firstMsin + index).padStart(MSIN_DIGITS, '0');
+        // Round-robin continues across runs because it follows the PIMSI counter.
+        const registrationServer = servers[(firstMsin + index) % servers.length]!;
+        const preliminary = {
+          pimsi,
+          kPimsi: randomBytes(16).toString('hex'),
+          opcPimsi: randomBytes(16).toString('hex'),
+        };
+        const folder = deviceDir(dir, cred.dsimId);
+        try {
+          mkdirSync(folder);
+        } catch (err) {
+          throw ioError('create folder', folder, err);
+        }
+        const image: FactoryImage = {
+          version: 1,
+          dsimId: cred.dsimId,
+          keyType,
+          certificate: 'device.crt.pem',
+          privateKey: 'device.key.pem',
+          chainPem: [deviceCaPem],
+          trustRoots,
+          preliminary,
+          registrationServer,
+          manufacturedAt,
+        };
+        const entry: DeviceFiles = {
+          dsimId: cred.dsimId,
+          certificate: join(folder, image.certificate),
+          privateKey: join(folder, image.privateKey),
+          factoryImage: join(folder, 'factory.json'),
+        };
+        writeFile(entry.privateKey, cred.keyPem, SECRET_MODE);
+        writeFile(entry.certificate, cred.certPem, PUBLIC_MODE);
+        // The factory image holds K_PIMSI and OPc_PIMSI: as secret as the key.
+        writeFile(entry.factoryImage, `${JSON.stringify(image, null, 2)}\n`, SECRET_MODE);
+        subscribers += `${JSON.stringify({ pimsi, dsimId: cred.dsimId, kPimsi: preliminary.kPimsi, opcPimsi: preliminary.opcPimsi } satisfies PreliminarySubscriber)}\n`;
+        issued.push({
+          issuer: 'device-ca',
+          serialHex: cred.serialHex,
+          subject: `O=${MANUFACTURER_ORG}, serialNumber=${cred.dsimId}, CN=${cred.dsimId}`,
+          dsimId: cred.dsimId,
+          notAfter: validity.notAfter,
+          certPath: `${DEVICES_DIR}/${cred.dsimId}/${image.certificate}`,
+        });
+        devices.push({ dsimId: cred.dsimId, serialHex: cred.serialHex, pimsi, keyType, registrationServer });
+        files.push(entry);
+      });
+      appendFile(join(dir, PHLR_SUBSCRIBERS_FILE), subscribers, SECRET_MODE);
+      await store.recordIssued(issued);
+      await store.recordDevices(devices);
+      options.onProgress?.(credentials.length);
+      return files;
+    };
+
+    const batchSize = keyType === 'ec' ? 500 : 16;
+    const batches: string[][] = [];
+    for (let i = 0; i < count; i += batchSize) batches.push(dsimIds.slice(i, i + batchSize));
+    const workerCount =
+      options.workers ?? (keyType === 'ec' && count >= 2000 ? Math.min(availableParallelism(), 4) : 0);
+    const results =
+      workerCount > 0
+        ? await runInWorkers(context, batches, Math.min(workerCount, batches.length), persist, batchSize)
+        : await runInline(context, batches, persist, batchSize);
+    return {
+      dir,
+      count,
+      keyType,
+      devices: results.flat(),
+      elapsedMs: Math.round(performance.now() - started),
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+type Persist = (offset: number, credentials: DeviceCredential[]) => Promise<DeviceFiles[]>;
+
+async function runInline(
+  context: DeviceIssuingContext,
+  batches: string[][],
+  persist: Persist,
+  batchSize: number,
+): Promise<DeviceFiles[][]> {
+  const issuer = prepareDeviceIssuer(context);
+  const results: DeviceFiles[][] = [];
+  for (const [i, batch] of batches.entries()) {
+    results.push(await persist(i * batchSize, await makeDeviceCredentials(issuer, batch)));
+  }
+  return results;
+}
+
+/**
+ * Each worker takes the next batch when it hands one back; the main thread persists batches one
+ * at a time (in completion order) while the workers compute the next ones.
+ */
+function runInWorkers(
+  context: DeviceIssuingContext,
+  batches: string[][],
+  workerCount: number,
+  persist: Persist,
+  batchSize: number,
+): Promise<DeviceFiles[][]> {
+  return new Promise((resolvePromise, reject) => {
+    const results: DeviceFiles[][] = new Array(batches.length);
+    const workers: Worker[] = [];
+    let next = 0;
+    let persisted = 0;
+    let failed = false;
+    let chain = Promise.resolve();
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      for (const w of workers) void w.terminate();
+      reject(err);
+    };
+    const feed = (worker: Worker) => {
+      if (next < batches.length) {
+        worker.postMessage({ batch: next, dsimIds: batches[next]! } satisfies WorkerRequest);
+        next++;
+      } else {
+        void worker.terminate();
+      }
+    };
+    for (let i = 0; i < workerCount; i++) {
+      const worker = new Worker(new URL('./manufacture-worker.js', import.meta.url), { workerData: context });
+      workers.push(worker);
+      worker.on('error', fail);
+      worker.on('message', (response: WorkerResponse) => {
+        if ('error' in response) {
+          fail(new SimcredError('SIMCRED_INTERNAL', `device worker failed: ${response.error}`));
+          return;
+        }
+        feed(worker);
+        chain = chain
+          .then(async () => {
+            if (failed) return;
+            results[response.batch] = await persist(response.batch * batchSize, response.credentials);
+            if (++persisted === batches.length) resolvePromise(results);
+          })
+          .catch(fail);
+      });
+      feed(worker);
+    }
+  });
+}
+
+/** DSIM_ID = "DSIM" + 16 upper-case hex digits from 8 random bytes; redrawn on the rare collision. */
+async function newDsimIds(store: CaStore, count: number): Promise<string[]> {
+  const ids = new Set<string>();
+  for (;;) {
+    while (ids.size < count) ids.add(`DSIM${randomBytes(8).toString('hex').toUpperCase()}`);
+    const known = await store.knownDsimIds([...ids]);
+    if (known.size === 0) return [...ids];
+    for (const id of known) ids.delete(id);
+  }
+}
+
+function validateServers(servers: string[]): string[] {
+  if (servers.length === 0) {
+    throw new SimcredError('SIMCRED_CLI_ARGUMENT', 'at least one registration server is needed');
+  }
+  for (const server of servers) {
+    let url: URL | undefined;
+    try {
+      url = new URL(server);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+      throw new SimcredError(
+        'SIMCRED_CLI_ARGUMENT',
+        `--registration-server must be an http(s) URL, got ${JSON.stringify(server)}`,
+      );
+    }
+  }
+  return servers;
+}

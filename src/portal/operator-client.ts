@@ -1,0 +1,98 @@
+import { Readable } from 'node:stream';
+import { SimcredError, type ErrorCode } from '../errors/index.js';
+import { PeerClient, clientTls, ndjsonLines, type TlsIdentity } from '../http/index.js';
+import {
+  deviceState,
+  registerDevices,
+  revokeRegistration,
+  type DeviceToRegister,
+} from '../protocol/credentialing.js';
+import type { ResponseOf } from '../protocol/route.js';
+import type { z } from 'zod';
+
+type Device = z.infer<typeof DeviceToRegister>;
+type Summary = z.infer<typeof registerDevices.response>;
+
+/**
+ * The operator's side of step 0a–0b: streams a device list of any size to the credentialing server
+ * as NDJSON and follows its progress lines. Authenticated with the portal's TLS certificate.
+ *
+ * @example
+ *   const summary = await new OperatorClient(loadTlsIdentity(pkiDir, 'portal'))
+ *     .registerDevices(credentialingUrl, devices, (n) => progress.update(n));
+ */
+export class OperatorClient {
+  private readonly client: PeerClient;
+
+  constructor(identity: TlsIdentity, options: { timeoutMs?: number } = {}) {
+    this.client = new PeerClient({
+      tls: clientTls(identity),
+      timeoutMs: options.timeoutMs ?? 600_000,
+      connections: 2,
+    });
+  }
+
+  async registerDevices(
+    credentialingUrl: string,
+    devices: Iterable<Device> | AsyncIterable<Device>,
+    onProgress: (registeredLines: number) => void = () => {},
+  ): Promise<Summary> {
+    const body = Readable.from(
+      (async function* () {
+        let buffer = '';
+        for await (const device of devices) {
+          buffer += `${JSON.stringify(device)}\n`;
+          if (buffer.length > 64 * 1024) {
+            yield buffer;
+            buffer = '';
+          }
+        }
+        if (buffer) yield buffer;
+      })(),
+    );
+    const response = await this.client.open(
+      `${credentialingUrl}${registerDevices.path}`,
+      registerDevices.method,
+      body,
+      'application/x-ndjson',
+    );
+    if (response.statusCode >= 400) {
+      this.client.decode(registerDevices, response.statusCode, response.headers, await response.body.text());
+    }
+    let summary: (Summary & { error: { code: string; message: string } | null }) | undefined;
+    for await (const { text: line } of ndjsonLines(response.body)) {
+      const parsed = JSON.parse(line) as { progress?: number } & Partial<typeof summary>;
+      if (typeof parsed.progress === 'number') onProgress(parsed.progress);
+      else summary = parsed as typeof summary;
+    }
+    if (!summary)
+      throw new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', 'registration stream ended early', {
+        retryAfter: 2,
+      });
+    if (summary.error)
+      throw new SimcredError(summary.error.code as ErrorCode, summary.error.message, { retryAfter: 2 });
+    const { error: _error, ...rest } = summary;
+    return rest;
+  }
+
+  /** A device's registration state and audit trail. */
+  deviceState(credentialingUrl: string, dsimId: string): Promise<ResponseOf<typeof deviceState>> {
+    return this.client.call(credentialingUrl, deviceState, { params: { dsimId } });
+  }
+
+  /** Revokes a registration at any step before delivery. */
+  revoke(
+    credentialingUrl: string,
+    dsimId: string,
+    reason?: string,
+  ): Promise<ResponseOf<typeof revokeRegistration>> {
+    return this.client.call(credentialingUrl, revokeRegistration, {
+      params: { dsimId },
+      body: reason ? { reason } : {},
+    });
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}

@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import { DEVICE, defineRoute, peer } from './route.js';
+import {
+  base64url,
+  certificateChain,
+  dsimId,
+  httpsUrl,
+  nonce32,
+  signature,
+  signatureAlg,
+  timestamp,
+} from './fields.js';
+
+/** Registration server (role 14): what credentialing servers push, and what devices look up (step 2). */
+
+export const RegistrationRecord = z
+  .object({
+    dsimId,
+    registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
+    credentialingUrl: httpsUrl,
+    expiresAt: timestamp,
+  })
+  .strict();
+export type RegistrationRecord = z.infer<typeof RegistrationRecord>;
+
+/** Most records one push carries; a batch of a million streams as many pushes. */
+export const MAX_RECORDS_PER_PUSH = 2000;
+
+export const pushRegistrations = defineRoute({
+  id: 'registration.pushRegistrations',
+  role: 'registration',
+  steps: '0b',
+  method: 'POST',
+  path: '/v1/registrations',
+  caller: peer('credentialing'),
+  summary:
+    'Store (or replace) registration records for devices; only trusted credentialing servers may push.',
+  body: z.object({ registrations: z.array(RegistrationRecord).min(1).max(MAX_RECORDS_PER_PUSH) }).strict(),
+  response: z.object({ stored: z.number().int() }).strict(),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
+export const withdrawRegistrations = defineRoute({
+  id: 'registration.withdrawRegistrations',
+  role: 'registration',
+  steps: '0b',
+  method: 'POST',
+  path: '/v1/registrations/withdraw',
+  caller: peer('credentialing'),
+  summary: 'Remove registration records (the operator revoked them, or they were used).',
+  body: z.object({ dsimIds: z.array(dsimId).min(1).max(MAX_RECORDS_PER_PUSH) }).strict(),
+  response: z.object({ withdrawn: z.number().int() }).strict(),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
+export const lookupChallenge = defineRoute({
+  id: 'registration.lookupChallenge',
+  role: 'registration',
+  steps: '2',
+  method: 'POST',
+  path: '/v1/lookup/challenge',
+  caller: DEVICE,
+  summary: 'A short-lived challenge the device signs to prove it holds SK_dsim.',
+  body: z.object({ dsimId }).strict(),
+  response: z.object({ challenge: base64url(16, 128, 'opaque challenge'), expiresAt: timestamp }).strict(),
+  errors: ['SIMCRED_BAD_REQUEST'],
+});
+
+export const lookup = defineRoute({
+  id: 'registration.lookup',
+  role: 'registration',
+  steps: '2',
+  method: 'POST',
+  path: '/v1/lookup',
+  caller: DEVICE,
+  summary:
+    "The device proves it holds its key (signature over the challenge) and gets its registration nonce and its credentialing server's route.",
+  body: z
+    .object({
+      dsimId,
+      challenge: base64url(16, 128, 'the challenge from /v1/lookup/challenge'),
+      certificateChain,
+      alg: signatureAlg,
+      signature,
+    })
+    .strict(),
+  response: z
+    .object({
+      registrationNonce: nonce32('registration nonce, secret'),
+      credentialingUrl: httpsUrl,
+      expiresAt: timestamp,
+    })
+    .strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_CHALLENGE_INVALID',
+    'SIMCRED_CERT_INVALID',
+    'SIMCRED_CERT_UNTRUSTED',
+    'SIMCRED_CERT_DSIM_MISMATCH',
+    'SIMCRED_PROOF_INVALID',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_REGISTRATION_EXPIRED',
+  ],
+});
+
+export const registrationRoutes = [pushRegistrations, withdrawRegistrations, lookupChallenge, lookup];

@@ -1,0 +1,45 @@
+import type { Logger } from 'pino';
+import {
+  PeerClient,
+  clientTls,
+  startRoleServer,
+  type RunningServer,
+  type TlsIdentity,
+} from '../http/index.js';
+import type { DatabaseConfig } from '../storage/index.js';
+import { mountProvisioningApi } from './api.js';
+import { CredentialingConsumer } from './consumer.js';
+import { ProvisioningProcessor } from './processor.js';
+import { ProvisioningStore } from './store.js';
+
+export interface ProvisioningServerOptions {
+  host: string;
+  port: number;
+  database: DatabaseConfig;
+  tls: TlsIdentity;
+  logger: Logger;
+}
+
+/**
+ * Starts a provisioning server (role 28/30).
+ *
+ * @example
+ *   const server = await startProvisioningServer({ host: '127.0.0.1', port: 7441, database, tls, logger });
+ */
+export async function startProvisioningServer(options: ProvisioningServerOptions): Promise<RunningServer> {
+  const store = await ProvisioningStore.open(options.database);
+  const client = new PeerClient({ tls: clientTls(options.tls) });
+  const processor = new ProvisioningProcessor(store, new CredentialingConsumer(client), options.logger);
+  return startRoleServer({
+    role: 'provisioning',
+    host: options.host,
+    port: options.port,
+    logger: options.logger,
+    tls: options.tls,
+    mount: (app) => mountProvisioningApi(app, processor),
+    release: async () => {
+      await client.close();
+      await store.close();
+    },
+  });
+}

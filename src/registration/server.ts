@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import type * as x509 from '../crypto/x509.js';
+import type { Logger } from 'pino';
+import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
+import type { DatabaseConfig } from '../storage/index.js';
+import { mountRegistrationApi } from './api.js';
+import { LookupChallenges } from './challenge.js';
+import { RegistrationProcessor } from './processor.js';
+import { RegistrationStore } from './store.js';
+
+export interface RegistrationServerOptions {
+  host: string;
+  port: number;
+  database: DatabaseConfig;
+  tls: TlsIdentity;
+  logger: Logger;
+  manufacturerRoots: x509.X509Certificate[];
+  /** Shared by every instance behind one load balancer; random per process when omitted. */
+  challengeSecret?: Buffer;
+  challengeTtlSeconds?: number;
+}
+
+/**
+ * Starts a registration server (role 14).
+ *
+ * @example
+ *   const server = await startRegistrationServer({ host, port: 7411, database, tls, logger, manufacturerRoots });
+ */
+export async function startRegistrationServer(options: RegistrationServerOptions): Promise<RunningServer> {
+  const store = await RegistrationStore.open(options.database);
+  const processor = new RegistrationProcessor({
+    store,
+    challenges: new LookupChallenges(
+      options.challengeSecret ?? randomBytes(32),
+      options.challengeTtlSeconds ?? 60,
+    ),
+    manufacturerRoots: options.manufacturerRoots,
+    log: options.logger,
+  });
+  return startRoleServer({
+    role: 'registration',
+    host: options.host,
+    port: options.port,
+    logger: options.logger,
+    tls: options.tls,
+    // A push carries up to 2,000 records of ~200 bytes.
+    bodyLimit: 1024 * 1024,
+    mount: (app) => mountRegistrationApi(app, processor),
+    release: () => store.close(),
+  });
+}

@@ -1,0 +1,101 @@
+import type { Kysely } from 'kysely';
+import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+
+/** Per-device registration info pushed by credentialing servers (role 14). */
+interface RegistrationTables {
+  registrations: {
+    dsim_id: string;
+    registration_nonce: string;
+    credentialing_url: string;
+    expires_at: string;
+    /** Which credentialing server pushed it: only that one may replace or withdraw it. */
+    pushed_by: string;
+  };
+}
+
+const migrations: Migrations = {
+  '0001_registrations': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('registrations')
+        .addColumn('dsim_id', 'text', (c) => c.primaryKey())
+        .addColumn('registration_nonce', 'text', (c) => c.notNull())
+        .addColumn('credentialing_url', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('pushed_by', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+export interface StoredRegistration {
+  dsimId: string;
+  registrationNonce: string;
+  credentialingUrl: string;
+  expiresAt: Date;
+}
+
+/** @example const store = await RegistrationStore.open({ kind: 'sqlite', file: 'data/registration-1.db' }); */
+export class RegistrationStore {
+  private constructor(private readonly db: Kysely<RegistrationTables>) {}
+
+  static async open(database: DatabaseConfig): Promise<RegistrationStore> {
+    return new RegistrationStore(await openDatabase<RegistrationTables>(database, migrations));
+  }
+
+  async upsert(records: StoredRegistration[], pushedBy: string): Promise<number> {
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < records.length; i += 150) {
+        await trx
+          .insertInto('registrations')
+          .values(
+            records.slice(i, i + 150).map((r) => ({
+              dsim_id: r.dsimId,
+              registration_nonce: r.registrationNonce,
+              credentialing_url: r.credentialingUrl,
+              expires_at: r.expiresAt.toISOString(),
+              pushed_by: pushedBy,
+            })),
+          )
+          .onConflict((oc) =>
+            oc.column('dsim_id').doUpdateSet((eb) => ({
+              registration_nonce: eb.ref('excluded.registration_nonce'),
+              credentialing_url: eb.ref('excluded.credentialing_url'),
+              expires_at: eb.ref('excluded.expires_at'),
+              pushed_by: eb.ref('excluded.pushed_by'),
+            })),
+          )
+          .execute();
+      }
+    });
+    return records.length;
+  }
+
+  async withdraw(dsimIds: string[]): Promise<number> {
+    const result = await this.db
+      .deleteFrom('registrations')
+      .where('dsim_id', 'in', dsimIds)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async find(dsimId: string): Promise<StoredRegistration | undefined> {
+    const row = await this.db
+      .selectFrom('registrations')
+      .selectAll()
+      .where('dsim_id', '=', dsimId)
+      .executeTakeFirst();
+    return row
+      ? {
+          dsimId: row.dsim_id,
+          registrationNonce: row.registration_nonce,
+          credentialingUrl: row.credentialing_url,
+          expiresAt: new Date(row.expires_at),
+        }
+      : undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

@@ -1,0 +1,157 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { SimcredConfig } from '../config/index.js';
+import { runFleet, stepStatistics, type FleetReport } from '../device/fleet.js';
+import { MODULE_STATE_FILE, TrustedModule } from '../device/trusted-module.js';
+import { PeerClient, loadTlsIdentity } from '../http/index.js';
+import { HssStore } from '../hss/store.js';
+import { ocspStatusChecker } from '../ocsp/checker.js';
+import { CaStore, deviceDir, initPki, loadFactoryImage, manufactureDevices } from '../pki/index.js';
+import { OperatorClient } from '../portal/operator-client.js';
+import { startSystem, type RunningSystem } from './start.js';
+import { configuredUrls, roleDatabase } from './wiring.js';
+
+export interface DemoOptions {
+  devices: number;
+  concurrency: number;
+  logger: Logger;
+  onPhase?(phase: 'manufacture' | 'register' | 'onboard', total: number): void;
+  onProgress?(phase: 'manufacture' | 'register' | 'onboard', done: number): void;
+}
+
+export interface DemoSummary {
+  devices: number;
+  provisioned: number;
+  failed: number;
+  distinctImsis: number;
+  hssSubscribers: number;
+  elapsedMs: number;
+  perSecond: number;
+  system: 'in-process' | 'running';
+  manufactured: number;
+  registration: { registered: number; unchanged: number; rejected: number; elapsedMs: number };
+  steps: ReturnType<typeof stepStatistics>;
+  failures: Record<string, number>;
+}
+
+async function runningSystemAnswers(config: SimcredConfig, operatorRoot: string): Promise<boolean> {
+  const client = new PeerClient({ tls: { ca: [operatorRoot] }, timeoutMs: 1000 });
+  try {
+    const { statusCode } = await client.send(
+      `${configuredUrls(config).credentialing}/health`,
+      'GET',
+      undefined,
+      '',
+    );
+    return statusCode === 200;
+  } catch {
+    return false;
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * `simcred demo`: N devices that hold no credentials yet (manufactured when there are too few),
+ * registered as one streamed batch, then driven through steps 2–12 against the running system or
+ * one started in this process. The summary is counted from what the modules and the HSS hold.
+ */
+export async function runDemo(config: SimcredConfig, options: DemoOptions): Promise<DemoSummary> {
+  const started = performance.now();
+  await initPki(config.pkiDir);
+  const urls = configuredUrls(config);
+  const operatorRoot = (await loadFactoryRoot(config)) ?? '';
+  let system: RunningSystem | undefined;
+  const running = operatorRoot !== '' && (await runningSystemAnswers(config, operatorRoot));
+  if (!running) system = await startSystem(config, options.logger);
+  const live = system?.urls ?? urls;
+  const store = await CaStore.open(config.pkiDir);
+  const operator = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  try {
+    // Devices still without credentials, whose factory image names one of this system's registration servers.
+    const servers = new Set(live.registration);
+    const fleet = (await store.listDevices())
+      .filter(
+        (d) =>
+          servers.has(d.registrationServer) &&
+          !existsSync(join(deviceDir(config.pkiDir, d.dsimId), MODULE_STATE_FILE)),
+      )
+      .slice(0, options.devices);
+    const missing = options.devices - fleet.length;
+    if (missing > 0) {
+      options.onPhase?.('manufacture', missing);
+      const made = await manufactureDevices({
+        dir: config.pkiDir,
+        count: missing,
+        registrationServers: live.registration,
+        onProgress: (n) => options.onProgress?.('manufacture', n),
+      });
+      const assigned = new Map((await store.listDevices()).map((d) => [d.dsimId, d.registrationServer]));
+      fleet.push(
+        ...made.devices.map((d) => ({ dsimId: d.dsimId, registrationServer: assigned.get(d.dsimId)! })),
+      );
+    }
+    const dsimIds = fleet.map((d) => d.dsimId);
+
+    options.onPhase?.('register', fleet.length);
+    const registration = await operator.registerDevices(live.credentialing, fleet, (n) =>
+      options.onProgress?.('register', n),
+    );
+
+    options.onPhase?.('onboard', fleet.length);
+    const onboardStarted = performance.now();
+    let done = 0;
+    const report: FleetReport = await runFleet({
+      pkiDir: config.pkiDir,
+      dsimIds,
+      ocsp: ocspStatusChecker({ urls: [live.ocsp], clockSkewSeconds: config.ocsp.clockSkewSeconds }),
+      concurrency: options.concurrency,
+      maxRetryDelayMs: 2000,
+      onDeviceDone: () => options.onProgress?.('onboard', ++done),
+    });
+    const onboardMs = performance.now() - onboardStarted;
+
+    // Count from what the modules and the HSS hold, not from the driver's tally.
+    const imsis: string[] = [];
+    for (const dsimId of dsimIds) {
+      const module = TrustedModule.fromFactoryImage(await loadFactoryImage(config.pkiDir, dsimId));
+      if (module.subscription) imsis.push(module.subscription.imsi);
+    }
+    const hss = await HssStore.open(roleDatabase(config, 'hss'));
+    const hssSubscribers = await hss.countSubscribersFor(dsimIds).finally(() => hss.close());
+    const failures: Record<string, number> = {};
+    for (const o of report.outcomes) if (!o.ok) failures[o.error!.code] = (failures[o.error!.code] ?? 0) + 1;
+    return {
+      devices: fleet.length,
+      provisioned: imsis.length,
+      failed: fleet.length - imsis.length,
+      distinctImsis: new Set(imsis).size,
+      hssSubscribers,
+      elapsedMs: Math.round(performance.now() - started),
+      perSecond: Math.round((imsis.length / onboardMs) * 1000 * 10) / 10,
+      system: running ? 'running' : 'in-process',
+      manufactured: Math.max(missing, 0),
+      registration: {
+        registered: registration.registered,
+        unchanged: registration.unchanged,
+        rejected: registration.rejected.length,
+        elapsedMs: registration.elapsedMs,
+      },
+      steps: stepStatistics(report.outcomes),
+      failures,
+    };
+  } finally {
+    await operator.close();
+    await store.close();
+    await system?.close();
+  }
+}
+
+async function loadFactoryRoot(config: SimcredConfig): Promise<string | undefined> {
+  try {
+    return loadTlsIdentity(config.pkiDir, 'portal').ca[0];
+  } catch {
+    return undefined;
+  }
+}

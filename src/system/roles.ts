@@ -1,0 +1,90 @@
+import type { Logger } from 'pino';
+import type { SimcredConfig } from '../config/index.js';
+import { startCredentialingServer } from '../credentialing/server.js';
+import { SimcredError } from '../errors/index.js';
+import { loadTlsIdentity, type RunningServer } from '../http/index.js';
+import { startHssServer } from '../hss/server.js';
+import { ocspStatusChecker } from '../ocsp/checker.js';
+import { loadPki } from '../pki/index.js';
+import { startProvisioningServer } from '../provisioning/server.js';
+import { startRegistrationServer } from '../registration/server.js';
+import { loadHssSecrets } from './secrets.js';
+import { configuredUrls, manufacturerRoots, roleDatabase } from './wiring.js';
+
+export const SERVABLE_ROLES = ['credentialing', 'registration', 'hss', 'provisioning'] as const;
+export type ServableRole = (typeof SERVABLE_ROLES)[number];
+
+/**
+ * One role (DESIGN §5): peers are found at the URLs the config names unless given. `instance` picks
+ * one of several registration or provisioning servers (1-based) and its port and store.
+ *
+ * @example
+ *   const server = await startRole(config, 'hss', 1, logger);
+ */
+export async function startRole(
+  config: SimcredConfig,
+  role: ServableRole,
+  instance: number,
+  logger: Logger,
+  peers: { ocsp: string; hss: string; provisioning: string[] } = configuredUrls(config),
+): Promise<RunningServer> {
+  const pki = await loadPki(config.pkiDir);
+  const urls = peers;
+  const host = config.host;
+  const pick = (ports: number[]) => {
+    const port = ports[instance - 1];
+    if (port === undefined) {
+      throw new SimcredError('SIMCRED_CLI_ARGUMENT', `--instance must be 1 to ${ports.length} for ${role}`);
+    }
+    return port;
+  };
+  switch (role) {
+    case 'credentialing':
+      return startCredentialingServer({
+        host,
+        port: config.ports.credentialing,
+        database: roleDatabase(config, 'credentialing'),
+        tls: loadTlsIdentity(config.pkiDir, 'credentialing'),
+        logger,
+        manufacturerRoots: manufacturerRoots(pki),
+        ocsp: ocspStatusChecker({ urls: [urls.ocsp], clockSkewSeconds: config.ocsp.clockSkewSeconds }),
+        hssUrl: urls.hss,
+        provisioningServers: urls.provisioning,
+        provisioningPolicy: config.credentialing.provisioningPolicy,
+        registrationTtlSeconds: config.registration.ttlSeconds,
+        sessionTtlSeconds: config.credentialing.sessionTtlSeconds,
+        ticketTtlSeconds: config.credentialing.ticketTtlSeconds,
+      });
+    case 'registration':
+      return startRegistrationServer({
+        host,
+        port: pick(config.ports.registration),
+        database: roleDatabase(config, `registration-${instance}`),
+        tls: loadTlsIdentity(config.pkiDir, 'registration'),
+        logger,
+        manufacturerRoots: manufacturerRoots(pki),
+      });
+    case 'provisioning':
+      return startProvisioningServer({
+        host,
+        port: pick(config.ports.provisioning),
+        database: roleDatabase(config, `provisioning-${instance}`),
+        tls: loadTlsIdentity(config.pkiDir, 'provisioning'),
+        logger,
+      });
+    case 'hss': {
+      const secrets = loadHssSecrets(config);
+      return startHssServer({
+        host,
+        port: config.ports.hss,
+        database: roleDatabase(config, 'hss'),
+        tls: loadTlsIdentity(config.pkiDir, 'hss'),
+        logger,
+        profile: { ...config.hss, op: secrets.op },
+        kek: secrets.kek,
+        operatorSigningKey: pki.operator.packageSigner.privateKey(),
+        operatorChainPem: [pki.operator.packageSigner.pem, pki.operator.operatorCa.pem],
+      });
+    }
+  }
+}

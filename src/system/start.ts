@@ -1,0 +1,93 @@
+import type { Logger } from 'pino';
+import type { SimcredConfig } from '../config/index.js';
+import type { RunningServer } from '../http/index.js';
+import { startOcspResponder } from '../ocsp/index.js';
+import { initPki, loadPki, type LoadedPki } from '../pki/index.js';
+import { startRole } from './roles.js';
+export { roleDatabase, manufacturerRoots } from './wiring.js';
+
+export interface RunningSystem {
+  pki: LoadedPki;
+  urls: {
+    credentialing: string;
+    registration: string[];
+    provisioning: string[];
+    hss: string;
+    ocsp: string;
+  };
+  /** Each role's server, so an operator tool or a test can stop one (a dependency outage). */
+  servers: {
+    ocsp: { close(): Promise<void> };
+    hss: RunningServer;
+    credentialing: RunningServer;
+    registration: RunningServer[];
+    provisioning: RunningServer[];
+  };
+  close(): Promise<void>;
+}
+
+/**
+ * Every role on loopback in this process (the embedded default, DESIGN §5): the OCSP responder, the
+ * HSS, the registration and provisioning servers, then the credentialing server that ties them.
+ * Creates the demo PKI on first run.
+ *
+ * @example
+ *   const system = await startSystem(loadConfig(), logger);
+ *   console.log(system.urls.credentialing);
+ *   await system.close();
+ */
+export async function startSystem(config: SimcredConfig, logger: Logger): Promise<RunningSystem> {
+  await initPki(config.pkiDir);
+  const pki = await loadPki(config.pkiDir);
+  const host = config.host;
+  const started: { close(): Promise<void> }[] = [];
+  const log = (role: string) => logger.child({ role });
+  try {
+    const ocsp = await startOcspResponder({
+      pkiDir: config.pkiDir,
+      host,
+      port: config.ports.ocsp,
+      logger: log('ocsp'),
+    });
+    started.push(ocsp);
+    const hss = await startRole(config, 'hss', 1, log('hss'));
+    started.push(hss);
+    const registration: RunningServer[] = [];
+    for (let i = 1; i <= config.ports.registration.length; i++) {
+      registration.push(await startRole(config, 'registration', i, log(`registration-${i}`)));
+      started.push(registration[i - 1]!);
+    }
+    const provisioning: RunningServer[] = [];
+    for (let i = 1; i <= config.ports.provisioning.length; i++) {
+      provisioning.push(await startRole(config, 'provisioning', i, log(`provisioning-${i}`)));
+      started.push(provisioning[i - 1]!);
+    }
+    // Started last, with the peers' actual URLs (ports may have been 0).
+    const credentialing = await startRole(config, 'credentialing', 1, log('credentialing'), {
+      ocsp: ocsp.url,
+      hss: hss.url,
+      provisioning: provisioning.map((p) => p.url),
+    });
+    started.push(credentialing);
+    return {
+      pki,
+      urls: {
+        credentialing: credentialing.url,
+        registration: registration.map((r) => r.url),
+        provisioning: provisioning.map((p) => p.url),
+        hss: hss.url,
+        ocsp: ocsp.url,
+      },
+      servers: { ocsp, hss, credentialing, registration, provisioning },
+      close: () => closeAll(started),
+    };
+  } catch (err) {
+    await closeAll(started);
+    throw err;
+  }
+}
+
+async function closeAll(servers: { close(): Promise<void> }[]): Promise<void> {
+  // Reverse order: the credentialing server stops taking devices before its peers go away.
+  for (const server of [...servers].reverse()) await server.close().catch(() => undefined);
+}

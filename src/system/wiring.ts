@@ -1,0 +1,29 @@
+import { join } from 'node:path';
+import type { SimcredConfig } from '../config/index.js';
+import * as x509 from '../crypto/x509.js';
+import type { LoadedPki } from '../pki/index.js';
+import type { DatabaseConfig } from '../storage/index.js';
+
+/** One role's store: a SQLite file under the data folder, or its own schema on the shared PostgreSQL. */
+export function roleDatabase(config: SimcredConfig, name: string): DatabaseConfig {
+  return config.database.kind === 'sqlite'
+    ? { kind: 'sqlite', file: join(config.dataDir, `${name}.db`) }
+    : { kind: 'postgres', url: config.database.url, schema: name.replace(/-/g, '_') };
+}
+
+/** The manufacturer roots a PKI folder trusts, parsed for chain checks. */
+export function manufacturerRoots(pki: LoadedPki): x509.X509Certificate[] {
+  return [new x509.X509Certificate(pki.manufacturer.root.der)];
+}
+
+/** The URLs of a system started from the same config (by `simcred up`), if one answers. */
+export function configuredUrls(config: SimcredConfig) {
+  const https = (port: number) => `https://${config.host}:${port}`;
+  return {
+    credentialing: https(config.ports.credentialing),
+    registration: config.ports.registration.map(https),
+    provisioning: config.ports.provisioning.map(https),
+    hss: https(config.ports.hss),
+    ocsp: `http://${config.host}:${config.ports.ocsp}`,
+  };
+}

@@ -1,0 +1,126 @@
+import { Writable } from 'node:stream';
+import { loadConfig, type SimcredConfig } from '../../src/config/index.js';
+import { loadTlsIdentity } from '../../src/http/index.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
+import { manufactureDevices } from '../../src/pki/index.js';
+import { OperatorClient } from '../../src/portal/operator-client.js';
+import { roleDatabase, startSystem, type RunningSystem } from '../../src/system/start.js';
+import { PeerClient } from '../../src/http/index.js';
+import { HssStore, type Subscriber } from '../../src/hss/store.js';
+import { ocspStatusChecker } from '../../src/ocsp/checker.js';
+import { loadFactoryImage, type LoadedFactoryImage } from '../../src/pki/index.js';
+import { DeviceAgent } from '../../src/device/agent.js';
+import { TrustedModule } from '../../src/device/trusted-module.js';
+import * as x509 from '../../src/crypto/x509.js';
+
+export interface TestDevice {
+  image: LoadedFactoryImage;
+  module: TrustedModule;
+  agent: DeviceAgent;
+}
+import { tempDir } from '../helpers/cli.js';
+
+/** Every role on loopback (free ports) over a fresh data folder, with the logs captured. */
+export interface TestSystem {
+  config: SimcredConfig;
+  system: RunningSystem;
+  logs: () => string;
+  logger: Logger;
+  manufacture(count: number, keyType?: 'ec' | 'rsa'): Promise<string[]>;
+  register(dsimIds: string[]): ReturnType<OperatorClient['registerDevices']>;
+  /** A simulated device with its trusted module, steps callable one by one. */
+  device(dsimId: string): Promise<TestDevice>;
+  /** What the HSS holds for a DSIM_ID (undefined: no IMSI was ever allocated). */
+  subscriber(dsimId: string): Promise<Subscriber | undefined>;
+  operator: OperatorClient;
+  deviceClient: PeerClient;
+  close(): Promise<void>;
+}
+
+export async function startTestSystem(overrides: Record<string, unknown> = {}): Promise<TestSystem> {
+  const dir = tempDir('simcred-flow-');
+  let captured = '';
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      captured += chunk.toString();
+      done();
+    },
+  });
+  const config = loadConfig({
+    overrides: {
+      dataDir: dir.path,
+      ports: {
+        credentialing: 0,
+        registration: [0, 0],
+        ocsp: 0,
+        hss: 0,
+        provisioning: [0, 0],
+        phlr: 0,
+        portal: 0,
+      },
+      // Trace level: the secrets test greps every line any role could write.
+      log: { level: 'trace' },
+      ...overrides,
+    },
+  });
+  const logger = createLogger({ name: 'test', level: 'trace', destination });
+  const system = await startSystem(config, logger);
+  const operator = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  const deviceClient = new PeerClient({ tls: { ca: [system.pki.operator.root.pem] } });
+  const ocsp = ocspStatusChecker({ urls: [system.urls.ocsp] });
+  return {
+    config,
+    system,
+    logger,
+    logs: () => captured,
+    async manufacture(count, keyType = 'ec') {
+      const result = await manufactureDevices({
+        dir: config.pkiDir,
+        count,
+        keyType,
+        registrationServers: system.urls.registration,
+        workers: 0,
+      });
+      return result.devices.map((d) => d.dsimId);
+    },
+    register(dsimIds) {
+      // Each device goes to the registration server burnt into its factory image (round-robin at manufacture).
+      return operator.registerDevices(
+        system.urls.credentialing,
+        dsimIds.map((dsimId, i) => ({
+          dsimId,
+          registrationServer: system.urls.registration[i % system.urls.registration.length]!,
+        })),
+      );
+    },
+    operator,
+    deviceClient,
+    async device(dsimId) {
+      const image = await loadFactoryImage(config.pkiDir, dsimId);
+      const module = TrustedModule.fromFactoryImage(image, { persist: false });
+      const agent = new DeviceAgent({
+        module,
+        client: deviceClient,
+        registrationServer: image.image.registrationServer,
+        operatorRoots: [new x509.X509Certificate(image.image.trustRoots.operator)],
+        ocsp,
+        maxAttempts: 1,
+      });
+      return { image, module, agent };
+    },
+    async subscriber(dsimId) {
+      const hss = await HssStore.open(roleDatabase(config, 'hss'));
+      try {
+        return await hss.findByDsimId(dsimId);
+      } finally {
+        await hss.close();
+      }
+    },
+    async close() {
+      await deviceClient.close();
+      await operator.close();
+      await system.close();
+      dir.cleanup();
+    },
+  };
+}

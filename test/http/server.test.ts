@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { SimcredError } from '../../src/errors/index.js';
+import { createHttpServer, listen } from '../../src/http/index.js';
+import { createLogger } from '../../src/log/logger.js';
+
+test('every failure follows the error contract and the server keeps serving', async () => {
+  let logged = '';
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logged += chunk.toString();
+      done();
+    },
+  });
+  const app = createHttpServer({ logger: createLogger({ name: 't', destination }), bodyLimit: 1024 });
+  app.post('/echo', async (request) => ({ got: request.body }));
+  app.get('/boom', async () => {
+    throw new Error('secret detail k=00112233');
+  });
+  app.get('/down', async () => {
+    throw new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', 'HSS unavailable', { retryAfter: 7 });
+  });
+  const url = await listen(app, { host: '127.0.0.1', port: 0 });
+  try {
+    const post = (body: string, type = 'application/json') =>
+      fetch(`${url}/echo`, { method: 'POST', body, headers: { 'content-type': type } });
+
+    let res = await post('{"a":');
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { code: string }).code, 'SIMCRED_BAD_REQUEST');
+
+    res = await post(JSON.stringify({ a: 'x'.repeat(2000) }));
+    assert.equal(res.status, 413);
+    assert.equal(((await res.json()) as { code: string }).code, 'SIMCRED_BODY_TOO_LARGE');
+
+    res = await post('<a/>', 'application/xml');
+    assert.equal(res.status, 415);
+    assert.equal(((await res.json()) as { code: string }).code, 'SIMCRED_UNSUPPORTED_MEDIA_TYPE');
+
+    res = await fetch(`${url}/nowhere`);
+    assert.equal(res.status, 404);
+    assert.equal(((await res.json()) as { code: string }).code, 'SIMCRED_NOT_FOUND');
+
+    res = await fetch(`${url}/boom`);
+    assert.equal(res.status, 500);
+    const body = await res.text();
+    assert.match(body, /SIMCRED_INTERNAL/);
+    assert.doesNotMatch(body, /secret detail|at /);
+
+    res = await fetch(`${url}/down`);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '7');
+
+    res = await post('{"a":1}');
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { got: { a: 1 } });
+  } finally {
+    await app.close();
+  }
+  assert.match(logged, /request failed/);
+});
