@@ -8,7 +8,7 @@ test('every error code is documented in docs/errors.md with its status', () => {
   for (const [code, { status }] of Object.entries(ERROR_CODES)) {
     assert.match(
       doc,
-      new RegExp(`\\| \`${code}\` \\| ${status} \\|`),
+      new RegExp(`\\|\\s*\`${code}\`\\s*\\|\\s*${status}\\s*\\|`),
       `${code} missing from docs/errors.md (npm run docs:errors)`,
     );
   }
