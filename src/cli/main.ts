@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerPkiCommands } from '../pki/cli.js';
 import { registerOcspCommands } from '../ocsp/cli.js';
 import { registerAkaCommands } from '../aka/cli.js';
+import { registerPhlrCommands } from '../phlr/cli.js';
 import { registerSystemCommands } from './system-commands.js';
 import { reportAndExit } from './run.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerOcspCommands(program, serve, bench);
   registerAkaCommands(program);
   registerSystemCommands(program, serve);
+  registerPhlrCommands(serve);
   return program;
 }
 

@@ -12,12 +12,19 @@ import { configuredUrls } from '../system/wiring.js';
 import { startProgress, type Progress } from './progress.js';
 import { action, positiveInt, printJsonLine } from './run.js';
 
-interface CommonOptions {
+export interface CommonOptions {
   dir?: string;
   config?: string;
 }
 
-function commonConfig(options: CommonOptions): SimcredConfig {
+/** --dir and --config, as every command that loads the config takes them. */
+export function withCommonOptions(command: Command): Command {
+  return command
+    .option('--dir <DATA>', 'data folder (SQLite files, demo PKI)')
+    .option('--config <FILE>', 'JSON config file (SIMCRED_* environment variables override it)');
+}
+
+export function commonConfig(options: CommonOptions): SimcredConfig {
   return loadConfig({
     file: options.config,
     env: process.env,
@@ -26,7 +33,7 @@ function commonConfig(options: CommonOptions): SimcredConfig {
 }
 
 /** Stops cleanly on Ctrl-C / SIGTERM. */
-function untilSignal(close: () => Promise<void>): Promise<void> {
+export function untilSignal(close: () => Promise<void>): Promise<void> {
   return new Promise((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
@@ -39,10 +46,7 @@ function untilSignal(close: () => Promise<void>): Promise<void> {
 }
 
 export function registerSystemCommands(program: Command, serve: Command): void {
-  const withCommon = (command: Command) =>
-    command
-      .option('--dir <DATA>', 'data folder (SQLite files, demo PKI)')
-      .option('--config <FILE>', 'JSON config file (SIMCRED_* environment variables override it)');
+  const withCommon = withCommonOptions;
 
   withCommon(
     program.command('up').description('start every role on loopback (embedded default); Ctrl-C stops'),
@@ -56,6 +60,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
         ...system.urls.registration.map((url, i): [string, string] => [`registration-${i + 1}`, url]),
         ...system.urls.provisioning.map((url, i): [string, string] => [`provisioning-${i + 1}`, url]),
         ['hss', system.urls.hss],
+        ['phlr', system.urls.phlr],
         ['ocsp', system.urls.ocsp],
       ];
       process.stdout.write(`simcred up — data in ${config.dataDir}\n`);
@@ -95,7 +100,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       progress?.stop();
       process.stdout.write(formatDemoSummary(summary));
       if (options.json) printJsonLine(summary);
-      if (summary.failed > 0) process.exitCode = 1;
+      if (summary.failed > 0 || summary.attached < summary.devices) process.exitCode = 1;
     }),
   );
 
@@ -204,7 +209,7 @@ export function formatDemoSummary(s: DemoSummary): string {
     `simcred demo — ${s.devices} devices (${s.system} system${s.manufactured ? `, ${s.manufactured} manufactured` : ''})`,
     `  registered ${s.registration.registered} in ${s.registration.elapsedMs} ms` +
       (s.registration.rejected ? `, ${s.registration.rejected} rejected` : ''),
-    `  provisioned ${s.provisioned}, failed ${s.failed}, distinct IMSIs ${s.distinctImsis}, HSS subscribers ${s.hssSubscribers}`,
+    `  provisioned ${s.provisioned}, failed ${s.failed}, distinct IMSIs ${s.distinctImsis}, HSS subscribers ${s.hssSubscribers}, attached ${s.attached}`,
     `  ${s.perSecond} onboardings/s, ${(s.elapsedMs / 1000).toFixed(1)} s in all`,
     '',
     `  ${'step'.padEnd(10)}${'count'.padStart(8)}${'p50 ms'.padStart(10)}${'p95 ms'.padStart(10)}${'p99 ms'.padStart(10)}`,

@@ -91,6 +91,26 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    phlr: z
+      .object({
+        /** Lifetime of an access grant (DESIGN §2 step 1: short-lived, registration only). */
+        grantTtlSeconds: z.number().int().min(1).max(86400).default(600),
+        /** Clock skew registration servers allow when checking a grant's iat/exp. */
+        grantClockSkewSeconds: z.number().int().min(0).max(600).default(30),
+        /** How long a PHLR challenge waits for its RES. */
+        challengeTtlSeconds: z.number().int().min(1).max(3600).default(60),
+        /** AMF of the PHLR's vectors. */
+        amf: z
+          .string()
+          .regex(/^[0-9a-fA-F]{4}$/)
+          .default('8000'),
+        /** Where the factory's subscriber list is read; defaults to <pkiDir>/phlr/subscribers.ndjson. */
+        subscribersFile: z.string().min(1).optional(),
+        /** Key-encryption key for K_PIMSI/OPc at rest; generated into <dataDir>/phlr/secrets.json when absent. */
+        kek: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
     ocsp: z
       .object({
         clockSkewSeconds: z.number().int().min(0).max(3600).default(DEFAULT_OCSP_CLOCK_SKEW_SECONDS),

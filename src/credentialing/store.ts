@@ -7,7 +7,8 @@ import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/i
  * sharing one database can never move a device twice (DESIGN §4.2).
  *
  *   registered → authenticating → referred → delivered → completed
- *        ↑______________|   (dependency down: session undone)
+ *        ↑______________|  ↑_______|   (a failed step undoes the session; a referred device
+ *                                       whose delivery failed may open a new one)
  *   any state before delivered → revoked;  registered past its expiry → expired
  */
 export type RegistrationStateName =
@@ -249,8 +250,9 @@ export class CredentialingStore {
   }
 
   /**
-   * Step 3: opens a session if the registration is live and no other session is — or the other one
-   * has expired. Returns false when another live session holds the device.
+   * Step 3: opens a session if the registration is live (registered, or referred but not yet
+   * delivered) and no other session is — or the other one has expired. Returns false when another
+   * live session holds the device.
    */
   async openSession(
     dsimId: string,
@@ -279,6 +281,9 @@ export class CredentialingStore {
       .where((eb) =>
         eb.or([
           eb('state', '=', 'registered'),
+          // A referred device that lost its referral, or whose delivery failed, starts over; the
+          // new session kills the old ticket (hand-over needs state 'referred').
+          eb('state', '=', 'referred'),
           eb.and([eb('state', '=', 'authenticating'), eb('session_expires_at', '<=', now.toISOString())]),
         ]),
       )

@@ -1,6 +1,7 @@
 import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
 import * as x509 from './x509.js';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
+import { BoundedCache, derKey, derPairKey } from '../ocsp/cache.js';
 
 /** Certificates in a package's x5c at most (signer, operator CA, and perhaps one more level). */
 export const MAX_CHAIN_CERTIFICATES = 4;
@@ -26,15 +27,19 @@ export type CertificateInput = x509.X509Certificate | string;
 /*
  * Parsing with @peculiar/x509 costs about 1.5 ms per certificate and its signature check about 1 ms, so:
  * parsed certificates are cached by their exact text (PEM or base64 DER; an operator's x5c and roots
- * repeat in every package), signatures are checked natively (node:crypto X509Certificate.verify,
- * ~0.1 ms), and a link whose signature verified is remembered per pair of parsed objects. A link's
- * signature is a pure function of the two certificates' bytes, so the memo cannot go stale; validity
- * periods and constraints are re-checked on every call.
+ * repeat in every package, a manufacturer's device CA in every device chain), signatures are checked
+ * natively (node:crypto X509Certificate.verify, ~0.1 ms), and a link whose signature verified is
+ * remembered by the exact DER of both certificates, so it holds for any object parsed from those bytes.
+ * A link's signature is a pure function of the two certificates' bytes, so the memo cannot go stale;
+ * validity periods and constraints are re-checked on every call. Public keys are kept by the exact DER
+ * of their certificate. Every table is bounded and drops the least recently used entry first.
  */
 const PARSE_CACHE_LIMIT = 256;
-const parseCache = new Map<string, x509.X509Certificate[]>();
+const MEMO_LIMIT = 1000;
+const parseCache = new BoundedCache<x509.X509Certificate[]>(PARSE_CACHE_LIMIT);
 let nodeViews = new WeakMap<x509.X509Certificate, NodeX509Certificate>();
-let verifiedLinks = new WeakMap<x509.X509Certificate, WeakSet<x509.X509Certificate>>();
+const verifiedLinks = new BoundedCache<true>(MEMO_LIMIT);
+const publicKeys = new BoundedCache<KeyObject>(MEMO_LIMIT);
 
 /**
  * Counters of the work above, for the benchmark's "crypto floor" (docs/crypto.md): certificate
@@ -45,11 +50,18 @@ let verifiedLinks = new WeakMap<x509.X509Certificate, WeakSet<x509.X509Certifica
  *   await inspectPackage(jws, { operatorRoots });
  *   certificateStats.linkVerifications - before; // 2 cold, 0 warm
  */
-export const certificateStats = { parsed: 0, parseCacheHits: 0, linkVerifications: 0, linkCacheHits: 0 };
+export const certificateStats = {
+  parsed: 0,
+  parseCacheHits: 0,
+  linkVerifications: 0,
+  linkCacheHits: 0,
+  keysExtracted: 0,
+  keyCacheHits: 0,
+};
 
 /**
- * Forgets every parsed certificate and verified link (a cold start, as on a device that opens one
- * package in its life); for tests and benchmarks.
+ * Forgets every parsed certificate, public key and verified link (a cold start, as on a device that
+ * opens one package in its life); for tests and benchmarks.
  *
  * @example
  *   clearCertificateCaches();
@@ -57,7 +69,8 @@ export const certificateStats = { parsed: 0, parseCacheHits: 0, linkVerification
 export function clearCertificateCaches(): void {
   parseCache.clear();
   nodeViews = new WeakMap();
-  verifiedLinks = new WeakMap();
+  verifiedLinks.clear();
+  publicKeys.clear();
 }
 
 function cachedParse(key: string, parse: () => x509.X509Certificate[]): x509.X509Certificate[] {
@@ -68,9 +81,7 @@ function cachedParse(key: string, parse: () => x509.X509Certificate[]): x509.X50
   }
   const certs = parse();
   certificateStats.parsed += certs.length;
-  if (parseCache.size >= PARSE_CACHE_LIMIT) parseCache.delete(parseCache.keys().next().value!);
-  parseCache.set(key, certs);
-  return certs;
+  return parseCache.set(key, certs);
 }
 
 /**
@@ -128,13 +139,34 @@ export function parseCertificateBase64(base64: string, code: ErrorCode): x509.X5
 }
 
 /**
- * The public key of a parsed certificate as a node:crypto KeyObject (memoised per object).
+ * One base64 DER certificate through the parse cache, decoded as `Buffer.from(text, 'base64')` does
+ * (for chains whose intermediates repeat in every request: the device CA). The cache key is the exact
+ * text, so different text is parsed anew. Throws whatever the parser throws.
+ *
+ * @example
+ *   const deviceCa = parseCachedCertificateBase64(body.certificateChain[1]);
+ */
+export function parseCachedCertificateBase64(base64: string): x509.X509Certificate {
+  return cachedParse(base64, () => [new x509.X509Certificate(Buffer.from(base64, 'base64'))])[0]!;
+}
+
+/**
+ * The public key of a parsed certificate as a node:crypto KeyObject (memoised by the certificate's
+ * exact DER, so a certificate parsed again — a root in every device, a CA in every request — does not
+ * import its key again).
  *
  * @example
  *   const key = certificatePublicKey(info.signerCertificate);
  */
 export function certificatePublicKey(cert: x509.X509Certificate): KeyObject {
-  return nodeView(cert).publicKey;
+  const key = derKey(cert.rawData);
+  const hit = publicKeys.get(key);
+  if (hit !== undefined) {
+    certificateStats.keyCacheHits++;
+    return hit;
+  }
+  certificateStats.keysExtracted++;
+  return publicKeys.set(key, nodeView(cert).publicKey);
 }
 
 function nodeView(cert: x509.X509Certificate): NodeX509Certificate {
@@ -241,7 +273,8 @@ function sameCertificate(a: x509.X509Certificate, b: x509.X509Certificate): bool
 }
 
 async function verifiesWith(subject: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
-  if (verifiedLinks.get(subject)?.has(issuer)) {
+  const link = derPairKey(new Uint8Array(subject.rawData), new Uint8Array(issuer.rawData));
+  if (verifiedLinks.get(link) !== undefined) {
     certificateStats.linkCacheHits++;
     return true;
   }
@@ -252,13 +285,6 @@ async function verifiesWith(subject: x509.X509Certificate, issuer: x509.X509Cert
   } catch {
     ok = false;
   }
-  if (ok) {
-    let issuers = verifiedLinks.get(subject);
-    if (issuers === undefined) {
-      issuers = new WeakSet();
-      verifiedLinks.set(subject, issuers);
-    }
-    issuers.add(issuer);
-  }
+  if (ok) verifiedLinks.set(link, true);
   return ok;
 }

@@ -6,13 +6,24 @@ import { SimcredError, isSimcredError } from '../errors/index.js';
 import type { PeerClient } from '../http/index.js';
 import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import { openSession, proveSession, submitReceipt } from '../protocol/credentialing.js';
+import { attachChallenge, attachResponse, attachResync } from '../protocol/hss.js';
+import { phlrChallenge, phlrResponse, phlrResync } from '../protocol/phlr.js';
 import { deliver } from '../protocol/provisioning.js';
 import { lookup, lookupChallenge } from '../protocol/registration.js';
 import type { ResponseOf } from '../protocol/route.js';
-import type { InstalledSubscription, TrustedModule } from './trusted-module.js';
+import type { AkaCredentials, InstalledSubscription, TrustedModule } from './trusted-module.js';
 
 /** The steps a device goes through, as timed in the demo and the benchmark. */
-export const DEVICE_STEPS = ['lookup', 'session', 'proof', 'delivery', 'install', 'receipt'] as const;
+export const DEVICE_STEPS = [
+  'access',
+  'lookup',
+  'session',
+  'proof',
+  'delivery',
+  'install',
+  'receipt',
+  'attach',
+] as const;
 export type DeviceStep = (typeof DEVICE_STEPS)[number];
 
 export interface DeviceAgentOptions {
@@ -21,6 +32,13 @@ export interface DeviceAgentOptions {
   client: PeerClient;
   /** From the factory image. */
   registrationServer: string;
+  /**
+   * The preliminary HLR the device reaches on its preliminary credentials (step 1): in the field, the
+   * network its radio finds; here, from config.
+   */
+  phlrUrl: string;
+  /** The home network's HSS/HLR the device attaches to with the downloaded credentials (step 12). */
+  hssUrl: string;
   operatorRoots: x509.X509Certificate[];
   /** Checks the operator signer's certificate at the OCSP responder (step 11). */
   ocsp: CertificateStatusChecker;
@@ -37,24 +55,41 @@ export interface OnboardingResult {
   timings: Partial<Record<DeviceStep, number>>;
 }
 
+/** A grant is renewed when it has less than this left (ms). */
+const GRANT_RENEW_MARGIN_MS = 15_000;
+
 /**
- * The device side of DESIGN §2 steps 2–12. Every message the device sends is signed by its trusted
- * module; the agent itself never sees a key. A dependency outage (503) makes it wait Retry-After
- * and start again at step 3 with a fresh device nonce.
+ * The device side of DESIGN §2 steps 1–12. Every message the device sends is signed by its trusted
+ * module, and AKA runs inside it; the agent itself never sees a key. A dependency outage (503) makes
+ * it wait Retry-After and start again at step 3 with a fresh device nonce.
  *
  * @example
- *   const result = await new DeviceAgent({ module, client, registrationServer, operatorRoots, ocsp }).onboard();
+ *   const result = await new DeviceAgent({ module, client, registrationServer, phlrUrl, hssUrl, operatorRoots, ocsp }).onboard();
  */
 export class DeviceAgent {
+  private grant: { grant: string; expiresAt: number } | undefined;
+
   constructor(private readonly options: DeviceAgentOptions) {}
 
+  /** Steps 1–12: access grant, download, receipt, then attach with the new credentials. */
   async onboard(): Promise<OnboardingResult> {
+    let attempts = 0;
+    let timings: OnboardingResult['timings'] = {};
+    const subscription = await this.withRetries(() => {
+      attempts += 1;
+      timings = {};
+      return this.attempt(timings);
+    });
+    await this.withRetries(() => timed(timings, 'attach', () => this.attach()));
+    return { subscription, attempts, timings };
+  }
+
+  /** Runs `work` again after Retry-After while a dependency is down (503), up to maxAttempts times. */
+  private async withRetries<T>(work: () => Promise<T>): Promise<T> {
     const maxAttempts = this.options.maxAttempts ?? 5;
     for (let attempt = 1; ; attempt++) {
-      const timings: OnboardingResult['timings'] = {};
       try {
-        const subscription = await this.attempt(timings);
-        return { subscription, attempts: attempt, timings };
+        return await work();
       } catch (err) {
         if (!retryable(err) || attempt >= maxAttempts) throw err;
         const delayMs = Math.min((err.retryAfter ?? 1) * 1000, this.options.maxRetryDelayMs ?? 30_000);
@@ -63,17 +98,11 @@ export class DeviceAgent {
     }
   }
 
-  /** One pass through steps 2–12, each step timed. */
+  /** One pass through steps 1–12 (up to the receipt), each step timed. */
   private async attempt(timings: OnboardingResult['timings']): Promise<InstalledSubscription> {
-    const time = async <T>(step: DeviceStep, work: () => Promise<T>): Promise<T> => {
-      const started = performance.now();
-      try {
-        return await work();
-      } finally {
-        timings[step] = performance.now() - started;
-      }
-    };
-    const registration = await time('lookup', () => this.lookupRegistration());
+    const time = <T>(step: DeviceStep, work: () => Promise<T>): Promise<T> => timed(timings, step, work);
+    const grant = await time('access', () => this.accessGrant());
+    const registration = await time('lookup', () => this.lookupRegistration(grant));
     const session = await time('session', () => this.openSession(registration));
     const referral = await time('proof', () => this.proveSession(registration, session));
     const pkg = await time('delivery', () => this.collectPackage(referral));
@@ -82,14 +111,40 @@ export class DeviceAgent {
     return subscription;
   }
 
-  /** Step 2: prove possession of SK_dsim to the registration server, get the nonce and the route. */
-  async lookupRegistration(): Promise<ResponseOf<typeof lookup>> {
+  /**
+   * Step 1: Milenage AKA with the preliminary HLR on PIMSI/K_PIMSI, inside the module; a sync
+   * failure is answered with AUTS and the fresh challenge tried once more. Returns the access grant.
+   */
+  async attachPreliminary(): Promise<ResponseOf<typeof phlrResponse>> {
+    const { client, module, phlrUrl } = this.options;
+    const pimsi = module.pimsi;
+    const res = await this.runAka('preliminary', {
+      challenge: () => client.call(phlrUrl, phlrChallenge, { body: { pimsi } }),
+      resync: (rand, auts) => client.call(phlrUrl, phlrResync, { body: { pimsi, rand, auts } }),
+    });
+    const granted = await client.call(phlrUrl, phlrResponse, { body: { pimsi, res } });
+    this.grant = { grant: granted.grant, expiresAt: Date.parse(granted.expiresAt) };
+    return granted;
+  }
+
+  /** The access grant in hand while it has some life left, else a new one (step 1). */
+  async accessGrant(): Promise<string> {
+    if (this.grant && this.grant.expiresAt - GRANT_RENEW_MARGIN_MS > Date.now()) return this.grant.grant;
+    return (await this.attachPreliminary()).grant;
+  }
+
+  /**
+   * Step 2: show the access grant, prove possession of SK_dsim to the registration server, get the
+   * nonce and the route. Without a grant given, the one in hand (or a new one) is used.
+   */
+  async lookupRegistration(grant?: string): Promise<ResponseOf<typeof lookup>> {
     const { client, module, registrationServer } = this.options;
     const dsimId = module.dsimId;
+    const accessGrant = grant ?? (await this.accessGrant());
     const { challenge } = await client.call(registrationServer, lookupChallenge, { body: { dsimId } });
     const proof = module.signLookup(fromBase64url(challenge, 'challenge'));
     return client.call(registrationServer, lookup, {
-      body: { dsimId, challenge, certificateChain: module.certificateChain, ...proof },
+      body: { dsimId, grant: accessGrant, challenge, certificateChain: module.certificateChain, ...proof },
     });
   }
 
@@ -153,6 +208,65 @@ export class DeviceAgent {
     await client.call(registration.credentialingUrl, submitReceipt, {
       body: { dsimId: module.dsimId, receipt },
     });
+  }
+
+  /**
+   * Step 12, the proof that the download worked: Milenage AKA with the home HSS on the downloaded
+   * IMSI/K/OPc, inside the module (resync once on a sync failure). Afterwards the HSS holds the
+   * subscriber as 'active'.
+   */
+  async attach(): Promise<void> {
+    const { client, module, hssUrl } = this.options;
+    const imsi = module.subscription?.imsi;
+    if (!imsi) throw new Error('no package installed');
+    const res = await this.runAka('subscription', {
+      challenge: () => client.call(hssUrl, attachChallenge, { body: { imsi } }),
+      resync: (rand, auts) => client.call(hssUrl, attachResync, { body: { imsi, rand, auts } }),
+    });
+    await client.call(hssUrl, attachResponse, { body: { imsi, res } });
+  }
+
+  /**
+   * Challenge → the module's answer; on a sync failure, AUTS → a fresh challenge → the module again,
+   * once. Returns RES (hex) to send; throws SIMCRED_AKA_MAC_FAILURE (not our network, or wrong K) or
+   * SIMCRED_AKA_SYNC_FAILURE (still not fresh after a resync).
+   */
+  private async runAka(
+    credentials: AkaCredentials,
+    network: {
+      challenge(): Promise<{ rand: string; autn: string }>;
+      resync(rand: string, auts: string): Promise<{ rand: string; autn: string }>;
+    },
+  ): Promise<string> {
+    let challenge = await network.challenge();
+    for (let resynchronised = false; ; resynchronised = true) {
+      const answer = this.options.module.authenticate(
+        credentials,
+        Buffer.from(challenge.rand, 'hex'),
+        Buffer.from(challenge.autn, 'hex'),
+      );
+      if (answer.kind === 'success') return answer.res.toString('hex');
+      if (resynchronised) {
+        throw new SimcredError(
+          'SIMCRED_AKA_SYNC_FAILURE',
+          'the SQN is still not fresh after a resynchronisation',
+        );
+      }
+      challenge = await network.resync(challenge.rand, answer.auts.toString('hex'));
+    }
+  }
+}
+
+async function timed<T>(
+  timings: OnboardingResult['timings'],
+  step: DeviceStep,
+  work: () => Promise<T>,
+): Promise<T> {
+  const started = performance.now();
+  try {
+    return await work();
+  } finally {
+    timings[step] = performance.now() - started;
   }
 }
 

@@ -10,6 +10,10 @@ export interface FleetOptions {
   pkiDir: string;
   dsimIds: string[];
   ocsp: CertificateStatusChecker;
+  /** The preliminary HLR the devices reach on their preliminary credentials (step 1). */
+  phlrUrl: string;
+  /** The HSS the devices attach to with their downloaded credentials (step 12). */
+  hssUrl: string;
   /** Devices onboarding at once. */
   concurrency: number;
   maxAttempts?: number;
@@ -34,12 +38,12 @@ export interface FleetReport {
 }
 
 /**
- * Drives simulated devices through steps 2–12, `concurrency` at a time, each with its own trusted
+ * Drives simulated devices through steps 1–12 (attach included), `concurrency` at a time, each with its own trusted
  * module loaded from its factory image; devices share one keep-alive HTTPS pool, as devices behind
  * one NAT would share nothing else.
  *
  * @example
- *   const report = await runFleet({ pkiDir, dsimIds, ocsp, concurrency: 64 });
+ *   const report = await runFleet({ pkiDir, dsimIds, ocsp, phlrUrl, hssUrl, concurrency: 64 });
  */
 export async function runFleet(options: FleetOptions): Promise<FleetReport> {
   const started = performance.now();
@@ -81,6 +85,8 @@ async function onboardOne(
       module: TrustedModule.fromFactoryImage(image),
       client,
       registrationServer: image.image.registrationServer,
+      phlrUrl: options.phlrUrl,
+      hssUrl: options.hssUrl,
       operatorRoots: [new x509.X509Certificate(operatorRoot)],
       ocsp: options.ocsp,
       maxAttempts: options.maxAttempts,

@@ -15,8 +15,19 @@ import {
 } from '../crypto/index.js';
 import type { DeviceSignatureAlgorithm } from '../crypto/algorithms.js';
 import type { LoadedFactoryImage } from '../pki/index.js';
+import { UsimSqnState, type UsimSqnStateJson } from '../aka/sqn.js';
+import { Usim } from '../aka/usim.js';
 
+/** The module's installed subscription (sealed); its presence means "credentials downloaded". */
 export const MODULE_STATE_FILE = 'module.json';
+/** The USIMs' SQN state (sealed), kept apart so a device that only attached to the PHLR still counts as new. */
+export const USIM_STATE_FILE = 'usim.json';
+
+/** Which credentials an AKA runs on: the factory's preliminary ones (step 1) or the downloaded ones (step 12). */
+export type AkaCredentials = 'preliminary' | 'subscription';
+
+/** The module's answer to an AKA challenge: RES, or AUTS when the SQN is not fresh. CK/IK stay inside. */
+export type ModuleAkaAnswer = { kind: 'success'; res: Buffer } | { kind: 'sync-failure'; auts: Buffer };
 
 /** What the module reveals about what it holds: never K or OPc. */
 export interface InstalledSubscription {
@@ -38,6 +49,10 @@ export interface InstalledSubscription {
  */
 export class TrustedModule {
   private installed: { subscription: InstalledSubscription; credentials: Credentials } | undefined;
+  /** The USIM on K_PIMSI/OPc_PIMSI (step 1). */
+  private preliminaryUsim: Usim;
+  /** The USIM on the downloaded K/OPc, once installed (step 12). */
+  private subscriptionUsim: Usim | undefined;
 
   private constructor(
     readonly dsimId: string,
@@ -45,7 +60,13 @@ export class TrustedModule {
     /** Device certificate then its issuing CA, base64 DER. */
     readonly certificateChain: string[],
     private readonly storageDir: string | undefined,
-  ) {}
+    private readonly preliminary: { pimsi: string; kPimsi: string; opcPimsi: string },
+  ) {
+    this.preliminaryUsim = new Usim({
+      k: Buffer.from(preliminary.kPimsi, 'hex'),
+      opc: Buffer.from(preliminary.opcPimsi, 'hex'),
+    });
+  }
 
   static fromFactoryImage(image: LoadedFactoryImage, options: { persist?: boolean } = {}): TrustedModule {
     const chain = image.chainPem.map(pemToBase64Der);
@@ -54,9 +75,33 @@ export class TrustedModule {
       image.privateKey,
       chain,
       options.persist === false ? undefined : image.dir,
+      image.image.preliminary,
     );
     module.load();
     return module;
+  }
+
+  /** The preliminary IMSI the device presents to the preliminary HLR (step 1). */
+  get pimsi(): string {
+    return this.preliminary.pimsi;
+  }
+
+  /**
+   * The USIM side of AKA (TS 33.102 §6.3.3) on the preliminary credentials (step 1) or, once a
+   * package is installed, on the downloaded ones (step 12). Throws SIMCRED_AKA_MAC_FAILURE when AUTN
+   * was not made with this K; answers RES, or AUTS when the SQN is not fresh. The SQN state is kept
+   * in the module's sealed storage after every accepted challenge.
+   *
+   * @example
+   *   const answer = module.authenticate('preliminary', rand, autn);
+   */
+  authenticate(credentials: AkaCredentials, rand: Buffer, autn: Buffer): ModuleAkaAnswer {
+    const usim = credentials === 'preliminary' ? this.preliminaryUsim : this.subscriptionUsim;
+    if (!usim) throw new Error('no package installed');
+    const answer = usim.authenticate(rand, autn);
+    if (answer.kind === 'sync-failure') return { kind: 'sync-failure', auts: answer.auts };
+    this.saveUsims();
+    return { kind: 'success', res: answer.res };
   }
 
   /** Step 2: signature over the registration server's challenge. */
@@ -104,7 +149,9 @@ export class TrustedModule {
       installedAt: new Date().toISOString(),
     };
     this.installed = { subscription, credentials: opened.credentials };
+    this.subscriptionUsim = usimFor(opened.credentials);
     this.save();
+    this.saveUsims();
     return subscription;
   }
 
@@ -143,14 +190,72 @@ export class TrustedModule {
     });
   }
 
+  /** SQN state of both USIMs (no keys: they are in the factory image and the sealed subscription). */
+  private saveUsims(): void {
+    if (!this.storageDir) return;
+    const state: StoredUsims = {
+      preliminary: this.preliminaryUsim.toJSON().sqn,
+      subscription: this.subscriptionUsim?.toJSON().sqn,
+    };
+    const sealed = sealSecret(Buffer.from(JSON.stringify(state)), {
+      kek: this.storageKey(),
+      context: `usim:${this.dsimId}`,
+    });
+    writeFileSync(join(this.storageDir, USIM_STATE_FILE), JSON.stringify({ version: 1, sealed }), {
+      mode: 0o600,
+    });
+  }
+
   private load(): void {
     if (!this.storageDir) return;
     const path = join(this.storageDir, MODULE_STATE_FILE);
-    if (!existsSync(path)) return;
-    const { sealed } = JSON.parse(readFileSync(path, 'utf8')) as { sealed: string };
-    const plain = openSecret(sealed, { kek: this.storageKey(), context: `module:${this.dsimId}` });
-    this.installed = JSON.parse(plain.toString('utf8')) as typeof this.installed;
+    if (existsSync(path)) {
+      const { sealed } = JSON.parse(readFileSync(path, 'utf8')) as { sealed: string };
+      const plain = openSecret(sealed, { kek: this.storageKey(), context: `module:${this.dsimId}` });
+      this.installed = JSON.parse(plain.toString('utf8')) as typeof this.installed;
+    }
+    let usims: StoredUsims | undefined;
+    const usimPath = join(this.storageDir, USIM_STATE_FILE);
+    if (existsSync(usimPath)) {
+      const { sealed } = JSON.parse(readFileSync(usimPath, 'utf8')) as { sealed: string };
+      const plain = openSecret(sealed, { kek: this.storageKey(), context: `usim:${this.dsimId}` });
+      usims = JSON.parse(plain.toString('utf8')) as StoredUsims;
+    }
+    if (usims?.preliminary) {
+      this.preliminaryUsim = new Usim(
+        {
+          k: Buffer.from(this.preliminary.kPimsi, 'hex'),
+          opc: Buffer.from(this.preliminary.opcPimsi, 'hex'),
+        },
+        UsimSqnState.fromJSON(usims.preliminary),
+      );
+    }
+    if (this.installed) {
+      this.subscriptionUsim = usimFor(
+        this.installed.credentials,
+        usims?.subscription ? UsimSqnState.fromJSON(usims.subscription) : undefined,
+      );
+    }
   }
+}
+
+interface StoredUsims {
+  preliminary: UsimSqnStateJson;
+  subscription?: UsimSqnStateJson | undefined;
+}
+
+/**
+ * The USIM for downloaded credentials. A new one starts from the package's SQN (an SQN the network
+ * has already used, 0 for a new subscriber), so the HSS's next SQN is fresh.
+ */
+function usimFor(credentials: Credentials, sqn?: UsimSqnState): Usim {
+  let state = sqn;
+  if (!state) {
+    state = new UsimSqnState();
+    const initial = Number.parseInt(credentials.sqn, 16);
+    if (Number.isSafeInteger(initial) && initial > 0) state.accept(initial);
+  }
+  return new Usim({ k: Buffer.from(credentials.k, 'hex'), opc: Buffer.from(credentials.opc, 'hex') }, state);
 }
 
 function pemToBase64Der(pem: string): string {

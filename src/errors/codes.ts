@@ -174,6 +174,26 @@ export const ERROR_CODES = {
     status: 500,
     meaning: 'A secret encrypted at rest (K, OPc) does not decrypt: wrong KEK, wrong record or altered data.',
   },
+
+  // Network access (DESIGN §2 steps 1, 2 and 12: preliminary HLR, access grant, attach; docs/aka.md)
+  SIMCRED_AKA_SUBSCRIBER_UNKNOWN: {
+    status: 404,
+    meaning: 'The (P)HLR has no subscriber with this PIMSI or IMSI.',
+  },
+  SIMCRED_AKA_NO_CHALLENGE: {
+    status: 409,
+    meaning:
+      'No AKA challenge is pending for this subscriber (never issued, already answered, replaced or expired); ask for a new one.',
+  },
+  SIMCRED_GRANT_INVALID: {
+    status: 401,
+    meaning:
+      "The preliminary HLR's access grant is missing, malformed, not signed by a trusted PHLR key, not for registration, or for another device.",
+  },
+  SIMCRED_GRANT_EXPIRED: {
+    status: 401,
+    meaning: 'The access grant is past its exp time; the device must authenticate at the PHLR again.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

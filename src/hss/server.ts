@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
 import { mountHssApi } from './api.js';
+import { HssAttach } from './attach.js';
 import { HssProcessor, type SubscriptionProfile } from './processor.js';
 import { HssStore } from './store.js';
 
@@ -16,11 +17,13 @@ export interface HssServerOptions {
   kek: Buffer;
   operatorSigningKey: KeyObject;
   operatorChainPem: string[];
+  /** How long an attach challenge waits for its RES; 60 s when omitted. */
+  attachChallengeTtlSeconds?: number;
 }
 
 /**
  * Starts the HSS (role 26) with its HLR and credential repository. Only the credentialing server
- * may call it (mutual TLS).
+ * may ask for credentials (mutual TLS); devices attach to the network here with the downloaded ones.
  *
  * @example
  *   const hss = await startHssServer({ host, port: 7430, database, tls, logger, profile, kek, operatorSigningKey, operatorChainPem });
@@ -30,13 +33,19 @@ export async function startHssServer(
 ): Promise<RunningServer & { store: HssStore }> {
   const store = await HssStore.open(options.database);
   const processor = new HssProcessor({ ...options, store, log: options.logger });
+  const attach = new HssAttach({
+    store,
+    kek: options.kek,
+    challengeTtlSeconds: options.attachChallengeTtlSeconds ?? 60,
+    log: options.logger,
+  });
   const server = await startRoleServer({
     role: 'hss',
     host: options.host,
     port: options.port,
     logger: options.logger,
     tls: options.tls,
-    mount: (app) => mountHssApi(app, processor),
+    mount: (app) => mountHssApi(app, processor, attach),
     release: () => store.close(),
   });
   return { ...server, store };

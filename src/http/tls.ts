@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SimcredError } from '../errors/index.js';
-import { PKI_MANIFEST_FILE, type PkiManifest, type TlsRole } from '../pki/layout.js';
+import { readManifest } from '../pki/init.js';
+import type { TlsRole } from '../pki/layout.js';
 import type { ClientTls } from './client.js';
 import type { ServerTls } from './server.js';
 
@@ -38,15 +38,4 @@ export function serverTls(identity: TlsIdentity): ServerTls {
 /** Client side of a server-to-server call (mutual TLS). */
 export function clientTls(identity: TlsIdentity): ClientTls {
   return { ca: identity.ca, cert: identity.cert, key: identity.key };
-}
-
-export function readManifest(pkiDir: string): PkiManifest {
-  try {
-    return JSON.parse(readFileSync(join(pkiDir, PKI_MANIFEST_FILE), 'utf8')) as PkiManifest;
-  } catch {
-    throw new SimcredError(
-      'SIMCRED_PKI_NOT_INITIALISED',
-      `${pkiDir} has no readable ${PKI_MANIFEST_FILE}; run \`simcred pki init --dir ${pkiDir}\``,
-    );
-  }
 }

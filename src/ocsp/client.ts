@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
+import { Integer } from 'asn1js';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import { CertID, OCSPRequest, Request, TBSRequest, id_pkix_ocsp_nonce } from '@peculiar/asn1-ocsp';
+import { CertID, id_pkix_ocsp_nonce } from '@peculiar/asn1-ocsp';
 import {
   AlgorithmIdentifier,
   AuthorityInfoAccessSyntax,
   Extension,
+  Extensions,
   id_ad_ocsp,
   id_pe_authorityInfoAccess,
 } from '@peculiar/asn1-x509';
@@ -14,7 +16,11 @@ import {
   OID_BY_HASH,
   certificateDer,
   certificateInfo,
+  certificateSerial,
+  derConstructed,
+  derOf,
   digest,
+  parseCertificateInfo,
   toArrayBuffer,
   type CertIdHash,
   type CertificateInfo,
@@ -40,24 +46,84 @@ export function buildOcspRequest(options: {
   nonce?: boolean | Uint8Array;
   hash?: CertIdHash;
 }): BuiltRequest {
-  const cert = certificateInfo(certificateDer(options.certificate));
-  const issuer = certificateInfo(certificateDer(options.issuer));
-  const certId = certIdFor(cert, issuer, options.hash ?? 'sha1');
+  return buildRequestFor(
+    certificateSerial(certificateDer(options.certificate)),
+    certificateInfo(certificateDer(options.issuer)),
+    options.nonce,
+    options.hash ?? 'sha1',
+  );
+}
+
+/**
+ * The request for a serial under a decoded issuer. The parts that depend only on the issuer (the hash
+ * algorithm and the issuer name / key hashes of the CertID) are encoded once per issuer and hash; the
+ * serial, the nonce and the enclosing SEQUENCEs are encoded per request.
+ */
+function buildRequestFor(
+  serialNumber: ArrayBuffer,
+  issuer: CertificateInfo,
+  nonceOption: boolean | Uint8Array | undefined,
+  hash: CertIdHash,
+): BuiltRequest {
+  const prefix = certIdPrefix(issuer, hash);
+  const certId = new CertID({
+    hashAlgorithm: prefix.hashAlgorithm,
+    issuerNameHash: new OctetString(prefix.nameHash),
+    issuerKeyHash: new OctetString(prefix.keyHash),
+    serialNumber: serialNumber.slice(0),
+  });
   const nonceValue =
-    options.nonce === false
+    nonceOption === false
       ? undefined
-      : options.nonce === true || options.nonce === undefined
+      : nonceOption === true || nonceOption === undefined
         ? randomBytes(16)
-        : options.nonce;
-  const nonce = nonceValue ? Buffer.from(AsnConvert.serialize(new OctetString(nonceValue))) : undefined;
-  const tbsRequest = new TBSRequest({ requestList: [new Request({ reqCert: certId })] });
+        : nonceOption;
+  const nonce = nonceValue ? derOf(new OctetString(nonceValue)) : undefined;
+  // OCSPRequest ::= SEQUENCE { tbsRequest SEQUENCE { requestList SEQUENCE OF Request,
+  //   requestExtensions [2] EXPLICIT Extensions OPTIONAL } }, Request ::= SEQUENCE { reqCert CertID }
+  const certIdDer = derConstructed('universal', 16, [
+    prefix.der,
+    derOf(new Integer({ valueHex: serialNumber })),
+  ]);
+  const tbsParts = [derConstructed('universal', 16, [derConstructed('universal', 16, [certIdDer])])];
   if (nonce) {
-    tbsRequest.requestExtensions = [
-      new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: new OctetString(toArrayBuffer(nonce)) }),
-    ];
+    const extensions = derOf(
+      new Extensions([
+        new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: new OctetString(toArrayBuffer(nonce)) }),
+      ]),
+    );
+    tbsParts.push(derConstructed('context', 2, [extensions]));
   }
-  const der = Buffer.from(AsnConvert.serialize(new OCSPRequest({ tbsRequest })));
+  const der = derConstructed('universal', 16, [derConstructed('universal', 16, tbsParts)]);
   return { der, certId, ...(nonce ? { nonce } : {}) };
+}
+
+interface CertIdPrefix {
+  hashAlgorithm: AlgorithmIdentifier;
+  nameHash: ArrayBuffer;
+  keyHash: ArrayBuffer;
+  /** DER of hashAlgorithm, issuerNameHash and issuerKeyHash, in that order (the CertID without its serial). */
+  der: Buffer;
+}
+const certIdPrefixes = new WeakMap<CertificateInfo, Partial<Record<CertIdHash, CertIdPrefix>>>();
+
+function certIdPrefix(issuer: CertificateInfo, hash: CertIdHash): CertIdPrefix {
+  let byHash = certIdPrefixes.get(issuer);
+  if (byHash === undefined) certIdPrefixes.set(issuer, (byHash = {}));
+  let prefix = byHash[hash];
+  if (prefix === undefined) {
+    const hashAlgorithm = new AlgorithmIdentifier({ algorithm: OID_BY_HASH[hash] });
+    hashAlgorithm.parameters = null;
+    const nameHash = toArrayBuffer(digest(hash, issuer.subjectDer));
+    const keyHash = toArrayBuffer(digest(hash, issuer.publicKeyBits));
+    const der = Buffer.concat([
+      derOf(hashAlgorithm),
+      derOf(new OctetString(nameHash)),
+      derOf(new OctetString(keyHash)),
+    ]);
+    prefix = byHash[hash] = { hashAlgorithm, nameHash, keyHash, der };
+  }
+  return prefix;
 }
 
 export function certIdFor(cert: CertificateInfo, issuer: CertificateInfo, hash: CertIdHash): CertID {
@@ -107,6 +173,7 @@ const FAIL_OVER = new Set([
 export async function checkCertificateStatus(options: CheckOptions): Promise<OcspResult> {
   const certDer = certificateDer(options.certificate);
   const issuer = certificateInfo(certificateDer(options.issuer));
+  const serialNumber = certificateSerial(certDer);
   const urls = options.urls ?? (options.url ? [options.url] : aiaOcspUrls(certDer));
   if (urls.length === 0) {
     throw new SimcredError('SIMCRED_OCSP_UNREACHABLE', 'no OCSP responder URL for this certificate', {
@@ -116,12 +183,7 @@ export async function checkCertificateStatus(options: CheckOptions): Promise<Ocs
   let lastError: unknown;
   for (const url of urls) {
     // A fresh nonce per attempt: a responder never sees a nonce twice.
-    const built = buildOcspRequest({
-      certificate: certDer,
-      issuer: issuer.der,
-      nonce: options.nonce ?? true,
-      hash: options.hash ?? 'sha1',
-    });
+    const built = buildRequestFor(serialNumber, issuer, options.nonce ?? true, options.hash ?? 'sha1');
     try {
       const body = await fetchOcsp(url, built.der, options.timeoutMs ?? 5000, options.method ?? 'POST');
       return verifyOcspResponse(body, {
@@ -178,7 +240,7 @@ export class OcspResponderMap {
 }
 
 export function aiaOcspUrls(certDer: Uint8Array): string[] {
-  const cert = certificateInfo(certDer);
+  const cert = parseCertificateInfo(certDer);
   const ext = cert.asn.tbsCertificate.extensions?.find((e) => e.extnID === id_pe_authorityInfoAccess);
   if (!ext) return [];
   try {

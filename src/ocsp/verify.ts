@@ -1,17 +1,35 @@
-import { X509Certificate, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { X509Certificate, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
-  BasicOCSPResponse,
   OCSPResponse,
   OCSPResponseStatus,
+  type ResponseData,
   id_pkix_ocsp_basic,
   id_pkix_ocsp_nonce,
   type CertID,
   type SingleResponse,
 } from '@peculiar/asn1-ocsp';
-import { ExtendedKeyUsage, id_ce_extKeyUsage, id_kp_OCSPSigning } from '@peculiar/asn1-x509';
+import {
+  type AlgorithmIdentifier,
+  ExtendedKeyUsage,
+  id_ce_extKeyUsage,
+  id_kp_OCSPSigning,
+} from '@peculiar/asn1-x509';
 import { SimcredError } from '../errors/index.js';
-import { SIGNATURE_ALGORITHMS, certificateInfo, digest, serialKey, type CertificateInfo } from './asn1.js';
+import {
+  CACHE_ENTRIES,
+  FLAT,
+  ReceivedBasicOcspResponse,
+  SIGNATURE_ALGORITHMS,
+  certificateInfo,
+  clearCertificateInfoCaches,
+  digest,
+  ocspCacheStats,
+  publicKeyOf,
+  serialKey,
+  type CertificateInfo,
+} from './asn1.js';
+import { BoundedCache, derPairKey } from './cache.js';
 
 export type OcspStatus = 'good' | 'revoked' | 'unknown';
 
@@ -42,7 +60,7 @@ export interface VerifyOptions {
 export function verifyOcspResponse(der: Uint8Array, options: VerifyOptions): OcspResult {
   let response: OCSPResponse;
   try {
-    response = AsnConvert.parse(der, OCSPResponse);
+    response = AsnConvert.parse(der, OCSPResponse, FLAT);
   } catch (err) {
     throw new SimcredError('SIMCRED_OCSP_MALFORMED_RESPONSE', 'OCSP response is not DER OCSPResponse', {
       cause: err,
@@ -57,33 +75,36 @@ export function verifyOcspResponse(der: Uint8Array, options: VerifyOptions): Ocs
   if (!response.responseBytes || response.responseBytes.responseType !== id_pkix_ocsp_basic) {
     throw new SimcredError('SIMCRED_OCSP_MALFORMED_RESPONSE', 'OCSP response is not a BasicOCSPResponse');
   }
-  let basic: BasicOCSPResponse;
+  // One decode of the BasicOCSPResponse: tbsResponseData both decoded and kept as the exact DER the
+  // signature covers; each certificate kept as DER and looked up by it, so a delegated signer sent in
+  // every response is decoded once, not decoded, re-encoded and decoded again in each response.
+  let tbsRaw: Uint8Array;
+  let data: ResponseData;
+  let signatureAlgorithm: AlgorithmIdentifier;
+  let signatureValue: ArrayBuffer;
+  const certs: CertificateInfo[] = [];
   try {
-    basic = AsnConvert.parse(response.responseBytes.response.buffer, BasicOCSPResponse);
+    const basic = AsnConvert.parse(response.responseBytes.response.buffer, ReceivedBasicOcspResponse, FLAT);
+    if (!basic.tbsResponseDataRaw) throw new Error('no tbsResponseData');
+    tbsRaw = basic.tbsResponseDataRaw;
+    data = basic.tbsResponseData;
+    signatureAlgorithm = basic.signatureAlgorithm;
+    signatureValue = basic.signature;
+    for (const cert of basic.certs ?? []) certs.push(certificateInfo(new Uint8Array(cert)));
   } catch (err) {
     throw new SimcredError('SIMCRED_OCSP_MALFORMED_RESPONSE', 'BasicOCSPResponse does not parse', {
       cause: err,
     });
   }
-  const tbsRaw = basic.tbsResponseDataRaw;
-  if (!tbsRaw) throw new SimcredError('SIMCRED_OCSP_MALFORMED_RESPONSE', 'no tbsResponseData');
-  const data = basic.tbsResponseData;
   const skewMs = options.clockSkewSeconds * 1000;
   const now = options.now.getTime();
 
   // 1. Who signed: the ResponderID names the issuer itself or a certificate carried in the response.
-  const candidates: CertificateInfo[] = [options.issuer];
-  for (const cert of basic.certs ?? []) {
-    try {
-      candidates.push(certificateInfo(new Uint8Array(AsnConvert.serialize(cert))));
-    } catch {
-      // an undecodable extra certificate cannot be the signer
-    }
-  }
+  const candidates: CertificateInfo[] = [options.issuer, ...certs];
   const byName = data.responderID.byName ? Buffer.from(AsnConvert.serialize(data.responderID.byName)) : null;
   const byKey = data.responderID.byKey ? Buffer.from(data.responderID.byKey.buffer) : null;
   const signer = candidates.find((c) =>
-    byName ? byName.equals(c.subjectDer) : byKey ? byKey.equals(digest('sha1', c.publicKeyBits)) : false,
+    byName ? byName.equals(c.subjectDer) : byKey ? byKey.equals(keyId(c)) : false,
   );
   if (!signer) {
     throw new SimcredError(
@@ -93,11 +114,11 @@ export function verifyOcspResponse(der: Uint8Array, options: VerifyOptions): Ocs
   }
 
   // 2. The signature over tbsResponseData, with the signer's key.
-  const algorithm = SIGNATURE_ALGORITHMS[basic.signatureAlgorithm.algorithm];
+  const algorithm = SIGNATURE_ALGORITHMS[signatureAlgorithm.algorithm];
   if (!algorithm) {
     throw new SimcredError(
       'SIMCRED_OCSP_BAD_SIGNATURE',
-      `unsupported OCSP signature algorithm ${basic.signatureAlgorithm.algorithm}`,
+      `unsupported OCSP signature algorithm ${signatureAlgorithm.algorithm}`,
     );
   }
   const signerKey = publicKeyOf(signer);
@@ -107,7 +128,7 @@ export function verifyOcspResponse(der: Uint8Array, options: VerifyOptions): Ocs
       algorithm.hash,
       new Uint8Array(tbsRaw),
       { key: signerKey, dsaEncoding: 'der' },
-      new Uint8Array(basic.signature),
+      new Uint8Array(signatureValue),
     );
   } catch {
     verified = false;
@@ -175,6 +196,20 @@ function toResult(single: SingleResponse, producedAt: Date): OcspResult {
   return { status: 'unknown', ...base };
 }
 
+/*
+ * Delegated signers whose certificate was found issued and signed by the issuer: a pure function of the
+ * two certificates' DER, so it is kept, keyed by both complete DER values (CACHE_ENTRIES pairs at most).
+ * Only successes are kept; a delegate that failed is examined afresh every time. Extended key usage and
+ * validity are checked on every response.
+ */
+const authorisedDelegates = new BoundedCache<true>(CACHE_ENTRIES);
+
+/** Forgets every cached decode, public key and delegate authorisation (a cold start, for tests). */
+export function clearOcspCaches(): void {
+  clearCertificateInfoCaches();
+  authorisedDelegates.clear();
+}
+
 function authoriseDelegate(
   signer: CertificateInfo,
   issuer: CertificateInfo,
@@ -184,17 +219,24 @@ function authoriseDelegate(
   const deny = (why: string): never => {
     throw new SimcredError('SIMCRED_OCSP_UNAUTHORIZED_SIGNER', `OCSP signer not authorised: ${why}`);
   };
-  const x = new X509Certificate(signer.der);
-  if (!Buffer.from(AsnConvert.serialize(signer.asn.tbsCertificate.issuer)).equals(issuer.subjectDer)) {
-    deny('not issued by the certificate issuer');
+  const pair = derPairKey(signer.der, issuer.der);
+  if (authorisedDelegates.get(pair) === undefined) {
+    ocspCacheStats.delegateVerifications++;
+    const x = new X509Certificate(signer.der);
+    if (!Buffer.from(AsnConvert.serialize(signer.asn.tbsCertificate.issuer)).equals(issuer.subjectDer)) {
+      deny('not issued by the certificate issuer');
+    }
+    let signedByIssuer = false;
+    try {
+      signedByIssuer = x.verify(publicKeyOf(issuer));
+    } catch {
+      signedByIssuer = false;
+    }
+    if (!signedByIssuer) deny('its certificate is not signed by the issuer');
+    authorisedDelegates.set(pair, true);
+  } else {
+    ocspCacheStats.delegateHits++;
   }
-  let signedByIssuer = false;
-  try {
-    signedByIssuer = x.verify(publicKeyOf(issuer));
-  } catch {
-    signedByIssuer = false;
-  }
-  if (!signedByIssuer) deny('its certificate is not signed by the issuer');
   const eku = signer.asn.tbsCertificate.extensions?.find((e) => e.extnID === id_ce_extKeyUsage);
   const usages = eku ? AsnConvert.parse(eku.extnValue.buffer, ExtendedKeyUsage) : [];
   if (!usages.includes(id_kp_OCSPSigning)) deny('no id-kp-OCSPSigning extended key usage');
@@ -203,15 +245,15 @@ function authoriseDelegate(
   }
 }
 
-const keyCache = new WeakMap<CertificateInfo, KeyObject>();
-function publicKeyOf(cert: CertificateInfo): KeyObject {
-  let key = keyCache.get(cert);
-  if (!key) {
-    const spki = Buffer.from(AsnConvert.serialize(cert.asn.tbsCertificate.subjectPublicKeyInfo));
-    key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
-    keyCache.set(cert, key);
+/** ResponderID byKey of a certificate: SHA-1 of its public key bits (memoised per decoded certificate). */
+const keyIds = new WeakMap<CertificateInfo, Buffer>();
+function keyId(cert: CertificateInfo): Buffer {
+  let id = keyIds.get(cert);
+  if (id === undefined) {
+    id = digest('sha1', cert.publicKeyBits);
+    keyIds.set(cert, id);
   }
-  return key;
+  return id;
 }
 
 function keyMatches(key: KeyObject, kind: 'ec' | 'rsa' | 'ed'): boolean {

@@ -1,6 +1,6 @@
 import * as x509 from '../crypto/x509.js';
 import { SimcredError } from '../errors/index.js';
-import { verifyChain } from '../crypto/certificates.js';
+import { parseCachedCertificateBase64, verifyChain } from '../crypto/certificates.js';
 
 /** A device certificate whose chain to a trusted manufacturer CA verified. */
 export interface VerifiedDeviceCertificate {
@@ -9,10 +9,16 @@ export interface VerifiedDeviceCertificate {
   issuer: x509.X509Certificate;
 }
 
-/** Parses a base64-DER chain (leaf first); anything unparsable is SIMCRED_CERT_INVALID. */
+/**
+ * Parses a base64-DER chain (leaf first); anything unparsable is SIMCRED_CERT_INVALID. The leaf is new
+ * in every request and parsed afresh; the certificates above it (the manufacturer's device CA, the same
+ * in every chain) come from the parse cache, keyed by their exact text.
+ */
 export function parseDeviceChain(chainBase64: string[]): x509.X509Certificate[] {
   try {
-    return chainBase64.map((der) => new x509.X509Certificate(Buffer.from(der, 'base64')));
+    return chainBase64.map((der, i) =>
+      i === 0 ? new x509.X509Certificate(Buffer.from(der, 'base64')) : parseCachedCertificateBase64(der),
+    );
   } catch {
     throw new SimcredError(
       'SIMCRED_CERT_INVALID',

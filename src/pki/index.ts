@@ -1,7 +1,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { SimcredError } from '../errors/index.js';
-import { fileExists, readText } from './files.js';
+import { fileExists, readText } from '../storage/files.js';
 import { readManifest } from './init.js';
 import { loadPrivateKey } from './keys.js';
 import {

@@ -20,7 +20,15 @@ import {
   type DistinguishedName,
   type Issuer,
 } from './certificates.js';
-import { createFile, ensureDir, fileExists, PUBLIC_MODE, readText, SECRET_MODE, writeFile } from './files.js';
+import {
+  createFile,
+  ensureDir,
+  fileExists,
+  PUBLIC_MODE,
+  readText,
+  SECRET_MODE,
+  writeFile,
+} from '../storage/files.js';
 import { loadPrivateKey, newEcKeyPairSync, privateKeyPem, publicKeySpki } from './keys.js';
 import {
   CA_DATABASE_FILE,

@@ -1,7 +1,7 @@
 import { createPrivateKey, generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { SimcredError } from '../errors/index.js';
-import { readText } from './files.js';
+import { readText } from '../storage/files.js';
 
 /** Device key types; CAs and servers are always EC P-256. */
 export const KEY_TYPES = ['ec', 'rsa'] as const;

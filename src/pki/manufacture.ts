@@ -12,7 +12,15 @@ import {
   type DeviceCredential,
   type DeviceIssuingContext,
 } from './device-certificates.js';
-import { appendFile, ensureDir, ioError, PUBLIC_MODE, readText, SECRET_MODE, writeFile } from './files.js';
+import {
+  appendFile,
+  ensureDir,
+  ioError,
+  PUBLIC_MODE,
+  readText,
+  SECRET_MODE,
+  writeFile,
+} from '../storage/files.js';
 import { readManifest, VALIDITY_YEARS } from './init.js';
 import { loadPrivateKey, type KeyType } from './keys.js';
 import { deviceDir, DEVICES_DIR, type FactoryImage } from './layout.js';

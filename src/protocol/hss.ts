@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { defineRoute, peer } from './route.js';
+import { DEVICE, defineRoute, peer } from './route.js';
 import { base64url, certificateDer, compactJws, dsimId, imsi } from './fields.js';
+import { AkaChallenge, auts, rand, res } from './phlr.js';
 
 /** HSS (role 26) as the credentialing subsystem sees it (step 5). */
 
@@ -32,4 +33,58 @@ export const issueCredentials = defineRoute({
   ],
 });
 
-export const hssRoutes = [issueCredentials];
+/** The HSS/HLR as the device sees it on the network: attach with the downloaded credentials (step 12). */
+
+export const attachChallenge = defineRoute({
+  id: 'hss.attachChallenge',
+  role: 'hss',
+  steps: '12',
+  method: 'POST',
+  path: '/v1/attach/challenge',
+  caller: DEVICE,
+  summary:
+    "A fresh AKA challenge (RAND, AUTN) for an IMSI, made with the subscriber's K/OPc and its next SQN; replaces any pending one.",
+  body: z.object({ imsi }).strict(),
+  response: AkaChallenge,
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_AKA_SUBSCRIBER_UNKNOWN'],
+});
+
+export const attachResponse = defineRoute({
+  id: 'hss.attachResponse',
+  role: 'hss',
+  steps: '12',
+  method: 'POST',
+  path: '/v1/attach/response',
+  caller: DEVICE,
+  summary:
+    "The device's RES for the pending challenge; when it equals XRES the device is attached and the subscriber becomes active. One answer per challenge.",
+  body: z.object({ imsi, res }).strict(),
+  response: z.object({ attached: z.literal(true) }).strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
+    'SIMCRED_AKA_NO_CHALLENGE',
+    'SIMCRED_AKA_RES_MISMATCH',
+  ],
+});
+
+export const attachResync = defineRoute({
+  id: 'hss.attachResync',
+  role: 'hss',
+  steps: '12',
+  method: 'POST',
+  path: '/v1/attach/resync',
+  caller: DEVICE,
+  summary:
+    "The USIM found the SQN not fresh: the AUTS (over the pending challenge's RAND) resynchronises the HSS's SQN, and a fresh challenge comes back.",
+  body: z.object({ imsi, rand, auts }).strict(),
+  response: AkaChallenge,
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
+    'SIMCRED_AKA_NO_CHALLENGE',
+    'SIMCRED_AKA_AUTS_INVALID',
+  ],
+});
+
+export const hssRoutes = [issueCredentials, attachChallenge, attachResponse, attachResync];

@@ -3,6 +3,7 @@ import { DEVICE, defineRoute, peer } from './route.js';
 import {
   base64url,
   certificateChain,
+  compactJws,
   dsimId,
   httpsUrl,
   nonce32,
@@ -74,10 +75,11 @@ export const lookup = defineRoute({
   path: '/v1/lookup',
   caller: DEVICE,
   summary:
-    "The device proves it holds its key (signature over the challenge) and gets its registration nonce and its credentialing server's route.",
+    "The device shows its access grant from the preliminary HLR and proves it holds its key (signature over the challenge); it gets its registration nonce and its credentialing server's route.",
   body: z
     .object({
       dsimId,
+      grant: compactJws.max(8192).describe("the preliminary HLR's access grant (step 1)"),
       challenge: base64url(16, 128, 'the challenge from /v1/lookup/challenge'),
       certificateChain,
       alg: signatureAlg,
@@ -93,6 +95,8 @@ export const lookup = defineRoute({
     .strict(),
   errors: [
     'SIMCRED_BAD_REQUEST',
+    'SIMCRED_GRANT_INVALID',
+    'SIMCRED_GRANT_EXPIRED',
     'SIMCRED_CHALLENGE_INVALID',
     'SIMCRED_CERT_INVALID',
     'SIMCRED_CERT_UNTRUSTED',

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
 import { lookupProofMessage } from '../crypto/lookup-proof.js';
@@ -5,6 +6,7 @@ import { verifyDeviceMessage } from '../crypto/device-signature.js';
 import { SimcredError } from '../errors/index.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
 import { parseDeviceChain, verifyDeviceChain } from '../pki/device-chain.js';
+import { verifyGrant } from '../phlr/grant.js';
 import type {
   lookup,
   lookupChallenge,
@@ -20,6 +22,9 @@ export interface RegistrationProcessorOptions {
   challenges: LookupChallenges;
   /** Manufacturer roots whose devices this server serves. */
   manufacturerRoots: x509.X509Certificate[];
+  /** Preliminary HLR keys whose access grants are accepted (step 1 → 2). */
+  phlrKeys: KeyObject[];
+  grantClockSkewSeconds: number;
   log: Logger;
 }
 
@@ -49,8 +54,17 @@ export class RegistrationProcessor {
     return { challenge, expiresAt: expiresAt.toISOString() };
   }
 
-  /** Step 2: challenge, proof of possession, chain to a manufacturer root, DSIM_ID binding; then the nonce. */
+  /**
+   * Step 2: the PHLR's access grant for this DSIM_ID, challenge, proof of possession, chain to a
+   * manufacturer root, DSIM_ID binding; then the nonce.
+   */
   async lookup(body: BodyOf<typeof lookup>, now = new Date()): Promise<ResponseOf<typeof lookup>> {
+    await verifyGrant(body.grant, {
+      keys: this.options.phlrKeys,
+      dsimId: body.dsimId,
+      clockSkewSeconds: this.options.grantClockSkewSeconds,
+      now,
+    });
     const challenge = this.options.challenges.check(body.dsimId, body.challenge, now);
     const chain = parseDeviceChain(body.certificateChain);
     if (!verifyDeviceMessage(chain[0]!, lookupProofMessage({ challenge, dsimId: body.dsimId }), body)) {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
@@ -15,6 +15,10 @@ export interface RegistrationServerOptions {
   tls: TlsIdentity;
   logger: Logger;
   manufacturerRoots: x509.X509Certificate[];
+  /** Public keys of the preliminary HLRs whose access grants this server accepts (step 2). */
+  phlrKeys: KeyObject[];
+  /** Clock skew allowed on a grant's iat/exp; 30 s when omitted. */
+  grantClockSkewSeconds?: number;
   /** Shared by every instance behind one load balancer; random per process when omitted. */
   challengeSecret?: Buffer;
   challengeTtlSeconds?: number;
@@ -24,7 +28,7 @@ export interface RegistrationServerOptions {
  * Starts a registration server (role 14).
  *
  * @example
- *   const server = await startRegistrationServer({ host, port: 7411, database, tls, logger, manufacturerRoots });
+ *   const server = await startRegistrationServer({ host, port: 7411, database, tls, logger, manufacturerRoots, phlrKeys });
  */
 export async function startRegistrationServer(options: RegistrationServerOptions): Promise<RunningServer> {
   const store = await RegistrationStore.open(options.database);
@@ -35,6 +39,8 @@ export async function startRegistrationServer(options: RegistrationServerOptions
       options.challengeTtlSeconds ?? 60,
     ),
     manufacturerRoots: options.manufacturerRoots,
+    phlrKeys: options.phlrKeys,
+    grantClockSkewSeconds: options.grantClockSkewSeconds ?? 30,
     log: options.logger,
   });
   return startRoleServer({

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
@@ -11,6 +10,7 @@ import {
   type MigrationProvider,
 } from 'kysely';
 import { SimcredError } from '../errors/index.js';
+import { ensureDir } from './files.js';
 
 /** Where a role keeps its state: an embedded SQLite file (default) or a PostgreSQL database. */
 export type DatabaseConfig =
@@ -49,7 +49,7 @@ export async function openDatabase<DB>(config: DatabaseConfig, migrations: Migra
 
 function createDialect(config: DatabaseConfig) {
   if (config.kind === 'sqlite') {
-    if (config.file !== ':memory:') mkdirSync(dirname(config.file), { recursive: true });
+    if (config.file !== ':memory:') ensureDir(dirname(config.file));
     let database: SQLite.Database;
     try {
       database = new SQLite(config.file);

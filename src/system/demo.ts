@@ -26,6 +26,8 @@ export interface DemoSummary {
   failed: number;
   distinctImsis: number;
   hssSubscribers: number;
+  /** Devices the HSS holds as attached with their downloaded credentials (state 'active'). */
+  attached: number;
   elapsedMs: number;
   perSecond: number;
   system: 'in-process' | 'running';
@@ -54,8 +56,9 @@ async function runningSystemAnswers(config: SimcredConfig, operatorRoot: string)
 
 /**
  * `simcred demo`: N devices that hold no credentials yet (manufactured when there are too few),
- * registered as one streamed batch, then driven through steps 2–12 against the running system or
- * one started in this process. The summary is counted from what the modules and the HSS hold.
+ * registered as one streamed batch, then driven through steps 1–12 (attach included) against the
+ * running system or one started in this process. The summary is counted from what the modules and
+ * the HSS hold.
  */
 export async function runDemo(config: SimcredConfig, options: DemoOptions): Promise<DemoSummary> {
   const started = performance.now();
@@ -106,6 +109,8 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       pkiDir: config.pkiDir,
       dsimIds,
       ocsp: ocspStatusChecker({ urls: [live.ocsp], clockSkewSeconds: config.ocsp.clockSkewSeconds }),
+      phlrUrl: live.phlr,
+      hssUrl: live.hss,
       concurrency: options.concurrency,
       maxRetryDelayMs: 2000,
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
@@ -119,7 +124,14 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       if (module.subscription) imsis.push(module.subscription.imsi);
     }
     const hss = await HssStore.open(roleDatabase(config, 'hss'));
-    const hssSubscribers = await hss.countSubscribersFor(dsimIds).finally(() => hss.close());
+    let hssSubscribers: number;
+    let attached: number;
+    try {
+      hssSubscribers = await hss.countSubscribersFor(dsimIds);
+      attached = await hss.countActiveFor(dsimIds);
+    } finally {
+      await hss.close();
+    }
     const failures: Record<string, number> = {};
     for (const o of report.outcomes) if (!o.ok) failures[o.error!.code] = (failures[o.error!.code] ?? 0) + 1;
     return {
@@ -128,6 +140,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       failed: fleet.length - imsis.length,
       distinctImsis: new Set(imsis).size,
       hssSubscribers,
+      attached,
       elapsedMs: Math.round(performance.now() - started),
       perSecond: Math.round((imsis.length / onboardMs) * 1000 * 10) / 10,
       system: running ? 'running' : 'in-process',

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
 import { startCredentialingServer } from '../credentialing/server.js';
@@ -5,10 +6,11 @@ import { SimcredError } from '../errors/index.js';
 import { loadTlsIdentity, type RunningServer } from '../http/index.js';
 import { startHssServer } from '../hss/server.js';
 import { ocspStatusChecker } from '../ocsp/checker.js';
-import { loadPki } from '../pki/index.js';
+import { startPhlrServer } from '../phlr/server.js';
+import { loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
 import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
-import { loadHssSecrets } from './secrets.js';
+import { loadHssSecrets, loadPhlrSecrets } from './secrets.js';
 import { configuredUrls, manufacturerRoots, roleDatabase } from './wiring.js';
 
 export const SERVABLE_ROLES = ['credentialing', 'registration', 'hss', 'provisioning'] as const;
@@ -63,6 +65,8 @@ export async function startRole(
         tls: loadTlsIdentity(config.pkiDir, 'registration'),
         logger,
         manufacturerRoots: manufacturerRoots(pki),
+        phlrKeys: phlrGrantKeys(pki),
+        grantClockSkewSeconds: config.phlr.grantClockSkewSeconds,
       });
     case 'provisioning':
       return startProvisioningServer({
@@ -87,4 +91,40 @@ export async function startRole(
       });
     }
   }
+}
+
+/**
+ * The keys registration servers accept access grants from: the preliminary HLR's certificate in the
+ * operator PKI (it signs grants with its TLS key; docs/aka.md says why).
+ */
+export function phlrGrantKeys(pki: LoadedPki) {
+  return [pki.operator.tls.phlr.certificate.publicKey];
+}
+
+/**
+ * The preliminary HLR (role 50) on config.ports.phlr: the factory's subscriber list from the PKI
+ * folder (or config.phlr.subscribersFile), K/OPc sealed under its own KEK, grants signed with its key.
+ *
+ * @example
+ *   const phlr = await startPhlr(config, logger);
+ */
+export async function startPhlr(config: SimcredConfig, logger: Logger): Promise<RunningServer> {
+  const pki = await loadPki(config.pkiDir);
+  const identity = pki.operator.tls.phlr;
+  return startPhlrServer({
+    host: config.host,
+    port: config.ports.phlr,
+    database: roleDatabase(config, 'phlr'),
+    tls: loadTlsIdentity(config.pkiDir, 'phlr'),
+    logger,
+    subscribersFile: config.phlr.subscribersFile ?? join(config.pkiDir, PHLR_SUBSCRIBERS_FILE),
+    kek: loadPhlrSecrets(config).kek,
+    signer: {
+      privateKey: identity.privateKey(),
+      certificateChainDer: [identity.der, pki.operator.operatorCa.der],
+    },
+    grantTtlSeconds: config.phlr.grantTtlSeconds,
+    challengeTtlSeconds: config.phlr.challengeTtlSeconds,
+    amf: Buffer.from(config.phlr.amf, 'hex'),
+  });
 }

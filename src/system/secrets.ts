@@ -6,13 +6,20 @@ import { SimcredError } from '../errors/index.js';
 import type { SimcredConfig } from '../config/index.js';
 
 /**
- * The HSS's own secrets: the key-encryption key for K/OPc at rest and the operator's OP. From config
- * (SIMCRED_HSS__KEK, SIMCRED_HSS__OP) in production; in the embedded setup generated once into
- * <dataDir>/hss/secrets.json (0600) so a restart keeps every subscriber readable.
+ * A role's own secrets, each from config when set there (production: SIMCRED_<ROLE>__<NAME>), else
+ * from <dataDir>/<role>/secrets.json, else generated once and written there (0600, folder 0700) so a
+ * restart keeps every record sealed under them readable. Values are text (hex).
+ *
+ * @example
+ *   const { kek } = loadRoleSecrets(config, 'phlr', { kek: { configured: config.phlr.kek, bytes: 32 } });
  */
-export function loadHssSecrets(config: SimcredConfig): { kek: Buffer; op: Buffer } {
-  const file = join(config.dataDir, 'hss', 'secrets.json');
-  let stored: { kek?: string; op?: string } = {};
+export function loadRoleSecrets<Name extends string>(
+  config: SimcredConfig,
+  role: string,
+  fields: Record<Name, { configured?: string; bytes: number }>,
+): Record<Name, string> {
+  const file = join(config.dataDir, role, 'secrets.json');
+  let stored: Partial<Record<string, string>> = {};
   if (existsSync(file)) {
     try {
       stored = JSON.parse(readFileSync(file, 'utf8')) as typeof stored;
@@ -20,11 +27,47 @@ export function loadHssSecrets(config: SimcredConfig): { kek: Buffer; op: Buffer
       throw new SimcredError('SIMCRED_CONFIG_INVALID', `${file} is not valid JSON`);
     }
   }
-  const kekText = config.hss.kek ?? stored.kek ?? randomBytes(32).toString('hex');
-  const opText = config.hss.op ?? stored.op ?? randomBytes(16).toString('hex');
-  if (!config.hss.kek && !config.hss.op && (!stored.kek || !stored.op)) {
-    mkdirSync(join(config.dataDir, 'hss'), { recursive: true, mode: 0o700 });
-    writeFileSync(file, JSON.stringify({ kek: kekText, op: opText }), { mode: 0o600 });
+  const values = {} as Record<Name, string>;
+  const toStore: Record<string, string> = {};
+  let generated = false;
+  for (const name of Object.keys(fields) as Name[]) {
+    const { configured, bytes } = fields[name];
+    if (configured !== undefined) {
+      values[name] = configured;
+      continue;
+    }
+    let value = stored[name];
+    if (typeof value !== 'string') {
+      value = randomBytes(bytes).toString('hex');
+      generated = true;
+    }
+    values[name] = toStore[name] = value;
   }
-  return { kek: parseKek(kekText, 'hss.kek'), op: Buffer.from(opText, 'hex') };
+  if (generated) {
+    mkdirSync(join(config.dataDir, role), { recursive: true, mode: 0o700 });
+    writeFileSync(file, JSON.stringify({ ...stored, ...toStore }), { mode: 0o600 });
+  }
+  return values;
+}
+
+/**
+ * The HSS's own secrets: the key-encryption key for K/OPc at rest and the operator's OP. From config
+ * (SIMCRED_HSS__KEK, SIMCRED_HSS__OP) in production; in the embedded setup generated once into
+ * <dataDir>/hss/secrets.json (0600) so a restart keeps every subscriber readable.
+ */
+export function loadHssSecrets(config: SimcredConfig): { kek: Buffer; op: Buffer } {
+  const { kek, op } = loadRoleSecrets(config, 'hss', {
+    kek: { configured: config.hss.kek, bytes: 32 },
+    op: { configured: config.hss.op, bytes: 16 },
+  });
+  return { kek: parseKek(kek, 'hss.kek'), op: Buffer.from(op, 'hex') };
+}
+
+/**
+ * The preliminary HLR's key-encryption key for K_PIMSI/OPc_PIMSI at rest: SIMCRED_PHLR__KEK, or
+ * generated once into <dataDir>/phlr/secrets.json (0600).
+ */
+export function loadPhlrSecrets(config: SimcredConfig): { kek: Buffer } {
+  const { kek } = loadRoleSecrets(config, 'phlr', { kek: { configured: config.phlr.kek, bytes: 32 } });
+  return { kek: parseKek(kek, 'phlr.kek') };
 }

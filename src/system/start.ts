@@ -3,7 +3,7 @@ import type { SimcredConfig } from '../config/index.js';
 import type { RunningServer } from '../http/index.js';
 import { startOcspResponder } from '../ocsp/index.js';
 import { initPki, loadPki, type LoadedPki } from '../pki/index.js';
-import { startRole } from './roles.js';
+import { startPhlr, startRole } from './roles.js';
 export { roleDatabase, manufacturerRoots } from './wiring.js';
 
 export interface RunningSystem {
@@ -13,12 +13,14 @@ export interface RunningSystem {
     registration: string[];
     provisioning: string[];
     hss: string;
+    phlr: string;
     ocsp: string;
   };
   /** Each role's server, so an operator tool or a test can stop one (a dependency outage). */
   servers: {
     ocsp: { close(): Promise<void> };
     hss: RunningServer;
+    phlr: RunningServer;
     credentialing: RunningServer;
     registration: RunningServer[];
     provisioning: RunningServer[];
@@ -28,7 +30,8 @@ export interface RunningSystem {
 
 /**
  * Every role on loopback in this process (the embedded default, DESIGN §5): the OCSP responder, the
- * HSS, the registration and provisioning servers, then the credentialing server that ties them.
+ * HSS, the preliminary HLR, the registration and provisioning servers, then the credentialing server
+ * that ties them.
  * Creates the demo PKI on first run.
  *
  * @example
@@ -52,6 +55,8 @@ export async function startSystem(config: SimcredConfig, logger: Logger): Promis
     started.push(ocsp);
     const hss = await startRole(config, 'hss', 1, log('hss'));
     started.push(hss);
+    const phlr = await startPhlr(config, log('phlr'));
+    started.push(phlr);
     const registration: RunningServer[] = [];
     for (let i = 1; i <= config.ports.registration.length; i++) {
       registration.push(await startRole(config, 'registration', i, log(`registration-${i}`)));
@@ -76,9 +81,10 @@ export async function startSystem(config: SimcredConfig, logger: Logger): Promis
         registration: registration.map((r) => r.url),
         provisioning: provisioning.map((p) => p.url),
         hss: hss.url,
+        phlr: phlr.url,
         ocsp: ocsp.url,
       },
-      servers: { ocsp, hss, credentialing, registration, provisioning },
+      servers: { ocsp, hss, phlr, credentialing, registration, provisioning },
       close: () => closeAll(started),
     };
   } catch (err) {

@@ -24,6 +24,7 @@ export function configuredUrls(config: SimcredConfig) {
     registration: config.ports.registration.map(https),
     provisioning: config.ports.provisioning.map(https),
     hss: https(config.ports.hss),
+    phlr: https(config.ports.phlr),
     ocsp: `http://${config.host}:${config.ports.ocsp}`,
   };
 }

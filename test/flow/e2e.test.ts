@@ -11,7 +11,7 @@ import { loadFactoryImage } from '../../src/pki/index.js';
 import { roleDatabase } from '../../src/system/start.js';
 import { startTestSystem } from './harness.js';
 
-test('a fleet goes through steps 0b–12; secrets never reach a log line', async () => {
+test('a fleet goes through steps 0b–12 and attaches; secrets never reach a log line', async () => {
   const t = await startTestSystem();
   try {
     const dsimIds = [...(await t.manufacture(30)), ...(await t.manufacture(6, 'rsa'))];
@@ -23,6 +23,8 @@ test('a fleet goes through steps 0b–12; secrets never reach a log line', async
       pkiDir: t.config.pkiDir,
       dsimIds,
       ocsp: ocspStatusChecker({ urls: [t.system.urls.ocsp] }),
+      phlrUrl: t.system.urls.phlr,
+      hssUrl: t.system.urls.hss,
       concurrency: 8,
     });
     assert.deepEqual(
@@ -37,12 +39,15 @@ test('a fleet goes through steps 0b–12; secrets never reach a log line', async
     const secrets: string[] = [];
     try {
       assert.equal(await hss.countSubscribers(), dsimIds.length);
+      assert.equal(await hss.countActiveFor(dsimIds), dsimIds.length, 'every device attached');
       const { kek } = JSON.parse(readFileSync(join(t.config.dataDir, 'hss', 'secrets.json'), 'utf8')) as {
         kek: string;
       };
       for (const outcome of report.outcomes) {
         const subscriber = (await hss.findByDsimId(outcome.dsimId))!;
         assert.equal(subscriber.imsi, outcome.imsi);
+        // Step 12's proof: the device attached with its downloaded credentials.
+        assert.equal(subscriber.state, 'active', `${outcome.dsimId} did not attach`);
         // K and OPc are sealed at rest, never stored in the clear.
         assert.doesNotMatch(subscriber.kSealed, /^[0-9a-f]{32}$/);
         const k = openSecret(subscriber.kSealed, { kek: parseKek(kek), context: `k:${subscriber.imsi}` });
@@ -56,7 +61,11 @@ test('a fleet goes through steps 0b–12; secrets never reach a log line', async
         secrets.push(registration.registrationNonce);
         const image = await loadFactoryImage(t.config.pkiDir, outcome.dsimId);
         const pkcs8 = image.privateKey.export({ format: 'der', type: 'pkcs8' });
-        secrets.push(pkcs8.toString('base64').slice(40, 100), image.image.preliminary.kPimsi);
+        secrets.push(
+          pkcs8.toString('base64').slice(40, 100),
+          image.image.preliminary.kPimsi,
+          image.image.preliminary.opcPimsi,
+        );
       }
     } finally {
       await hss.close();

@@ -102,6 +102,8 @@ export async function startTestSystem(overrides: Record<string, unknown> = {}): 
         module,
         client: deviceClient,
         registrationServer: image.image.registrationServer,
+        phlrUrl: system.urls.phlr,
+        hssUrl: system.urls.hss,
         operatorRoots: [new x509.X509Certificate(image.image.trustRoots.operator)],
         ocsp,
         maxAttempts: 1,

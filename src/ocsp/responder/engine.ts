@@ -1,21 +1,21 @@
 import { sign } from 'node:crypto';
+import * as asn1js from 'asn1js';
+import { BitString, GeneralizedTime } from 'asn1js';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
   CertStatus,
   OCSPRequest,
   OCSPResponse,
   OCSPResponseStatus,
-  ResponseBytes,
-  ResponseData,
   RevokedInfo,
   SingleResponse,
   id_pkix_ocsp_basic,
   id_pkix_ocsp_nonce,
   type CertID,
 } from '@peculiar/asn1-ocsp';
-import { CRLReason, Extension } from '@peculiar/asn1-x509';
+import { CRLReason, Extension, Extensions } from '@peculiar/asn1-x509';
 import type { CertificateStatus } from '../../pki/store.js';
-import { HASH_OIDS, RawBasicOcspResponse, serialKey } from '../asn1.js';
+import { FLAT, HASH_OIDS, derConstructed, derOf, serialKey } from '../asn1.js';
 import type { IssuerIndex, ServedIssuer } from './issuers.js';
 
 /** RFC 8954 §2.1: a nonce is 1 to 32 octets. */
@@ -43,7 +43,7 @@ export type ParsedRequest =
 export function parseRequest(der: Uint8Array, index: IssuerIndex): ParsedRequest {
   let request: OCSPRequest;
   try {
-    request = AsnConvert.parse(der, OCSPRequest);
+    request = AsnConvert.parse(der, OCSPRequest, FLAT);
   } catch {
     return { ok: false, error: 'malformedRequest', reason: 'not a DER OCSPRequest' };
   }
@@ -97,7 +97,14 @@ export interface SignedResponse {
   producedAt: Date;
 }
 
-/** Builds and signs a successful response: one SingleResponse per CertID, in request order. */
+/**
+ * Builds and signs a successful response: one SingleResponse per CertID, in request order.
+ *
+ * Each SingleResponse and the nonce extension are encoded by asn1-schema; the parts that never change
+ * for an issuer (ResponderID, signature AlgorithmIdentifier, the [0] certs with the delegated signer)
+ * were encoded once by prepareIssuer; the enclosing SEQUENCEs and tags are written by asn1js around
+ * those already-encoded parts (derConstructed), so nothing is encoded twice and no DER is re-parsed.
+ */
 export function signResponse(options: {
   issuer: ServedIssuer;
   certIds: CertID[];
@@ -123,44 +130,44 @@ export function signResponse(options: {
               }),
             })
           : new CertStatus({ unknown: null });
-    return new SingleResponse({ certID, certStatus, thisUpdate, nextUpdate });
+    return derOf(new SingleResponse({ certID, certStatus, thisUpdate, nextUpdate }));
   });
-  const data = new ResponseData({
-    responderID: issuer.signer.responderId,
-    producedAt: thisUpdate,
-    responses,
-    ...(options.nonce
-      ? {
-          responseExtensions: [
-            new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: options.nonce.extnValue }),
-          ],
-        }
-      : {}),
-  });
-  const tbs = AsnConvert.serialize(data);
-  const signature = sign(issuer.signer.digest, new Uint8Array(tbs), {
-    key: issuer.signer.key,
-    dsaEncoding: 'der',
-  });
-  const basic = AsnConvert.serialize(
-    new RawBasicOcspResponse({
-      tbsResponseData: tbs,
-      signatureAlgorithm: issuer.signer.signatureAlgorithmDer,
-      signature: new Uint8Array(signature).buffer,
-      ...(issuer.signer.certsDer.length > 0 ? { certs: issuer.signer.certsDer } : {}),
-    }),
-  );
-  const der = AsnConvert.serialize(
-    new OCSPResponse({
-      responseStatus: OCSPResponseStatus.successful,
-      responseBytes: new ResponseBytes({
-        responseType: id_pkix_ocsp_basic,
-        response: new OctetString(basic),
-      }),
-    }),
-  );
-  return { der: Buffer.from(der), thisUpdate, nextUpdate, producedAt: thisUpdate };
+  // ResponseData ::= SEQUENCE { version [0] DEFAULT v1 (omitted), responderID, producedAt,
+  //   responses SEQUENCE OF SingleResponse, responseExtensions [1] EXPLICIT Extensions OPTIONAL }
+  const dataParts = [
+    issuer.signer.responderIdDer,
+    derOf(new GeneralizedTime({ valueDate: thisUpdate })),
+    derConstructed('universal', 16, responses),
+  ];
+  if (options.nonce) {
+    const extensions = new Extensions([
+      new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: options.nonce.extnValue }),
+    ]);
+    dataParts.push(derConstructed('context', 1, [derOf(extensions)]));
+  }
+  const tbs = derConstructed('universal', 16, dataParts);
+  const signature = sign(issuer.signer.digest, tbs, { key: issuer.signer.key, dsaEncoding: 'der' });
+  // BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature BIT STRING,
+  //   certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
+  const basic = derConstructed('universal', 16, [
+    tbs,
+    issuer.signer.signatureAlgorithmDer,
+    derOf(new BitString({ valueHex: signature })),
+    ...(issuer.signer.certsFieldDer ? [issuer.signer.certsFieldDer] : []),
+  ]);
+  // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT ResponseBytes },
+  // ResponseBytes ::= SEQUENCE { responseType OID, response OCTET STRING }
+  const der = derConstructed('universal', 16, [
+    SUCCESSFUL_STATUS_DER,
+    derConstructed('context', 0, [
+      derConstructed('universal', 16, [BASIC_TYPE_DER, derOf(new asn1js.OctetString({ valueHex: basic }))]),
+    ]),
+  ]);
+  return { der, thisUpdate, nextUpdate, producedAt: thisUpdate };
 }
+
+const SUCCESSFUL_STATUS_DER = derOf(new asn1js.Enumerated({ value: OCSPResponseStatus.successful }));
+const BASIC_TYPE_DER = derOf(new asn1js.ObjectIdentifier({ value: id_pkix_ocsp_basic }));
 
 export function certIdSerial(certId: CertID): string {
   return serialKey(new Uint8Array(certId.serialNumber));

@@ -9,6 +9,7 @@ import {
   HASH_OIDS,
   certificateDer,
   certificateInfo,
+  derConstructed,
   digest,
   signatureAlgorithmFor,
   toArrayBuffer,
@@ -24,12 +25,14 @@ export interface ServedIssuer {
     cert: CertificateInfo;
     /** node:crypto digest name (null for Ed25519). */
     digest: string | null;
-    signatureAlgorithmDer: ArrayBuffer;
+    signatureAlgorithmDer: Buffer;
     /** ResponderID byKey: SHA-1 of the signer's public key (RFC 6960 §4.2.2.3). */
-    responderIdDer: ArrayBuffer;
+    responderIdDer: Buffer;
     responderId: ResponderID;
     /** Certificates sent in every response: the delegated signer (none when the CA signs itself). */
     certsDer: ArrayBuffer[];
+    /** BasicOCSPResponse.certs as encoded once: `[0] EXPLICIT SEQUENCE OF Certificate` (none without certs). */
+    certsFieldDer?: Buffer;
   };
 }
 
@@ -88,10 +91,15 @@ export function prepareIssuer(source: IssuerSource): ServedIssuer {
       key,
       cert: signerCert,
       digest: alg.digest,
-      signatureAlgorithmDer: alg.der,
-      responderIdDer: AsnConvert.serialize(responderId),
+      signatureAlgorithmDer: Buffer.from(alg.der),
+      responderIdDer: Buffer.from(AsnConvert.serialize(responderId)),
       responderId,
       certsDer: source.signerCertPem ? [toArrayBuffer(signerCert.der)] : [],
+      ...(source.signerCertPem
+        ? {
+            certsFieldDer: derConstructed('context', 0, [derConstructed('universal', 16, [signerCert.der])]),
+          }
+        : {}),
     },
   };
 }

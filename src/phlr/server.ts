@@ -1,0 +1,53 @@
+import type { Logger } from 'pino';
+import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
+import type { DatabaseConfig } from '../storage/index.js';
+import { mountPhlrApi } from './api.js';
+import type { GrantSigner } from './grant.js';
+import { PhlrProcessor } from './processor.js';
+import { PhlrStore } from './store.js';
+
+export interface PhlrServerOptions {
+  host: string;
+  port: number;
+  database: DatabaseConfig;
+  tls: TlsIdentity;
+  logger: Logger;
+  /** The factory's subscriber list (<pki>/phlr/subscribers.ndjson), read on start and as devices appear. */
+  subscribersFile: string;
+  kek: Buffer;
+  /** Signs access grants; its certificate chain goes in x5c. */
+  signer: GrantSigner;
+  grantTtlSeconds: number;
+  challengeTtlSeconds: number;
+  amf: Buffer;
+}
+
+/**
+ * Starts the preliminary HLR (role 50): devices authenticate on PIMSI/K_PIMSI and get an access
+ * grant for registration traffic.
+ *
+ * @example
+ *   const phlr = await startPhlrServer({ host, port: 7450, database, tls, logger, subscribersFile, kek, signer, grantTtlSeconds: 600, challengeTtlSeconds: 60, amf });
+ */
+export async function startPhlrServer(
+  options: PhlrServerOptions,
+): Promise<RunningServer & { store: PhlrStore; processor: PhlrProcessor }> {
+  const store = await PhlrStore.open(options.database);
+  const processor = new PhlrProcessor({ ...options, store, log: options.logger });
+  try {
+    await processor.importSubscribers();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const server = await startRoleServer({
+    role: 'phlr',
+    host: options.host,
+    port: options.port,
+    logger: options.logger,
+    tls: options.tls,
+    mount: (app) => mountPhlrApi(app, processor),
+    release: () => store.close(),
+  });
+  return { ...server, store, processor };
+}
