@@ -7,6 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { SimcredError } from '../errors/index.js';
 import { joinSqn, SqnGenerator } from './sqn.js';
 import { generateVector, verifyAuts, verifyRes } from './vectors.js';
+import type { AkaStateStore } from './state-store.js';
 
 /** The one challenge a subscriber may answer: RAND, XRES, expiry. */
 export interface PendingChallenge {
@@ -15,22 +16,16 @@ export interface PendingChallenge {
   expiresAt: Date;
 }
 
-/** What {@link AkaAuthenticator} needs from a role's store, for one subscriber id (PIMSI or IMSI). */
-export interface AkaSubscriberState {
-  /** K and OPc in the clear (opened from their sealed form), or undefined for an unknown subscriber. */
-  keys(id: string): Promise<{ k: Buffer; opc: Buffer } | undefined>;
-  /** SEQ_HE + 1, taken atomically. */
-  nextSeq(id: string): Promise<number | undefined>;
-  currentSeq(id: string): Promise<number | undefined>;
-  /** SEQ_HE := to, if it still is `from`. */
-  resyncSeq(id: string, from: number, to: number): Promise<void>;
-  setPending(id: string, pending: PendingChallenge): Promise<void>;
-  /** Removes and returns the pending challenge (undefined when none, or expired). */
-  takePending(id: string, now: Date): Promise<PendingChallenge | undefined>;
-}
+/** Where a role keeps SEQ_HE and the pending challenge (the shared aka_state table: ./state-store.ts). */
+export type AkaSequenceState = Pick<
+  AkaStateStore,
+  'nextSeq' | 'currentSeq' | 'resyncSeq' | 'setPending' | 'takePending'
+>;
 
 export interface AkaAuthenticatorOptions {
-  state: AkaSubscriberState;
+  /** K and OPc in the clear (opened from their sealed form), or undefined for an unknown subscriber. */
+  keys(id: string): Promise<{ k: Buffer; opc: Buffer } | undefined>;
+  state: AkaSequenceState;
   /** AMF of the vectors (TS 33.102 §6.3.2), unless a call gives the subscriber's own. */
   amf: Buffer;
   challengeTtlSeconds: number;
@@ -101,7 +96,7 @@ export class AkaAuthenticator {
   }
 
   private async keys(id: string): Promise<{ k: Buffer; opc: Buffer }> {
-    const keys = await this.options.state.keys(id);
+    const keys = await this.options.keys(id);
     if (!keys) throw unknown();
     return keys;
   }

@@ -32,20 +32,14 @@ export class HssAttach {
       challengeTtlSeconds: options.challengeTtlSeconds,
       // Per subscriber: the AMF stored with it (the one its package carried).
       amf: Buffer.alloc(2),
-      state: {
-        keys: async (imsi) => {
-          const s = await store.findByImsi(imsi);
-          if (!s) return undefined;
-          return {
-            k: openSecret(s.kSealed, { kek, context: `k:${imsi}` }),
-            opc: openSecret(s.opcSealed, { kek, context: `opc:${imsi}` }),
-          };
-        },
-        nextSeq: (imsi) => store.nextSeq(imsi),
-        currentSeq: async (imsi) => (await store.findByImsi(imsi))?.sqn,
-        resyncSeq: (imsi, from, to) => store.resyncSeq(imsi, from, to),
-        setPending: (imsi, pending) => store.setPending(imsi, pending),
-        takePending: (imsi, now) => store.takePending(imsi, now),
+      state: store.aka,
+      keys: async (imsi) => {
+        const s = await store.findByImsi(imsi);
+        if (!s) return undefined;
+        return {
+          k: openSecret(s.kSealed, { kek, context: `k:${imsi}` }),
+          opc: openSecret(s.opcSealed, { kek, context: `opc:${imsi}` }),
+        };
       },
     });
   }

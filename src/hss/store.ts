@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { PendingChallenge } from '../aka/network.js';
+import { AkaStateStore, createAkaStateTable } from '../aka/state-store.js';
 import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /**
@@ -14,17 +14,13 @@ interface HssTables {
     k_sealed: string;
     opc_sealed: string;
     amf: string;
-    /** Highest SEQ the HSS has used (TS 33.102 Annex C), for AKA at attach. */
+    /** The SQN the package gave the module (its starting point); attach SQNs live in aka_state. */
     sqn: number;
     state: 'provisioned' | 'active';
     package_id: string;
     device_nonce: string;
     package: string;
     created_at: string;
-    /** The attach challenge waiting for its RES (step 12), if any. */
-    pending_rand: string | null;
-    pending_xres: string | null;
-    pending_expires_at: string | null;
   };
   imsi_allocation: { name: string; next_index: number };
 }
@@ -58,11 +54,9 @@ const migrations: Migrations = {
         .execute();
     },
   },
-  '0002_attach_challenge': {
+  '0002_aka_state': {
     async up(db: Kysely<unknown>) {
-      for (const column of ['pending_rand', 'pending_xres', 'pending_expires_at']) {
-        await db.schema.alterTable('subscribers').addColumn(column, 'text').execute();
-      }
+      await createAkaStateTable(db);
     },
   },
 };
@@ -98,7 +92,12 @@ const fromRow = (r: Row): Subscriber => ({
 
 /** @example const store = await HssStore.open({ kind: 'sqlite', file: 'data/hss.db' }); */
 export class HssStore {
-  private constructor(private readonly db: Kysely<HssTables>) {}
+  /** SEQ_HE and the pending attach challenge of each IMSI. */
+  readonly aka: AkaStateStore;
+
+  private constructor(private readonly db: Kysely<HssTables>) {
+    this.aka = new AkaStateStore(db as unknown as Kysely<never>);
+  }
 
   static async open(database: DatabaseConfig): Promise<HssStore> {
     return new HssStore(await openDatabase<HssTables>(database, migrations));
@@ -164,71 +163,9 @@ export class HssStore {
           device_nonce: s.deviceNonce,
           package: s.package,
           created_at: new Date().toISOString(),
-          pending_rand: null,
-          pending_xres: null,
-          pending_expires_at: null,
         })
         .execute();
       return { subscriber: s, created: true };
-    });
-  }
-
-  /** Takes the next attach SEQ atomically (SEQ_HE + 1, the `sqn` column) and returns it. */
-  async nextSeq(imsi: string): Promise<number | undefined> {
-    const row = await this.db
-      .updateTable('subscribers')
-      .set((eb) => ({ sqn: eb('sqn', '+', 1) }))
-      .where('imsi', '=', imsi)
-      .returning('sqn')
-      .executeTakeFirst();
-    return row ? Number(row.sqn) : undefined;
-  }
-
-  /** Resynchronised SEQ_HE (TS 33.102 §6.3.5), set only if nobody moved it meanwhile. */
-  async resyncSeq(imsi: string, from: number, to: number): Promise<void> {
-    await this.db
-      .updateTable('subscribers')
-      .set({ sqn: to })
-      .where('imsi', '=', imsi)
-      .where('sqn', '=', from)
-      .execute();
-  }
-
-  async setPending(imsi: string, pending: PendingChallenge): Promise<void> {
-    await this.db
-      .updateTable('subscribers')
-      .set({
-        pending_rand: pending.rand.toString('hex'),
-        pending_xres: pending.xres.toString('hex'),
-        pending_expires_at: pending.expiresAt.toISOString(),
-      })
-      .where('imsi', '=', imsi)
-      .execute();
-  }
-
-  /** Removes and returns the pending attach challenge (each is answered at most once). */
-  async takePending(imsi: string, now = new Date()): Promise<PendingChallenge | undefined> {
-    return this.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom('subscribers')
-        .select(['pending_rand', 'pending_xres', 'pending_expires_at'])
-        .where('imsi', '=', imsi)
-        .executeTakeFirst();
-      if (!row?.pending_rand || !row.pending_xres || !row.pending_expires_at) return undefined;
-      const cleared = await trx
-        .updateTable('subscribers')
-        .set({ pending_rand: null, pending_xres: null, pending_expires_at: null })
-        .where('imsi', '=', imsi)
-        .where('pending_rand', '=', row.pending_rand)
-        .executeTakeFirst();
-      if (Number(cleared.numUpdatedRows) === 0) return undefined;
-      const expiresAt = new Date(row.pending_expires_at);
-      if (expiresAt <= now) return undefined;
-      return {
-        rand: Buffer.from(row.pending_rand, 'hex'),
-        xres: Buffer.from(row.pending_xres, 'hex'),
-        expiresAt,
-      };
     });
   }
 

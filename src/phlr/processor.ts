@@ -41,25 +41,19 @@ export class PhlrProcessor {
     this.aka = new AkaAuthenticator({
       amf: options.amf,
       challengeTtlSeconds: options.challengeTtlSeconds,
-      state: {
-        keys: async (pimsi) => {
-          let subscriber = await store.find(pimsi);
-          // Devices are made after the PHLR starts: an unknown PIMSI triggers a read of the new lines.
-          if (!subscriber) {
-            await this.importSubscribers();
-            subscriber = await store.find(pimsi);
-          }
-          if (!subscriber) return undefined;
-          return {
-            k: openSecret(subscriber.kSealed, { kek, context: `k:${pimsi}` }),
-            opc: openSecret(subscriber.opcSealed, { kek, context: `opc:${pimsi}` }),
-          };
-        },
-        nextSeq: (pimsi) => store.nextSeq(pimsi),
-        currentSeq: (pimsi) => store.currentSeq(pimsi),
-        resyncSeq: (pimsi, from, to) => store.resyncSeq(pimsi, from, to),
-        setPending: (pimsi, pending) => store.setPending(pimsi, pending),
-        takePending: (pimsi, now) => store.takePending(pimsi, now),
+      state: store.aka,
+      keys: async (pimsi) => {
+        let subscriber = await store.find(pimsi);
+        // Devices are made after the PHLR starts: an unknown PIMSI triggers a read of the new lines.
+        if (!subscriber) {
+          await this.importSubscribers();
+          subscriber = await store.find(pimsi);
+        }
+        if (!subscriber) return undefined;
+        return {
+          k: openSecret(subscriber.kSealed, { kek, context: `k:${pimsi}` }),
+          opc: openSecret(subscriber.opcSealed, { kek, context: `opc:${pimsi}` }),
+        };
       },
     });
   }

@@ -185,7 +185,7 @@ describe('preliminary HLR: AKA on preliminary credentials and the access grant (
     // counter was restored from an old backup): the PHLR's next SQN is stale.
     const store = await PhlrStore.open(roleDatabase(t.config, 'phlr'));
     try {
-      const before = (await store.find(pimsi))!.seqHe;
+      const before = await store.aka.currentSeq(pimsi);
       const ahead = generateVector({
         k: Buffer.from(image.image.preliminary.kPimsi, 'hex'),
         opc: Buffer.from(image.image.preliminary.opcPimsi, 'hex'),
@@ -196,7 +196,7 @@ describe('preliminary HLR: AKA on preliminary credentials and the access grant (
       // attachPreliminary sees the sync failure, sends AUTS, and succeeds on the fresh challenge.
       const { grant } = await agent.attachPreliminary();
       assert.equal(decodeJwt(grant).dsimId, dsimId);
-      assert.equal((await store.find(pimsi))!.seqHe, before + 1001, 'SEQ_HE moved on from SQN_MS');
+      assert.equal(await store.aka.currentSeq(pimsi), before + 1001, 'SEQ_HE moved on from SQN_MS');
     } finally {
       await store.close();
     }
@@ -327,10 +327,10 @@ describe('preliminary HLR: AKA on preliminary credentials and the access grant (
     // the AUTS resynchronises the HSS and the attach succeeds.
     const store = await HssStore.open(roleDatabase(t.config, 'hss'));
     try {
-      const seq = (await store.findByImsi(imsi))!.sqn;
-      await store.resyncSeq(imsi, seq, 0);
+      const seq = await store.aka.currentSeq(imsi);
+      await store.aka.resyncSeq(imsi, seq, 0);
       await agent.attach();
-      assert.equal((await store.findByImsi(imsi))!.sqn, seq + 1);
+      assert.equal(await store.aka.currentSeq(imsi), seq + 1);
     } finally {
       await store.close();
     }
