@@ -1,5 +1,5 @@
 import { sql, type Generated, type Kysely } from 'kysely';
-import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+import { autoIncrementKey, openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /**
  * The credentialing server's records, one row per device. Every state change is a conditional update
@@ -72,7 +72,7 @@ const migrations: Migrations = {
         .execute();
       await db.schema
         .createTable('audit_events')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', 'integer', (c) => autoIncrementKey(db, c))
         .addColumn('dsim_id', 'text', (c) => c.notNull())
         .addColumn('at', 'text', (c) => c.notNull())
         .addColumn('event', 'text', (c) => c.notNull())

@@ -5,7 +5,9 @@ import {
   Kysely,
   Migrator,
   PostgresDialect,
+  SqliteAdapter,
   SqliteDialect,
+  type ColumnDefinitionBuilder,
   type Migration,
   type MigrationProvider,
 } from 'kysely';
@@ -77,4 +79,17 @@ function createDialect(config: DatabaseConfig) {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * An auto-numbered primary key in either dialect (SQLite AUTOINCREMENT, PostgreSQL identity),
+ * for migrations: `.addColumn('id', 'integer', (c) => autoIncrementKey(db, c))`.
+ */
+export function autoIncrementKey(
+  db: Kysely<unknown>,
+  column: ColumnDefinitionBuilder,
+): ColumnDefinitionBuilder {
+  return db.getExecutor().adapter instanceof SqliteAdapter
+    ? column.primaryKey().autoIncrement()
+    : column.primaryKey().generatedByDefaultAsIdentity();
 }
