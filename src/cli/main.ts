@@ -4,6 +4,7 @@ import { registerPkiCommands } from '../pki/cli.js';
 import { registerOcspCommands } from '../ocsp/cli.js';
 import { registerAkaCommands } from '../aka/cli.js';
 import { registerPhlrCommands } from '../phlr/cli.js';
+import { registerBenchCommands } from '../bench/cli.js';
 import { registerSystemCommands } from './system-commands.js';
 import { reportAndExit } from './run.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerAkaCommands(program);
   registerSystemCommands(program, serve);
   registerPhlrCommands(serve);
+  registerBenchCommands(bench);
   return program;
 }
 

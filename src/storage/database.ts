@@ -65,6 +65,7 @@ function createDialect(config: DatabaseConfig) {
     database.pragma('synchronous = NORMAL');
     database.pragma('busy_timeout = 5000');
     database.pragma('foreign_keys = ON');
+    cachePreparedStatements(database);
     return new SqliteDialect({ database });
   }
   const pool = new pg.Pool({ connectionString: config.url, max: 10 });
@@ -92,4 +93,26 @@ export function autoIncrementKey(
   return db.getExecutor().adapter instanceof SqliteAdapter
     ? column.primaryKey().autoIncrement()
     : column.primaryKey().generatedByDefaultAsIdentity();
+}
+
+/** Most distinct SQL texts whose prepared statements are kept per SQLite connection. */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely prepares every query afresh; a role runs the same few dozen SQL texts over and over, so
+ * keeping their prepared statements saves a parse and plan per query (better-sqlite3 statements are
+ * reusable; kysely runs them with all()/run(), never two iterations at once).
+ */
+function cachePreparedStatements(database: SQLite.Database): void {
+  const prepare = database.prepare.bind(database);
+  const statements = new Map<string, SQLite.Statement>();
+  database.prepare = ((sql: string) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      statement = prepare(sql);
+      if (statements.size >= STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
+      statements.set(sql, statement);
+    }
+    return statement;
+  }) as SQLite.Database['prepare'];
 }

@@ -1,0 +1,172 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { startProgress, type Progress } from '../cli/progress.js';
+import { action, positiveInt, printJsonLine } from '../cli/run.js';
+import { SimcredError } from '../errors/index.js';
+import { renderChart } from './chart.js';
+import { formatE2e, runE2eBench, type BenchPhase } from './e2e.js';
+import { formatRegister, runRegisterBench } from './register.js';
+import { DEFAULT_E2E_SIZES, DEFAULT_REGISTER_SIZES, formatScale, runScaleBench } from './scale.js';
+
+/** A progress bar per phase on a terminal (silent otherwise); `label` prefixes the phase name. */
+function phasedProgress(label = '') {
+  let progress: Progress | undefined;
+  return {
+    onPhase: (phase: string, total: number) => {
+      progress?.stop();
+      progress = startProgress(`${label}${phase}`, total);
+    },
+    onProgress: (_phase: string, done: number) => progress?.update(done),
+    stop: () => progress?.stop(),
+  };
+}
+
+function sizes(name: string, text: string): number[] {
+  const list = text.split(',').map((s) => positiveInt(name, s.trim(), 100_000_000));
+  if (list.length === 0) throw new SimcredError('SIMCRED_CLI_ARGUMENT', `${name} needs at least one size`);
+  return list;
+}
+
+function writeChart(file: string | undefined, svg: () => string): void {
+  if (!file) return;
+  try {
+    writeFileSync(file, svg());
+  } catch (err) {
+    throw new SimcredError('SIMCRED_IO', `cannot write ${file}: ${(err as Error).message}`);
+  }
+  process.stderr.write(`chart written to ${file}\n`);
+}
+
+/**
+ * `simcred bench e2e | register | scale` (bench ocsp is src/ocsp/cli.ts). Each prints a table and,
+ * with --json, one JSON line last; --chart FILE writes an SVG.
+ *
+ * @example
+ *   registerBenchCommands(program.command('bench'));
+ */
+export function registerBenchCommands(bench: Command): void {
+  bench
+    .command('e2e')
+    .description(
+      'the whole flow for N devices, every role its own process: onboardings/s, latency per step, server CPU vs the crypto floor',
+    )
+    .requiredOption('--devices <N>', 'number of devices (manufactured fresh)')
+    .option('--concurrency <C>', 'devices onboarding at once', '64')
+    .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
+    .option('--profile-dir <DIR>', 'run every server with node --cpu-prof into DIR and print its top costs')
+    .option('--chart <FILE>', 'write an SVG chart')
+    .option('--json', 'print one JSON line last')
+    .action(
+      action(
+        async (options: {
+          devices: string;
+          concurrency: string;
+          dir?: string;
+          profileDir?: string;
+          chart?: string;
+          json?: boolean;
+        }) => {
+          const progress = phasedProgress();
+          let result;
+          try {
+            result = await runE2eBench({
+              devices: positiveInt('--devices', options.devices, 1_000_000),
+              concurrency: positiveInt('--concurrency', options.concurrency, 4096),
+              dir: options.dir,
+              profileDir: options.profileDir,
+              onPhase: (phase: BenchPhase, total) => progress.onPhase(phase, total),
+              onProgress: (phase, done) => progress.onProgress(phase, done),
+            });
+          } finally {
+            progress.stop();
+          }
+          process.stdout.write(formatE2e(result));
+          writeChart(options.chart, () => renderChart({ e2e: result }));
+          if (options.json) printJsonLine(result);
+          if (result.failed > 0 || result.attached < result.devices) process.exitCode = 1;
+        },
+      ),
+    );
+
+  bench
+    .command('register')
+    .description(
+      'one streamed batch of N synthetic devices through the credentialing server to two registration servers: registrations/s, peak RSS',
+    )
+    .requiredOption('--devices <N>', 'number of devices')
+    .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
+    .option('--chart <FILE>', 'write an SVG chart')
+    .option('--json', 'print one JSON line last')
+    .action(
+      action(async (options: { devices: string; dir?: string; chart?: string; json?: boolean }) => {
+        const progress = phasedProgress();
+        let result;
+        try {
+          result = await runRegisterBench({
+            devices: positiveInt('--devices', options.devices, 100_000_000),
+            dir: options.dir,
+            onPhase: (phase, total) => progress.onPhase(phase, total),
+            onProgress: (phase, done) => progress.onProgress(phase, done),
+          });
+        } finally {
+          progress.stop();
+        }
+        process.stdout.write(formatRegister(result));
+        writeChart(options.chart, () => renderChart({ register: result }));
+        if (options.json) printJsonLine(result);
+        if (result.registered + result.unchanged < result.devices) process.exitCode = 1;
+      }),
+    );
+
+  bench
+    .command('scale')
+    .description('register and e2e at three sizes each: how per-device time and memory grow')
+    .option('--register-sizes <LIST>', 'comma-separated sizes', DEFAULT_REGISTER_SIZES.join(','))
+    .option('--e2e-sizes <LIST>', 'comma-separated sizes', DEFAULT_E2E_SIZES.join(','))
+    .option('--concurrency <C>', 'devices onboarding at once (e2e)', '64')
+    .option('--chart <FILE>', 'write an SVG chart')
+    .option('--json', 'print one JSON line last')
+    .action(
+      action(
+        async (options: {
+          registerSizes: string;
+          e2eSizes: string;
+          concurrency: string;
+          chart?: string;
+          json?: boolean;
+        }) => {
+          let label = '';
+          const progress = phasedProgress();
+          const hooks = {
+            onPhase: (phase: string, total: number) => progress.onPhase(`${label}${phase}`, total),
+            onProgress: (phase: string, done: number) => progress.onProgress(phase, done),
+          };
+          let result;
+          try {
+            result = await runScaleBench({
+              registerSizes: sizes('--register-sizes', options.registerSizes),
+              e2eSizes: sizes('--e2e-sizes', options.e2eSizes),
+              concurrency: positiveInt('--concurrency', options.concurrency, 4096),
+              onRun: (benchName, devices) => {
+                label = `${benchName} ${devices} `;
+                if (!process.stderr.isTTY) return;
+                progress.stop();
+                process.stderr.write(`${benchName} ${devices} devices…\n`);
+              },
+              e2eHooks: hooks,
+              registerHooks: hooks,
+            });
+          } finally {
+            progress.stop();
+          }
+          process.stdout.write(formatScale(result));
+          writeChart(options.chart, () => renderChart({ scale: result }));
+          if (options.json) printJsonLine(result);
+          const bad =
+            result.e2e.some((p) => p.provisioned < p.devices) ||
+            result.runs.register.some((r) => r.registered + r.unchanged < r.devices);
+          if (bad) process.exitCode = 1;
+        },
+      ),
+    );
+}

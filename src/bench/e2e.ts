@@ -1,0 +1,326 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { runFleet, stepStatistics } from '../device/fleet.js';
+import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
+import { HssStore } from '../hss/store.js';
+import { ocspStatusChecker } from '../ocsp/checker.js';
+import {
+  CaStore,
+  initPki,
+  loadFactoryImage,
+  loadPki,
+  manufactureDevices,
+  type LoadedPki,
+} from '../pki/index.js';
+import { OperatorClient } from '../portal/operator-client.js';
+import { importSubscribers } from '../protocol/phlr.js';
+import { roleDatabase } from '../system/wiring.js';
+import { ALL_ROLES, benchWorkspace, startRoles, type BenchWorkspace } from './cluster.js';
+import { measureCryptoFloor, type CryptoFloor } from './floor.js';
+import {
+  ProcessGroup,
+  machineInfo,
+  peakRssMiB,
+  processCpuMs,
+  round,
+  type MachineInfo,
+  type ServerProcess,
+} from './processes.js';
+import { summariseProfiles, type ProfileSummary } from './profile.js';
+
+export type BenchPhase = 'manufacture' | 'start' | 'register' | 'onboard';
+
+export interface E2eOptions {
+  devices: number;
+  concurrency: number;
+  /** Work folder (kept); default a temporary one, removed afterwards. */
+  dir?: string;
+  /** Write a CPU profile of every server process into this folder (node --cpu-prof) and summarise it. */
+  profileDir?: string;
+  onPhase?(phase: BenchPhase, total: number): void;
+  onProgress?(phase: BenchPhase, done: number): void;
+}
+
+export interface ServerFigures {
+  name: string;
+  /** CPU (user + system) during the fleet phase, ms. */
+  cpuMs: number;
+  cpuMsPerOnboarding: number;
+  peakRssMiB: number;
+}
+
+export interface E2eResult {
+  bench: 'e2e';
+  machine: MachineInfo;
+  devices: number;
+  concurrency: number;
+  provisioned: number;
+  failed: number;
+  distinctImsis: number;
+  hssSubscribers: number;
+  attached: number;
+  /** Fleet phase (steps 1–12 with attach), ms. */
+  onboardMs: number;
+  onboardingsPerSecond: number;
+  /** Latency of a device's whole onboarding (all attempts), ms. */
+  onboarding: { p50: number; p95: number; p99: number };
+  steps: ReturnType<typeof stepStatistics>;
+  phasesMs: { manufacture: number; start: number; register: number; onboard: number };
+  servers: ServerFigures[];
+  /** Σ server CPU during the fleet phase / provisioned devices, ms. */
+  serverCpuMsPerOnboarding: number;
+  /** This process's CPU per onboarding (simulated devices, their HTTP client and the driver), ms. */
+  benchCpuMsPerOnboarding: number;
+  floor: CryptoFloor;
+  /** serverCpuMsPerOnboarding / floor.serverMs. */
+  cpuOverFloor: number;
+  /** benchCpuMsPerOnboarding / floor.deviceMs. */
+  deviceCpuOverFloor: number;
+  failures: Record<string, number>;
+  profiles?: ProfileSummary[];
+}
+
+/**
+ * Every role as its own `simcred serve` process on loopback (free ports, SQLite in a fresh data
+ * folder), ready for fleets of freshly manufactured devices; `simcred bench scale` runs its sizes
+ * one after the other on one cluster.
+ *
+ * @example
+ *   const cluster = await E2eCluster.start({});
+ *   try { console.log(formatE2e(await cluster.run({ devices: 1000, concurrency: 64 }))); }
+ *   finally { await cluster.close(); }
+ */
+export class E2eCluster {
+  private constructor(
+    private readonly ws: BenchWorkspace,
+    private readonly group: ProcessGroup,
+    private readonly servers: ServerProcess[],
+    private readonly pki: LoadedPki,
+    private readonly startMs: number,
+    private readonly profileDir: string | undefined,
+  ) {}
+
+  static async start(options: Pick<E2eOptions, 'dir' | 'profileDir' | 'onPhase'>): Promise<E2eCluster> {
+    const started = performance.now();
+    const ws = await benchWorkspace(options.dir);
+    const group = new ProcessGroup(ws.env);
+    try {
+      await initPki(ws.config.pkiDir);
+      const pki = await loadPki(ws.config.pkiDir);
+      const profileFlags = options.profileDir
+        ? ['--cpu-prof', '--cpu-prof-dir', resolve(options.profileDir)]
+        : [];
+      if (options.profileDir) mkdirSync(options.profileDir, { recursive: true });
+      options.onPhase?.('start', ALL_ROLES.length);
+      const servers = await startRoles(group, ws, ALL_ROLES, pki.operator.root.pem, profileFlags);
+      return new E2eCluster(ws, group, servers, pki, performance.now() - started, options.profileDir);
+    } catch (err) {
+      await group.close();
+      ws.cleanup();
+      throw err;
+    }
+  }
+
+  /** Manufactures N devices, registers them as one stream, then drives them through steps 1–12. */
+  async run(options: Omit<E2eOptions, 'dir' | 'profileDir'>): Promise<E2eResult> {
+    const { ws, servers, pki } = this;
+    const machine = machineInfo();
+    const pkiDir = ws.config.pkiDir;
+    let t = performance.now();
+    options.onPhase?.('manufacture', options.devices);
+    const made = await manufactureDevices({
+      dir: pkiDir,
+      count: options.devices,
+      registrationServers: ws.urls.registration,
+      onProgress: (n) => options.onProgress?.('manufacture', n),
+    });
+    const mine = new Set(made.devices.map((d) => d.dsimId));
+    const store = await CaStore.open(pkiDir);
+    const fleet = (await store.listDevices().finally(() => store.close())).filter((d) => mine.has(d.dsimId));
+    const manufactureMs = performance.now() - t;
+
+    t = performance.now();
+    const portal = clientTls(loadTlsIdentity(pkiDir, 'portal'));
+    const operator = new OperatorClient(loadTlsIdentity(pkiDir, 'portal'));
+    const peer = new PeerClient({ tls: portal, timeoutMs: 600_000 });
+    try {
+      options.onPhase?.('register', fleet.length);
+      await operator.registerDevices(
+        ws.urls.credentialing,
+        (function* () {
+          for (const d of fleet) yield d;
+        })(),
+        (n) => options.onProgress?.('register', n),
+      );
+      // The PHLR reads the factory's new subscribers now, not at the fleet's first unknown PIMSI.
+      await peer.call(ws.urls.phlr, importSubscribers, { body: {} });
+    } finally {
+      await operator.close();
+      await peer.close();
+    }
+    const registerMs = performance.now() - t;
+
+    const dsimIds = fleet.map((d) => d.dsimId);
+    const cpuBefore = servers.map((s) => processCpuMs(s.pid));
+    const selfBefore = process.cpuUsage();
+    let done = 0;
+    options.onPhase?.('onboard', dsimIds.length);
+    const report = await runFleet({
+      pkiDir,
+      dsimIds,
+      ocsp: ocspStatusChecker({ urls: [ws.urls.ocsp], clockSkewSeconds: ws.config.ocsp.clockSkewSeconds }),
+      phlrUrl: ws.urls.phlr,
+      hssUrl: ws.urls.hss,
+      concurrency: options.concurrency,
+      maxRetryDelayMs: 2000,
+      onDeviceDone: () => options.onProgress?.('onboard', ++done),
+    });
+    const cpuAfter = servers.map((s) => processCpuMs(s.pid));
+    const self = process.cpuUsage(selfBefore);
+    const onboardMs = report.elapsedMs;
+
+    const ok = report.outcomes.filter((o) => o.ok);
+    const provisioned = ok.length;
+    const hss = await HssStore.open(roleDatabase(ws.config, 'hss'));
+    let hssSubscribers: number;
+    let attached: number;
+    try {
+      hssSubscribers = await hss.countSubscribersFor(dsimIds);
+      attached = await hss.countActiveFor(dsimIds);
+    } finally {
+      await hss.close();
+    }
+    const failures: Record<string, number> = {};
+    for (const o of report.outcomes) if (!o.ok) failures[o.error!.code] = (failures[o.error!.code] ?? 0) + 1;
+
+    const perOnboarding = (ms: number) => round(ms / Math.max(1, provisioned), 3);
+    const serverFigures: ServerFigures[] = servers.map((s, i) => {
+      const cpuMs = round(cpuAfter[i]! - cpuBefore[i]!, 0);
+      return {
+        name: s.name,
+        cpuMs,
+        cpuMsPerOnboarding: perOnboarding(cpuMs),
+        peakRssMiB: peakRssMiB(s.pid),
+      };
+    });
+    const serverCpuMs = serverFigures.reduce((sum, s) => sum + s.cpuMs, 0);
+    const benchCpuMs = (self.user + self.system) / 1000;
+
+    // The floor, in this process, single-threaded, after the fleet (warm JIT, same machine, same run).
+    const floor = measureCryptoFloor(pki, await loadFactoryImage(pkiDir, dsimIds[0]!));
+    const steps = stepStatistics(report.outcomes);
+    const total = steps.find((s) => s.step === 'total')!;
+    return {
+      bench: 'e2e',
+      machine,
+      devices: dsimIds.length,
+      concurrency: options.concurrency,
+      provisioned,
+      failed: dsimIds.length - provisioned,
+      distinctImsis: new Set(ok.map((o) => o.imsi)).size,
+      hssSubscribers,
+      attached,
+      onboardMs: round(onboardMs, 0),
+      onboardingsPerSecond: round((provisioned / onboardMs) * 1000, 1),
+      onboarding: { p50: round(total.p50, 1), p95: round(total.p95, 1), p99: round(total.p99, 1) },
+      steps: steps.map((s) => ({
+        ...s,
+        p50: round(s.p50, 2),
+        p95: round(s.p95, 2),
+        p99: round(s.p99, 2),
+      })),
+      phasesMs: {
+        manufacture: round(manufactureMs, 0),
+        start: round(this.startMs, 0),
+        register: round(registerMs, 0),
+        onboard: round(onboardMs, 0),
+      },
+      servers: serverFigures,
+      serverCpuMsPerOnboarding: perOnboarding(serverCpuMs),
+      benchCpuMsPerOnboarding: perOnboarding(benchCpuMs),
+      floor,
+      cpuOverFloor: round(serverCpuMs / Math.max(1, provisioned) / floor.serverMs, 2),
+      deviceCpuOverFloor: round(benchCpuMs / Math.max(1, provisioned) / floor.deviceMs, 2),
+      failures,
+    };
+  }
+
+  /** Stops every server (waiting for their CPU profiles, if any) and removes a temporary folder. */
+  async close(): Promise<ProfileSummary[] | undefined> {
+    try {
+      await this.group.close(this.profileDir ? 20_000 : 3000);
+      return this.profileDir
+        ? summariseProfiles(this.profileDir, new Map(this.servers.map((s) => [s.pid, s.name])))
+        : undefined;
+    } finally {
+      this.ws.cleanup();
+    }
+  }
+}
+
+/**
+ * `simcred bench e2e`: one cluster, one fleet of N devices.
+ *
+ * @example
+ *   const r = await runE2eBench({ devices: 1000, concurrency: 64 });
+ *   console.log(formatE2e(r));
+ */
+export async function runE2eBench(options: E2eOptions): Promise<E2eResult> {
+  const cluster = await E2eCluster.start(options);
+  let result: E2eResult | undefined;
+  try {
+    result = await cluster.run(options);
+  } finally {
+    const profiles = await cluster.close();
+    if (result && profiles) result.profiles = profiles;
+  }
+  return result;
+}
+
+const num = (v: number, width: number, digits = 1) => v.toFixed(digits).padStart(width);
+
+/** The e2e table. */
+export function formatE2e(r: E2eResult): string {
+  const lines = [
+    '',
+    `simcred bench e2e — ${r.devices} devices, concurrency ${r.concurrency}, every role its own process`,
+    `  machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, load average ${r.machine.loadAverage.join(' ')}`,
+    `  provisioned ${r.provisioned}, failed ${r.failed}, distinct IMSIs ${r.distinctImsis}, HSS subscribers ${r.hssSubscribers}, attached ${r.attached}`,
+    `  ${r.onboardingsPerSecond} onboardings/s (fleet phase ${(r.onboardMs / 1000).toFixed(1)} s; manufacture ${(r.phasesMs.manufacture / 1000).toFixed(1)} s, start ${(r.phasesMs.start / 1000).toFixed(1)} s, register ${(r.phasesMs.register / 1000).toFixed(1)} s)`,
+    '',
+    `  ${'step'.padEnd(10)}${'count'.padStart(8)}${'p50 ms'.padStart(10)}${'p95 ms'.padStart(10)}${'p99 ms'.padStart(10)}`,
+    ...r.steps.map(
+      (s) =>
+        `  ${s.step.padEnd(10)}${String(s.count).padStart(8)}${num(s.p50, 10)}${num(s.p95, 10)}${num(s.p99, 10)}`,
+    ),
+    '',
+    `  ${'process'.padEnd(16)}${'cpu ms'.padStart(10)}${'ms/onb'.padStart(10)}${'peak MiB'.padStart(10)}`,
+    ...r.servers.map(
+      (s) =>
+        `  ${s.name.padEnd(16)}${num(s.cpuMs, 10, 0)}${num(s.cpuMsPerOnboarding, 10, 3)}${num(s.peakRssMiB, 10)}`,
+    ),
+    `  ${'servers'.padEnd(16)}${''.padStart(10)}${num(r.serverCpuMsPerOnboarding, 10, 3)}`,
+    `  ${'bench (devices)'.padEnd(16)}${''.padStart(10)}${num(r.benchCpuMsPerOnboarding, 10, 3)}`,
+    '',
+    '  crypto floor (µs per op, this process, one thread, warm):',
+    ...r.floor.operations.map(
+      (o) =>
+        `    ${o.side.padEnd(7)}${o.role.padEnd(14)}${o.kind.padEnd(7)}×${o.count} ${num(o.microseconds, 8)}  ${o.operation}`,
+    ),
+    `  server floor ${r.floor.serverMs.toFixed(3)} ms/onboarding; server cpu / floor = ${r.cpuOverFloor}×`,
+    `  device floor ${r.floor.deviceMs.toFixed(3)} ms/onboarding; bench-process cpu / device floor = ${r.deviceCpuOverFloor}×`,
+  ];
+  if (Object.keys(r.failures).length > 0) {
+    lines.push('', '  failures:', ...Object.entries(r.failures).map(([code, n]) => `    ${code}: ${n}`));
+  }
+  if (r.profiles) {
+    for (const p of r.profiles) {
+      lines.push(
+        '',
+        `  profile ${p.process} (${p.file}): ${(p.totalMs / 1000).toFixed(1)} s sampled`,
+        ...p.top.map((f) => `    ${num(f.percent, 5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.name}`),
+      );
+    }
+  }
+  return `${lines.join('\n')}\n\n`;
+}

@@ -1,0 +1,91 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { round } from './processes.js';
+
+/** A V8 .cpuprofile as node --cpu-prof writes it. */
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileEntry {
+  name: string;
+  selfMs: number;
+  percent: number;
+}
+
+export interface ProfileSummary {
+  process: string;
+  file: string;
+  totalMs: number;
+  /** Functions by self time. */
+  top: ProfileEntry[];
+  /** Self time by package (node_modules/<name>), our source file, or node internal / native. */
+  modules: ProfileEntry[];
+}
+
+/** Where a frame lives: "jose", "src/hss/processor.ts", "node:internal", "(native)". */
+function moduleOf(url: string, functionName: string): string {
+  if (!url) return functionName.startsWith('(') ? functionName : '(native)';
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return pkg[1]!;
+  const ours = /\/dist\/(src\/.+)\.js$/.exec(url);
+  if (ours) return `${ours[1]}.ts`;
+  if (url.startsWith('node:')) return 'node:internal';
+  return url.replace(/^file:\/\//, '');
+}
+
+/**
+ * Self time per function and per module of one .cpuprofile.
+ *
+ * @example
+ *   const s = summariseProfile('CPU.…cpuprofile', 'hss');
+ */
+export function summariseProfile(file: string, processName: string, topN = 12): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const functions = new Map<string, number>();
+  const modules = new Map<string, number>();
+  let totalUs = 0;
+  for (const [id, us] of selfUs) {
+    const frame = byId.get(id)?.callFrame;
+    if (!frame) continue;
+    totalUs += us;
+    const module = moduleOf(frame.url, frame.functionName);
+    const name = `${frame.functionName || '(anonymous)'} ${module}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
+    functions.set(name, (functions.get(name) ?? 0) + us);
+    modules.set(module, (modules.get(module) ?? 0) + us);
+  }
+  const entries = (map: Map<string, number>) =>
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, topN)
+      .map(([name, us]) => ({
+        name,
+        selfMs: round(us / 1000, 1),
+        percent: round((us / Math.max(1, totalUs)) * 100, 1),
+      }));
+  return {
+    process: processName,
+    file,
+    totalMs: round(totalUs / 1000, 0),
+    top: entries(functions),
+    modules: entries(modules),
+  };
+}
+
+/**
+ * Every profile in `dir` whose pid is one of `names`' keys (CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile).
+ */
+export function summariseProfiles(dir: string, names: Map<number, string>): ProfileSummary[] {
+  const out: ProfileSummary[] = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
+    const pid = Number(file.split('.')[3]);
+    const name = names.get(pid);
+    if (name) out.push(summariseProfile(join(dir, file), name));
+  }
+  return out.sort((a, b) => b.totalMs - a.totalMs);
+}

@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { lastJsonLine, runCli, tempDir } from '../helpers/cli.js';
+import type { E2eResult } from '../../src/bench/e2e.js';
+import { syntheticDevices, type RegisterResult } from '../../src/bench/register.js';
+import type { ScaleResult } from '../../src/bench/scale.js';
+import { processCpuMs, peakRssMiB } from '../../src/bench/processes.js';
+
+// Smoke runs of `simcred bench e2e | register | scale` at tiny sizes: correctness only, never timing.
+// Every bench kills its child process groups itself (try/finally + an exit hook); the checks below
+// also make sure none is left behind.
+
+/** Our `simcred serve` children still alive (their command line names this data folder). */
+function leftovers(marker: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('serve') && cmdline.includes(marker)) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+const positive = (value: unknown, name: string) =>
+  assert.ok(typeof value === 'number' && value > 0, `${name} = ${String(value)} should be > 0`);
+
+describe('simcred bench', { concurrency: false }, () => {
+  it('synthetic DSIM_IDs are well-formed, distinct and spread over the servers', () => {
+    const devices = [...syntheticDevices(5, ['https://a', 'https://b'])];
+    assert.equal(devices.length, 5);
+    for (const d of devices) assert.match(d.dsimId, /^DSIM[0-9A-F]{16}$/);
+    assert.equal(new Set(devices.map((d) => d.dsimId)).size, 5);
+    assert.deepEqual(
+      devices.map((d) => d.registrationServer),
+      ['https://a', 'https://b', 'https://a', 'https://b', 'https://a'],
+    );
+    assert.ok(processCpuMs('self') > 0);
+    assert.ok(peakRssMiB('self') > 0);
+  });
+
+  it('e2e: 20 devices, every role its own process, all provisioned and attached', async () => {
+    const dir = tempDir('simcred-bench-e2e-');
+    try {
+      const chart = join(dir.path, 'e2e.svg');
+      const data = join(dir.path, 'data');
+      const r = await runCli([
+        'bench',
+        'e2e',
+        '--devices',
+        '20',
+        '--concurrency',
+        '8',
+        '--dir',
+        data,
+        '--chart',
+        chart,
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /onboardings\/s/);
+      assert.match(r.stdout, /crypto floor/);
+      const j = lastJsonLine<E2eResult>(r.stdout);
+      assert.equal(j.bench, 'e2e');
+      assert.equal(j.devices, 20);
+      assert.equal(j.provisioned, 20);
+      assert.equal(j.failed, 0);
+      assert.equal(j.distinctImsis, 20);
+      assert.equal(j.hssSubscribers, 20);
+      assert.equal(j.attached, 20);
+      positive(j.onboardingsPerSecond, 'onboardingsPerSecond');
+      for (const p of ['p50', 'p95', 'p99'] as const) positive(j.onboarding[p], `onboarding.${p}`);
+      const steps = (j.steps as { step: string; count: number; p99: number }[]).map((s) => s.step);
+      for (const step of [
+        'access',
+        'lookup',
+        'session',
+        'proof',
+        'delivery',
+        'install',
+        'receipt',
+        'attach',
+        'total',
+      ]) {
+        assert.ok(steps.includes(step), `step ${step}`);
+      }
+      for (const s of j.steps as { step: string; count: number }[]) assert.equal(s.count, 20, s.step);
+      assert.equal(j.servers.length, 8);
+      for (const s of j.servers as { name: string; cpuMs: number; peakRssMiB: number }[]) {
+        positive(s.cpuMs, `${s.name}.cpuMs`);
+        positive(s.peakRssMiB, `${s.name}.peakRssMiB`);
+      }
+      positive(j.serverCpuMsPerOnboarding, 'serverCpuMsPerOnboarding');
+      positive(j.floor.serverMs, 'floor.serverMs');
+      positive(j.floor.deviceMs, 'floor.deviceMs');
+      positive(j.cpuOverFloor, 'cpuOverFloor');
+      assert.deepEqual(j.floor.counts.server, { sign: 4, verify: 7, keygen: 1, ecdh: 1 });
+      for (const o of j.floor.operations as { microseconds: number; operation: string }[]) {
+        positive(o.microseconds, o.operation);
+      }
+      const svg = readFileSync(chart, 'utf8');
+      assert.match(svg, /^<svg /);
+      assert.match(svg, /<\/svg>\s*$/);
+      assert.match(svg, /onboardings\/s/);
+      assert.deepEqual(leftovers(data), []);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('register: 2,000 synthetic devices as one stream, every one stored', async () => {
+    const dir = tempDir('simcred-bench-register-');
+    try {
+      const data = join(dir.path, 'data');
+      const r = await runCli(['bench', 'register', '--devices', '2000', '--dir', data, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /registrations\/s/);
+      const j = lastJsonLine<RegisterResult>(r.stdout);
+      assert.equal(j.bench, 'register');
+      assert.equal(j.registered, 2000);
+      assert.equal(j.rejected, 0);
+      assert.deepEqual(j.stored, [1000, 1000]);
+      positive(j.registrationsPerSecond, 'registrationsPerSecond');
+      for (const name of ['credentialing', 'registration-1', 'registration-2', 'bench']) {
+        positive(j.peakRssMiB[name], `peakRssMiB.${name}`);
+      }
+      assert.deepEqual(leftovers(data), []);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('scale: three sizes of each, growth ratios reported', async () => {
+    const dir = tempDir('simcred-bench-scale-');
+    try {
+      const chart = join(dir.path, 'scale.svg');
+      const r = await runCli([
+        'bench',
+        'scale',
+        '--register-sizes',
+        '1000,2000,4000',
+        '--e2e-sizes',
+        '10,20,40',
+        '--concurrency',
+        '8',
+        '--chart',
+        chart,
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const j = lastJsonLine<ScaleResult>(r.stdout);
+      assert.equal(j.bench, 'scale');
+      assert.deepEqual(
+        (j.register as { devices: number }[]).map((p) => p.devices),
+        [1000, 2000, 4000],
+      );
+      assert.deepEqual(
+        (j.runs.register as { registered: number }[]).map((p) => p.registered),
+        [1000, 2000, 4000],
+      );
+      assert.deepEqual(
+        (j.e2e as { provisioned: number }[]).map((p) => p.provisioned),
+        [10, 20, 40],
+      );
+      for (const p of [...j.register, ...j.e2e] as { perDeviceUs: number; maxPeakRssMiB: number }[]) {
+        positive(p.perDeviceUs, 'perDeviceUs');
+        positive(p.maxPeakRssMiB, 'maxPeakRssMiB');
+      }
+      for (const [name, value] of Object.entries(j.growth as Record<string, number>)) positive(value, name);
+      assert.ok(existsSync(chart));
+      assert.match(readFileSync(chart, 'utf8'), /polyline/);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('rejects a bad size list with a clear error', async () => {
+    const r = await runCli(['bench', 'scale', '--register-sizes', '10,x', '--e2e-sizes', '1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--register-sizes.*SIMCRED_CLI_ARGUMENT/);
+  });
+});
