@@ -1,7 +1,7 @@
 import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
 import * as x509 from './x509.js';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
-import { BoundedCache, derKey, derPairKey } from '../ocsp/cache.js';
+import { BoundedCache, derKey, derPairKey } from './bounded-cache.js';
 
 /** Certificates in a package's x5c at most (signer, operator CA, and perhaps one more level). */
 export const MAX_CHAIN_CERTIFICATES = 4;

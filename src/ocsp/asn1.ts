@@ -10,7 +10,7 @@ import {
 } from '@peculiar/asn1-schema';
 import { ResponseData } from '@peculiar/asn1-ocsp';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
-import { BoundedCache, derKey } from './cache.js';
+import { BoundedCache, derKey } from '../crypto/bounded-cache.js';
 
 /** Hash algorithms a CertID may use (RFC 6960 §4.1.1; RFC 5019 clients send SHA-1). */
 export const HASH_OIDS: Record<string, 'sha1' | 'sha256' | 'sha384' | 'sha512'> = {

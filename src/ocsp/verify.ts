@@ -29,7 +29,7 @@ import {
   serialKey,
   type CertificateInfo,
 } from './asn1.js';
-import { BoundedCache, derPairKey } from './cache.js';
+import { BoundedCache, derPairKey } from '../crypto/bounded-cache.js';
 
 export type OcspStatus = 'good' | 'revoked' | 'unknown';
 

@@ -1,4 +1,4 @@
-// The hot-path memo tables (src/ocsp/cache.ts users): each is keyed by the exact DER it was derived
+// The hot-path memo tables (src/crypto/bounded-cache.ts users): each is keyed by the exact DER it was derived
 // from, so a *different* input is never answered from it; and the hand-assembled encodings (asn1js
 // writing tags and lengths around asn1-schema-encoded parts) are byte for byte what asn1-schema alone
 // would encode.
