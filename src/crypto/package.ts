@@ -391,6 +391,7 @@ async function verifyPackageEnvelope(
     code: 'SIMCRED_PACKAGE_CHAIN_INVALID',
   });
   const signerCertificate = chain[0]!;
+  requirePackageSigner(signerCertificate);
   let payloadBytes: Uint8Array;
   try {
     ({ payload: payloadBytes } = await compactVerify(jws, certificatePublicKey(signerCertificate), {
@@ -502,3 +503,30 @@ function checkDeviceCertificateBinding(input: PublicKeyInput, dsimId: string): v
 
 /** SAN URI prefix binding a DSIM_ID in a device certificate (DESIGN §3). */
 export const DSIM_URN_PREFIX = 'urn:simcred:dsim:';
+
+/** id-kp-documentSigning (RFC 9336), which the operator's package-signing certificate carries. */
+export const PACKAGE_SIGNER_EKU = '1.3.6.1.5.5.7.3.36';
+
+/**
+ * Only the operator's package signer may sign a package: its certificate must carry
+ * id-kp-documentSigning and no server, client or OCSP purpose — the operator CA also certifies
+ * TLS and OCSP keys that third parties (provisioning, registration servers) hold.
+ */
+function requirePackageSigner(signer: x509.X509Certificate): void {
+  const eku = signer.getExtension(x509.ExtendedKeyUsageExtension);
+  const usages = (eku?.usages ?? []).map(String);
+  const foreign = [
+    x509.ExtendedKeyUsage.serverAuth,
+    x509.ExtendedKeyUsage.clientAuth,
+    x509.ExtendedKeyUsage.ocspSigning,
+  ];
+  if (
+    !usages.includes(PACKAGE_SIGNER_EKU) ||
+    usages.some((u) => foreign.includes(u as x509.ExtendedKeyUsage))
+  ) {
+    throw new SimcredError(
+      'SIMCRED_PACKAGE_CHAIN_INVALID',
+      'the package is not signed by a package-signing certificate',
+    );
+  }
+}

@@ -55,6 +55,8 @@ export const OID = {
   clientAuth: id_kp_clientAuth,
   ocspSigning: id_kp_OCSPSigning,
   ocspNoCheck: id_pkix_ocsp_nocheck,
+  /** id-kp-documentSigning (RFC 9336): marks the one certificate allowed to sign credential packages. */
+  documentSigning: '1.3.6.1.5.5.7.3.36',
 } as const;
 
 /** A distinguished name as (attribute OID, value) pairs, each in its own RDN, in order. */
@@ -267,7 +269,9 @@ export function tlsServerExtensions(dnsNames: string[], ipAddresses: string[]): 
 }
 
 export function packageSignerExtensions(): Extension[] {
-  return [keyUsage(KeyUsageFlags.digitalSignature)];
+  // Devices accept a package only from a certificate with this EKU: no TLS or OCSP key of the
+  // operator CA (held by third-party servers) can sign credentials.
+  return [keyUsage(KeyUsageFlags.digitalSignature), extendedKeyUsage(OID.documentSigning)];
 }
 
 /** Device profile, constant part: EC keys also agree keys (ECDH-ES), RSA keys encipher (RSA-OAEP). */

@@ -22,6 +22,7 @@ async function issue(options: {
   notBefore?: Date;
   notAfter?: Date;
   san?: string;
+  eku?: string[];
 }): Promise<Issued> {
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const extensions: x509.Extension[] = [
@@ -29,6 +30,7 @@ async function issue(options: {
     new x509.KeyUsagesExtension(options.usages, true),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
   ];
+  if (options.eku) extensions.push(new x509.ExtendedKeyUsageExtension(options.eku));
   if (options.san)
     extensions.push(new x509.SubjectAlternativeNameExtension([{ type: 'url', value: options.san }]));
   const common = {
@@ -52,6 +54,8 @@ async function issue(options: {
 
 const CA_USAGES = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign;
 const SIGNER_USAGES = x509.KeyUsageFlags.digitalSignature;
+/** id-kp-documentSigning: the package signer's purpose. */
+const PACKAGE_SIGNING = ['1.3.6.1.5.5.7.3.36'];
 
 export async function buildFixture() {
   const operatorRoot = await issue({ subject: 'CN=Test Operator Root', ca: {}, usages: CA_USAGES });
@@ -65,11 +69,13 @@ export async function buildFixture() {
     subject: 'CN=Test Package Signer',
     issuer: operatorCa,
     usages: SIGNER_USAGES,
+    eku: PACKAGE_SIGNING,
   });
   const expiredSigner = await issue({
     subject: 'CN=Expired Package Signer',
     issuer: operatorCa,
     usages: SIGNER_USAGES,
+    eku: PACKAGE_SIGNING,
     notBefore: new Date(Date.now() - 10 * DAY),
     notAfter: new Date(Date.now() - DAY),
   });
@@ -77,6 +83,14 @@ export async function buildFixture() {
     subject: 'CN=Wrong Usage Signer',
     issuer: operatorCa,
     usages: x509.KeyUsageFlags.keyEncipherment,
+    eku: PACKAGE_SIGNING,
+  });
+  // A server's TLS certificate from the same operator CA: valid, but not for packages.
+  const tlsSigner = await issue({
+    subject: 'CN=simcred-provisioning',
+    issuer: operatorCa,
+    usages: SIGNER_USAGES,
+    eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
   });
   const foreignRoot = await issue({ subject: 'CN=Foreign Root', ca: {}, usages: CA_USAGES });
   const foreignCa = await issue({
@@ -89,6 +103,7 @@ export async function buildFixture() {
     subject: 'CN=Test Package Signer',
     issuer: foreignCa,
     usages: SIGNER_USAGES,
+    eku: PACKAGE_SIGNING,
   });
 
   const manufacturerCa = await issue({ subject: 'CN=Test Device CA', ca: {}, usages: CA_USAGES });
@@ -120,6 +135,7 @@ export async function buildFixture() {
     signer,
     expiredSigner,
     encipherOnlySigner,
+    tlsSigner,
     foreignRoot,
     foreignCa,
     foreignSigner,

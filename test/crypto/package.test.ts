@@ -213,6 +213,17 @@ test('chain to a foreign root, expired or unfit signer, wrong roots: chain inval
     }),
   );
   await assert.rejects(open(unfit), { code: 'SIMCRED_PACKAGE_CHAIN_INVALID' });
+  // A TLS certificate of the same operator CA (held by a third-party server) cannot sign packages.
+  const byTlsKey = await sealPackage(
+    sealInput(f.deviceEc, 'dsim-a', {
+      operatorSigningKey: f.tlsSigner.key,
+      operatorChainPem: [f.tlsSigner.pem, f.operatorCa.pem],
+    }),
+  );
+  await assert.rejects(open(byTlsKey), { code: 'SIMCRED_PACKAGE_CHAIN_INVALID' });
+  await assert.rejects(inspectPackage(byTlsKey, { operatorRoots: [f.operatorRoot.pem] }), {
+    code: 'SIMCRED_PACKAGE_CHAIN_INVALID',
+  });
   // x5c swapped for the foreign chain on a package signed by the genuine key: chain fails first.
   const swapped = await new CompactSign(Buffer.from(JSON.stringify(payloadOf(good))))
     .setProtectedHeader({

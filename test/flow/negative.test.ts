@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import {
   computeSessionNonce,
   fromBase64url,
+  sealPackage,
   signProofOfPossession,
   toBase64url,
 } from '../../src/crypto/index.js';
@@ -246,6 +247,32 @@ describe('no credential without every proof (DESIGN §4.1)', () => {
     // The genuine package still installs.
     const installed = await agent.install(pkg, session.deviceNonce);
     assert.equal(installed.imsi, (await t.subscriber(dsimId))!.imsi);
+  });
+
+  test("a package forged with another operator-CA key (a provisioning server's TLS key) is refused", async () => {
+    const dsimId = fresh();
+    const { agent, image, module } = await t.device(dsimId);
+    const registration = await agent.lookupRegistration();
+    const session = await agent.openSession(registration);
+    const tls = t.system.pki.operator.tls.provisioning;
+    const forged = await sealPackage({
+      credentials: {
+        imsi: '001029999999999',
+        k: '00'.repeat(16),
+        opc: '11'.repeat(16),
+        amf: '8000',
+        sqn: '000000000000',
+        plmn: '00102',
+      },
+      dsimId,
+      deviceNonce: session.deviceNonce,
+      devicePublicKey: image.certificatePem,
+      operatorSigningKey: tls.privateKey(),
+      operatorChainPem: [tls.pem, t.system.pki.operator.operatorCa.pem],
+      ttlSeconds: 600,
+    });
+    await rejectsWith(agent.install(forged, session.deviceNonce), 'SIMCRED_PACKAGE_CHAIN_INVALID');
+    assert.equal(module.subscription, undefined);
   });
 
   test('package replayed to another device: it cannot open it and refuses', async () => {
