@@ -10,6 +10,8 @@ import type { CredentialingStore, Registration } from './store.js';
 
 /** Devices handled per database transaction and per push to a registration server. */
 export const REGISTRATION_CHUNK = 1000;
+/** Rejected lines listed in the summary (the rest are only counted out by registered + unchanged). */
+export const MAX_REJECTIONS_LISTED = 1000;
 
 type Summary = z.infer<typeof RegistrationSummary>;
 export type RegistrationProgress =
@@ -56,7 +58,7 @@ export class RegistrationSubsystem {
             const e = isSimcredError(err)
               ? err
               : new SimcredError('SIMCRED_BAD_REQUEST', `line ${lineNumber}: not JSON`);
-            if (summary.rejected.length < 1000)
+            if (summary.rejected.length < MAX_REJECTIONS_LISTED)
               summary.rejected.push({ line: lineNumber, code: e.code, message: e.message });
           }
         }
@@ -97,11 +99,12 @@ export class RegistrationSubsystem {
       const current = existing.get(device.dsimId);
       const live = current && current.expiresAt > now;
       if (current && (current.state === 'delivered' || current.state === 'completed')) {
-        summary.rejected.push({
-          line: lineNumber,
-          code: 'SIMCRED_REGISTRATION_USED',
-          message: `${device.dsimId} already received its credentials`,
-        });
+        if (summary.rejected.length < MAX_REJECTIONS_LISTED)
+          summary.rejected.push({
+            line: lineNumber,
+            code: 'SIMCRED_REGISTRATION_USED',
+            message: `${device.dsimId} already received its credentials`,
+          });
       } else if (current && live && current.state !== 'revoked' && current.state !== 'expired') {
         // A live registration keeps its nonce; only a push that never happened is redone.
         if (!current.pushed) toPush.push(current);
@@ -116,7 +119,12 @@ export class RegistrationSubsystem {
       }
     }
     await store.saveRegistrations(fresh, now);
-    const records = [...fresh, ...toPush];
+    // Push what the store holds now (another batch or a hand-over may have won a row meanwhile):
+    // live, not yet pushed registrations, with their stored nonce.
+    const stored = await store.findMany([...fresh, ...toPush].map((r) => r.dsimId));
+    const records = [...stored.values()].filter(
+      (r) => r.state === 'registered' && !r.pushed && r.expiresAt > now,
+    );
     const byServer = new Map<string, RegistrationRecord[]>();
     for (const r of records) {
       const list = byServer.get(r.registrationServer) ?? [];

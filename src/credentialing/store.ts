@@ -190,7 +190,7 @@ export class CredentialingStore {
 
   /**
    * Step 0b: writes fresh registrations (insert, or replace one that expired or was revoked), not yet
-   * pushed. Rows in any other state are left alone: the caller filtered them.
+   * pushed. Rows in any other state are left alone, even if they changed after the caller read them.
    */
   async saveRegistrations(
     records: { dsimId: string; registrationNonce: string; registrationServer: string; expiresAt: Date }[],
@@ -212,21 +212,34 @@ export class CredentialingStore {
           .insertInto('registrations')
           .values(rows)
           .onConflict((oc) =>
-            oc.column('dsim_id').doUpdateSet((eb) => ({
-              registration_nonce: eb.ref('excluded.registration_nonce'),
-              registration_server: eb.ref('excluded.registration_server'),
-              state: 'registered',
-              expires_at: eb.ref('excluded.expires_at'),
-              pushed: 0,
-              updated_at: eb.ref('excluded.updated_at'),
-              ...NO_SESSION,
-              device_certificate: null,
-              provisioning_server: null,
-              ticket_digest: null,
-              ticket_expires_at: null,
-              package_id: null,
-              package: null,
-            })),
+            oc
+              .column('dsim_id')
+              .doUpdateSet((eb) => ({
+                registration_nonce: eb.ref('excluded.registration_nonce'),
+                registration_server: eb.ref('excluded.registration_server'),
+                state: 'registered',
+                expires_at: eb.ref('excluded.expires_at'),
+                pushed: 0,
+                updated_at: eb.ref('excluded.updated_at'),
+                ...NO_SESSION,
+                device_certificate: null,
+                provisioning_server: null,
+                ticket_digest: null,
+                ticket_expires_at: null,
+                package_id: null,
+                package: null,
+              }))
+              // Only a dead registration is replaced: a concurrent batch or a hand-over that moved
+              // the row since the caller read it wins (the caller re-reads what was stored).
+              .where((eb) =>
+                eb.or([
+                  eb('registrations.state', 'in', ['revoked', 'expired']),
+                  eb.and([
+                    eb('registrations.expires_at', '<=', now.toISOString()),
+                    eb('registrations.state', 'not in', ['delivered', 'completed']),
+                  ]),
+                ]),
+              ),
           )
           .execute();
         await trx

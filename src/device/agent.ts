@@ -61,7 +61,8 @@ const GRANT_RENEW_MARGIN_MS = 15_000;
 /**
  * The device side of DESIGN §2 steps 1–12. Every message the device sends is signed by its trusted
  * module, and AKA runs inside it; the agent itself never sees a key. A dependency outage (503) makes
- * it wait Retry-After and start again at step 3 with a fresh device nonce.
+ * it wait Retry-After and try again: from step 1 while it holds no referral, else from where it
+ * stopped, with the same ticket and device nonce.
  *
  * @example
  *   const result = await new DeviceAgent({ module, client, registrationServer, phlrUrl, hssUrl, operatorRoots, ocsp }).onboard();
@@ -75,10 +76,26 @@ export class DeviceAgent {
   async onboard(): Promise<OnboardingResult> {
     let attempts = 0;
     let timings: OnboardingResult['timings'] = {};
-    const subscription = await this.withRetries(() => {
+    const progress: Progress = {};
+    const subscription = await this.withRetries(async () => {
       attempts += 1;
       timings = {};
-      return this.attempt(timings);
+      try {
+        return await this.attempt(timings, progress);
+      } catch (err) {
+        // A ticket that died (expired, or superseded) sends the device back to step 3.
+        if (
+          isSimcredError(err) &&
+          err.code === 'SIMCRED_TICKET_INVALID' &&
+          progress.referral &&
+          attempts === 1
+        ) {
+          delete progress.referral;
+          delete progress.pkg;
+          return this.attempt(timings, progress);
+        }
+        throw err;
+      }
     });
     await this.withRetries(() => timed(timings, 'attach', () => this.attach()));
     return { subscription, attempts, timings };
@@ -98,17 +115,33 @@ export class DeviceAgent {
     }
   }
 
-  /** One pass through steps 1–12 (up to the receipt), each step timed. */
-  private async attempt(timings: OnboardingResult['timings']): Promise<InstalledSubscription> {
+  /**
+   * One pass through steps 1–12 (up to the receipt), each step timed. What a previous pass achieved
+   * is kept: once referred, a retry re-uses the same ticket and device nonce (the registration may
+   * already be used at the credentialing server, so a new session would be refused), and a package
+   * in hand is installed again rather than fetched again.
+   */
+  private async attempt(
+    timings: OnboardingResult['timings'],
+    progress: Progress,
+  ): Promise<InstalledSubscription> {
     const time = <T>(step: DeviceStep, work: () => Promise<T>): Promise<T> => timed(timings, step, work);
-    const grant = await time('access', () => this.accessGrant());
-    const registration = await time('lookup', () => this.lookupRegistration(grant));
-    const session = await time('session', () => this.openSession(registration));
-    const referral = await time('proof', () => this.proveSession(registration, session));
-    const pkg = await time('delivery', () => this.collectPackage(referral));
-    const subscription = await time('install', () => this.install(pkg, session.deviceNonce));
+    if (!progress.referral) {
+      const grant = await time('access', () => this.accessGrant());
+      const registration = await time('lookup', () => this.lookupRegistration(grant));
+      const session = await time('session', () => this.openSession(registration));
+      progress.referral = {
+        registration,
+        session,
+        referral: await time('proof', () => this.proveSession(registration, session)),
+      };
+    }
+    const { registration, session, referral } = progress.referral;
+    progress.pkg ??= await time('delivery', () => this.collectPackage(referral));
+    const pkg = progress.pkg;
+    progress.subscription ??= await time('install', () => this.install(pkg, session.deviceNonce));
     await time('receipt', () => this.sendReceipt(registration, session.deviceNonce));
-    return subscription;
+    return progress.subscription;
   }
 
   /**
@@ -268,6 +301,19 @@ async function timed<T>(
   } finally {
     timings[step] = performance.now() - started;
   }
+}
+
+/** What an onboarding has achieved so far, kept across retries. */
+interface Progress {
+  referral?: {
+    registration: ResponseOf<typeof lookup>;
+    session: OpenedSession;
+    referral: ResponseOf<typeof proveSession>;
+  };
+  pkg?: string;
+  subscription?: InstalledSubscription;
+  /** The onboarding went back to step 3 once already because its ticket died. */
+  restarted?: boolean;
 }
 
 /** An open session as the device keeps it: the server's answer and its own nonces. */

@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { SimcredError } from '../errors/index.js';
 
 /** Longest accepted NDJSON line: a device line is ~100 bytes, so 16 KiB is generous. */
@@ -17,8 +18,10 @@ export async function* ndjsonLines(
 ): AsyncGenerator<{ lineNumber: number; text: string }> {
   let pending = '';
   let lineNumber = 0;
+  // A multi-byte character may be split across chunks: the decoder keeps the partial bytes.
+  const decoder = new StringDecoder('utf8');
   for await (const chunk of source) {
-    pending += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    pending += typeof chunk === 'string' ? chunk : decoder.write(chunk);
     let newline: number;
     while ((newline = pending.indexOf('\n')) >= 0) {
       const text = pending.slice(0, newline).trim();
@@ -33,6 +36,7 @@ export async function* ndjsonLines(
       );
     }
   }
+  pending += decoder.end();
   const last = pending.trim();
   if (last.length > 0) yield { lineNumber: lineNumber + 1, text: last };
 }

@@ -8,6 +8,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { ERROR_CODES, SimcredError, isSimcredError, type ErrorCode } from '../errors/index.js';
+import { isDatabaseOutage } from '../storage/database.js';
 
 /** Server TLS; with `clientCa`, peers may present certificates that `requirePeer` then checks. */
 export interface ServerTls {
@@ -89,6 +90,12 @@ export function toSimcredError(err: unknown): SimcredError {
   }
   if (e instanceof SyntaxError || e.statusCode === 400) {
     return new SimcredError('SIMCRED_BAD_REQUEST', 'body is not valid JSON');
+  }
+  if (isDatabaseOutage(err)) {
+    return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', 'the database is unavailable', {
+      retryAfter: 2,
+      cause: err,
+    });
   }
   if (e.statusCode === 404) return new SimcredError('SIMCRED_NOT_FOUND', 'not found');
   if (e.statusCode === 405) return new SimcredError('SIMCRED_METHOD_NOT_ALLOWED', 'method not allowed');

@@ -1,4 +1,5 @@
 import type * as x509 from '../crypto/x509.js';
+import { SimcredError, isSimcredError } from '../errors/index.js';
 import { requireGood } from './client.js';
 
 /**
@@ -30,7 +31,24 @@ export function ocspStatusChecker(options: {
         urls: options.urls,
         clockSkewSeconds: options.clockSkewSeconds,
         timeoutMs: options.timeoutMs,
+      }).catch((err: unknown) => {
+        throw asOutage(err);
       });
     },
   };
+}
+
+/**
+ * A responder that answers tryLater/internalError or an HTTP 5xx is down for the caller as much as
+ * one that cannot be reached: a retryable 503 with Retry-After (DESIGN §4.6), never a final refusal.
+ */
+function asOutage(err: unknown): unknown {
+  if (!isSimcredError(err)) return err;
+  if (err.code === 'SIMCRED_OCSP_HTTP_ERROR' || err.code === 'SIMCRED_OCSP_RESPONDER_ERROR') {
+    return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', `OCSP responder unavailable: ${err.message}`, {
+      retryAfter: err.retryAfter ?? 5,
+      cause: err,
+    });
+  }
+  return err;
 }

@@ -60,7 +60,8 @@ export class OperatorClient {
       this.client.decode(registerDevices, response.statusCode, response.headers, await response.body.text());
     }
     let summary: (Summary & { error: { code: string; message: string } | null }) | undefined;
-    for await (const { text: line } of ndjsonLines(response.body)) {
+    // The summary line lists up to 1,000 rejections (~150 KB).
+    for await (const { text: line } of ndjsonLines(response.body, 1024 * 1024)) {
       const parsed = JSON.parse(line) as { progress?: number } & Partial<typeof summary>;
       if (typeof parsed.progress === 'number') onProgress(parsed.progress);
       else summary = parsed as typeof summary;

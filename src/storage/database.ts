@@ -3,6 +3,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import {
   Kysely,
+  sql,
   Migrator,
   PostgresDialect,
   SqliteAdapter,
@@ -37,6 +38,10 @@ class StaticMigrations implements MigrationProvider {
  */
 export async function openDatabase<DB>(config: DatabaseConfig, migrations: Migrations): Promise<Kysely<DB>> {
   const db = new Kysely<DB>({ dialect: createDialect(config) });
+  if (config.kind === 'postgres' && config.schema) {
+    // Each role its own schema on a shared server; the pool's search_path points there.
+    await sql`create schema if not exists ${sql.id(config.schema)}`.execute(db);
+  }
   const migrator = new Migrator({ db, provider: new StaticMigrations(migrations) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
@@ -68,13 +73,15 @@ function createDialect(config: DatabaseConfig) {
     cachePreparedStatements(database);
     return new SqliteDialect({ database });
   }
-  const pool = new pg.Pool({ connectionString: config.url, max: 10 });
-  if (config.schema) {
-    const schema = config.schema;
-    pool.on('connect', (client) => {
-      void client.query(`SET search_path TO "${schema.replace(/"/g, '')}"`);
-    });
-  }
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: 10,
+    // Set at connection start, so no query can run before it (schema names are [a-z0-9_]).
+    ...(config.schema ? { options: `-c search_path=${config.schema.replace(/[^A-Za-z0-9_]/g, '')}` } : {}),
+  });
+  // An idle client's error (the server restarted) must not take the process down: the next
+  // query gets a fresh connection, or fails as a retryable 503.
+  pool.on('error', () => undefined);
   return new PostgresDialect({ pool });
 }
 
@@ -115,4 +122,20 @@ function cachePreparedStatements(database: SQLite.Database): void {
     }
     return statement;
   }) as SQLite.Database['prepare'];
+}
+
+/** SQLite result codes that mean "the database is unavailable now", not "this request is wrong". */
+const SQLITE_OUTAGES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL|NOMEM)/;
+
+/**
+ * True when a driver error means the database is down or overloaded (DESIGN §4.6: a retryable 503),
+ * as opposed to a bug such as a constraint violation.
+ */
+export function isDatabaseOutage(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | undefined)?.code ?? '');
+  return (
+    SQLITE_OUTAGES.test(code) ||
+    /^(08|53|57P)/.test(code) || // PostgreSQL: connection exception, insufficient resources, operator intervention
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code)
+  );
 }

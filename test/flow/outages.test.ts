@@ -2,6 +2,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isSimcredError } from '../../src/errors/index.js';
 import { startRole } from '../../src/system/roles.js';
+import * as x509 from '../../src/crypto/x509.js';
+import { DeviceAgent } from '../../src/device/agent.js';
+import { ocspStatusChecker } from '../../src/ocsp/checker.js';
+import { startOcspResponder } from '../../src/ocsp/index.js';
+import { freePort } from '../../src/ocsp/openssl.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 
 /** DESIGN §4.6: a dependency down gives a retryable 503, leaves nothing half-done, and the flow completes once it is back. */
@@ -12,7 +17,7 @@ describe('dependencies down', () => {
   const restarted: { close(): Promise<void> }[] = [];
   before(async () => {
     t = await startTestSystem();
-    devices = await t.manufacture(2);
+    devices = await t.manufacture(3);
     await t.register(devices);
   });
   after(async () => {
@@ -73,5 +78,41 @@ describe('dependencies down', () => {
     const result = await agent.onboard();
     assert.equal(result.subscription.imsi, imsi, 'one DSIM_ID, one IMSI');
     assert.equal((await t.operator.deviceState(t.system.urls.credentialing, dsimId)).state, 'completed');
+  });
+
+  test('OCSP unreachable for the device at step 11 (after the registration was used): it retries with the same package', async () => {
+    const dsimId = devices[2]!;
+    const { image, module } = await t.device(dsimId);
+    // The device's own responder URL is down when it installs, and comes up a little later.
+    const port = await freePort();
+    const agent = new DeviceAgent({
+      module,
+      client: t.deviceClient,
+      registrationServer: image.image.registrationServer,
+      phlrUrl: t.system.urls.phlr,
+      hssUrl: t.system.urls.hss,
+      operatorRoots: [new x509.X509Certificate(image.image.trustRoots.operator)],
+      ocsp: ocspStatusChecker({ urls: [`http://127.0.0.1:${port}`], timeoutMs: 1000 }),
+      maxAttempts: 10,
+      maxRetryDelayMs: 200,
+    });
+    let responder: { close(): Promise<void> } | undefined;
+    const later = setTimeout(() => {
+      void startOcspResponder({ pkiDir: t.config.pkiDir, host: '127.0.0.1', port, logger: t.logger }).then(
+        (r) => {
+          responder = r;
+          restarted.push(r);
+        },
+      );
+    }, 600);
+    try {
+      const result = await agent.onboard();
+      assert.ok(result.attempts > 1, 'the install was retried');
+      assert.equal(result.subscription.imsi, (await t.subscriber(dsimId))!.imsi);
+      assert.equal((await t.operator.deviceState(t.system.urls.credentialing, dsimId)).state, 'completed');
+      assert.ok(responder, 'the device waited for its responder');
+    } finally {
+      clearTimeout(later);
+    }
   });
 });

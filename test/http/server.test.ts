@@ -18,6 +18,9 @@ test('every failure follows the error contract and the server keeps serving', as
   app.get('/boom', async () => {
     throw new Error('secret detail k=00112233');
   });
+  app.get('/db-busy', async () => {
+    throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+  });
   app.get('/down', async () => {
     throw new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', 'HSS unavailable', { retryAfter: 7 });
   });
@@ -47,6 +50,11 @@ test('every failure follows the error contract and the server keeps serving', as
     const body = await res.text();
     assert.match(body, /SIMCRED_INTERNAL/);
     assert.doesNotMatch(body, /secret detail|at /);
+
+    res = await fetch(`${url}/db-busy`);
+    assert.equal(res.status, 503, 'a database outage is a retryable 503, not a 500');
+    assert.equal(((await res.json()) as { code: string }).code, 'SIMCRED_DEPENDENCY_UNAVAILABLE');
+    assert.ok(Number(res.headers.get('retry-after')) > 0);
 
     res = await fetch(`${url}/down`);
     assert.equal(res.status, 503);
