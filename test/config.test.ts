@@ -46,3 +46,11 @@ test('invalid config names every bad field', () => {
     (err: unknown) => err instanceof SimcredError && err.message.includes('colour'),
   );
 });
+
+test('an IMSI range that cannot give 15-digit IMSIs is refused at start', () => {
+  assert.throws(
+    () => loadConfig({ overrides: { hss: { plmn: '001020', capacity: 1_000_000_000 } } }),
+    (err: unknown) => err instanceof SimcredError && err.message.includes('hss.capacity'),
+  );
+  assert.equal(loadConfig({ overrides: { hss: { plmn: '001020', capacity: 1000 } } }).hss.plmn, '001020');
+});

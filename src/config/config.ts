@@ -77,10 +77,12 @@ export const configSchema = z
           .string()
           .regex(/^[0-9a-fA-F]{4}$/)
           .default('8000'),
+        // At most 30 days: what the package format accepts (MAX_PACKAGE_TTL_SECONDS).
         packageTtlSeconds: z
           .number()
           .int()
           .positive()
+          .max(30 * 24 * 3600)
           .default(7 * 24 * 3600),
         /** Key-encryption key (hex/base64, 32 bytes) and operator OP (hex, 16 bytes); generated into <dataDir>/hss/secrets.json when absent. */
         kek: z.string().optional(),
@@ -90,6 +92,11 @@ export const configSchema = z
           .optional(),
       })
       .strict()
+      // Every IMSI of the range must be 15 digits: PLMN + MSIN of 15 − len(PLMN) digits.
+      .refine((hss) => hss.firstMsin + hss.capacity - 1 < 10 ** (15 - hss.plmn.length), {
+        message: 'firstMsin + capacity − 1 must fit the MSIN digits left by the PLMN (IMSIs are 15 digits)',
+        path: ['capacity'],
+      })
       .prefault({}),
     phlr: z
       .object({

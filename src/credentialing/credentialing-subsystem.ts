@@ -1,7 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { randomToken, sameToken, tokenDigest } from '../crypto/digest.js';
-import { fromBase64url, verifyReceipt } from '../crypto/index.js';
+import { fromBase64url, inspectPackage, verifyReceipt } from '../crypto/index.js';
+import type * as x509 from '../crypto/x509.js';
 import { SimcredError } from '../errors/index.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { fetchPackage, proveSession, submitReceipt } from '../protocol/credentialing.js';
@@ -13,6 +14,8 @@ export interface CredentialingSubsystemOptions {
   store: CredentialingStore;
   consumers: CredentialingConsumers;
   hssUrl: string;
+  /** Operator roots the package signer must chain to. */
+  operatorRoots: x509.X509Certificate[];
   chooseProvisioningServer(dsimId: string): string;
   /** This server's URL (the route given to devices and provisioning servers). */
   credentialingUrl(): string;
@@ -44,6 +47,19 @@ export class CredentialingSubsystem {
       deviceCertificate,
       deviceNonce: registration.deviceNonce!,
     });
+    // What the HSS returned must be a package from the operator's signer for this very session:
+    // a peer posing as the HSS cannot slip one in (the device would refuse it too).
+    const info = await inspectPackage(issued.package, { operatorRoots: this.options.operatorRoots });
+    if (
+      info.dsimId !== registration.dsimId ||
+      info.deviceNonce !== registration.deviceNonce ||
+      info.packageId !== issued.packageId
+    ) {
+      throw new SimcredError(
+        'SIMCRED_PACKAGE_BINDING_MISMATCH',
+        'the HSS returned a package for another session',
+      );
+    }
     const provisioningServer = this.options.chooseProvisioningServer(registration.dsimId);
     const ticket = randomToken(32);
     const ticketExpiresAt = new Date(now.getTime() + this.options.ticketTtlSeconds * 1000);

@@ -27,6 +27,8 @@ export interface CredentialingServerOptions {
   tls: TlsIdentity;
   logger: Logger;
   manufacturerRoots: x509.X509Certificate[];
+  /** Operator roots: packages from the HSS must be signed under one of them. */
+  operatorRoots: x509.X509Certificate[];
   ocsp: CertificateStatusChecker;
   hssUrl: string;
   provisioningServers: string[];
@@ -71,6 +73,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       store,
       consumers,
       hssUrl: options.hssUrl,
+      operatorRoots: options.operatorRoots,
       chooseProvisioningServer: provisioningChooser(
         options.provisioningServers,
         options.provisioningPolicy ?? 'hash',

@@ -36,9 +36,7 @@ export class PeerClient {
     this.dispatcher = new Agent({
       connections: options.connections ?? 32,
       keepAliveTimeout: 30_000,
-      connect: options.tls
-        ? { ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key, servername: 'localhost' }
-        : {},
+      connect: options.tls ? { ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key } : {},
     });
   }
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import * as x509 from '../crypto/x509.js';
 import type { SimcredConfig } from '../config/index.js';
 import { startCredentialingServer } from '../credentialing/server.js';
 import { SimcredError } from '../errors/index.js';
@@ -49,7 +50,12 @@ export async function startRole(
         tls: loadTlsIdentity(config.pkiDir, 'credentialing'),
         logger,
         manufacturerRoots: manufacturerRoots(pki),
-        ocsp: ocspStatusChecker({ urls: [urls.ocsp], clockSkewSeconds: config.ocsp.clockSkewSeconds }),
+        operatorRoots: [new x509.X509Certificate(pki.operator.root.der)],
+        ocsp: ocspStatusChecker({
+          urls: [urls.ocsp],
+          clockSkewSeconds: config.ocsp.clockSkewSeconds,
+          timeoutMs: config.ocsp.timeoutMs,
+        }),
         hssUrl: urls.hss,
         provisioningServers: urls.provisioning,
         provisioningPolicy: config.credentialing.provisioningPolicy,
