@@ -52,7 +52,12 @@ export class AuthenticationSubsystem {
       expiresAt: new Date(now.getTime() + this.options.sessionTtlSeconds * 1000),
     };
     if (!(await store.openSession(body.dsimId, session, now))) {
-      throw new SimcredError('SIMCRED_SESSION_IN_PROGRESS', 'another session for this device is open');
+      // Tell the device when the other session lapses (a request of its own that timed out, say).
+      const lapses =
+        registration!.sessionExpiresAt?.getTime() ?? now.getTime() + this.options.sessionTtlSeconds * 1000;
+      throw new SimcredError('SIMCRED_SESSION_IN_PROGRESS', 'another session for this device is open', {
+        retryAfter: Math.max(1, Math.ceil((lapses - now.getTime()) / 1000)),
+      });
     }
     await store.audit(body.dsimId, 'session-opened', null, now);
     return {

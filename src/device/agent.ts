@@ -322,6 +322,7 @@ export interface OpenedSession extends ResponseOf<typeof openSession> {
   sessionNonce: Buffer;
 }
 
+/** Dependency outages, and a session of its own still open (its earlier request timed out), pass with time. */
 function retryable(err: unknown): err is SimcredError {
-  return isSimcredError(err) && err.status === 503;
+  return isSimcredError(err) && (err.status === 503 || err.code === 'SIMCRED_SESSION_IN_PROGRESS');
 }

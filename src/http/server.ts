@@ -109,7 +109,8 @@ function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown): 
   } else if (error.status >= 500) {
     request.log.warn({ code: error.code, url: request.routeOptions.url }, error.message);
   }
-  if (error.status === 503) reply.header('retry-after', String(error.retryAfter ?? 1));
+  if (error.status === 503 || error.retryAfter !== undefined)
+    reply.header('retry-after', String(error.retryAfter ?? 1));
   const body: ErrorBody = {
     code: error.code,
     // Only errors below 500 (and declared dependency outages) show their detail.
