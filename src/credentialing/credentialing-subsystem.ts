@@ -32,8 +32,9 @@ export class CredentialingSubsystem {
   constructor(private readonly options: CredentialingSubsystemOptions) {}
 
   /**
-   * Steps 5–6. The HSS is idempotent per DSIM_ID and the referral replaces any older one, so a retry
-   * after any failure here ends with the same IMSI and exactly one live ticket.
+   * Steps 5–6. The HSS is idempotent per DSIM_ID, the state moves conditionally before the referral
+   * goes out, and a failed referral undoes the move: a retry after any failure here ends with the
+   * same IMSI and exactly one live ticket.
    */
   async issueAndRefer(
     device: AuthenticatedDevice,
@@ -63,13 +64,8 @@ export class CredentialingSubsystem {
     const provisioningServer = this.options.chooseProvisioningServer(registration.dsimId);
     const ticket = randomToken(32);
     const ticketExpiresAt = new Date(now.getTime() + this.options.ticketTtlSeconds * 1000);
-    // The referral goes out before the state moves: a failed referral leaves nothing to undo but the session.
-    await consumers.refer(provisioningServer, {
-      dsimId: registration.dsimId,
-      ticketDigest: tokenDigest(ticket),
-      credentialingUrl: this.options.credentialingUrl(),
-      expiresAt: ticketExpiresAt.toISOString(),
-    });
+    // The state moves first (conditionally: of two concurrent proofs for one session, or a proof racing
+    // a revocation, exactly one gets here), then the one referral goes out; if it fails, the move is undone.
     const referred = await store.markReferred(
       registration.dsimId,
       registration.sessionId!,
@@ -85,8 +81,25 @@ export class CredentialingSubsystem {
       now,
     );
     if (!referred) {
-      // Revoked (or superseded) while the HSS was working: the package is never handed out.
-      throw new SimcredError('SIMCRED_REGISTRATION_REVOKED', 'the registration changed during the session');
+      const current = await store.find(registration.dsimId);
+      if (current?.state === 'revoked') {
+        throw new SimcredError(
+          'SIMCRED_REGISTRATION_REVOKED',
+          'the registration was revoked during the session',
+        );
+      }
+      throw new SimcredError('SIMCRED_SESSION_UNKNOWN', 'the session ended while the package was being made');
+    }
+    try {
+      await consumers.refer(provisioningServer, {
+        dsimId: registration.dsimId,
+        ticketDigest: tokenDigest(ticket),
+        credentialingUrl: this.options.credentialingUrl(),
+        expiresAt: ticketExpiresAt.toISOString(),
+      });
+    } catch (err) {
+      await store.undoReferral(registration.dsimId, registration.sessionId!, new Date());
+      throw err;
     }
     await store.audit(registration.dsimId, 'referred', provisioningServer, now);
     return {

@@ -119,12 +119,20 @@ export class CredentialingProcessor {
   }
 }
 
-/** A peer's 4xx surprise (our request was refused) is still our dependency failing: retryable 503 for the device. */
+/**
+ * A peer's 4xx surprise (our request was refused) is still our dependency failing: a retryable 503
+ * for the device. Errors of our own making pass through as they are.
+ */
+const PASSED_THROUGH = new Set([
+  'SIMCRED_REGISTRATION_REVOKED',
+  'SIMCRED_SESSION_UNKNOWN',
+  'SIMCRED_DEPENDENCY_UNAVAILABLE',
+  'SIMCRED_IMSI_EXHAUSTED',
+  'SIMCRED_DEVICE_KEY_MISMATCH',
+]);
+
 function dependencyError(err: unknown): unknown {
-  if (!isSimcredError(err)) return err;
-  if (err.code === 'SIMCRED_REGISTRATION_REVOKED' || err.code === 'SIMCRED_DEPENDENCY_UNAVAILABLE')
-    return err;
-  if (err.code === 'SIMCRED_IMSI_EXHAUSTED' || err.code === 'SIMCRED_DEVICE_KEY_MISMATCH') return err;
+  if (!isSimcredError(err) || PASSED_THROUGH.has(err.code)) return err;
   return new SimcredError(
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
     `a dependency refused the request (${err.code})`,

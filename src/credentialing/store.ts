@@ -351,6 +351,23 @@ export class CredentialingStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /** The referral could not be delivered to the provisioning server: back to registered, ticket void. */
+  async undoReferral(dsimId: string, sessionId: string, now: Date): Promise<void> {
+    await this.db
+      .updateTable('registrations')
+      .set({
+        state: 'registered',
+        ...NO_SESSION,
+        ticket_digest: null,
+        package: null,
+        updated_at: now.toISOString(),
+      })
+      .where('dsim_id', '=', dsimId)
+      .where('session_id', '=', sessionId)
+      .where('state', '=', 'referred')
+      .execute();
+  }
+
   /** Step 9: referred → delivered (the registration is now used). */
   async markDelivered(dsimId: string, now: Date): Promise<boolean> {
     const result = await this.db
