@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { runFleet, stepStatistics } from '../device/fleet.js';
+import { failureCounts, runFleet, stepStatistics } from '../device/fleet.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
-import { HssStore } from '../hss/store.js';
 import { ocspStatusChecker } from '../ocsp/checker.js';
 import {
   CaStore,
@@ -14,7 +13,7 @@ import {
 } from '../pki/index.js';
 import { OperatorClient } from '../portal/operator-client.js';
 import { importSubscribers } from '../protocol/phlr.js';
-import { roleDatabase } from '../system/wiring.js';
+import { hssFleetCounts } from '../system/demo.js';
 import { ALL_ROLES, benchWorkspace, startRoles, type BenchWorkspace } from './cluster.js';
 import { measureCryptoFloor, type CryptoFloor } from './floor.js';
 import {
@@ -181,17 +180,8 @@ export class E2eCluster {
 
     const ok = report.outcomes.filter((o) => o.ok);
     const provisioned = ok.length;
-    const hss = await HssStore.open(roleDatabase(ws.config, 'hss'));
-    let hssSubscribers: number;
-    let attached: number;
-    try {
-      hssSubscribers = await hss.countSubscribersFor(dsimIds);
-      attached = await hss.countActiveFor(dsimIds);
-    } finally {
-      await hss.close();
-    }
-    const failures: Record<string, number> = {};
-    for (const o of report.outcomes) if (!o.ok) failures[o.error!.code] = (failures[o.error!.code] ?? 0) + 1;
+    const { hssSubscribers, attached } = await hssFleetCounts(ws.config, dsimIds);
+    const failures = failureCounts(report.outcomes);
 
     const perOnboarding = (ms: number) => round(ms / Math.max(1, provisioned), 3);
     const serverFigures: ServerFigures[] = servers.map((s, i) => {

@@ -147,3 +147,10 @@ export function stepStatistics(
     ),
   ];
 }
+
+/** How many devices failed with each error code. */
+export function failureCounts(outcomes: DeviceOutcome[]): Record<string, number> {
+  const failures: Record<string, number> = {};
+  for (const o of outcomes) if (!o.ok) failures[o.error!.code] = (failures[o.error!.code] ?? 0) + 1;
+  return failures;
+}

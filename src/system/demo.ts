@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
-import { runFleet, stepStatistics, type FleetReport } from '../device/fleet.js';
+import { failureCounts, runFleet, stepStatistics, type FleetReport } from '../device/fleet.js';
 import { MODULE_STATE_FILE, TrustedModule } from '../device/trusted-module.js';
 import { PeerClient, loadTlsIdentity } from '../http/index.js';
 import { HssStore } from '../hss/store.js';
@@ -123,17 +123,8 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       const module = TrustedModule.fromFactoryImage(await loadFactoryImage(config.pkiDir, dsimId));
       if (module.subscription) imsis.push(module.subscription.imsi);
     }
-    const hss = await HssStore.open(roleDatabase(config, 'hss'));
-    let hssSubscribers: number;
-    let attached: number;
-    try {
-      hssSubscribers = await hss.countSubscribersFor(dsimIds);
-      attached = await hss.countActiveFor(dsimIds);
-    } finally {
-      await hss.close();
-    }
-    const failures: Record<string, number> = {};
-    for (const o of report.outcomes) if (!o.ok) failures[o.error!.code] = (failures[o.error!.code] ?? 0) + 1;
+    const { hssSubscribers, attached } = await hssFleetCounts(config, dsimIds);
+    const failures = failureCounts(report.outcomes);
     return {
       devices: fleet.length,
       provisioned: imsis.length,
@@ -166,5 +157,21 @@ async function loadFactoryRoot(config: SimcredConfig): Promise<string | undefine
     return loadTlsIdentity(config.pkiDir, 'portal').ca[0];
   } catch {
     return undefined;
+  }
+}
+
+/** What the HSS holds for a fleet: subscribers, and those that attached with their new credentials. */
+export async function hssFleetCounts(
+  config: SimcredConfig,
+  dsimIds: string[],
+): Promise<{ hssSubscribers: number; attached: number }> {
+  const hss = await HssStore.open(roleDatabase(config, 'hss'));
+  try {
+    return {
+      hssSubscribers: await hss.countSubscribersFor(dsimIds),
+      attached: await hss.countActiveFor(dsimIds),
+    };
+  } finally {
+    await hss.close();
   }
 }
