@@ -76,7 +76,7 @@ export class DeviceAgent {
   async onboard(): Promise<OnboardingResult> {
     let attempts = 0;
     let timings: OnboardingResult['timings'] = {};
-    const progress: Progress = {};
+    const progress: Progress = restoreProgress(this.options.module.loadProgress<StoredProgress>());
     const subscription = await this.withRetries(async () => {
       attempts += 1;
       timings = {};
@@ -135,12 +135,17 @@ export class DeviceAgent {
         session,
         referral: await time('proof', () => this.proveSession(registration, session)),
       };
+      this.options.module.saveProgress(storeProgress(progress));
     }
     const { registration, session, referral } = progress.referral;
-    progress.pkg ??= await time('delivery', () => this.collectPackage(referral));
+    if (!progress.pkg) {
+      progress.pkg = await time('delivery', () => this.collectPackage(referral));
+      this.options.module.saveProgress(storeProgress(progress));
+    }
     const pkg = progress.pkg;
     progress.subscription ??= await time('install', () => this.install(pkg, session.deviceNonce));
     await time('receipt', () => this.sendReceipt(registration, session.deviceNonce));
+    this.options.module.saveProgress(undefined);
     return progress.subscription;
   }
 
@@ -314,6 +319,55 @@ interface Progress {
   subscription?: InstalledSubscription;
   /** The onboarding went back to step 3 once already because its ticket died. */
   restarted?: boolean;
+}
+
+/** Progress as the module stores it (nonces as base64url). */
+interface StoredProgress {
+  referral?: Omit<NonNullable<Progress['referral']>, 'session'> & {
+    session: Omit<OpenedSession, 'deviceNonce' | 'sessionNonce'> & {
+      deviceNonce: string;
+      sessionNonce: string;
+    };
+  };
+  pkg?: string;
+}
+
+function storeProgress(progress: Progress): StoredProgress {
+  const referral = progress.referral;
+  return {
+    ...(referral
+      ? {
+          referral: {
+            ...referral,
+            session: {
+              ...referral.session,
+              deviceNonce: toBase64url(referral.session.deviceNonce),
+              sessionNonce: toBase64url(referral.session.sessionNonce),
+            },
+          },
+        }
+      : {}),
+    ...(progress.pkg ? { pkg: progress.pkg } : {}),
+  };
+}
+
+function restoreProgress(stored: StoredProgress | undefined): Progress {
+  const referral = stored?.referral;
+  return {
+    ...(referral
+      ? {
+          referral: {
+            ...referral,
+            session: {
+              ...referral.session,
+              deviceNonce: fromBase64url(referral.session.deviceNonce),
+              sessionNonce: fromBase64url(referral.session.sessionNonce),
+            },
+          },
+        }
+      : {}),
+    ...(stored?.pkg ? { pkg: stored.pkg } : {}),
+  };
 }
 
 /** An open session as the device keeps it: the server's answer and its own nonces. */

@@ -1,5 +1,5 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as x509 from '../crypto/x509.js';
 import { signDeviceMessage } from '../crypto/device-signature.js';
@@ -22,6 +22,8 @@ import { Usim } from '../aka/usim.js';
 export const MODULE_STATE_FILE = 'module.json';
 /** The USIMs' SQN state (sealed), kept apart so a device that only attached to the PHLR still counts as new. */
 export const USIM_STATE_FILE = 'usim.json';
+/** Where an unfinished onboarding stands (ticket, nonces), sealed. */
+export const PROGRESS_FILE = 'progress.json';
 
 /** Which credentials an AKA runs on: the factory's preliminary ones (step 1) or the downloaded ones (step 12). */
 export type AkaCredentials = 'preliminary' | 'subscription';
@@ -180,47 +182,54 @@ export class TrustedModule {
   }
 
   private save(): void {
-    if (!this.storageDir || !this.installed) return;
-    const sealed = sealSecret(Buffer.from(JSON.stringify(this.installed)), {
-      kek: this.storageKey(),
-      context: `module:${this.dsimId}`,
-    });
-    writeFileSync(join(this.storageDir, MODULE_STATE_FILE), JSON.stringify({ version: 1, sealed }), {
-      mode: 0o600,
-    });
+    if (this.installed) this.writeSealed(MODULE_STATE_FILE, 'module', this.installed);
   }
 
   /** SQN state of both USIMs (no keys: they are in the factory image and the sealed subscription). */
   private saveUsims(): void {
-    if (!this.storageDir) return;
     const state: StoredUsims = {
       preliminary: this.preliminaryUsim.toJSON().sqn,
       subscription: this.subscriptionUsim?.toJSON().sqn,
     };
-    const sealed = sealSecret(Buffer.from(JSON.stringify(state)), {
+    this.writeSealed(USIM_STATE_FILE, 'usim', state);
+  }
+
+  /**
+   * Where an onboarding stands (registration route and nonce, session nonces, ticket, package), so a
+   * device that restarts after step 6 resumes with the same ticket instead of being locked out of a
+   * used registration. Sealed like the rest of the module's storage; `undefined` clears it.
+   */
+  saveProgress(progress: unknown): void {
+    if (!this.storageDir) return;
+    if (progress === undefined) rmSync(join(this.storageDir, PROGRESS_FILE), { force: true });
+    else this.writeSealed(PROGRESS_FILE, 'progress', progress);
+  }
+
+  loadProgress<T>(): T | undefined {
+    return this.readSealed<T>(PROGRESS_FILE, 'progress');
+  }
+
+  private writeSealed(file: string, purpose: string, value: unknown): void {
+    if (!this.storageDir) return;
+    const sealed = sealSecret(Buffer.from(JSON.stringify(value)), {
       kek: this.storageKey(),
-      context: `usim:${this.dsimId}`,
+      context: `${purpose}:${this.dsimId}`,
     });
-    writeFileSync(join(this.storageDir, USIM_STATE_FILE), JSON.stringify({ version: 1, sealed }), {
-      mode: 0o600,
-    });
+    writeFileSync(join(this.storageDir, file), JSON.stringify({ version: 1, sealed }), { mode: 0o600 });
+  }
+
+  private readSealed<T>(file: string, purpose: string): T | undefined {
+    if (!this.storageDir) return undefined;
+    const path = join(this.storageDir, file);
+    if (!existsSync(path)) return undefined;
+    const { sealed } = JSON.parse(readFileSync(path, 'utf8')) as { sealed: string };
+    const plain = openSecret(sealed, { kek: this.storageKey(), context: `${purpose}:${this.dsimId}` });
+    return JSON.parse(plain.toString('utf8')) as T;
   }
 
   private load(): void {
-    if (!this.storageDir) return;
-    const path = join(this.storageDir, MODULE_STATE_FILE);
-    if (existsSync(path)) {
-      const { sealed } = JSON.parse(readFileSync(path, 'utf8')) as { sealed: string };
-      const plain = openSecret(sealed, { kek: this.storageKey(), context: `module:${this.dsimId}` });
-      this.installed = JSON.parse(plain.toString('utf8')) as typeof this.installed;
-    }
-    let usims: StoredUsims | undefined;
-    const usimPath = join(this.storageDir, USIM_STATE_FILE);
-    if (existsSync(usimPath)) {
-      const { sealed } = JSON.parse(readFileSync(usimPath, 'utf8')) as { sealed: string };
-      const plain = openSecret(sealed, { kek: this.storageKey(), context: `usim:${this.dsimId}` });
-      usims = JSON.parse(plain.toString('utf8')) as StoredUsims;
-    }
+    this.installed = this.readSealed<NonNullable<typeof this.installed>>(MODULE_STATE_FILE, 'module');
+    const usims = this.readSealed<StoredUsims>(USIM_STATE_FILE, 'usim');
     if (usims?.preliminary) {
       this.preliminaryUsim = new Usim(
         {

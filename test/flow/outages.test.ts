@@ -7,6 +7,8 @@ import { DeviceAgent } from '../../src/device/agent.js';
 import { ocspStatusChecker } from '../../src/ocsp/checker.js';
 import { startOcspResponder } from '../../src/ocsp/index.js';
 import { freePort } from '../../src/ocsp/openssl.js';
+import { loadFactoryImage } from '../../src/pki/index.js';
+import { TrustedModule } from '../../src/device/trusted-module.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 
 /** DESIGN §4.6: a dependency down gives a retryable 503, leaves nothing half-done, and the flow completes once it is back. */
@@ -17,7 +19,7 @@ describe('dependencies down', () => {
   const restarted: { close(): Promise<void> }[] = [];
   before(async () => {
     t = await startTestSystem();
-    devices = await t.manufacture(3);
+    devices = await t.manufacture(4);
     await t.register(devices);
   });
   after(async () => {
@@ -114,5 +116,34 @@ describe('dependencies down', () => {
     } finally {
       clearTimeout(later);
     }
+  });
+
+  test('a device that restarts after step 9 resumes from its module with the same ticket and package', async () => {
+    const dsimId = devices[3]!;
+    const image = await loadFactoryImage(t.config.pkiDir, dsimId);
+    const agentWith = (module: TrustedModule, ocspUrl: string) =>
+      new DeviceAgent({
+        module,
+        client: t.deviceClient,
+        registrationServer: image.image.registrationServer,
+        phlrUrl: t.system.urls.phlr,
+        hssUrl: t.system.urls.hss,
+        operatorRoots: [new x509.X509Certificate(image.image.trustRoots.operator)],
+        ocsp: ocspStatusChecker({ urls: [ocspUrl], timeoutMs: 1000 }),
+        maxAttempts: 1,
+      });
+    // First life: the package is delivered (the registration is now used), then the device dies at step 11.
+    const deadResponder = `http://127.0.0.1:${await freePort()}`;
+    await assert.rejects(
+      agentWith(TrustedModule.fromFactoryImage(image), deadResponder).onboard(),
+      isRetryable,
+    );
+    assert.equal((await t.operator.deviceState(t.system.urls.credentialing, dsimId)).state, 'delivered');
+    // Second life: a new module instance reads its sealed storage and finishes.
+    const module = TrustedModule.fromFactoryImage(image);
+    const result = await agentWith(module, t.system.urls.ocsp).onboard();
+    assert.equal(result.subscription.imsi, (await t.subscriber(dsimId))!.imsi);
+    assert.equal((await t.operator.deviceState(t.system.urls.credentialing, dsimId)).state, 'completed');
+    assert.equal(module.loadProgress(), undefined, 'the progress record is gone once done');
   });
 });
