@@ -1,8 +1,12 @@
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { constants, sign, verify, type KeyObject } from 'node:crypto';
 import { SimcredError } from '../errors/index.js';
-import { DEVICE_SIGNATURE_ALGORITHMS, type DeviceSignatureAlgorithm } from './algorithms.js';
+import {
+  DEVICE_SIGNATURE_ALGORITHMS,
+  PSS_SALT_BYTES,
+  type DeviceSignatureAlgorithm,
+  type KeyKind,
+} from './algorithms.js';
 import { fromBase64url, keyKind, toPublicKey, type PublicKeyInput } from './encoding.js';
-import { algorithmAllowed, signatureOptions } from './proof-of-possession.js';
 
 /**
  * Signs bytes with a device key under the allow-listed algorithm for its kind (ES256 for EC P-256,
@@ -43,4 +47,21 @@ export function verifyDeviceMessage(
   } catch {
     return false;
   }
+}
+
+/** @internal Node sign/verify options for a device signature algorithm. */
+export function signatureOptions(alg: DeviceSignatureAlgorithm, key: KeyObject) {
+  switch (alg) {
+    case 'ES256':
+      return { key, dsaEncoding: 'ieee-p1363' as const };
+    case 'PS256':
+      return { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_BYTES };
+    case 'RS256':
+      return { key, padding: constants.RSA_PKCS1_PADDING };
+  }
+}
+
+/** @internal True if `alg` is allow-listed for a key of this kind (algorithms.ts). */
+export function algorithmAllowed(kind: KeyKind, alg: unknown): alg is DeviceSignatureAlgorithm {
+  return (DEVICE_SIGNATURE_ALGORITHMS[kind] as readonly unknown[]).includes(alg);
 }

@@ -1,19 +1,8 @@
-import { constants, sign, verify, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { SimcredError } from '../errors/index.js';
-import {
-  DEVICE_SIGNATURE_ALGORITHMS,
-  PSS_SALT_BYTES,
-  type DeviceSignatureAlgorithm,
-  type KeyKind,
-} from './algorithms.js';
-import {
-  fromBase64url,
-  keyKind,
-  lengthPrefixed,
-  toPublicKey,
-  utf8,
-  type PublicKeyInput,
-} from './encoding.js';
+import type { DeviceSignatureAlgorithm } from './algorithms.js';
+import { signDeviceMessage, verifyDeviceMessage } from './device-signature.js';
+import { lengthPrefixed, utf8, type PublicKeyInput } from './encoding.js';
 import { checkDsimId, SESSION_NONCE_BYTES } from './session-nonce.js';
 
 /** Domain-separation label of the proof of possession (DESIGN §2 step 4). */
@@ -62,23 +51,6 @@ export function proofOfPossessionMessage(input: ProofOfPossessionInput): Buffer 
   return lengthPrefixed(utf8(POP_LABEL), challenge, sessionNonce, checkDsimId(input.dsimId));
 }
 
-/** @internal Node sign/verify options for a device signature algorithm. */
-export function signatureOptions(alg: DeviceSignatureAlgorithm, key: KeyObject) {
-  switch (alg) {
-    case 'ES256':
-      return { key, dsaEncoding: 'ieee-p1363' as const };
-    case 'PS256':
-      return { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_BYTES };
-    case 'RS256':
-      return { key, padding: constants.RSA_PKCS1_PADDING };
-  }
-}
-
-/** @internal True if `alg` is allow-listed for a key of this kind (algorithms.ts). */
-export function algorithmAllowed(kind: KeyKind, alg: unknown): alg is DeviceSignatureAlgorithm {
-  return (DEVICE_SIGNATURE_ALGORITHMS[kind] as readonly unknown[]).includes(alg);
-}
-
 /**
  * Device side, DESIGN §2 step 4: signs {@link proofOfPossessionMessage} with SK_dsim. EC P-256 keys sign
  * ES256 (ECDSA SHA-256, IEEE P1363 r‖s); RSA keys sign PS256 (RSA-PSS SHA-256, MGF1-SHA-256, 32-byte
@@ -93,16 +65,7 @@ export function signProofOfPossession(
   input: ProofOfPossessionInput,
   alg?: DeviceSignatureAlgorithm,
 ): ProofOfPossession {
-  const kind = keyKind(privateKey);
-  const chosen = alg ?? DEVICE_SIGNATURE_ALGORITHMS[kind][0];
-  if (!algorithmAllowed(kind, chosen)) {
-    throw new SimcredError(
-      'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED',
-      `${String(chosen)} is not allowed for this key`,
-    );
-  }
-  const signature = sign('sha256', proofOfPossessionMessage(input), signatureOptions(chosen, privateKey));
-  return { alg: chosen, signature };
+  return signDeviceMessage(privateKey, proofOfPossessionMessage(input), alg);
 }
 
 /**
@@ -122,16 +85,11 @@ export function verifyProofOfPossession(
   input: ProofOfPossessionInput,
   proof: { alg: string; signature: Uint8Array | string },
 ): boolean {
+  let message: Buffer;
   try {
-    const key = toPublicKey(publicKey);
-    const kind = keyKind(key);
-    if (!algorithmAllowed(kind, proof.alg)) return false;
-    const signature =
-      typeof proof.signature === 'string' ? fromBase64url(proof.signature, 'signature') : proof.signature;
-    if (!(signature instanceof Uint8Array)) return false;
-    if (proof.alg === 'ES256' && signature.length !== 64) return false;
-    return verify('sha256', proofOfPossessionMessage(input), signatureOptions(proof.alg, key), signature);
+    message = proofOfPossessionMessage(input);
   } catch {
     return false;
   }
+  return verifyDeviceMessage(publicKey, message, proof);
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { SimcredError } from '../errors/index.js';
 import { DEVICE_SIGNATURE_ALGORITHMS, type DeviceSignatureAlgorithm } from './algorithms.js';
 import { keyKind, toBase64url, toPublicKey, type PublicKeyInput } from './encoding.js';
-import { algorithmAllowed } from './proof-of-possession.js';
+import { algorithmAllowed } from './device-signature.js';
 import { checkDsimId } from './session-nonce.js';
 
 /** JWS `typ` of the device's installation receipt (DESIGN §2 step 12). */

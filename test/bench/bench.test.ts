@@ -7,6 +7,7 @@ import type { E2eResult } from '../../src/bench/e2e.js';
 import { syntheticDevices, type RegisterResult } from '../../src/bench/register.js';
 import type { ScaleResult } from '../../src/bench/scale.js';
 import { processCpuMs, peakRssMiB } from '../../src/bench/processes.js';
+import { DEVICE_STEPS } from '../../src/device/agent.js';
 
 // Smoke runs of `simcred bench e2e | register | scale` at tiny sizes: correctness only, never timing.
 // Every bench kills its child process groups itself (try/finally + an exit hook); the checks below
@@ -76,17 +77,7 @@ describe('simcred bench', { concurrency: false }, () => {
       positive(j.onboardingsPerSecond, 'onboardingsPerSecond');
       for (const p of ['p50', 'p95', 'p99'] as const) positive(j.onboarding[p], `onboarding.${p}`);
       const steps = (j.steps as { step: string; count: number; p99: number }[]).map((s) => s.step);
-      for (const step of [
-        'access',
-        'lookup',
-        'session',
-        'proof',
-        'delivery',
-        'install',
-        'receipt',
-        'attach',
-        'total',
-      ]) {
+      for (const step of [...DEVICE_STEPS, 'total']) {
         assert.ok(steps.includes(step), `step ${step}`);
       }
       for (const s of j.steps as { step: string; count: number }[]) assert.equal(s.count, 20, s.step);

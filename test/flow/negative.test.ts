@@ -8,7 +8,7 @@ import {
   signProofOfPossession,
   toBase64url,
 } from '../../src/crypto/index.js';
-import { isSimcredError, type ErrorCode } from '../../src/errors/index.js';
+import { isSimcredError } from '../../src/errors/index.js';
 import { PeerClient, loadTlsIdentity, clientTls } from '../../src/http/index.js';
 import { openSession, proveSession, fetchPackage } from '../../src/protocol/credentialing.js';
 import { issueCredentials } from '../../src/protocol/hss.js';
@@ -17,14 +17,7 @@ import { startOcspResponder } from '../../src/ocsp/index.js';
 import { TrustedModule } from '../../src/device/trusted-module.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 import { tempDir } from '../helpers/cli.js';
-
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isSimcredError(err), `expected a SimcredError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    return true;
-  });
-}
+import { rejectsWith } from '../helpers/assert.js';
 
 describe('no credential without every proof (DESIGN §4.1)', () => {
   let t: TestSystem;

@@ -10,7 +10,6 @@ import { generateVector } from '../../src/aka/vectors.js';
 import * as x509 from '../../src/crypto/x509.js';
 import { DeviceAgent } from '../../src/device/agent.js';
 import { TrustedModule } from '../../src/device/trusted-module.js';
-import { isSimcredError, type ErrorCode } from '../../src/errors/index.js';
 import { HssStore } from '../../src/hss/store.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../../src/http/index.js';
 import { ocspStatusChecker } from '../../src/ocsp/checker.js';
@@ -28,14 +27,7 @@ import { attachChallenge, attachResponse } from '../../src/protocol/hss.js';
 import { importSubscribers, phlrChallenge, phlrResponse, phlrResync } from '../../src/protocol/phlr.js';
 import { roleDatabase } from '../../src/system/start.js';
 import { startTestSystem, type TestSystem } from '../flow/harness.js';
-
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isSimcredError(err), `expected a SimcredError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return true;
-  });
-}
+import { rejectsWith } from '../helpers/assert.js';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 
