@@ -59,7 +59,6 @@ export class AuthenticationSubsystem {
         retryAfter: Math.max(1, Math.ceil((lapses - now.getTime()) / 1000)),
       });
     }
-    await store.audit(body.dsimId, 'session-opened', null, now);
     return {
       sessionId: session.sessionId,
       challenge: session.challenge,

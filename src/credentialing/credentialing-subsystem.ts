@@ -1,7 +1,6 @@
-import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { randomToken, sameToken, tokenDigest } from '../crypto/digest.js';
-import { fromBase64url, inspectPackage, verifyReceipt } from '../crypto/index.js';
+import { fromBase64url, inspectPackage, publicKeyOfCertificateDer, verifyReceipt } from '../crypto/index.js';
 import type * as x509 from '../crypto/x509.js';
 import { SimcredError } from '../errors/index.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
@@ -137,10 +136,9 @@ export class CredentialingSubsystem {
       throw new SimcredError('SIMCRED_TICKET_INVALID', 'ticket not valid');
     }
     if (registration.state === 'referred') {
-      if (!(await store.markDelivered(body.dsimId, now))) {
+      if (!(await store.markDelivered(body.dsimId, registration.provisioningServer ?? null, now))) {
         throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration changed meanwhile');
       }
-      await store.audit(body.dsimId, 'delivered', registration.provisioningServer, now);
     }
     return { package: registration.package };
   }
@@ -160,15 +158,14 @@ export class CredentialingSubsystem {
     }
     await verifyReceipt(
       body.receipt,
-      new X509Certificate(Buffer.from(registration.deviceCertificate, 'base64')),
+      publicKeyOfCertificateDer(Buffer.from(registration.deviceCertificate, 'base64')),
       {
         dsimId: registration.dsimId,
         packageId: registration.packageId,
         deviceNonce: fromBase64url(registration.deviceNonce!, 'deviceNonce'),
       },
     );
-    await store.markCompleted(body.dsimId, now);
-    await store.audit(body.dsimId, 'completed', registration.imsi, now);
+    await store.markCompleted(body.dsimId, registration.imsi ?? null, now);
     return { dsimId: body.dsimId, state: 'completed' };
   }
 }

@@ -1,4 +1,4 @@
-import { sql, type Generated, type Kysely } from 'kysely';
+import { sql, type Generated, type Kysely, type UpdateResult } from 'kysely';
 import { autoIncrementKey, openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /**
@@ -278,30 +278,31 @@ export class CredentialingStore {
     },
     now: Date,
   ): Promise<boolean> {
-    const result = await this.db
-      .updateTable('registrations')
-      .set({
-        state: 'authenticating',
-        session_id: session.sessionId,
-        device_nonce: session.deviceNonce,
-        session_nonce: session.sessionNonce,
-        challenge: session.challenge,
-        session_expires_at: session.expiresAt.toISOString(),
-        updated_at: now.toISOString(),
-      })
-      .where('dsim_id', '=', dsimId)
-      .where('expires_at', '>', now.toISOString())
-      .where((eb) =>
-        eb.or([
-          eb('state', '=', 'registered'),
-          // A referred device that lost its referral, or whose delivery failed, starts over; the
-          // new session kills the old ticket (hand-over needs state 'referred').
-          eb('state', '=', 'referred'),
-          eb.and([eb('state', '=', 'authenticating'), eb('session_expires_at', '<=', now.toISOString())]),
-        ]),
-      )
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    return this.transition(dsimId, { event: 'session-opened', detail: null }, now, (db) =>
+      db
+        .updateTable('registrations')
+        .set({
+          state: 'authenticating',
+          session_id: session.sessionId,
+          device_nonce: session.deviceNonce,
+          session_nonce: session.sessionNonce,
+          challenge: session.challenge,
+          session_expires_at: session.expiresAt.toISOString(),
+          updated_at: now.toISOString(),
+        })
+        .where('dsim_id', '=', dsimId)
+        .where('expires_at', '>', now.toISOString())
+        .where((eb) =>
+          eb.or([
+            eb('state', '=', 'registered'),
+            // A referred device that lost its referral, or whose delivery failed, starts over; the
+            // new session kills the old ticket (hand-over needs state 'referred').
+            eb('state', '=', 'referred'),
+            eb.and([eb('state', '=', 'authenticating'), eb('session_expires_at', '<=', now.toISOString())]),
+          ]),
+        )
+        .executeTakeFirst(),
+    );
   }
 
   /** A session that failed on a dependency or a check is undone: the device may start over. */
@@ -368,32 +369,56 @@ export class CredentialingStore {
       .execute();
   }
 
-  /** Step 9: referred → delivered (the registration is now used). */
-  async markDelivered(dsimId: string, now: Date): Promise<boolean> {
-    const result = await this.db
-      .updateTable('registrations')
-      .set({ state: 'delivered', updated_at: now.toISOString() })
-      .where('dsim_id', '=', dsimId)
-      .where('state', '=', 'referred')
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  /** Step 9: referred → delivered (the registration is now used); audited with the provisioning server. */
+  async markDelivered(dsimId: string, provisioningServer: string | null, now: Date): Promise<boolean> {
+    return this.transition(dsimId, { event: 'delivered', detail: provisioningServer }, now, (db) =>
+      db
+        .updateTable('registrations')
+        .set({ state: 'delivered', updated_at: now.toISOString() })
+        .where('dsim_id', '=', dsimId)
+        .where('state', '=', 'referred')
+        .executeTakeFirst(),
+    );
   }
 
-  /** Step 12: delivered → completed; the package is dropped, only its id stays. */
-  async markCompleted(dsimId: string, now: Date): Promise<boolean> {
-    const result = await this.db
-      .updateTable('registrations')
-      .set({
-        state: 'completed',
-        package: null,
-        ...NO_SESSION,
-        ticket_digest: null,
-        updated_at: now.toISOString(),
-      })
-      .where('dsim_id', '=', dsimId)
-      .where('state', '=', 'delivered')
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  /** Step 12: delivered → completed; the package is dropped, only its id stays. Audited with the IMSI. */
+  async markCompleted(dsimId: string, imsi: string | null, now: Date): Promise<boolean> {
+    return this.transition(dsimId, { event: 'completed', detail: imsi }, now, (db) =>
+      db
+        .updateTable('registrations')
+        .set({
+          state: 'completed',
+          package: null,
+          ...NO_SESSION,
+          ticket_digest: null,
+          updated_at: now.toISOString(),
+        })
+        .where('dsim_id', '=', dsimId)
+        .where('state', '=', 'delivered')
+        .executeTakeFirst(),
+    );
+  }
+
+  /**
+   * A conditional state change and its audit event in one transaction: the trail never shows a step
+   * that did not happen nor misses one that did, and the two writes cost one commit.
+   */
+  private async transition(
+    dsimId: string,
+    audit: { event: string; detail: string | null },
+    now: Date,
+    update: (db: Kysely<CredentialingTables>) => Promise<UpdateResult>,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const changed = Number((await update(trx)).numUpdatedRows) === 1;
+      if (changed) {
+        await trx
+          .insertInto('audit_events')
+          .values({ dsim_id: dsimId, at: now.toISOString(), event: audit.event, detail: audit.detail })
+          .execute();
+      }
+      return changed;
+    });
   }
 
   /** Revocation wins over any step before delivery. */

@@ -2,6 +2,7 @@ import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:cry
 import * as x509 from './x509.js';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
 import { BoundedCache, derKey, derPairKey } from './bounded-cache.js';
+import { certificateFacts, type CertificateFacts } from './certificate-facts.js';
 
 /** Certificates in a package's x5c at most (signer, operator CA, and perhaps one more level). */
 export const MAX_CHAIN_CERTIFICATES = 4;
@@ -35,7 +36,8 @@ export type CertificateInput = x509.X509Certificate | string;
  * of their certificate. Every table is bounded and drops the least recently used entry first.
  */
 const PARSE_CACHE_LIMIT = 256;
-const MEMO_LIMIT = 1000;
+// Large enough to hold every device key between its step 4 and its receipt at a few thousand onboardings a second.
+const MEMO_LIMIT = 8192;
 const parseCache = new BoundedCache<x509.X509Certificate[]>(PARSE_CACHE_LIMIT);
 let nodeViews = new WeakMap<x509.X509Certificate, NodeX509Certificate>();
 const verifiedLinks = new BoundedCache<true>(MEMO_LIMIT);
@@ -169,6 +171,24 @@ export function certificatePublicKey(cert: x509.X509Certificate): KeyObject {
   return publicKeys.set(key, nodeView(cert).publicKey);
 }
 
+/**
+ * The public key of a DER certificate, from the same memo as {@link certificatePublicKey}: a device
+ * key extracted at step 4 is found again at step 12 without parsing the stored certificate anew.
+ *
+ * @example
+ *   const key = publicKeyOfCertificateDer(Buffer.from(registration.deviceCertificate, 'base64'));
+ */
+export function publicKeyOfCertificateDer(der: Uint8Array): KeyObject {
+  const key = derKey(der);
+  const hit = publicKeys.get(key);
+  if (hit !== undefined) {
+    certificateStats.keyCacheHits++;
+    return hit;
+  }
+  certificateStats.keysExtracted++;
+  return publicKeys.set(key, new NodeX509Certificate(der).publicKey);
+}
+
 function nodeView(cert: x509.X509Certificate): NodeX509Certificate {
   let view = nodeViews.get(cert);
   if (view === undefined) {
@@ -210,6 +230,13 @@ export async function verifyChain(
   const fail = (why: string): never => {
     throw new SimcredError(options.code, `certificate chain rejected: ${why}`);
   };
+  const factsOf = (cert: x509.X509Certificate): CertificateFacts => {
+    try {
+      return certificateFacts(cert);
+    } catch {
+      return fail(`"${cert.subject}" has an unreadable extension`);
+    }
+  };
   if (chain.length === 0 || chain.length > MAX_CHAIN_CERTIFICATES) fail('wrong number of certificates');
   const certs = [...chain];
   // The chain may end with the anchor itself; it is trusted by byte equality, not by what it says.
@@ -236,10 +263,8 @@ export async function verifyChain(
   for (const cert of path) {
     if (now + slack < cert.notBefore.getTime()) fail(`"${cert.subject}" is not yet valid`);
     if (now - slack > cert.notAfter.getTime()) fail(`"${cert.subject}" has expired`);
-    for (const ext of cert.extensions) {
-      if (ext.critical && !KNOWN_EXTENSIONS.has(ext.type))
-        fail(`"${cert.subject}" has an unknown critical extension`);
-    }
+    if (factsOf(cert).criticalExtensions.some((oid) => !KNOWN_EXTENSIONS.has(oid)))
+      fail(`"${cert.subject}" has an unknown critical extension`);
   }
   for (let i = 0; i < certs.length; i++) {
     const subject = path[i]!;
@@ -250,19 +275,17 @@ export async function verifyChain(
   }
   for (let j = 1; j < path.length; j++) {
     const ca = path[j]!;
-    const bc = ca.getExtension(x509.BasicConstraintsExtension);
-    if (bc === null || !bc.ca) fail(`"${ca.subject}" is not a CA`);
+    const { basicConstraints: bc, keyUsage } = factsOf(ca);
+    if (bc === undefined || !bc.ca) fail(`"${ca.subject}" is not a CA`);
     // Intermediates below this CA (excluding the leaf) must not exceed its pathLenConstraint.
     if (bc!.pathLength !== undefined && j - 1 > bc!.pathLength) fail(`"${ca.subject}" path length exceeded`);
-    const ku = ca.getExtension(x509.KeyUsagesExtension);
-    if (ku !== null && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    if (keyUsage !== undefined && (keyUsage & x509.KeyUsageFlags.keyCertSign) === 0) {
       fail(`"${ca.subject}" may not sign certificates`);
     }
   }
-  const leaf = path[0]!;
-  if (leaf.getExtension(x509.BasicConstraintsExtension)?.ca === true) fail('the signer is a CA certificate');
-  const leafUsage = leaf.getExtension(x509.KeyUsagesExtension);
-  if (leafUsage === null || (leafUsage.usages & options.leafKeyUsage) === 0) {
+  const leafFacts = factsOf(path[0]!);
+  if (leafFacts.basicConstraints?.ca === true) fail('the signer is a CA certificate');
+  if (leafFacts.keyUsage === undefined || (leafFacts.keyUsage & options.leafKeyUsage) === 0) {
     fail('the signer certificate lacks the required key usage');
   }
   return path;

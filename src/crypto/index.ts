@@ -31,6 +31,7 @@ export { signReceipt, verifyReceipt, RECEIPT_TYPE } from './receipt.js';
 export type { ReceiptClaims } from './receipt.js';
 export {
   certificatePublicKey,
+  publicKeyOfCertificateDer,
   certificateStats,
   clearCertificateCaches,
   parseCertificateBase64,

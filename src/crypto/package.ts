@@ -25,6 +25,7 @@ import {
   type CertificateInput,
   MAX_CHAIN_CERTIFICATES,
 } from './certificates.js';
+import { certificateFacts } from './certificate-facts.js';
 import { fromBase64url, keyKind, toBase64url, toPublicKey, type PublicKeyInput } from './encoding.js';
 import { checkDsimId, DEVICE_NONCE_MAX_BYTES, DEVICE_NONCE_MIN_BYTES } from './session-nonce.js';
 
@@ -171,7 +172,7 @@ export async function sealPackage(input: SealPackageInput): Promise<string> {
     );
   }
   const signerSpki = Buffer.from(chain[0]!.publicKey.rawData);
-  const keySpki = createPublicKey(input.operatorSigningKey).export({ format: 'der', type: 'spki' });
+  const keySpki = publicSpkiOf(input.operatorSigningKey);
   if (!signerSpki.equals(keySpki)) {
     throw new SimcredError(
       'SIMCRED_CONFIG_INVALID',
@@ -470,6 +471,18 @@ async function verifyPackageEnvelope(
   return { payload, info };
 }
 
+const publicSpkis = new WeakMap<KeyObject, Buffer>();
+
+/** The SubjectPublicKeyInfo of a private key's public half (memoised: the operator key signs every package). */
+function publicSpkiOf(privateKey: KeyObject): Buffer {
+  let spki = publicSpkis.get(privateKey);
+  if (spki === undefined) {
+    spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+    publicSpkis.set(privateKey, spki);
+  }
+  return spki;
+}
+
 /**
  * With a device certificate as the seal key, a DSIM_ID it binds (SAN URI urn:simcred:dsim:<id>,
  * DESIGN §3) must be the one the package is for — a last fence against sealing to the wrong device.
@@ -489,10 +502,17 @@ function checkDeviceCertificateBinding(input: PublicKeyInput, dsimId: string): v
     });
   }
   if (cert === undefined) return;
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const bound = (san?.names.items ?? [])
-    .filter((n) => n.type === 'url' && n.value.startsWith(DSIM_URN_PREFIX))
-    .map((n) => n.value.slice(DSIM_URN_PREFIX.length));
+  let sanUris: string[];
+  try {
+    sanUris = certificateFacts(cert).sanUris;
+  } catch (cause) {
+    throw new SimcredError('SIMCRED_CRYPTO_KEY_UNSUPPORTED', 'the device certificate cannot be read', {
+      cause,
+    });
+  }
+  const bound = sanUris
+    .filter((uri) => uri.startsWith(DSIM_URN_PREFIX))
+    .map((uri) => uri.slice(DSIM_URN_PREFIX.length));
   if (bound.length > 0 && !bound.includes(dsimId)) {
     throw new SimcredError(
       'SIMCRED_PACKAGE_BINDING_MISMATCH',

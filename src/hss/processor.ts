@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID, type KeyObject } from 'node:crypto
 import * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
 import { computeOpc } from '../aka/milenage.js';
-import { openSecret, sealPackage, sealSecret } from '../crypto/index.js';
+import { certificatePublicKey, openSecret, sealPackage, sealSecret } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
 import type { issueCredentials } from '../protocol/hss.js';
@@ -46,7 +46,7 @@ export class HssProcessor {
     const certificate = parseCertificate(body.deviceCertificate);
     requireDsimBinding(certificate, body.dsimId);
     const deviceKeyDigest = createHash('sha256')
-      .update(Buffer.from(certificate.publicKey.rawData))
+      .update(certificatePublicKey(certificate).export({ format: 'der', type: 'spki' }))
       .digest('base64url');
 
     const msinDigits = 15 - profile.plmn.length;

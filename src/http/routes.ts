@@ -54,15 +54,29 @@ export function parse<T extends z.ZodType>(schema: T, value: unknown, where: str
 export function identifyCaller(request: FastifyRequest, spec: RouteSpec): CallerIdentity {
   if (spec.caller.kind === 'device') return { kind: 'device' };
   const socket = request.raw.socket as Partial<TLSSocket>;
-  const certificate =
-    typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  if (!socket.authorized || !certificate || !certificate.subject) {
+  const commonName = socket.authorized ? peerCommonName(socket as TLSSocket) : undefined;
+  if (commonName === undefined) {
     throw new SimcredError('SIMCRED_UNAUTHENTICATED_PEER', `${spec.id} needs a valid client certificate`);
   }
-  const commonName = String(certificate.subject.CN ?? '');
   const role = commonName.replace(/^simcred-/, '') as Role;
   if (!spec.caller.roles.includes(role)) {
     throw new SimcredError('SIMCRED_FORBIDDEN_PEER', `${commonName || 'this peer'} may not call ${spec.id}`);
   }
   return { kind: 'peer', role, subject: commonName };
+}
+
+/*
+ * A peer's certificate is fixed for the life of its TLS connection, and getPeerCertificate() builds a
+ * fresh object from it on every call; servers keep connections alive for thousands of requests, so
+ * the CN is read once per socket.
+ */
+const peerNames = new WeakMap<TLSSocket, string | undefined>();
+
+function peerCommonName(socket: TLSSocket): string | undefined {
+  if (peerNames.has(socket)) return peerNames.get(socket);
+  const certificate =
+    typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  const name = certificate && certificate.subject ? String(certificate.subject.CN ?? '') : undefined;
+  peerNames.set(socket, name);
+  return name;
 }

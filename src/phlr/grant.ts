@@ -29,11 +29,18 @@ export interface GrantSigner {
   certificateChainDer: Buffer[];
 }
 
-/** kid of a grant key (private or public): base64url SHA-256 of its SubjectPublicKeyInfo. */
+const keyIds = new WeakMap<KeyObject, string>();
+
+/** kid of a grant key (private or public): base64url SHA-256 of its SubjectPublicKeyInfo (memoised per key). */
 export function grantKeyId(key: KeyObject): string {
-  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
-  const spki = publicKey.export({ format: 'der', type: 'spki' });
-  return createHash('sha256').update(spki).digest('base64url');
+  let kid = keyIds.get(key);
+  if (kid === undefined) {
+    const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+    const spki = publicKey.export({ format: 'der', type: 'spki' });
+    kid = createHash('sha256').update(spki).digest('base64url');
+    keyIds.set(key, kid);
+  }
+  return kid;
 }
 
 /**

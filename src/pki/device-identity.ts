@@ -1,7 +1,7 @@
 import * as x509 from '../crypto/x509.js';
 import { SimcredError } from '../errors/index.js';
+import { certificateFacts, type CertificateFacts } from '../crypto/certificate-facts.js';
 
-const SERIAL_NUMBER_OID = '2.5.4.5';
 const DSIM_URN_PREFIX = 'urn:simcred:dsim:';
 
 /**
@@ -12,11 +12,16 @@ const DSIM_URN_PREFIX = 'urn:simcred:dsim:';
  *   if (boundDsimId(certificate) !== request.dsimId) throw …;
  */
 export function boundDsimId(certificate: x509.X509Certificate): string {
-  const fromSubject = certificate.subjectName.getField(SERIAL_NUMBER_OID);
-  const san = certificate.getExtension(x509.SubjectAlternativeNameExtension);
-  const fromSan = (san?.names.items ?? [])
-    .filter((name) => name.type === 'url' && name.value.startsWith(DSIM_URN_PREFIX))
-    .map((name) => name.value.slice(DSIM_URN_PREFIX.length));
+  let facts: CertificateFacts;
+  try {
+    facts = certificateFacts(certificate);
+  } catch {
+    throw new SimcredError('SIMCRED_CERT_INVALID', 'the certificate extensions cannot be read');
+  }
+  const fromSubject = facts.subjectSerialNumbers;
+  const fromSan = facts.sanUris
+    .filter((uri) => uri.startsWith(DSIM_URN_PREFIX))
+    .map((uri) => uri.slice(DSIM_URN_PREFIX.length));
   if (fromSubject.length !== 1 || fromSan.length !== 1 || fromSubject[0] !== fromSan[0]) {
     throw new SimcredError(
       'SIMCRED_CERT_DSIM_MISMATCH',
