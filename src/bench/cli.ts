@@ -54,6 +54,7 @@ export function registerBenchCommands(bench: Command): void {
     .option('--concurrency <C>', 'devices onboarding at once', '64')
     .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
     .option('--profile-dir <DIR>', 'run every server with node --cpu-prof into DIR and print its top costs')
+    .option('--colocated', 'every role in one process (simcred up) instead of one process per role')
     .option('--chart <FILE>', 'write an SVG chart')
     .option('--json', 'print one JSON line last')
     .action(
@@ -63,6 +64,7 @@ export function registerBenchCommands(bench: Command): void {
           concurrency: string;
           dir?: string;
           profileDir?: string;
+          colocated?: boolean;
           chart?: string;
           json?: boolean;
         }) => {
@@ -74,6 +76,7 @@ export function registerBenchCommands(bench: Command): void {
               concurrency: positiveInt('--concurrency', options.concurrency, 4096),
               dir: options.dir,
               profileDir: options.profileDir,
+              colocated: options.colocated === true,
               onPhase: (phase: BenchPhase, total) => progress.onPhase(phase, total),
               onProgress: (phase, done) => progress.onProgress(phase, done),
             });

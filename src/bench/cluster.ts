@@ -117,3 +117,35 @@ export async function startRoles(
   await waitHealthy(started, operatorRootPem);
   return started;
 }
+
+/**
+ * Every role in one child process (`simcred up` on the workspace's ports), for comparing deployment
+ * shapes: the same roles and wire protocol, without a process switch between hops. Returns that one
+ * process after every role's URL answers.
+ */
+export async function startColocated(
+  group: ProcessGroup,
+  ws: BenchWorkspace,
+  operatorRootPem: string,
+  nodeFlags: string[] = [],
+): Promise<ServerProcess[]> {
+  const all = group.start({
+    name: 'all roles',
+    url: ws.urls.credentialing,
+    nodeFlags,
+    args: ['up', '--dir', ws.dataDir],
+  });
+  const urls = [
+    ws.urls.credentialing,
+    ws.urls.hss,
+    ws.urls.phlr,
+    ws.urls.ocsp,
+    ...ws.urls.registration,
+    ...ws.urls.provisioning,
+  ];
+  await waitHealthy(
+    urls.map((url) => ({ ...all, url })),
+    operatorRootPem,
+  );
+  return [all];
+}

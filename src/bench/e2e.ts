@@ -14,7 +14,7 @@ import {
 import { OperatorClient } from '../portal/operator-client.js';
 import { importSubscribers } from '../protocol/phlr.js';
 import { hssFleetCounts } from '../system/demo.js';
-import { ALL_ROLES, benchWorkspace, startRoles, type BenchWorkspace } from './cluster.js';
+import { ALL_ROLES, benchWorkspace, startColocated, startRoles, type BenchWorkspace } from './cluster.js';
 import { measureCryptoFloor, type CryptoFloor } from './floor.js';
 import {
   ProcessGroup,
@@ -36,6 +36,8 @@ export interface E2eOptions {
   dir?: string;
   /** Write a CPU profile of every server process into this folder (node --cpu-prof) and summarise it. */
   profileDir?: string;
+  /** Every role in one process (`simcred up`) instead of one process per role. */
+  colocated?: boolean;
   onPhase?(phase: BenchPhase, total: number): void;
   onProgress?(phase: BenchPhase, done: number): void;
 }
@@ -53,6 +55,8 @@ export interface E2eResult {
   machine: MachineInfo;
   devices: number;
   concurrency: number;
+  /** All roles ran in one process (--colocated). */
+  colocated: boolean;
   provisioned: number;
   failed: number;
   distinctImsis: number;
@@ -99,7 +103,9 @@ export class E2eCluster {
     private readonly profileDir: string | undefined,
   ) {}
 
-  static async start(options: Pick<E2eOptions, 'dir' | 'profileDir' | 'onPhase'>): Promise<E2eCluster> {
+  static async start(
+    options: Pick<E2eOptions, 'dir' | 'profileDir' | 'colocated' | 'onPhase'>,
+  ): Promise<E2eCluster> {
     const started = performance.now();
     const ws = await benchWorkspace(options.dir);
     const group = new ProcessGroup(ws.env);
@@ -111,7 +117,9 @@ export class E2eCluster {
         : [];
       if (options.profileDir) mkdirSync(options.profileDir, { recursive: true });
       options.onPhase?.('start', ALL_ROLES.length);
-      const servers = await startRoles(group, ws, ALL_ROLES, pki.operator.root.pem, profileFlags);
+      const servers = options.colocated
+        ? await startColocated(group, ws, pki.operator.root.pem, profileFlags)
+        : await startRoles(group, ws, ALL_ROLES, pki.operator.root.pem, profileFlags);
       return new E2eCluster(ws, group, servers, pki, performance.now() - started, options.profileDir);
     } catch (err) {
       await group.close();
@@ -202,6 +210,7 @@ export class E2eCluster {
     const total = steps.find((s) => s.step === 'total')!;
     return {
       bench: 'e2e',
+      colocated: this.servers.length === 1,
       machine,
       devices: dsimIds.length,
       concurrency: options.concurrency,
@@ -273,7 +282,7 @@ const num = (v: number, width: number, digits = 1) => v.toFixed(digits).padStart
 export function formatE2e(r: E2eResult): string {
   const lines = [
     '',
-    `simcred bench e2e — ${r.devices} devices, concurrency ${r.concurrency}, every role its own process`,
+    `simcred bench e2e — ${r.devices} devices, concurrency ${r.concurrency}, ${r.colocated ? 'every role in one process' : 'every role its own process'}`,
     `  machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, load average ${r.machine.loadAverage.join(' ')}`,
     `  provisioned ${r.provisioned}, failed ${r.failed}, distinct IMSIs ${r.distinctImsis}, HSS subscribers ${r.hssSubscribers}, attached ${r.attached}`,
     `  ${r.onboardingsPerSecond} onboardings/s (fleet phase ${(r.onboardMs / 1000).toFixed(1)} s; manufacture ${(r.phasesMs.manufacture / 1000).toFixed(1)} s, start ${(r.phasesMs.start / 1000).toFixed(1)} s, register ${(r.phasesMs.register / 1000).toFixed(1)} s)`,

@@ -20,7 +20,8 @@ function leftovers(marker: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes('serve') && cmdline.includes(marker)) pids.push(Number(entry));
+      const server = cmdline.includes('\0serve\0') || cmdline.includes('\0up\0');
+      if (server && cmdline.includes(marker)) pids.push(Number(entry));
     } catch {
       // gone
     }
@@ -98,6 +99,25 @@ describe('simcred bench', { concurrency: false }, () => {
       assert.match(svg, /^<svg /);
       assert.match(svg, /<\/svg>\s*$/);
       assert.match(svg, /onboardings\/s/);
+      assert.deepEqual(leftovers(data), []);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('e2e --colocated: every role in one process, 10 devices all provisioned and attached', async () => {
+    const dir = tempDir('simcred-bench-colocated-');
+    try {
+      const data = join(dir.path, 'data');
+      const r = await runCli(['bench', 'e2e', '--devices', '10', '--colocated', '--dir', data, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /every role in one process/);
+      const j = lastJsonLine<E2eResult>(r.stdout);
+      assert.equal(j.colocated, true);
+      assert.equal(j.provisioned, 10);
+      assert.equal(j.attached, 10);
+      assert.equal(j.servers.length, 1);
+      positive(j.servers[0]!.cpuMs, 'all roles cpuMs');
       assert.deepEqual(leftovers(data), []);
     } finally {
       dir.cleanup();
