@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
-import { Integer } from 'asn1js';
+import * as asn1js from 'asn1js';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { CertID, id_pkix_ocsp_nonce } from '@peculiar/asn1-ocsp';
 import {
   AlgorithmIdentifier,
   AuthorityInfoAccessSyntax,
-  Extension,
-  Extensions,
   id_ad_ocsp,
   id_pe_authorityInfoAccess,
 } from '@peculiar/asn1-x509';
@@ -78,25 +76,27 @@ function buildRequestFor(
       : nonceOption === true || nonceOption === undefined
         ? randomBytes(16)
         : nonceOption;
-  const nonce = nonceValue ? derOf(new OctetString(nonceValue)) : undefined;
+  const nonce = nonceValue ? derOf(new asn1js.OctetString({ valueHex: nonceValue })) : undefined;
   // OCSPRequest ::= SEQUENCE { tbsRequest SEQUENCE { requestList SEQUENCE OF Request,
   //   requestExtensions [2] EXPLICIT Extensions OPTIONAL } }, Request ::= SEQUENCE { reqCert CertID }
   const certIdDer = derConstructed('universal', 16, [
     prefix.der,
-    derOf(new Integer({ valueHex: serialNumber })),
+    derOf(new asn1js.Integer({ valueHex: serialNumber })),
   ]);
   const tbsParts = [derConstructed('universal', 16, [derConstructed('universal', 16, [certIdDer])])];
   if (nonce) {
-    const extensions = derOf(
-      new Extensions([
-        new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: new OctetString(toArrayBuffer(nonce)) }),
-      ]),
-    );
-    tbsParts.push(derConstructed('context', 2, [extensions]));
+    // Extensions ::= SEQUENCE OF Extension; Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }
+    const extension = derConstructed('universal', 16, [
+      NONCE_OID_DER,
+      derOf(new asn1js.OctetString({ valueHex: nonce })),
+    ]);
+    tbsParts.push(derConstructed('context', 2, [derConstructed('universal', 16, [extension])]));
   }
   const der = derConstructed('universal', 16, [derConstructed('universal', 16, tbsParts)]);
   return { der, certId, ...(nonce ? { nonce } : {}) };
 }
+
+const NONCE_OID_DER = derOf(new asn1js.ObjectIdentifier({ value: id_pkix_ocsp_nonce }));
 
 interface CertIdPrefix {
   hashAlgorithm: AlgorithmIdentifier;

@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
   BasicOCSPResponse,
+  CertID,
   CertStatus,
   OCSPRequest,
   OCSPResponse,
@@ -247,7 +248,7 @@ test('responses are encoded exactly as asn1-schema encodes them (good, revoked, 
         responses: certIds.map(
           (certID, i) =>
             new SingleResponse({
-              certID,
+              certID: certID instanceof Uint8Array ? AsnConvert.parse(certID, CertID) : certID,
               certStatus:
                 statuses[i]!.status === 'good'
                   ? new CertStatus({ good: null })
@@ -266,7 +267,7 @@ test('responses are encoded exactly as asn1-schema encodes them (good, revoked, 
         ...(parsed.nonce
           ? {
               responseExtensions: [
-                new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: parsed.nonce.extnValue }),
+                new Extension({ extnID: id_pkix_ocsp_nonce, extnValue: new OctetString(parsed.nonce) }),
               ],
             }
           : {}),

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { KeyHash, ResponderID } from '@peculiar/asn1-ocsp';
+import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
+import { derKey } from '../../crypto/bounded-cache.js';
 import { SimcredError } from '../../errors/index.js';
 import { ISSUERS, PKI_MANIFEST_FILE, type IssuerName, type PkiManifest } from '../../pki/layout.js';
 import {
@@ -10,6 +12,7 @@ import {
   certificateDer,
   certificateInfo,
   derConstructed,
+  derOf,
   digest,
   signatureAlgorithmFor,
   toArrayBuffer,
@@ -104,19 +107,39 @@ export function prepareIssuer(source: IssuerSource): ServedIssuer {
   };
 }
 
-/** Index of served issuers by (CertID hash algorithm, issuerNameHash, issuerKeyHash). */
+/** A served issuer as a CertID names it, with the CertID fields this responder answers with. */
+export interface IndexedIssuer {
+  issuer: ServedIssuer;
+  /** DER of CertID's hashAlgorithm, issuerNameHash and issuerKeyHash (the CertID without its serial). */
+  prefixDer: Buffer;
+}
+
+/**
+ * Index of served issuers by CertID (hash algorithm, issuerNameHash, issuerKeyHash).
+ *
+ * `byEncoding` answers the usual request in one lookup: the exact DER of those three CertID fields as
+ * a client encodes them for a served issuer (hashAlgorithm with NULL parameters, as OpenSSL and this
+ * project's client send, or with none), kept with those same bytes to echo in the response. Any other
+ * encoding goes through `find`, by the decoded values, as before.
+ */
 export class IssuerIndex {
-  private readonly byHashes = new Map<string, ServedIssuer>();
+  private readonly byHashes = new Map<string, IndexedIssuer>();
+  private readonly byEncoding = new Map<string, IndexedIssuer>();
 
   constructor(readonly issuers: ServedIssuer[]) {
     for (const issuer of issuers) {
       for (const [oid, alg] of Object.entries(HASH_OIDS)) {
-        const key = IssuerIndex.key(
-          oid,
-          digest(alg, issuer.cert.subjectDer),
-          digest(alg, issuer.cert.publicKeyBits),
-        );
-        this.byHashes.set(key, issuer);
+        const nameHash = digest(alg, issuer.cert.subjectDer);
+        const keyHash = digest(alg, issuer.cert.publicKeyBits);
+        const hashes = [nameHash, keyHash].map((h) => derOf(new OctetString(toArrayBuffer(h))));
+        for (const withNull of [true, false]) {
+          const algorithm = new AlgorithmIdentifier({ algorithm: oid });
+          if (withNull) algorithm.parameters = null;
+          const prefixDer = Buffer.concat([derOf(algorithm), ...hashes]);
+          const entry = { issuer, prefixDer };
+          this.byEncoding.set(derKey(prefixDer), entry);
+          if (withNull) this.byHashes.set(IssuerIndex.key(oid, nameHash, keyHash), entry);
+        }
       }
     }
   }
@@ -125,9 +148,13 @@ export class IssuerIndex {
     return `${hashOid}|${Buffer.from(nameHash).toString('hex')}|${Buffer.from(keyHash).toString('hex')}`;
   }
 
-  find(hashOid: string, nameHash: OctetString, keyHash: OctetString): ServedIssuer | undefined {
-    return this.byHashes.get(
-      IssuerIndex.key(hashOid, new Uint8Array(nameHash.buffer), new Uint8Array(keyHash.buffer)),
-    );
+  /** By the exact DER of hashAlgorithm ‖ issuerNameHash ‖ issuerKeyHash (derKey of those bytes). */
+  byDer(key: string): IndexedIssuer | undefined {
+    return this.byEncoding.get(key);
+  }
+
+  /** By the decoded values (the response then carries hashAlgorithm with NULL parameters). */
+  find(hashOid: string, nameHash: Uint8Array, keyHash: Uint8Array): IndexedIssuer | undefined {
+    return this.byHashes.get(IssuerIndex.key(hashOid, nameHash, keyHash));
   }
 }

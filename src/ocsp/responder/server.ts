@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { SimcredError } from '../../errors/index.js';
 import { createHttpServer, listen } from '../../http/index.js';
 import { CaStore, type CertificateStatus } from '../../pki/store.js';
-import { ERROR_RESPONSES, certIdSerial, parseRequest, signResponse, type ErrorStatus } from './engine.js';
+import { ERROR_RESPONSES, parseRequest, signResponse, type ErrorStatus } from './engine.js';
 import { IssuerIndex, loadIssuersFromPki, prepareIssuer, type IssuerSource } from './issuers.js';
 
 export const OCSP_REQUEST_TYPE = 'application/ocsp-request';
@@ -128,9 +128,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     if (!parsed.ok) return sendError(reply, parsed.error, parsed.reason);
     let statuses: CertificateStatus[];
     try {
-      statuses = await Promise.all(
-        parsed.certIds.map((id) => store.status(parsed.issuer.name, certIdSerial(id))),
-      );
+      statuses = await Promise.all(parsed.serials.map((serial) => store.status(parsed.issuer.name, serial)));
     } catch (err) {
       return sendError(reply, 'tryLater', err);
     }
