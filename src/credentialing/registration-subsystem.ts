@@ -45,6 +45,16 @@ export class RegistrationSubsystem {
     const summary: Summary = { registered: 0, unchanged: 0, rejected: [], elapsedMs: 0 };
     let error: { code: string; message: string } | null = null;
     let seen = 0;
+    // One chunk's push to the registration servers runs while the next chunk is prepared in the
+    // database: the two sides work at once, and at most two chunks are held in memory.
+    let pushing: { promise: Promise<number>; seen: number } | undefined;
+    const settle = async function* () {
+      if (pushing === undefined) return;
+      const { promise, seen: upTo } = pushing;
+      pushing = undefined;
+      summary.registered += await promise;
+      yield { progress: upTo };
+    };
     try {
       for await (const lines of chunked(ndjsonLines(body), REGISTRATION_CHUNK)) {
         const devices: { lineNumber: number; device: z.infer<typeof DeviceToRegister> }[] = [];
@@ -62,12 +72,16 @@ export class RegistrationSubsystem {
               summary.rejected.push({ line: lineNumber, code: e.code, message: e.message });
           }
         }
-        const counts = await this.registerChunk(devices, summary);
-        summary.registered += counts.registered;
-        summary.unchanged += counts.unchanged;
+        const prepared = await this.prepareChunk(devices, summary);
+        yield* settle();
+        summary.unchanged += prepared.unchanged;
         seen += lines.length;
-        yield { progress: seen };
+        const promise = this.pushChunk(prepared.byServer).then(() => prepared.registered);
+        // Awaited in settle(); this only keeps a failure from counting as unhandled meanwhile.
+        promise.catch(() => undefined);
+        pushing = { promise, seen };
       }
+      yield* settle();
     } catch (err) {
       const e = isSimcredError(err)
         ? err
@@ -79,10 +93,11 @@ export class RegistrationSubsystem {
     yield { ...summary, error };
   }
 
-  private async registerChunk(
+  /** A chunk's database side: fresh nonces stored, and what to push to which registration server. */
+  private async prepareChunk(
     devices: { lineNumber: number; device: z.infer<typeof DeviceToRegister> }[],
     summary: Summary,
-  ): Promise<{ registered: number; unchanged: number }> {
+  ): Promise<{ byServer: Map<string, RegistrationRecord[]>; registered: number; unchanged: number }> {
     const { store, ttlSeconds } = this.options;
     const credentialingUrl = this.options.credentialingUrl();
     const now = new Date();
@@ -136,12 +151,16 @@ export class RegistrationSubsystem {
       });
       byServer.set(r.registrationServer, list);
     }
+    return { byServer, registered: records.length, unchanged };
+  }
+
+  /** A chunk's network side: each registration server gets its records, then they are marked pushed. */
+  private async pushChunk(byServer: Map<string, RegistrationRecord[]>): Promise<void> {
     await Promise.all(
       [...byServer].map(async ([server, list]) => {
         await this.options.consumers.pushRegistrations(server, list);
-        await store.markPushed(list.map((r) => r.dsimId));
+        await this.options.store.markPushed(list.map((r) => r.dsimId));
       }),
     );
-    return { registered: records.length, unchanged };
   }
 }

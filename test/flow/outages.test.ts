@@ -10,6 +10,7 @@ import { freePort } from '../../src/ocsp/openssl.js';
 import { loadFactoryImage } from '../../src/pki/index.js';
 import { TrustedModule } from '../../src/device/trusted-module.js';
 import { startTestSystem, type TestSystem } from './harness.js';
+import { rejectsWith } from '../helpers/assert.js';
 
 /** DESIGN §4.6: a dependency down gives a retryable 503, leaves nothing half-done, and the flow completes once it is back. */
 describe('dependencies down', () => {
@@ -145,5 +146,32 @@ describe('dependencies down', () => {
     assert.equal(result.subscription.imsi, (await t.subscriber(dsimId))!.imsi);
     assert.equal((await t.operator.deviceState(t.system.urls.credentialing, dsimId)).state, 'completed');
     assert.equal(module.loadProgress(), undefined, 'the progress record is gone once done');
+  });
+  test('a registration server down during a batch: the summary says so, and a re-run pushes every stored registration', async () => {
+    const url = t.system.urls.registration[1]!;
+    const port = Number(new URL(url).port);
+    // Three chunks, so a push is in flight while the next chunk is stored.
+    const batch = Array.from({ length: 2500 }, (_, i) => ({
+      dsimId: `DSIM${(0xbeef000000000000n + BigInt(i)).toString(16).toUpperCase()}`,
+      registrationServer: url,
+    }));
+    await t.system.servers.registration[1]!.close();
+    await rejectsWith(
+      t.operator.registerDevices(t.system.urls.credentialing, batch),
+      'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    );
+
+    restarted.push(
+      await startRole(
+        { ...t.config, ports: { ...t.config.ports, registration: [t.config.ports.registration[0]!, port] } },
+        'registration',
+        2,
+        t.logger,
+      ),
+    );
+    const repaired = await t.operator.registerDevices(t.system.urls.credentialing, batch);
+    assert.equal(repaired.registered, batch.length, 'every stored, unpushed registration is pushed');
+    const again = await t.operator.registerDevices(t.system.urls.credentialing, batch);
+    assert.deepEqual([again.registered, again.unchanged], [0, batch.length]);
   });
 });
