@@ -76,7 +76,11 @@ export class DeviceAgent {
   async onboard(): Promise<OnboardingResult> {
     let attempts = 0;
     let timings: OnboardingResult['timings'] = {};
-    const progress: Progress = restoreProgress(this.options.module.loadProgress<StoredProgress>());
+    const module = this.options.module;
+    const progress: Progress = restoreProgress(module.loadProgress<StoredProgress>());
+    // A module that restarted after installing this onboarding's package (stored before its receipt)
+    // only owes the receipt: neither the ticket nor the package is needed again.
+    if (progress.referral && module.subscription) progress.subscription = module.subscription;
     const subscription = await this.withRetries(async () => {
       attempts += 1;
       timings = {};
@@ -118,14 +122,15 @@ export class DeviceAgent {
   /**
    * One pass through steps 1–12 (up to the receipt), each step timed. What a previous pass achieved
    * is kept: once referred, a retry re-uses the same ticket and device nonce (the registration may
-   * already be used at the credentialing server, so a new session would be refused), and a package
-   * in hand is installed again rather than fetched again.
+   * already be used at the credentialing server, so a new session would be refused), a package in
+   * hand is installed again rather than fetched again, and an installed one only owes its receipt.
    */
   private async attempt(
     timings: OnboardingResult['timings'],
     progress: Progress,
   ): Promise<InstalledSubscription> {
     const time = <T>(step: DeviceStep, work: () => Promise<T>): Promise<T> => timed(timings, step, work);
+    const module = this.options.module;
     if (!progress.referral) {
       const grant = await time('access', () => this.accessGrant());
       const registration = await time('lookup', () => this.lookupRegistration(grant));
@@ -135,17 +140,25 @@ export class DeviceAgent {
         session,
         referral: await time('proof', () => this.proveSession(registration, session)),
       };
-      this.options.module.saveProgress(storeProgress(progress));
+      // Persist point: the referral (ticket, device nonce, route) before step 7. From step 9 on the
+      // registration is used, so a device that lost its referral could never start a session again.
+      module.saveProgress(storeProgress(progress));
     }
     const { registration, session, referral } = progress.referral;
-    if (!progress.pkg) {
-      progress.pkg = await time('delivery', () => this.collectPackage(referral));
-      this.options.module.saveProgress(storeProgress(progress));
+    if (!progress.subscription) {
+      if (!progress.pkg) {
+        progress.pkg = await time('delivery', () => this.collectPackage(referral));
+        // Persist point: the package before it is installed. From step 9 on only the ticket can fetch
+        // it again, and the ticket lapses: a module that crashes during a slow install (OCSP down,
+        // say) and comes back later must still hold it.
+        module.saveProgress(storeProgress(progress));
+      }
+      const pkg = progress.pkg;
+      progress.subscription = await time('install', () => this.install(pkg, session.deviceNonce));
     }
-    const pkg = progress.pkg;
-    progress.subscription ??= await time('install', () => this.install(pkg, session.deviceNonce));
     await time('receipt', () => this.sendReceipt(registration, session.deviceNonce));
-    this.options.module.saveProgress(undefined);
+    // Persist point: done; nothing to resume (the subscription itself was stored by the install).
+    module.saveProgress(undefined);
     return progress.subscription;
   }
 

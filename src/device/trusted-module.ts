@@ -1,5 +1,5 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as x509 from '../crypto/x509.js';
 import { signDeviceMessage } from '../crypto/device-signature.js';
@@ -17,12 +17,19 @@ import type { DeviceSignatureAlgorithm } from '../crypto/algorithms.js';
 import type { LoadedFactoryImage } from '../pki/index.js';
 import { UsimSqnState, type UsimSqnStateJson } from '../aka/sqn.js';
 import { Usim } from '../aka/usim.js';
+import { SlottedSealedFile } from './module-storage.js';
 
 /** The module's installed subscription (sealed); its presence means "credentials downloaded". */
 export const MODULE_STATE_FILE = 'module.json';
-/** The USIMs' SQN state (sealed), kept apart so a device that only attached to the PHLR still counts as new. */
+/**
+ * What the module rewrites as it goes — the USIMs' SQN state and where an unfinished onboarding
+ * stands (ticket, nonces) — in two sealed slots written in place (see SlottedSealedFile). Kept apart
+ * from module.json so that a device that only attached to the PHLR still counts as new.
+ */
+export const STATE_FILE = 'state.bin';
+/** Earlier layout: the USIMs' SQN state (sealed); read when there is no state.bin yet. */
 export const USIM_STATE_FILE = 'usim.json';
-/** Where an unfinished onboarding stands (ticket, nonces), sealed. */
+/** Earlier layout: where an unfinished onboarding stands (sealed); read when there is no state.bin yet. */
 export const PROGRESS_FILE = 'progress.json';
 
 /** Which credentials an AKA runs on: the factory's preliminary ones (step 1) or the downloaded ones (step 12). */
@@ -42,8 +49,10 @@ export interface InstalledSubscription {
 /**
  * The device's trusted module (42), in software: it holds SK_dsim and, after step 12, {IMSI, K, OPc}.
  * Keys never leave it; callers get signatures, and the module itself opens and stores the package.
- * Its storage (devices/<id>/module.json) is sealed with a key derived from SK_dsim, as a secure
- * element would bind its storage to itself.
+ * Its storage (devices/<id>/module.json once a package is installed, devices/<id>/state.bin for
+ * SQN state and onboarding progress) is sealed with a key derived from SK_dsim, as a secure element
+ * would bind its storage to itself. It writes only when what it must keep changes (the persist points
+ * are marked where they are), and every write is atomic.
  *
  * @example
  *   const module = TrustedModule.fromFactoryImage(await loadFactoryImage(pkiDir, dsimId));
@@ -55,6 +64,14 @@ export class TrustedModule {
   private preliminaryUsim: Usim;
   /** The USIM on the downloaded K/OPc, once installed (step 12). */
   private subscriptionUsim: Usim | undefined;
+  /** The storage key, derived once from SK_dsim (which the module holds anyway) on first use. */
+  private sealingKey: Buffer | undefined;
+  /** The often-rewritten part of the module's storage; undefined when the module does not persist. */
+  private readonly stateFile: SlottedSealedFile | undefined;
+  /** That part in memory: SQN state and onboarding progress. */
+  private state: StoredState = {};
+  /** `state` as last read or written (JSON), so that a write that would change nothing is skipped. */
+  private persistedState = '{}';
 
   private constructor(
     readonly dsimId: string,
@@ -68,6 +85,9 @@ export class TrustedModule {
       k: Buffer.from(preliminary.kPimsi, 'hex'),
       opc: Buffer.from(preliminary.opcPimsi, 'hex'),
     });
+    this.stateFile = storageDir
+      ? new SlottedSealedFile(join(storageDir, STATE_FILE), () => this.storageKey(), `state:${dsimId}`)
+      : undefined;
   }
 
   static fromFactoryImage(image: LoadedFactoryImage, options: { persist?: boolean } = {}): TrustedModule {
@@ -152,8 +172,12 @@ export class TrustedModule {
     };
     this.installed = { subscription, credentials: opened.credentials };
     this.subscriptionUsim = usimFor(opened.credentials);
+    // Persist point: the downloaded subscription is the whole point of the onboarding; it is stored
+    // before the receipt tells the operator the device holds it (step 12).
     this.save();
-    this.saveUsims();
+    // The new USIM's SQN state is a function of the package (usimFor), which is exactly what load()
+    // rebuilds when the stored state has no subscription entry: it is written only if one is there.
+    if (this.state.usims?.subscription !== undefined) this.saveUsims();
     return subscription;
   }
 
@@ -176,60 +200,102 @@ export class TrustedModule {
     return { dsimId: this.dsimId, imsi: this.installed?.subscription.imsi ?? null };
   }
 
+  /**
+   * The key that seals the module's storage: SHA-256 over a label and SK_dsim (PKCS#8 DER), so the
+   * storage is bound to the device key as a secure element binds its storage to itself. Derived once
+   * per module instance and kept in memory, next to SK_dsim itself.
+   */
   private storageKey(): Buffer {
-    const der = this.privateKey.export({ format: 'der', type: 'pkcs8' });
-    return createHash('sha256').update('simcred/v1/module-storage').update(der).digest();
+    if (this.sealingKey === undefined) {
+      const der = this.privateKey.export({ format: 'der', type: 'pkcs8' });
+      this.sealingKey = createHash('sha256').update('simcred/v1/module-storage').update(der).digest();
+    }
+    return this.sealingKey;
   }
 
+  /** The subscription, written once (a new file: sealed text to module.json.tmp, then renamed). */
   private save(): void {
-    if (this.installed) this.writeSealed(MODULE_STATE_FILE, 'module', this.installed);
+    if (!this.storageDir || !this.installed) return;
+    const sealed = sealSecret(Buffer.from(JSON.stringify(this.installed)), {
+      kek: this.storageKey(),
+      context: `module:${this.dsimId}`,
+    });
+    const path = join(this.storageDir, MODULE_STATE_FILE);
+    // Atomic: a crash mid-write leaves a stray .tmp (overwritten next time), never half a module.json.
+    writeFileSync(`${path}.tmp`, JSON.stringify({ version: 1, sealed }), { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
   }
 
-  /** SQN state of both USIMs (no keys: they are in the factory image and the sealed subscription). */
+  /**
+   * SQN state of both USIMs (no keys: they are in the factory image and the sealed subscription).
+   * Persist point: after every accepted challenge (TS 33.102 Annex C), before RES leaves the module,
+   * so a restarted module never accepts a challenge it has already answered (no replayed AUTN).
+   */
   private saveUsims(): void {
-    const state: StoredUsims = {
+    this.state.usims = {
       preliminary: this.preliminaryUsim.toJSON().sqn,
       subscription: this.subscriptionUsim?.toJSON().sqn,
     };
-    this.writeSealed(USIM_STATE_FILE, 'usim', state);
+    this.persistState();
   }
 
   /**
    * Where an onboarding stands (registration route and nonce, session nonces, ticket, package), so a
    * device that restarts after step 6 resumes with the same ticket instead of being locked out of a
-   * used registration. Sealed like the rest of the module's storage; `undefined` clears it.
+   * used registration. Sealed like the rest of the module's storage; `undefined` clears it. A record
+   * equal to the one stored is not written again.
    */
   saveProgress(progress: unknown): void {
-    if (!this.storageDir) return;
-    if (progress === undefined) rmSync(join(this.storageDir, PROGRESS_FILE), { force: true });
-    else this.writeSealed(PROGRESS_FILE, 'progress', progress);
+    if (!this.stateFile) return;
+    if (progress === undefined) delete this.state.progress;
+    else this.state.progress = progress;
+    this.persistState();
   }
 
+  /** The progress record as stored (a copy), if any. */
   loadProgress<T>(): T | undefined {
-    return this.readSealed<T>(PROGRESS_FILE, 'progress');
+    if (!this.stateFile) return undefined;
+    return (JSON.parse(this.persistedState) as StoredState).progress as T | undefined;
   }
 
-  private writeSealed(file: string, purpose: string, value: unknown): void {
-    if (!this.storageDir) return;
-    const sealed = sealSecret(Buffer.from(JSON.stringify(value)), {
-      kek: this.storageKey(),
-      context: `${purpose}:${this.dsimId}`,
-    });
-    writeFileSync(join(this.storageDir, file), JSON.stringify({ version: 1, sealed }), { mode: 0o600 });
+  /** Writes the state (SQN, progress) into its next slot, unless it is what is stored already. */
+  private persistState(): void {
+    if (!this.stateFile) return;
+    const json = JSON.stringify(this.state);
+    if (json === this.persistedState) return;
+    this.stateFile.write(json);
+    this.persistedState = json;
   }
 
-  private readSealed<T>(file: string, purpose: string): T | undefined {
-    if (!this.storageDir) return undefined;
-    const path = join(this.storageDir, file);
-    if (!existsSync(path)) return undefined;
-    const { sealed } = JSON.parse(readFileSync(path, 'utf8')) as { sealed: string };
+  /** Earlier layout: one sealed JSON file per record ({version: 1, sealed}). */
+  private readSealedFile<T>(file: string, purpose: string): T {
+    const { sealed } = JSON.parse(readFileSync(join(this.storageDir!, file), 'utf8')) as { sealed: string };
     const plain = openSecret(sealed, { kek: this.storageKey(), context: `${purpose}:${this.dsimId}` });
     return JSON.parse(plain.toString('utf8')) as T;
   }
 
+  /** Reads the module's storage: one directory listing, then only the files that are there. */
   private load(): void {
-    this.installed = this.readSealed<NonNullable<typeof this.installed>>(MODULE_STATE_FILE, 'module');
-    const usims = this.readSealed<StoredUsims>(USIM_STATE_FILE, 'usim');
+    if (!this.storageDir || !this.stateFile) return;
+    let files: Set<string>;
+    try {
+      files = new Set(readdirSync(this.storageDir));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return;
+    }
+    if (files.has(MODULE_STATE_FILE)) {
+      this.installed = this.readSealedFile<NonNullable<typeof this.installed>>(MODULE_STATE_FILE, 'module');
+    }
+    if (files.has(STATE_FILE)) {
+      this.state = JSON.parse(this.stateFile.read() ?? '{}') as StoredState;
+    } else {
+      // A module from before state.bin: its next write moves both records there.
+      if (files.has(USIM_STATE_FILE)) this.state.usims = this.readSealedFile(USIM_STATE_FILE, 'usim');
+      if (files.has(PROGRESS_FILE)) this.state.progress = this.readSealedFile(PROGRESS_FILE, 'progress');
+    }
+    this.persistedState = JSON.stringify(this.state);
+    const usims = this.state.usims;
     if (usims?.preliminary) {
       this.preliminaryUsim = new Usim(
         {
@@ -246,6 +312,12 @@ export class TrustedModule {
       );
     }
   }
+}
+
+/** The often-rewritten part of the module's storage (state.bin). */
+interface StoredState {
+  usims?: StoredUsims;
+  progress?: unknown;
 }
 
 interface StoredUsims {
