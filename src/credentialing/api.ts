@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { identifyCaller, mountRoute, parse } from '../http/index.js';
 import {
@@ -19,11 +20,16 @@ export function mountCredentialingApi(app: FastifyInstance, processor: Credentia
     url: registerDevices.path,
     handler: async (request, reply) => {
       identifyCaller(request, registerDevices);
-      const body = request.body as AsyncIterable<Buffer> | undefined;
-      if (!body || typeof (body as AsyncIterable<Buffer>)[Symbol.asyncIterator] !== 'function') {
+      const body = request.body as Readable | undefined;
+      if (!body || typeof body.iterator !== 'function') {
         parse(registerDevices.body!, undefined, 'body');
       }
-      return reply.type('application/x-ndjson').send(processor.registerDevices(body!));
+      const progress = processor.registerDevices(body!.iterator({ destroyOnReturn: false }));
+      // A batch that stops early (a registration server down) has not read the whole request: the
+      // rest is read and dropped, so the client finishes sending and reads the summary instead of
+      // having its connection torn down mid-upload.
+      progress.once('close', () => body!.resume());
+      return reply.type('application/x-ndjson').send(progress);
     },
   });
   mountRoute(app, deviceState, ({ params }) => processor.deviceState(params.dsimId));
