@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { ERROR_CODES, SimcredError, type ErrorCode } from '../errors/index.js';
@@ -36,7 +37,17 @@ export class PeerClient {
     this.dispatcher = new Agent({
       connections: options.connections ?? 32,
       keepAliveTimeout: 30_000,
-      connect: options.tls ? { ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key } : {},
+      // One TLS context for every connection: given as ca/cert/key, each new connection would parse
+      // the PEM and build its own.
+      connect: options.tls
+        ? {
+            secureContext: createSecureContext({
+              ca: options.tls.ca,
+              cert: options.tls.cert,
+              key: options.tls.key,
+            }),
+          }
+        : {},
     });
   }
 
