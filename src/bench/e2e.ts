@@ -14,6 +14,7 @@ import {
 import { OperatorClient } from '../portal/operator-client.js';
 import { importSubscribers } from '../protocol/phlr.js';
 import { hssFleetCounts } from '../system/demo.js';
+import { requestsServed, measureRequestCost, type RequestCost, type RoleEndpoint } from './transport.js';
 import { ALL_ROLES, benchWorkspace, startColocated, startRoles, type BenchWorkspace } from './cluster.js';
 import { measureCryptoFloor, type CryptoFloor } from './floor.js';
 import {
@@ -76,6 +77,10 @@ export interface E2eResult {
   benchCpuMsPerOnboarding: number;
   floor: CryptoFloor;
   /** serverCpuMsPerOnboarding / floor.serverMs. */
+  /** Requests each role answered per onboarding (the OCSP responder, which keeps no count, left out). */
+  requests: { name: string; perOnboarding: number }[];
+  /** What those requests cost at least: an empty-handler HTTPS request, times their number. */
+  transport: RequestCost & { requestsPerOnboarding: number; serverFloorMs: number };
   cpuOverFloor: number;
   /** benchCpuMsPerOnboarding / floor.deviceMs. */
   deviceCpuOverFloor: number;
@@ -168,6 +173,8 @@ export class E2eCluster {
     const registerMs = performance.now() - t;
 
     const dsimIds = fleet.map((d) => d.dsimId);
+    const endpoints = roleEndpoints(ws);
+    const servedBefore = await requestsServed(endpoints, pki.operator.root.pem);
     const cpuBefore = servers.map((s) => processCpuMs(s.pid));
     const selfBefore = process.cpuUsage();
     let done = 0;
@@ -204,8 +211,21 @@ export class E2eCluster {
     const serverCpuMs = serverFigures.reduce((sum, s) => sum + s.cpuMs, 0);
     const benchCpuMs = (self.user + self.system) / 1000;
 
-    // The floor, in this process, single-threaded, after the fleet (warm JIT, same machine, same run).
+    // The health checks that read the counters are counted too: one each.
+    const servedAfter = await requestsServed(endpoints, pki.operator.root.pem);
+    const requests = endpoints.map((e, i) => ({
+      name: e.name,
+      perOnboarding: perOnboarding(servedAfter[i]! - servedBefore[i]! - 1),
+    }));
+    // The floors, measured here after the fleet (warm JIT, same machine, same run): the public-key
+    // operations (single thread), and what one HTTPS message costs with an empty handler.
     const floor = measureCryptoFloor(pki, await loadFactoryImage(pkiDir, dsimIds[0]!));
+    const costed = servers.find((s) => s.name === 'registration-1') ?? servers[0]!;
+    const requestCost = await measureRequestCost(ws.urls.registration[0]!, costed.pid, pki.operator.root.pem);
+    const requestsPerOnboarding = round(
+      requests.reduce((sum, r) => sum + r.perOnboarding, 0),
+      2,
+    );
     const steps = stepStatistics(report.outcomes);
     const total = steps.find((s) => s.step === 'total')!;
     return {
@@ -238,6 +258,12 @@ export class E2eCluster {
       serverCpuMsPerOnboarding: perOnboarding(serverCpuMs),
       benchCpuMsPerOnboarding: perOnboarding(benchCpuMs),
       floor,
+      requests,
+      transport: {
+        ...requestCost,
+        requestsPerOnboarding,
+        serverFloorMs: round(requestsPerOnboarding * requestCost.serverMs, 3),
+      },
       cpuOverFloor: round(serverCpuMs / Math.max(1, provisioned) / floor.serverMs, 2),
       deviceCpuOverFloor: round(benchCpuMs / Math.max(1, provisioned) / floor.deviceMs, 2),
       failures,
@@ -307,6 +333,10 @@ export function formatE2e(r: E2eResult): string {
         `    ${o.side.padEnd(7)}${o.role.padEnd(14)}${o.kind.padEnd(7)}×${o.count} ${num(o.microseconds, 8)}  ${o.operation}`,
     ),
     `  server floor ${r.floor.serverMs.toFixed(3)} ms/onboarding; server cpu / floor = ${r.cpuOverFloor}×`,
+    '',
+    `  requests answered per onboarding (OCSP not counted): ${r.requests.map((q) => `${q.name} ${q.perOnboarding}`).join(', ')}; ${r.transport.requestsPerOnboarding} in all`,
+    `  one HTTPS request with an empty handler (GET /health, keep-alive, 16 at once): ${r.transport.serverMs.toFixed(3)} ms server CPU, ${r.transport.clientMs.toFixed(3)} ms client CPU`,
+    `  transport floor ${r.transport.serverFloorMs.toFixed(3)} ms server CPU/onboarding (${r.transport.requestsPerOnboarding} × ${r.transport.serverMs.toFixed(3)}); server cpu / (crypto + transport floor) = ${(r.serverCpuMsPerOnboarding / (r.floor.serverMs + r.transport.serverFloorMs)).toFixed(2)}×`,
     `  device floor ${r.floor.deviceMs.toFixed(3)} ms/onboarding; bench-process cpu / device floor = ${r.deviceCpuOverFloor}×`,
   ];
   if (Object.keys(r.failures).length > 0) {
@@ -322,4 +352,15 @@ export function formatE2e(r: E2eResult): string {
     }
   }
   return `${lines.join('\n')}\n\n`;
+}
+
+/** Every role that counts its requests, by the names the process table uses. */
+function roleEndpoints(ws: BenchWorkspace): RoleEndpoint[] {
+  return [
+    { name: 'credentialing', url: ws.urls.credentialing },
+    ...ws.urls.registration.map((url, i) => ({ name: `registration-${i + 1}`, url })),
+    ...ws.urls.provisioning.map((url, i) => ({ name: `provisioning-${i + 1}`, url })),
+    { name: 'hss', url: ws.urls.hss },
+    { name: 'phlr', url: ws.urls.phlr },
+  ];
 }

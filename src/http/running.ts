@@ -37,7 +37,13 @@ export async function startRoleServer(options: RoleServerOptions): Promise<Runni
     bodyLimit: options.bodyLimit,
     tls: options.tls ? serverTls(options.tls) : undefined,
   });
-  app.get('/health', async () => ({ role: options.role, ok: true }));
+  // Requests answered so far (health checks included), for benchmarks to count requests per onboarding.
+  let requestsServed = 0;
+  app.addHook('onResponse', (_request, _reply, done) => {
+    requestsServed++;
+    done();
+  });
+  app.get('/health', async () => ({ role: options.role, ok: true, requestsServed }));
   options.mount(app);
   let url: string;
   try {

@@ -92,6 +92,15 @@ describe('simcred bench', { concurrency: false }, () => {
       positive(j.floor.deviceMs, 'floor.deviceMs');
       positive(j.cpuOverFloor, 'cpuOverFloor');
       assert.deepEqual(j.floor.counts.server, { sign: 4, verify: 7, keygen: 1, ecdh: 1 });
+      // The messages the flow needs of each role (a retry would add some; none is expected here).
+      const perRole = Object.fromEntries(j.requests.map((q) => [q.name, q.perOnboarding]));
+      assert.deepEqual([perRole.credentialing, perRole.hss, perRole.phlr], [4, 3, 2]);
+      assert.equal(perRole['registration-1']! + perRole['registration-2']!, 2);
+      assert.equal(perRole['provisioning-1']! + perRole['provisioning-2']!, 2);
+      assert.equal(j.transport.requestsPerOnboarding, 13);
+      positive(j.transport.serverMs, 'transport.serverMs');
+      positive(j.transport.serverFloorMs, 'transport.serverFloorMs');
+      assert.match(r.stdout, /transport floor/);
       for (const o of j.floor.operations as { microseconds: number; operation: string }[]) {
         positive(o.microseconds, o.operation);
       }
