@@ -37,6 +37,20 @@ export class BoundedCache<V> {
     return value;
   }
 
+  /**
+   * The value kept for these exact bytes, or `make()`'s, kept from now on; `count` hears whether it
+   * was a hit (for the benchmark's counters).
+   *
+   * @example
+   *   const key = publicKeys.remember(der, () => new X509Certificate(der).publicKey, (hit) => stats.record(hit));
+   */
+  remember(bytes: Uint8Array | ArrayBuffer, make: () => V, count?: (hit: boolean) => void): V {
+    const key = derKey(bytes);
+    const hit = this.get(key);
+    count?.(hit !== undefined);
+    return hit ?? this.set(key, make());
+  }
+
   get size(): number {
     return this.map.size;
   }

@@ -1,7 +1,7 @@
 import { X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
 import * as x509 from './x509.js';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
-import { BoundedCache, derKey, derPairKey } from './bounded-cache.js';
+import { BoundedCache, derPairKey } from './bounded-cache.js';
 import { certificateFacts, type CertificateFacts } from './certificate-facts.js';
 
 /** Certificates in a package's x5c at most (signer, operator CA, and perhaps one more level). */
@@ -161,14 +161,7 @@ export function parseCachedCertificateBase64(base64: string): x509.X509Certifica
  *   const key = certificatePublicKey(info.signerCertificate);
  */
 export function certificatePublicKey(cert: x509.X509Certificate): KeyObject {
-  const key = derKey(cert.rawData);
-  const hit = publicKeys.get(key);
-  if (hit !== undefined) {
-    certificateStats.keyCacheHits++;
-    return hit;
-  }
-  certificateStats.keysExtracted++;
-  return publicKeys.set(key, nodeView(cert).publicKey);
+  return publicKeys.remember(cert.rawData, () => nodeView(cert).publicKey, countKey);
 }
 
 /**
@@ -179,14 +172,12 @@ export function certificatePublicKey(cert: x509.X509Certificate): KeyObject {
  *   const key = publicKeyOfCertificateDer(Buffer.from(registration.deviceCertificate, 'base64'));
  */
 export function publicKeyOfCertificateDer(der: Uint8Array): KeyObject {
-  const key = derKey(der);
-  const hit = publicKeys.get(key);
-  if (hit !== undefined) {
-    certificateStats.keyCacheHits++;
-    return hit;
-  }
-  certificateStats.keysExtracted++;
-  return publicKeys.set(key, new NodeX509Certificate(der).publicKey);
+  return publicKeys.remember(der, () => new NodeX509Certificate(der).publicKey, countKey);
+}
+
+function countKey(hit: boolean): void {
+  if (hit) certificateStats.keyCacheHits++;
+  else certificateStats.keysExtracted++;
 }
 
 function nodeView(cert: x509.X509Certificate): NodeX509Certificate {

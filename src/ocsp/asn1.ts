@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
-import { BoundedCache, derKey } from '../crypto/bounded-cache.js';
+import { BoundedCache } from '../crypto/bounded-cache.js';
 import {
   CONTEXT,
   StructureError,
@@ -114,14 +114,11 @@ export const ocspCacheStats = {
 
 /** The decoded parts of a certificate (memoised by its exact DER; see above). */
 export function certificateInfo(der: Uint8Array): CertificateInfo {
-  const key = derKey(der);
-  const hit = infoCache.get(key);
-  if (hit !== undefined) {
-    ocspCacheStats.infoHits++;
-    return hit;
-  }
-  ocspCacheStats.infoParsed++;
-  return infoCache.set(key, parseCertificateInfo(der));
+  return infoCache.remember(
+    der,
+    () => parseCertificateInfo(der),
+    (hit) => (hit ? ocspCacheStats.infoHits++ : ocspCacheStats.infoParsed++),
+  );
 }
 
 /** certificateInfo without the memo (for certificates seen once, such as a leaf's AIA lookup). */
@@ -153,14 +150,11 @@ const infoKeys = new WeakMap<CertificateInfo, KeyObject>();
  * bytes (importing an EC key costs ~0.15 ms: the point is decompressed and checked).
  */
 export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
-  const key = derKey(spki);
-  const hit = keyCache.get(key);
-  if (hit !== undefined) {
-    ocspCacheStats.keyHits++;
-    return hit;
-  }
-  ocspCacheStats.keysImported++;
-  return keyCache.set(key, createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }));
+  return keyCache.remember(
+    spki,
+    () => createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }),
+    (hit) => (hit ? ocspCacheStats.keyHits++ : ocspCacheStats.keysImported++),
+  );
 }
 
 /** The certificate's public key (see publicKeyFromSpki). */

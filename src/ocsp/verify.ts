@@ -14,7 +14,7 @@ import {
   serialKey,
   type CertificateInfo,
 } from './asn1.js';
-import { BoundedCache, derKey, derPairKey } from '../crypto/bounded-cache.js';
+import { BoundedCache, derPairKey } from '../crypto/bounded-cache.js';
 import {
   CONTEXT,
   StructureError,
@@ -268,18 +268,15 @@ function readBasicResponse(der: Uint8Array): ReceivedBasic {
 const certsFields = new BoundedCache<CertificateInfo[]>(CACHE_ENTRIES);
 
 function certsField(der: Uint8Array): CertificateInfo[] {
-  const key = derKey(der);
-  const hit = certsFields.get(key);
-  if (hit !== undefined) {
-    ocspCacheStats.certsFieldHits++;
-    return hit;
-  }
-  ocspCacheStats.certsFieldParsed++;
-  const certs = elements(explicit(decodeWhole(der), 0, 'certs'), 'certs').map((cert) => {
-    elements(cert, 'Certificate');
-    return certificateInfo(rawOf(cert));
-  });
-  return certsFields.set(key, certs);
+  return certsFields.remember(
+    der,
+    () =>
+      elements(explicit(decodeWhole(der), 0, 'certs'), 'certs').map((cert) => {
+        elements(cert, 'Certificate');
+        return certificateInfo(rawOf(cert));
+      }),
+    (hit) => (hit ? ocspCacheStats.certsFieldHits++ : ocspCacheStats.certsFieldParsed++),
+  );
 }
 
 /*

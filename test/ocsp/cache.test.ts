@@ -33,19 +33,14 @@ import {
 } from '../../src/crypto/certificates.js';
 import { parseDeviceChain, verifyDeviceChain } from '../../src/pki/device-chain.js';
 import type { CertificateStatus } from '../../src/pki/store.js';
-import { issuerOf, makeCert, makePki, type TestPki } from './fixture.js';
+import { deviceCaDelegate, issuerOf, makeCert, makePki, type TestPki } from './fixture.js';
 
 let pki: TestPki;
 let delegate: IssuerSource;
 
 before(async () => {
   pki = await makePki(2);
-  delegate = {
-    name: 'device-ca',
-    certPem: pki.deviceCa,
-    signerCertPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.cert),
-    signerKeyPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.key),
-  };
+  delegate = deviceCaDelegate(pki);
 });
 after(() => pki?.cleanup());
 

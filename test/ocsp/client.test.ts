@@ -12,7 +12,7 @@ import {
   type ServedIssuer,
 } from '../../src/ocsp/responder/issuers.js';
 import { freePort } from '../../src/ocsp/openssl.js';
-import { issuerOf, makeCert, makePki, rawServer, type TestPki } from './fixture.js';
+import { deviceCaDelegate, issuerOf, makeCert, makePki, rawServer, type TestPki } from './fixture.js';
 
 let pki: TestPki;
 let device: string;
@@ -21,12 +21,7 @@ let realSigner: IssuerSource;
 before(async () => {
   pki = await makePki(1);
   device = pki.devices[0]!.pem;
-  realSigner = {
-    name: 'device-ca',
-    certPem: pki.deviceCa,
-    signerCertPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.cert),
-    signerKeyPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.key),
-  };
+  realSigner = deviceCaDelegate(pki);
 });
 after(() => pki?.cleanup());
 

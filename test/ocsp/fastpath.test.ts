@@ -19,7 +19,7 @@ import {
 } from '../../src/ocsp/responder/issuers.js';
 import { decodeHeader } from '../../src/ocsp/blocks.js';
 import { issueCertificate, parseSpki, buildName } from '../../src/pki/certificates.js';
-import { issuerOf, makePki, type TestPki } from './fixture.js';
+import { deviceCaDelegate, issuerOf, makePki, type TestPki } from './fixture.js';
 
 let pki: TestPki;
 let delegate: IssuerSource;
@@ -27,12 +27,7 @@ let served: ServedIssuer;
 
 before(async () => {
   pki = await makePki(2);
-  delegate = {
-    name: 'device-ca',
-    certPem: pki.deviceCa,
-    signerCertPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.cert),
-    signerKeyPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.key),
-  };
+  delegate = deviceCaDelegate(pki);
   served = prepareIssuer(delegate);
 });
 after(() => pki?.cleanup());

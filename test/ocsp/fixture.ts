@@ -16,6 +16,7 @@ import {
   type Issuer,
 } from '../../src/pki/certificates.js';
 import type { PkiManifest } from '../../src/pki/layout.js';
+import type { IssuerSource } from '../../src/ocsp/responder/issuers.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { runCli, lastJsonLine, tempDir } from '../helpers/cli.js';
 
@@ -73,6 +74,16 @@ export async function makePki(count = 3): Promise<TestPki> {
       certPath: d.certificate,
       pem: readFileSync(d.certificate, 'utf8'),
     })),
+  };
+}
+
+/** The device CA as the responder serves it, with its delegated OCSP signer. */
+export function deviceCaDelegate(pki: TestPki): IssuerSource {
+  return {
+    name: 'device-ca',
+    certPem: pki.deviceCa,
+    signerCertPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.cert),
+    signerKeyPem: pki.pem(pki.manifest.manufacturer.deviceCaOcsp.key),
   };
 }
 
