@@ -19,7 +19,7 @@ export interface PendingChallenge {
 /** Where a role keeps SEQ_HE and the pending challenge (the shared aka_state table: ./state-store.ts). */
 export type AkaSequenceState = Pick<
   AkaStateStore,
-  'nextSeq' | 'currentSeq' | 'resyncSeq' | 'setPending' | 'takePending'
+  'nextChallenge' | 'currentSeq' | 'resyncSeq' | 'takePending'
 >;
 
 export interface AkaAuthenticatorOptions {
@@ -53,15 +53,17 @@ export class AkaAuthenticator {
   ): Promise<{ rand: Buffer; autn: Buffer }> {
     const { state, challengeTtlSeconds } = this.options;
     const keys = await this.keys(id);
-    const seq = await state.nextSeq(id);
-    if (seq === undefined) throw unknown();
-    const vector = generateVector({ ...keys, sqn: joinSqn(seq, this.options.ind ?? 0), amf });
-    await state.setPending(id, {
-      rand: vector.rand,
-      xres: vector.xres,
-      expiresAt: new Date(now.getTime() + challengeTtlSeconds * 1000),
+    return state.nextChallenge(id, (seq) => {
+      const vector = generateVector({ ...keys, sqn: joinSqn(seq, this.options.ind ?? 0), amf });
+      return {
+        pending: {
+          rand: vector.rand,
+          xres: vector.xres,
+          expiresAt: new Date(now.getTime() + challengeTtlSeconds * 1000),
+        },
+        result: { rand: vector.rand, autn: vector.autn },
+      };
     });
-    return { rand: vector.rand, autn: vector.autn };
   }
 
   /**

@@ -31,7 +31,8 @@ export async function createAkaStateTable(db: Kysely<unknown>): Promise<void> {
 /**
  * @example
  *   const aka = new AkaStateStore(db); // db: the role's Kysely, whose migrations ran createAkaStateTable
- *   const seq = await aka.nextSeq(imsi);
+ *   // vectorFor(seq) returns { pending: { rand, xres, expiresAt }, result: { rand, autn } }
+ *   const { rand, autn } = await aka.nextChallenge(imsi, (seq) => vectorFor(seq));
  */
 export class AkaStateStore {
   private readonly db: Kysely<AkaStateTables>;
@@ -40,17 +41,20 @@ export class AkaStateStore {
     this.db = db as unknown as Kysely<AkaStateTables>;
   }
 
-  /** SEQ_HE + 1, taken atomically (the first SEQ of a subscriber is 1). */
-  async nextSeq(subscriber: string): Promise<number> {
-    const row = await this.db
-      .insertInto('aka_state')
-      .values({ subscriber, seq_he: 1, pending_rand: null, pending_xres: null, pending_expires_at: null })
-      .onConflict((oc) =>
-        oc.column('subscriber').doUpdateSet((eb) => ({ seq_he: eb('aka_state.seq_he', '+', 1) })),
-      )
-      .returning('seq_he')
-      .executeTakeFirstOrThrow();
-    return Number(row.seq_he);
+  /**
+   * A new challenge in one transaction (one commit): SEQ_HE + 1 is taken, `make` builds the vector
+   * from it (synchronously), and its RAND/XRES replace any pending challenge. If `make` throws,
+   * nothing changes.
+   */
+  async nextChallenge<T>(
+    subscriber: string,
+    make: (seq: number) => { pending: PendingChallenge; result: T },
+  ): Promise<T> {
+    return this.db.transaction().execute(async (trx) => {
+      const { pending, result } = make(await takeSeq(trx, subscriber));
+      await storePending(trx, subscriber, pending);
+      return result;
+    });
   }
 
   async currentSeq(subscriber: string): Promise<number> {
@@ -69,18 +73,6 @@ export class AkaStateStore {
       .set({ seq_he: to })
       .where('subscriber', '=', subscriber)
       .where('seq_he', '=', from)
-      .execute();
-  }
-
-  async setPending(subscriber: string, pending: PendingChallenge): Promise<void> {
-    await this.db
-      .updateTable('aka_state')
-      .set({
-        pending_rand: pending.rand.toString('hex'),
-        pending_xres: pending.xres.toString('hex'),
-        pending_expires_at: pending.expiresAt.toISOString(),
-      })
-      .where('subscriber', '=', subscriber)
       .execute();
   }
 
@@ -113,4 +105,33 @@ export class AkaStateStore {
       };
     });
   }
+}
+
+/** SEQ_HE + 1, taken atomically (the first SEQ of a subscriber is 1). */
+async function takeSeq(db: Kysely<AkaStateTables>, subscriber: string): Promise<number> {
+  const row = await db
+    .insertInto('aka_state')
+    .values({ subscriber, seq_he: 1, pending_rand: null, pending_xres: null, pending_expires_at: null })
+    .onConflict((oc) =>
+      oc.column('subscriber').doUpdateSet((eb) => ({ seq_he: eb('aka_state.seq_he', '+', 1) })),
+    )
+    .returning('seq_he')
+    .executeTakeFirstOrThrow();
+  return Number(row.seq_he);
+}
+
+async function storePending(
+  db: Kysely<AkaStateTables>,
+  subscriber: string,
+  pending: PendingChallenge,
+): Promise<void> {
+  await db
+    .updateTable('aka_state')
+    .set({
+      pending_rand: pending.rand.toString('hex'),
+      pending_xres: pending.xres.toString('hex'),
+      pending_expires_at: pending.expiresAt.toISOString(),
+    })
+    .where('subscriber', '=', subscriber)
+    .execute();
 }
