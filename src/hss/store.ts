@@ -103,20 +103,20 @@ export class HssStore {
     return new HssStore(await openDatabase<HssTables>(database, migrations));
   }
 
-  async findByDsimId(dsimId: string): Promise<Subscriber | undefined> {
-    const row = await this.db
-      .selectFrom('subscribers')
-      .selectAll()
-      .where('dsim_id', '=', dsimId)
-      .executeTakeFirst();
-    return row ? fromRow(row) : undefined;
+  findByDsimId(dsimId: string): Promise<Subscriber | undefined> {
+    return this.findOne('dsim_id', dsimId);
   }
 
-  async findByImsi(imsi: string): Promise<Subscriber | undefined> {
+  findByImsi(imsi: string): Promise<Subscriber | undefined> {
+    return this.findOne('imsi', imsi);
+  }
+
+  /** The subscriber a unique column names (IMSI and DSIM_ID are both unique). */
+  private async findOne(column: 'imsi' | 'dsim_id', value: string): Promise<Subscriber | undefined> {
     const row = await this.db
       .selectFrom('subscribers')
       .selectAll()
-      .where('imsi', '=', imsi)
+      .where(column, '=', value)
       .executeTakeFirst();
     return row ? fromRow(row) : undefined;
   }

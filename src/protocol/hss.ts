@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
 import { base64url, certificateDer, compactJws, dsimId, imsi } from './fields.js';
-import { AkaChallenge, auts, rand, res } from './phlr.js';
+import { AKA_RESPONSE_ERRORS, AkaChallenge, auts, rand, res } from './phlr.js';
 
 /** HSS (role 26) as the credentialing subsystem sees it (step 5). */
 
@@ -60,12 +60,7 @@ export const attachResponse = defineRoute({
     "The device's RES for the pending challenge; when it equals XRES the device is attached and the subscriber becomes active. One answer per challenge.",
   body: z.object({ imsi, res }).strict(),
   response: z.object({ attached: z.literal(true) }).strict(),
-  errors: [
-    'SIMCRED_BAD_REQUEST',
-    'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
-    'SIMCRED_AKA_NO_CHALLENGE',
-    'SIMCRED_AKA_RES_MISMATCH',
-  ],
+  errors: [...AKA_RESPONSE_ERRORS],
 });
 
 export const attachResync = defineRoute({

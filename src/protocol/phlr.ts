@@ -24,6 +24,14 @@ export const auts = hex(14, 'AUTS = (SQN_MS ⊕ AK*) ‖ MAC-S, 14 bytes hex');
 /** What a challenge route answers: the network's half of AKA. */
 export const AkaChallenge = z.object({ rand, autn }).strict();
 
+/** What a RES can be refused with, at the PHLR (step 1) and the HSS (attach, step 12) alike. */
+export const AKA_RESPONSE_ERRORS = [
+  'SIMCRED_BAD_REQUEST',
+  'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
+  'SIMCRED_AKA_NO_CHALLENGE',
+  'SIMCRED_AKA_RES_MISMATCH',
+] as const;
+
 export const phlrChallenge = defineRoute({
   id: 'phlr.challenge',
   role: 'phlr',
@@ -49,12 +57,7 @@ export const phlrResponse = defineRoute({
     "The device's RES for the pending challenge; when it equals XRES, a short-lived access grant (JWS signed by the PHLR) good only for registration. One answer per challenge.",
   body: z.object({ pimsi, res }).strict(),
   response: z.object({ grant: compactJws, expiresAt: timestamp }).strict(),
-  errors: [
-    'SIMCRED_BAD_REQUEST',
-    'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
-    'SIMCRED_AKA_NO_CHALLENGE',
-    'SIMCRED_AKA_RES_MISMATCH',
-  ],
+  errors: [...AKA_RESPONSE_ERRORS],
 });
 
 export const phlrResync = defineRoute({
