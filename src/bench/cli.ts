@@ -55,6 +55,11 @@ export function registerBenchCommands(bench: Command): void {
     .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
     .option('--profile-dir <DIR>', 'run every server with node --cpu-prof into DIR and print its top costs')
     .option('--colocated', 'every role in one process (simcred up) instead of one process per role')
+    .option(
+      '--workers <N>',
+      'with --colocated: N processes each serving every role (simcred up --workers N)',
+      '1',
+    )
     .option('--chart <FILE>', 'write an SVG chart')
     .option('--json', 'print one JSON line last')
     .action(
@@ -65,6 +70,7 @@ export function registerBenchCommands(bench: Command): void {
           dir?: string;
           profileDir?: string;
           colocated?: boolean;
+          workers: string;
           chart?: string;
           json?: boolean;
         }) => {
@@ -77,6 +83,7 @@ export function registerBenchCommands(bench: Command): void {
               dir: options.dir,
               profileDir: options.profileDir,
               colocated: options.colocated === true,
+              workers: positiveInt('--workers', options.workers, 64),
               onPhase: (phase: BenchPhase, total) => progress.onPhase(phase, total),
               onProgress: (phase, done) => progress.onProgress(phase, done),
             });

@@ -120,20 +120,22 @@ export async function startRoles(
 
 /**
  * Every role in one child process (`simcred up` on the workspace's ports), for comparing deployment
- * shapes: the same roles and wire protocol, without a process switch between hops. Returns that one
- * process after every role's URL answers.
+ * shapes: the same roles and wire protocol, without a process switch between hops. With `workers` > 1
+ * that process is the primary of a pool (`simcred up --workers N`), each worker serving every role.
+ * Returns that one process after every role's URL answers.
  */
 export async function startColocated(
   group: ProcessGroup,
   ws: BenchWorkspace,
   operatorRootPem: string,
   nodeFlags: string[] = [],
+  workers = 1,
 ): Promise<ServerProcess[]> {
   const all = group.start({
-    name: 'all roles',
+    name: workers > 1 ? `all roles ×${workers}` : 'all roles',
     url: ws.urls.credentialing,
     nodeFlags,
-    args: ['up', '--dir', ws.dataDir],
+    args: ['up', '--dir', ws.dataDir, '--workers', String(workers)],
   });
   const urls = [
     ws.urls.credentialing,

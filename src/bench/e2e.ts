@@ -21,12 +21,12 @@ import {
   ProcessGroup,
   machineInfo,
   peakRssMiB,
-  processCpuMs,
+  cpuMsByProcess,
   round,
   type MachineInfo,
   type ServerProcess,
 } from './processes.js';
-import { summariseProfiles, type ProfileSummary } from './profile.js';
+import { monotonicUs, summariseProfiles, type ProfileSummary, type ProfileWindow } from './profile.js';
 
 export type BenchPhase = 'manufacture' | 'start' | 'register' | 'onboard';
 
@@ -39,6 +39,8 @@ export interface E2eOptions {
   profileDir?: string;
   /** Every role in one process (`simcred up`) instead of one process per role. */
   colocated?: boolean;
+  /** With colocated: that many processes each serving every role (`simcred up --workers N`). */
+  workers?: number;
   onPhase?(phase: BenchPhase, total: number): void;
   onProgress?(phase: BenchPhase, done: number): void;
 }
@@ -47,6 +49,8 @@ export interface ServerFigures {
   name: string;
   /** CPU (user + system) during the fleet phase, ms. */
   cpuMs: number;
+  /** With several processes (a pool's primary first, then its workers): each one's part of cpuMs. */
+  processes?: { pid: number; cpuMs: number }[];
   cpuMsPerOnboarding: number;
   peakRssMiB: number;
 }
@@ -56,8 +60,9 @@ export interface E2eResult {
   machine: MachineInfo;
   devices: number;
   concurrency: number;
-  /** All roles ran in one process (--colocated). */
+  /** All roles ran in one process (--colocated), or in each of `workers` processes. */
   colocated: boolean;
+  workers: number;
   provisioned: number;
   failed: number;
   distinctImsis: number;
@@ -77,10 +82,13 @@ export interface E2eResult {
   benchCpuMsPerOnboarding: number;
   floor: CryptoFloor;
   /** serverCpuMsPerOnboarding / floor.serverMs. */
-  /** Requests each role answered per onboarding (the OCSP responder, which keeps no count, left out). */
-  requests: { name: string; perOnboarding: number }[];
+  /**
+   * Requests each role answered per onboarding (the OCSP responder, which keeps no count, left out).
+   * Not counted with several workers: each counts its own, and /health reaches one of them.
+   */
+  requests?: { name: string; perOnboarding: number }[];
   /** What those requests cost at least: an empty-handler HTTPS request, times their number. */
-  transport: RequestCost & { requestsPerOnboarding: number; serverFloorMs: number };
+  transport?: RequestCost & { requestsPerOnboarding: number; serverFloorMs: number };
   cpuOverFloor: number;
   /** benchCpuMsPerOnboarding / floor.deviceMs. */
   deviceCpuOverFloor: number;
@@ -99,6 +107,9 @@ export interface E2eResult {
  *   finally { await cluster.close(); }
  */
 export class E2eCluster {
+  /** When the last fleet ran, so that profiles count that phase only. */
+  private fleetWindow: ProfileWindow | undefined;
+
   private constructor(
     private readonly ws: BenchWorkspace,
     private readonly group: ProcessGroup,
@@ -106,12 +117,14 @@ export class E2eCluster {
     private readonly pki: LoadedPki,
     private readonly startMs: number,
     private readonly profileDir: string | undefined,
+    private readonly workers: number,
   ) {}
 
   static async start(
-    options: Pick<E2eOptions, 'dir' | 'profileDir' | 'colocated' | 'onPhase'>,
+    options: Pick<E2eOptions, 'dir' | 'profileDir' | 'colocated' | 'workers' | 'onPhase'>,
   ): Promise<E2eCluster> {
     const started = performance.now();
+    const workers = options.colocated ? (options.workers ?? 1) : 1;
     const ws = await benchWorkspace(options.dir);
     const group = new ProcessGroup(ws.env);
     try {
@@ -123,9 +136,17 @@ export class E2eCluster {
       if (options.profileDir) mkdirSync(options.profileDir, { recursive: true });
       options.onPhase?.('start', ALL_ROLES.length);
       const servers = options.colocated
-        ? await startColocated(group, ws, pki.operator.root.pem, profileFlags)
+        ? await startColocated(group, ws, pki.operator.root.pem, profileFlags, workers)
         : await startRoles(group, ws, ALL_ROLES, pki.operator.root.pem, profileFlags);
-      return new E2eCluster(ws, group, servers, pki, performance.now() - started, options.profileDir);
+      return new E2eCluster(
+        ws,
+        group,
+        servers,
+        pki,
+        performance.now() - started,
+        options.profileDir,
+        workers,
+      );
     } catch (err) {
       await group.close();
       ws.cleanup();
@@ -173,10 +194,12 @@ export class E2eCluster {
     const registerMs = performance.now() - t;
 
     const dsimIds = fleet.map((d) => d.dsimId);
-    const endpoints = roleEndpoints(ws);
+    // Each worker of a pool counts only its own requests, and /health reaches one of them.
+    const endpoints = this.workers > 1 ? [] : roleEndpoints(ws);
     const servedBefore = await requestsServed(endpoints, pki.operator.root.pem);
-    const cpuBefore = servers.map((s) => processCpuMs(s.pid));
+    const cpuBefore = servers.map((s) => cpuMsByProcess(s.pid));
     const selfBefore = process.cpuUsage();
+    const fleetFromUs = monotonicUs();
     let done = 0;
     options.onPhase?.('onboard', dsimIds.length);
     const report = await runFleet({
@@ -189,8 +212,9 @@ export class E2eCluster {
       maxRetryDelayMs: 2000,
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
     });
-    const cpuAfter = servers.map((s) => processCpuMs(s.pid));
+    const cpuAfter = servers.map((s) => cpuMsByProcess(s.pid));
     const self = process.cpuUsage(selfBefore);
+    this.fleetWindow = { fromUs: fleetFromUs, toUs: monotonicUs() };
     const onboardMs = report.elapsedMs;
 
     const ok = report.outcomes.filter((o) => o.ok);
@@ -200,10 +224,16 @@ export class E2eCluster {
 
     const perOnboarding = (ms: number) => round(ms / Math.max(1, provisioned), 3);
     const serverFigures: ServerFigures[] = servers.map((s, i) => {
-      const cpuMs = round(cpuAfter[i]! - cpuBefore[i]!, 0);
+      // A process that started or ended during the fleet (a replaced worker) counts from 0 / to its last reading.
+      const processes = [...new Set([...cpuBefore[i]!.keys(), ...cpuAfter[i]!.keys()])].map((pid) => ({
+        pid: pid as number,
+        cpuMs: round((cpuAfter[i]!.get(pid) ?? cpuBefore[i]!.get(pid)!) - (cpuBefore[i]!.get(pid) ?? 0), 0),
+      }));
+      const cpuMs = processes.reduce((sum, p) => sum + p.cpuMs, 0);
       return {
         name: s.name,
         cpuMs,
+        ...(processes.length > 1 ? { processes } : {}),
         cpuMsPerOnboarding: perOnboarding(cpuMs),
         peakRssMiB: peakRssMiB(s.pid),
       };
@@ -220,17 +250,30 @@ export class E2eCluster {
     // The floors, measured here after the fleet (warm JIT, same machine, same run): the public-key
     // operations (single thread), and what one HTTPS message costs with an empty handler.
     const floor = measureCryptoFloor(pki, await loadFactoryImage(pkiDir, dsimIds[0]!));
-    const costed = servers.find((s) => s.name === 'registration-1') ?? servers[0]!;
-    const requestCost = await measureRequestCost(ws.urls.registration[0]!, costed.pid, pki.operator.root.pem);
-    const requestsPerOnboarding = round(
-      requests.reduce((sum, r) => sum + r.perOnboarding, 0),
-      2,
-    );
+    let transport: E2eResult['transport'];
+    if (endpoints.length > 0) {
+      const costed = servers.find((s) => s.name === 'registration-1') ?? servers[0]!;
+      const requestCost = await measureRequestCost(
+        ws.urls.registration[0]!,
+        costed.pid,
+        pki.operator.root.pem,
+      );
+      const requestsPerOnboarding = round(
+        requests.reduce((sum, r) => sum + r.perOnboarding, 0),
+        2,
+      );
+      transport = {
+        ...requestCost,
+        requestsPerOnboarding,
+        serverFloorMs: round(requestsPerOnboarding * requestCost.serverMs, 3),
+      };
+    }
     const steps = stepStatistics(report.outcomes);
     const total = steps.find((s) => s.step === 'total')!;
     return {
       bench: 'e2e',
       colocated: this.servers.length === 1,
+      workers: this.workers,
       machine,
       devices: dsimIds.length,
       concurrency: options.concurrency,
@@ -258,12 +301,7 @@ export class E2eCluster {
       serverCpuMsPerOnboarding: perOnboarding(serverCpuMs),
       benchCpuMsPerOnboarding: perOnboarding(benchCpuMs),
       floor,
-      requests,
-      transport: {
-        ...requestCost,
-        requestsPerOnboarding,
-        serverFloorMs: round(requestsPerOnboarding * requestCost.serverMs, 3),
-      },
+      ...(transport ? { requests, transport } : {}),
       cpuOverFloor: round(serverCpuMs / Math.max(1, provisioned) / floor.serverMs, 2),
       deviceCpuOverFloor: round(benchCpuMs / Math.max(1, provisioned) / floor.deviceMs, 2),
       failures,
@@ -275,7 +313,11 @@ export class E2eCluster {
     try {
       await this.group.close(this.profileDir ? 20_000 : 3000);
       return this.profileDir
-        ? summariseProfiles(this.profileDir, new Map(this.servers.map((s) => [s.pid, s.name])))
+        ? summariseProfiles(
+            this.profileDir,
+            new Map(this.servers.map((s) => [s.pid, s.name])),
+            this.fleetWindow,
+          )
         : undefined;
     } finally {
       this.ws.cleanup();
@@ -308,7 +350,7 @@ const num = (v: number, width: number, digits = 1) => v.toFixed(digits).padStart
 export function formatE2e(r: E2eResult): string {
   const lines = [
     '',
-    `simcred bench e2e — ${r.devices} devices, concurrency ${r.concurrency}, ${r.colocated ? 'every role in one process' : 'every role its own process'}`,
+    `simcred bench e2e — ${r.devices} devices, concurrency ${r.concurrency}, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
     `  machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, load average ${r.machine.loadAverage.join(' ')}`,
     `  provisioned ${r.provisioned}, failed ${r.failed}, distinct IMSIs ${r.distinctImsis}, HSS subscribers ${r.hssSubscribers}, attached ${r.attached}`,
     `  ${r.onboardingsPerSecond} onboardings/s (fleet phase ${(r.onboardMs / 1000).toFixed(1)} s; manufacture ${(r.phasesMs.manufacture / 1000).toFixed(1)} s, start ${(r.phasesMs.start / 1000).toFixed(1)} s, register ${(r.phasesMs.register / 1000).toFixed(1)} s)`,
@@ -320,10 +362,10 @@ export function formatE2e(r: E2eResult): string {
     ),
     '',
     `  ${'process'.padEnd(16)}${'cpu ms'.padStart(10)}${'ms/onb'.padStart(10)}${'peak MiB'.padStart(10)}`,
-    ...r.servers.map(
-      (s) =>
-        `  ${s.name.padEnd(16)}${num(s.cpuMs, 10, 0)}${num(s.cpuMsPerOnboarding, 10, 3)}${num(s.peakRssMiB, 10)}`,
-    ),
+    ...r.servers.flatMap((s) => [
+      `  ${s.name.padEnd(16)}${num(s.cpuMs, 10, 0)}${num(s.cpuMsPerOnboarding, 10, 3)}${num(s.peakRssMiB, 10)}`,
+      ...(s.processes ?? []).map((p) => `    pid ${String(p.pid).padEnd(10)}${num(p.cpuMs, 10, 0)}`),
+    ]),
     `  ${'servers'.padEnd(16)}${''.padStart(10)}${num(r.serverCpuMsPerOnboarding, 10, 3)}`,
     `  ${'bench (devices)'.padEnd(16)}${''.padStart(10)}${num(r.benchCpuMsPerOnboarding, 10, 3)}`,
     '',
@@ -334,9 +376,15 @@ export function formatE2e(r: E2eResult): string {
     ),
     `  server floor ${r.floor.serverMs.toFixed(3)} ms/onboarding; server cpu / floor = ${r.cpuOverFloor}×`,
     '',
-    `  requests answered per onboarding (OCSP not counted): ${r.requests.map((q) => `${q.name} ${q.perOnboarding}`).join(', ')}; ${r.transport.requestsPerOnboarding} in all`,
-    `  one HTTPS request with an empty handler (GET /health, keep-alive, 16 at once): ${r.transport.serverMs.toFixed(3)} ms server CPU, ${r.transport.clientMs.toFixed(3)} ms client CPU`,
-    `  transport floor ${r.transport.serverFloorMs.toFixed(3)} ms server CPU/onboarding (${r.transport.requestsPerOnboarding} × ${r.transport.serverMs.toFixed(3)}); server cpu / (crypto + transport floor) = ${(r.serverCpuMsPerOnboarding / (r.floor.serverMs + r.transport.serverFloorMs)).toFixed(2)}×`,
+    ...(r.requests && r.transport
+      ? [
+          `  requests answered per onboarding (OCSP not counted): ${r.requests.map((q) => `${q.name} ${q.perOnboarding}`).join(', ')}; ${r.transport.requestsPerOnboarding} in all`,
+          `  one HTTPS request with an empty handler (GET /health, keep-alive, 16 at once): ${r.transport.serverMs.toFixed(3)} ms server CPU, ${r.transport.clientMs.toFixed(3)} ms client CPU`,
+          `  transport floor ${r.transport.serverFloorMs.toFixed(3)} ms server CPU/onboarding (${r.transport.requestsPerOnboarding} × ${r.transport.serverMs.toFixed(3)}); server cpu / (crypto + transport floor) = ${(r.serverCpuMsPerOnboarding / (r.floor.serverMs + r.transport.serverFloorMs)).toFixed(2)}×`,
+        ]
+      : [
+          '  requests per onboarding and the transport floor: not counted with several workers (each counts its own)',
+        ]),
     `  device floor ${r.floor.deviceMs.toFixed(3)} ms/onboarding; bench-process cpu / device floor = ${r.deviceCpuOverFloor}×`,
   ];
   if (Object.keys(r.failures).length > 0) {
@@ -346,8 +394,13 @@ export function formatE2e(r: E2eResult): string {
     for (const p of r.profiles) {
       lines.push(
         '',
-        `  profile ${p.process} (${p.file}): ${(p.totalMs / 1000).toFixed(1)} s sampled`,
+        `  profile ${p.process} (${p.file}): ${(p.totalMs / 1000).toFixed(1)} s of CPU sampled in the fleet phase`,
+        '    self time:',
         ...p.top.map((f) => `    ${num(f.percent, 5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.name}`),
+        '    on the stack (callees included):',
+        ...p.inclusive.map(
+          (f) => `    ${num(f.percent, 5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.name}`,
+        ),
       );
     }
   }

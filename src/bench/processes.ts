@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SimcredError } from '../errors/index.js';
 import { PeerClient } from '../http/index.js';
@@ -205,30 +205,78 @@ export function clockTicksPerSecond(): number {
   return clockTicks;
 }
 
+/** A process and every process below it (a `simcred up --workers N` primary and its workers). */
+export function processTree(root: number): number[] {
+  const parents = new Map<number, number[]>();
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [root];
+  }
+  for (const name of entries) {
+    try {
+      const parent = Number(statFields(readFileSync(`/proc/${name}/stat`, 'utf8'))[1]);
+      parents.set(parent, [...(parents.get(parent) ?? []), Number(name)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) tree.push(...(parents.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/** The fields of /proc/<pid>/stat after "(comm)": state is [0], ppid [1], utime [11], stime [12]. */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /**
- * CPU time (user + system, all threads) a process has used so far, ms, from /proc/<pid>/stat.
+ * CPU time (user + system, all threads) a process and its descendants have used so far, ms, from
+ * /proc/<pid>/stat (a descendant that exited meanwhile is not counted); for 'self', this process alone.
  *
  * @example
  *   const before = processCpuMs(child.pid);
  */
 export function processCpuMs(pid: number | 'self'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after "(comm)": state is field 3, utime 14, stime 15 (1-based, man 5 proc).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return ((utime + stime) * 1000) / clockTicksPerSecond();
+  let total = 0;
+  for (const ms of cpuMsByProcess(pid).values()) total += ms;
+  return total;
 }
 
-/** Peak resident set size (VmHWM) of a process, MiB, from /proc/<pid>/status; 0 if unreadable. */
-export function peakRssMiB(pid: number | 'self'): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1];
-    return kb ? Math.round((Number(kb) / 1024) * 10) / 10 : 0;
-  } catch {
-    return 0;
+/** processCpuMs for each process of the tree, by pid (a pool's primary and each worker). */
+export function cpuMsByProcess(pid: number | 'self'): Map<number | 'self', number> {
+  const byPid = new Map<number | 'self', number>();
+  // This process's own children are the servers it measures, not part of it.
+  for (const one of pid === 'self' ? ['self' as const] : processTree(pid)) {
+    try {
+      const fields = statFields(readFileSync(`/proc/${one}/stat`, 'utf8'));
+      byPid.set(one, ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond());
+    } catch {
+      if (one === pid) throw new SimcredError('SIMCRED_INTERNAL', `no process ${pid}`);
+    }
   }
+  return byPid;
+}
+
+/**
+ * Peak resident set size (VmHWM) of a process, MiB, from /proc/<pid>/status; of its largest
+ * descendant when that is larger (each worker of a pool is its own process); for 'self', this process
+ * alone; 0 if unreadable.
+ */
+export function peakRssMiB(pid: number | 'self'): number {
+  let peak = 0;
+  for (const one of pid === 'self' ? ['self' as const] : processTree(pid)) {
+    try {
+      const status = readFileSync(`/proc/${one}/status`, 'utf8');
+      const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1];
+      if (kb) peak = Math.max(peak, Math.round((Number(kb) / 1024) * 10) / 10);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return peak;
 }
 
 /** The machine the figures come from. */

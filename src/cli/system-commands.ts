@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { loadConfig, type SimcredConfig } from '../config/index.js';
 import { SimcredError } from '../errors/index.js';
@@ -7,7 +8,8 @@ import { createLogger } from '../log/logger.js';
 import { OperatorClient } from '../portal/operator-client.js';
 import { runDemo, type DemoSummary } from '../system/demo.js';
 import { SERVABLE_ROLES, startRole, type ServableRole } from '../system/roles.js';
-import { startSystem } from '../system/start.js';
+import { startSystem, type RunningSystem } from '../system/start.js';
+import { serveAsWorker, startWorkers } from '../system/workers.js';
 import { configuredUrls } from '../system/wiring.js';
 import { startProgress, type Progress } from './progress.js';
 import { action, positiveInt, printJsonLine } from './run.js';
@@ -49,24 +51,39 @@ export function registerSystemCommands(program: Command, serve: Command): void {
   const withCommon = withCommonOptions;
 
   withCommon(
-    program.command('up').description('start every role on loopback (embedded default); Ctrl-C stops'),
+    program
+      .command('up')
+      .description('start every role on loopback (embedded default); Ctrl-C stops')
+      .option('--workers <N>', 'processes serving every role on the same ports (one per core)', '1'),
   ).action(
-    action(async (options: CommonOptions) => {
+    action(async (options: CommonOptions & { workers: string }) => {
+      const workers = positiveInt('--workers', options.workers, 64);
       const config = commonConfig(options);
       const logger = createLogger({ name: 'simcred', level: config.log.level });
-      const system = await startSystem(config, logger);
+      if (cluster.isWorker) return serveAsWorker(config, logger);
+      let urls: RunningSystem['urls'];
+      let close: () => Promise<void>;
+      if (workers > 1) {
+        const pool = await startWorkers(config, workers, logger);
+        ({ urls, close } = { urls: pool.urls, close: () => pool.close() });
+      } else {
+        const system = await startSystem(config, logger);
+        ({ urls, close } = { urls: system.urls, close: () => system.close() });
+      }
       const rows: [string, string][] = [
-        ['credentialing', system.urls.credentialing],
-        ...system.urls.registration.map((url, i): [string, string] => [`registration-${i + 1}`, url]),
-        ...system.urls.provisioning.map((url, i): [string, string] => [`provisioning-${i + 1}`, url]),
-        ['hss', system.urls.hss],
-        ['phlr', system.urls.phlr],
-        ['ocsp', system.urls.ocsp],
+        ['credentialing', urls.credentialing],
+        ...urls.registration.map((url, i): [string, string] => [`registration-${i + 1}`, url]),
+        ...urls.provisioning.map((url, i): [string, string] => [`provisioning-${i + 1}`, url]),
+        ['hss', urls.hss],
+        ['phlr', urls.phlr],
+        ['ocsp', urls.ocsp],
       ];
-      process.stdout.write(`simcred up — data in ${config.dataDir}\n`);
+      process.stdout.write(
+        `simcred up — data in ${config.dataDir}${workers > 1 ? `, ${workers} worker processes` : ''}\n`,
+      );
       for (const [role, url] of rows) process.stdout.write(`  ${role.padEnd(16)} ${url}\n`);
       process.stdout.write('Ctrl-C stops every role.\n');
-      await untilSignal(() => system.close());
+      await untilSignal(close);
     }),
   );
 

@@ -53,7 +53,11 @@ export const configSchema = z
       ])
       .default({ kind: 'sqlite' }),
     registration: z
-      .object({ ttlSeconds: z.number().int().positive().default(DEFAULT_REGISTRATION_TTL_SECONDS) })
+      .object({
+        ttlSeconds: z.number().int().positive().default(DEFAULT_REGISTRATION_TTL_SECONDS),
+        /** Key of the lookup challenges (32 bytes, hex/base64); generated into <dataDir>/registration/secrets.json when absent. */
+        challengeSecret: z.string().optional(),
+      })
       .strict()
       .prefault({}),
     credentialing: z

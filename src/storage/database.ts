@@ -116,7 +116,10 @@ function cachePreparedStatements(database: SQLite.Database): void {
   database.prepare = ((sql: string) => {
     let statement = statements.get(sql);
     if (!statement) {
-      statement = prepare(sql);
+      // Every transaction here writes. A deferred BEGIN would take the write lock only at its first
+      // write, and a second process (simcred up --workers) that committed in between makes that
+      // upgrade fail at once with SQLITE_BUSY; IMMEDIATE takes it at BEGIN, waiting in busy_timeout.
+      statement = prepare(sql === 'begin' ? 'begin immediate' : sql);
       if (statements.size >= STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
       statements.set(sql, statement);
     }

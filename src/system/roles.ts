@@ -11,7 +11,7 @@ import { startPhlrServer } from '../phlr/server.js';
 import { loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
 import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
-import { loadHssSecrets, loadPhlrSecrets } from './secrets.js';
+import { loadHssSecrets, loadPhlrSecrets, loadRegistrationSecrets } from './secrets.js';
 import { configuredUrls, manufacturerRoots, roleDatabase } from './wiring.js';
 
 export const SERVABLE_ROLES = ['credentialing', 'registration', 'hss', 'provisioning'] as const;
@@ -73,6 +73,7 @@ export async function startRole(
         manufacturerRoots: manufacturerRoots(pki),
         phlrKeys: phlrGrantKeys(pki),
         grantClockSkewSeconds: config.phlr.grantClockSkewSeconds,
+        challengeSecret: loadRegistrationSecrets(config).challengeSecret,
       });
     case 'provisioning':
       return startProvisioningServer({

@@ -71,3 +71,16 @@ export function loadPhlrSecrets(config: SimcredConfig): { kek: Buffer } {
   const { kek } = loadRoleSecrets(config, 'phlr', { kek: { configured: config.phlr.kek, bytes: 32 } });
   return { kek: parseKek(kek, 'phlr.kek') };
 }
+
+/**
+ * The key of the registration servers' stateless lookup challenges (step 2): SIMCRED_REGISTRATION__CHALLENGE_SECRET,
+ * or generated once into <dataDir>/registration/secrets.json (0600). Every process serving a
+ * registration server from this data folder (restarts, `simcred up --workers N`) must share it, or a
+ * challenge one issued fails at another.
+ */
+export function loadRegistrationSecrets(config: SimcredConfig): { challengeSecret: Buffer } {
+  const { challengeSecret } = loadRoleSecrets(config, 'registration', {
+    challengeSecret: { configured: config.registration.challengeSecret, bytes: 32 },
+  });
+  return { challengeSecret: parseKek(challengeSecret, 'registration.challengeSecret') };
+}

@@ -93,6 +93,7 @@ describe('simcred bench', { concurrency: false }, () => {
       positive(j.cpuOverFloor, 'cpuOverFloor');
       assert.deepEqual(j.floor.counts.server, { sign: 4, verify: 7, keygen: 1, ecdh: 1 });
       // The messages the flow needs of each role (a retry would add some; none is expected here).
+      assert.ok(j.requests && j.transport, 'one process per role: requests counted');
       const perRole = Object.fromEntries(j.requests.map((q) => [q.name, q.perOnboarding]));
       assert.deepEqual([perRole.credentialing, perRole.hss, perRole.phlr], [4, 3, 2]);
       assert.equal(perRole['registration-1']! + perRole['registration-2']!, 2);
@@ -127,6 +128,40 @@ describe('simcred bench', { concurrency: false }, () => {
       assert.equal(j.attached, 10);
       assert.equal(j.servers.length, 1);
       positive(j.servers[0]!.cpuMs, 'all roles cpuMs');
+      assert.deepEqual(leftovers(data), []);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('e2e --colocated --workers 2: two processes each serving every role, both used, all attached', async () => {
+    const dir = tempDir('simcred-bench-workers-');
+    try {
+      const data = join(dir.path, 'data');
+      const r = await runCli([
+        'bench',
+        'e2e',
+        '--devices',
+        '16',
+        '--colocated',
+        '--workers',
+        '2',
+        '--dir',
+        data,
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /every role in each of 2 worker processes/);
+      const j = lastJsonLine<E2eResult>(r.stdout);
+      assert.equal(j.workers, 2);
+      assert.equal(j.provisioned, 16);
+      assert.equal(j.distinctImsis, 16);
+      assert.equal(j.attached, 16);
+      // The primary and its two workers, each worker with CPU of its own in the fleet phase.
+      const processes = j.servers[0]!.processes ?? [];
+      assert.equal(processes.length, 3);
+      for (const p of processes.slice(1)) positive(p.cpuMs, `worker ${p.pid} cpuMs`);
+      assert.equal(j.requests, undefined, 'per-worker counters are not summed into a wrong figure');
       assert.deepEqual(leftovers(data), []);
     } finally {
       dir.cleanup();

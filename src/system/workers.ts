@@ -1,0 +1,140 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import type { SimcredConfig } from '../config/index.js';
+import { SimcredError } from '../errors/index.js';
+import { startSystem, type RunningSystem } from './start.js';
+
+/** What a worker tells the primary once every role of it listens. */
+interface ReadyMessage {
+  simcredWorkerReady: true;
+  urls: RunningSystem['urls'];
+}
+
+function isReady(message: unknown): message is ReadyMessage {
+  return (message as Partial<ReadyMessage> | null)?.simcredWorkerReady === true;
+}
+
+export interface WorkerPool {
+  urls: RunningSystem['urls'];
+  /** Process ids of the workers now running. */
+  pids(): number[];
+  /** SIGTERM to every worker (each closes its roles), SIGKILL after `graceMs`; resolves when all exited. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Restarts of crashed workers allowed per minute before the pool gives up on replacing them. */
+const MAX_RESTARTS_PER_MINUTE = 10;
+
+/**
+ * `simcred up --workers N`: every role in each of N processes (node:cluster), all on the same ports
+ * (the primary accepts and hands connections to the workers in turn) and the same stores. Every role
+ * keeps its state in its database, so any worker can answer any request of a flow; what is kept in
+ * memory is only caches. One process per core is how a Node service uses a machine's cores.
+ *
+ * The first worker starts alone: it creates the demo PKI, generates the role secrets and migrates
+ * every store, which must happen once. The others start when it is ready. A worker that dies is
+ * replaced (at most MAX_RESTARTS_PER_MINUTE a minute). Fixed ports are required: with port 0 every
+ * worker would pick its own.
+ *
+ * @example
+ *   if (cluster.isPrimary) { const pool = await startWorkers(config, 2, logger); … await pool.close(); }
+ *   else await serveAsWorker(config, logger);
+ */
+export async function startWorkers(
+  config: SimcredConfig,
+  workers: number,
+  logger: Logger,
+): Promise<WorkerPool> {
+  const ports = [
+    config.ports.credentialing,
+    config.ports.hss,
+    config.ports.phlr,
+    config.ports.ocsp,
+    ...config.ports.registration,
+    ...config.ports.provisioning,
+  ];
+  if (ports.some((p) => p === 0)) {
+    throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--workers needs fixed ports (no port 0 in the config)');
+  }
+  const running = new Set<Worker>();
+  let closing = false;
+  const restarts: number[] = [];
+
+  const fork = (): Promise<{ worker: Worker; urls: RunningSystem['urls'] }> =>
+    new Promise((resolve, reject) => {
+      const worker = cluster.fork();
+      running.add(worker);
+      const onMessage = (message: unknown) => {
+        if (!isReady(message)) return;
+        worker.off('exit', onEarlyExit);
+        worker.off('message', onMessage);
+        resolve({ worker, urls: message.urls });
+      };
+      const onEarlyExit = (code: number | null) => {
+        worker.off('message', onMessage);
+        reject(new SimcredError('SIMCRED_INTERNAL', `a worker exited during start-up (code ${code})`));
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', onEarlyExit);
+      worker.once('exit', (code, signal) => {
+        running.delete(worker);
+        if (closing) return;
+        const now = Date.now();
+        while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+        if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
+          logger.error(
+            { pid: worker.process.pid, code, signal },
+            'worker died; too many restarts, not replaced',
+          );
+          return;
+        }
+        restarts.push(now);
+        logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
+        fork().catch((err: unknown) => logger.error({ err }, 'replacement worker failed to start'));
+      });
+    });
+
+  const close = async (graceMs = 10_000): Promise<void> => {
+    closing = true;
+    const exited = [...running].map(
+      (w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve()))),
+    );
+    for (const w of running) w.process.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      for (const w of running) w.process.kill('SIGKILL');
+    }, graceMs);
+    await Promise.all(exited);
+    clearTimeout(timer);
+  };
+
+  try {
+    const first = await fork();
+    await Promise.all(Array.from({ length: workers - 1 }, fork));
+    return {
+      urls: first.urls,
+      pids: () => [...running].map((w) => w.process.pid!),
+      close,
+    };
+  } catch (err) {
+    await close(2000);
+    throw err;
+  }
+}
+
+/**
+ * A worker's part: every role in this process; tells the primary when they listen, and closes them
+ * when the primary sends SIGTERM. Ctrl-C reaches every process of the terminal's group, so a worker
+ * ignores SIGINT and lets the primary stop it.
+ */
+export async function serveAsWorker(config: SimcredConfig, logger: Logger): Promise<void> {
+  process.on('SIGINT', () => undefined);
+  const system = await startSystem(config, logger.child({ worker: cluster.worker?.id }));
+  const ready: ReadyMessage = { simcredWorkerReady: true, urls: system.urls };
+  process.send?.(ready);
+  // The primary's SIGTERM may come on top of one sent to the whole process group: the handler stays,
+  // so a second one cannot kill the worker halfway through closing.
+  await new Promise<void>((resolve) => process.on('SIGTERM', () => resolve()));
+  await system.close();
+  // The IPC channel to the primary would keep this process alive.
+  cluster.worker?.disconnect();
+}

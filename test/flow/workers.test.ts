@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { benchWorkspace, type BenchWorkspace } from '../../src/bench/cluster.js';
+import { processTree } from '../../src/bench/processes.js';
+import { CLI } from '../helpers/cli.js';
+import { PeerClient } from '../../src/http/index.js';
+import { initPki, loadPki } from '../../src/pki/index.js';
+
+// `simcred up --workers 2`: one primary, two workers each serving every role on the same ports.
+// The whole flow through such a pool is in test/bench (bench e2e --colocated --workers 2).
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Alive means not yet reaped and not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  return true;
+}
+
+describe('simcred up --workers 2', { concurrency: false }, () => {
+  let ws: BenchWorkspace;
+  let pool: ChildProcess;
+  let root: string;
+  let exited: Promise<number | null>;
+
+  before(async () => {
+    ws = await benchWorkspace();
+    await initPki(ws.config.pkiDir);
+    root = (await loadPki(ws.config.pkiDir)).operator.root.pem;
+    pool = spawn(process.execPath, [CLI, 'up', '--dir', ws.dataDir, '--workers', '2'], {
+      env: { ...process.env, ...ws.env, SIMCRED_LOG__LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    });
+    exited = new Promise((resolve) => pool.once('exit', (code) => resolve(code)));
+    // The primary prints its table once every worker is ready.
+    let stdout = '';
+    await new Promise<void>((resolve, reject) => {
+      pool.stdout!.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('Ctrl-C stops every role')) resolve();
+      });
+      void exited.then((code) => reject(new Error(`simcred up exited (${code}): ${stdout}`)));
+    });
+    assert.match(stdout, /2 worker processes/);
+  });
+
+  after(async () => {
+    try {
+      process.kill(-pool.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    ws?.cleanup();
+  });
+
+  const health = async (url: string) => {
+    // A new connection each time: the primary hands connections to the workers in turn.
+    const client = new PeerClient({ tls: { ca: [root] }, timeoutMs: 2000, connections: 1 });
+    try {
+      return (await client.send(`${url}/health`, 'GET', undefined, '')).statusCode;
+    } finally {
+      await client.close();
+    }
+  };
+
+  it('runs a primary and two workers; a worker that dies is replaced and the roles keep answering', async () => {
+    const workers = processTree(pool.pid!).slice(1);
+    assert.equal(workers.length, 2);
+    process.kill(workers[0]!, 'SIGKILL');
+    const replaced = await until('a replacement worker', () => {
+      const children = processTree(pool.pid!).slice(1);
+      return children.length === 2 && !children.includes(workers[0]!) ? children : undefined;
+    });
+    assert.ok(replaced.includes(workers[1]!), 'the other worker kept running');
+    // Several new connections per role: whichever worker gets one, it answers.
+    for (const url of [ws.urls.credentialing, ws.urls.hss, ws.urls.phlr, ...ws.urls.registration]) {
+      for (let i = 0; i < 3; i++) assert.equal(await health(url), 200, url);
+    }
+  });
+
+  it('SIGTERM to the primary stops every worker, which close their roles and exit', async () => {
+    const everyone = processTree(pool.pid!);
+    assert.equal(everyone.length, 3);
+    process.kill(pool.pid!, 'SIGTERM');
+    assert.equal(await exited, 0);
+    await until('every worker gone', () => (everyone.some(alive) ? undefined : true));
+  });
+});
