@@ -5,7 +5,9 @@
  * digest of them or by a name, so a changed input can only ever miss. Only facts that are pure functions
  * of those bytes are kept (a parse, a public key, "this certificate's signature verifies with that
  * issuer's key"); anything that depends on the time or on a request (validity windows, nonces,
- * revocation status) is re-checked by the callers on every use.
+ * revocation status) is re-checked by the callers on every use. (One exception, outside this file's
+ * callers: the OCSP responder keeps certificate statuses in a BoundedCache and clears it whenever the
+ * CA's revocations change; see ocsp/responder/server.ts.)
  */
 
 /**

@@ -160,8 +160,13 @@ test('bad input gets OCSP errors or 4xx, and the responder keeps serving', async
   assert.doesNotMatch(log.text(), /PRIVATE KEY|privateKey/);
 });
 
-test('nonce-less responses are cached with RFC 5019 headers and dropped after a revocation', async () => {
+test('nonce-less responses and statuses are cached (RFC 5019 headers), and dropped after a revocation', async () => {
   const device = pki.devices[2]!;
+  // Nonce'd answers are signed afresh each time, but the status is read from the CA store once.
+  await requireGood({ certificate: device.pem, issuer: pki.deviceCa, url: responder.url });
+  const statusHitsBefore = responder.stats.statusHits;
+  await requireGood({ certificate: device.pem, issuer: pki.deviceCa, url: responder.url });
+  assert.equal(responder.stats.statusHits, statusHitsBefore + 1);
   const req = buildOcspRequest({ certificate: device.pem, issuer: pki.deviceCa, nonce: false });
   const url = `${responder.url}/${encodeURIComponent(req.der.toString('base64'))}`;
   const first = await fetch(url);

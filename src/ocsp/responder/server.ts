@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { BoundedCache } from '../../crypto/bounded-cache.js';
 import { SimcredError } from '../../errors/index.js';
 import { createHttpServer, listen } from '../../http/index.js';
 import { CaStore, type CertificateStatus } from '../../pki/store.js';
@@ -31,7 +32,7 @@ export interface OcspResponderOptions {
   validitySeconds?: number;
   /** How often at most the revocation generation is re-read, ms (default 200). */
   generationCheckMs?: number;
-  /** Pre-signed nonce-less responses kept (default 10 000). */
+  /** Pre-signed nonce-less responses kept, and certificate statuses known (default 10 000 each). */
   cacheEntries?: number;
   bodyLimit?: number;
 }
@@ -40,7 +41,14 @@ export interface OcspResponder {
   url: string;
   close(): Promise<void>;
   /** Counters for tests and the bench. */
-  stats: { requests: number; signed: number; cacheHits: number; errors: Record<ErrorStatus, number> };
+  stats: {
+    requests: number;
+    signed: number;
+    cacheHits: number;
+    /** Certificate statuses answered from memory rather than the CA store. */
+    statusHits: number;
+    errors: Record<ErrorStatus, number>;
+  };
 }
 
 interface CachedResponse {
@@ -78,11 +86,27 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     requests: 0,
     signed: 0,
     cacheHits: 0,
+    statusHits: 0,
     errors: { malformedRequest: 0, internalError: 0, tryLater: 0, unauthorized: 0 },
   };
 
   // Pre-signed responses to nonce-less requests, keyed by the request's DER (a function of its CertIDs).
   const cache = new Map<string, CachedResponse>();
+  // Statuses read from the CA store, by issuer and serial: 'good' and 'revoked' only ('unknown' can
+  // turn 'good' with the next certificate issued, so it is always read again). A good certificate
+  // can only turn revoked, which moves the generation and clears this with the cached responses.
+  const statuses = new BoundedCache<CertificateStatus>(cacheEntries);
+  const statusOf = async (issuer: string, serial: string): Promise<CertificateStatus> => {
+    const key = `${issuer}|${serial}`;
+    const known = statuses.get(key);
+    if (known) {
+      stats.statusHits++;
+      return known;
+    }
+    const read = await store.status(issuer, serial);
+    if (read.status !== 'unknown') statuses.set(key, read);
+    return read;
+  };
   let generation: number | undefined;
   let generationCheckedAt = 0;
   let generationCheck: Promise<void> | undefined;
@@ -92,8 +116,9 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
       .revocationGeneration()
       .then((g) => {
         if (generation !== undefined && g !== generation) {
-          logger.info({ generation: g }, 'revocations changed: cached responses dropped');
+          logger.info({ generation: g }, 'revocations changed: cached responses and statuses dropped');
           cache.clear();
+          statuses.clear();
         }
         generation = g;
         generationCheckedAt = Date.now();
@@ -126,9 +151,9 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     }
     const parsed = parseRequest(der, index);
     if (!parsed.ok) return sendError(reply, parsed.error, parsed.reason);
-    let statuses: CertificateStatus[];
+    let certStatuses: CertificateStatus[];
     try {
-      statuses = await Promise.all(parsed.serials.map((serial) => store.status(parsed.issuer.name, serial)));
+      certStatuses = await Promise.all(parsed.serials.map((serial) => statusOf(parsed.issuer.name, serial)));
     } catch (err) {
       return sendError(reply, 'tryLater', err);
     }
@@ -136,7 +161,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     const signed = signResponse({
       issuer: parsed.issuer,
       certIds: parsed.certIds,
-      statuses,
+      statuses: certStatuses,
       now,
       validitySeconds,
       ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
