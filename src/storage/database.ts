@@ -42,7 +42,13 @@ export async function openDatabase<DB>(config: DatabaseConfig, migrations: Migra
     // Each role its own schema on a shared server; the pool's search_path points there.
     await sql`create schema if not exists ${sql.id(config.schema)}`.execute(db);
   }
-  const migrator = new Migrator({ db, provider: new StaticMigrations(migrations) });
+  const migrator = new Migrator({
+    db,
+    provider: new StaticMigrations(migrations),
+    // Kysely looks for its bookkeeping tables in every schema unless told which: another role's
+    // schema on the same server would make it skip creating this role's own.
+    ...(config.kind === 'postgres' && config.schema ? { migrationTableSchema: config.schema } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     await db.destroy();

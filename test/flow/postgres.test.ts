@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { benchWorkspace, type BenchWorkspace } from '../../src/bench/cluster.js';
+import type { DemoSummary } from '../../src/system/demo.js';
+import { CLI, lastJsonLine, runCli } from '../helpers/cli.js';
+import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
+
+// Every role's store on a real PostgreSQL server (each role its own schema on one database): the
+// whole flow in one process, then through `simcred up --workers 2`, the deployment PostgreSQL is for.
+
+describe('the flow on PostgreSQL', { concurrency: false }, () => {
+  let postgres: ThrowawayPostgres;
+  let ws: BenchWorkspace;
+  let env: Record<string, string>;
+  let sql: pg.Client;
+
+  before(async () => {
+    postgres = await startPostgres();
+    ws = await benchWorkspace();
+    env = { ...ws.env, SIMCRED_DATABASE__KIND: 'postgres', SIMCRED_DATABASE__URL: postgres.url };
+    sql = new pg.Client({ connectionString: postgres.url });
+    await sql.connect();
+  });
+
+  after(async () => {
+    await sql?.end();
+    ws?.cleanup();
+    postgres?.stop();
+  });
+
+  const count = async (query: string) => Number((await sql.query<{ n: string }>(query)).rows[0]!.n);
+
+  it('simcred demo: every role in one process, its rows in its own schema', async () => {
+    const r = await runCli(['demo', '--devices', '6', '--dir', ws.dataDir, '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const summary = lastJsonLine<DemoSummary>(r.stdout);
+    assert.equal(summary.system, 'in-process');
+    assert.equal(summary.provisioned, 6);
+    assert.equal(summary.distinctImsis, 6);
+    assert.equal(summary.attached, 6);
+    assert.equal(await count(`select count(*) as n from hss.subscribers where state = 'active'`), 6);
+    assert.equal(
+      await count(`select count(*) as n from credentialing.registrations where state = 'completed'`),
+      6,
+    );
+    assert.equal(
+      (await count('select count(*) as n from registration_1.registrations')) +
+        (await count('select count(*) as n from registration_2.registrations')),
+      6,
+    );
+    // AKA state of both the PHLR (access) and the HSS (attach), SQN counters as numbers.
+    assert.equal(await count('select count(*) as n from phlr.aka_state where seq_he >= 1'), 6);
+    assert.equal(await count('select count(*) as n from hss.aka_state where seq_he >= 1'), 6);
+  });
+
+  it('simcred up --workers 2 on the same database: a second fleet through the pool', async () => {
+    const pool: ChildProcess = spawn(process.execPath, [CLI, 'up', '--dir', ws.dataDir, '--workers', '2'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    });
+    const exited = new Promise<number | null>((resolve) => pool.once('exit', (code) => resolve(code)));
+    try {
+      let stdout = '';
+      await new Promise<void>((resolve, reject) => {
+        pool.stdout!.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          if (stdout.includes('Ctrl-C stops every role')) resolve();
+        });
+        void exited.then((code) => reject(new Error(`simcred up exited (${code}): ${stdout}`)));
+      });
+      const r = await runCli(['demo', '--devices', '8', '--dir', ws.dataDir, '--json'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const summary = lastJsonLine<DemoSummary>(r.stdout);
+      assert.equal(summary.system, 'running');
+      assert.equal(summary.provisioned, 8);
+      assert.equal(summary.distinctImsis, 8);
+      assert.equal(summary.attached, 8);
+      // Both fleets, IMSIs never shared although two processes allocate them.
+      assert.equal(await count('select count(distinct imsi) as n from hss.subscribers'), 14);
+      assert.equal(await count(`select count(*) as n from hss.subscribers where state = 'active'`), 14);
+    } finally {
+      process.kill(pool.pid!, 'SIGTERM');
+      assert.equal(await exited, 0);
+    }
+  });
+});
