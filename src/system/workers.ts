@@ -45,15 +45,9 @@ export async function startWorkers(
   workers: number,
   logger: Logger,
 ): Promise<WorkerPool> {
-  const ports = [
-    config.ports.credentialing,
-    config.ports.hss,
-    config.ports.phlr,
-    config.ports.ocsp,
-    ...config.ports.registration,
-    ...config.ports.provisioning,
-  ];
-  if (ports.some((p) => p === 0)) {
+  // The ports `up` listens on (the operator portal is not one of them).
+  const { portal: _portal, ...served } = config.ports;
+  if (Object.values(served).flat().includes(0)) {
     throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--workers needs fixed ports (no port 0 in the config)');
   }
   const running = new Set<Worker>();

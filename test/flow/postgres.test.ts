@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { benchWorkspace, type BenchWorkspace } from '../../src/bench/cluster.js';
 import type { DemoSummary } from '../../src/system/demo.js';
-import { CLI, lastJsonLine, runCli } from '../helpers/cli.js';
+import { lastJsonLine, runCli, startUp } from '../helpers/cli.js';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
 
 // Every role's store on a real PostgreSQL server (each role its own schema on one database): the
@@ -56,21 +55,8 @@ describe('the flow on PostgreSQL', { concurrency: false }, () => {
   });
 
   it('simcred up --workers 2 on the same database: a second fleet through the pool', async () => {
-    const pool: ChildProcess = spawn(process.execPath, [CLI, 'up', '--dir', ws.dataDir, '--workers', '2'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
-      detached: true,
-    });
-    const exited = new Promise<number | null>((resolve) => pool.once('exit', (code) => resolve(code)));
+    const pool = await startUp(['--dir', ws.dataDir, '--workers', '2'], env);
     try {
-      let stdout = '';
-      await new Promise<void>((resolve, reject) => {
-        pool.stdout!.on('data', (d: Buffer) => {
-          stdout += d.toString();
-          if (stdout.includes('Ctrl-C stops every role')) resolve();
-        });
-        void exited.then((code) => reject(new Error(`simcred up exited (${code}): ${stdout}`)));
-      });
       const r = await runCli(['demo', '--devices', '8', '--dir', ws.dataDir, '--json'], { env });
       assert.equal(r.code, 0, r.stderr);
       const summary = lastJsonLine<DemoSummary>(r.stdout);
@@ -82,8 +68,8 @@ describe('the flow on PostgreSQL', { concurrency: false }, () => {
       assert.equal(await count('select count(distinct imsi) as n from hss.subscribers'), 14);
       assert.equal(await count(`select count(*) as n from hss.subscribers where state = 'active'`), 14);
     } finally {
-      process.kill(pool.pid!, 'SIGTERM');
-      assert.equal(await exited, 0);
+      process.kill(pool.child.pid!, 'SIGTERM');
+      assert.equal(await pool.exited, 0);
     }
   });
 });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { benchWorkspace, type BenchWorkspace } from '../../src/bench/cluster.js';
 import { processTree } from '../../src/bench/processes.js';
-import { CLI } from '../helpers/cli.js';
+import { startUp } from '../helpers/cli.js';
 import { PeerClient } from '../../src/http/index.js';
 import { initPki, loadPki } from '../../src/pki/index.js';
 
@@ -40,22 +40,7 @@ describe('simcred up --workers 2', { concurrency: false }, () => {
     ws = await benchWorkspace();
     await initPki(ws.config.pkiDir);
     root = (await loadPki(ws.config.pkiDir)).operator.root.pem;
-    pool = spawn(process.execPath, [CLI, 'up', '--dir', ws.dataDir, '--workers', '2'], {
-      env: { ...process.env, ...ws.env, SIMCRED_LOG__LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-      detached: true,
-    });
-    exited = new Promise((resolve) => pool.once('exit', (code) => resolve(code)));
-    // The primary prints its table once every worker is ready.
-    let stdout = '';
-    await new Promise<void>((resolve, reject) => {
-      pool.stdout!.on('data', (d: Buffer) => {
-        stdout += d.toString();
-        if (stdout.includes('Ctrl-C stops every role')) resolve();
-      });
-      void exited.then((code) => reject(new Error(`simcred up exited (${code}): ${stdout}`)));
-    });
-    assert.match(stdout, /2 worker processes/);
+    ({ child: pool, exited } = await startUp(['--dir', ws.dataDir, '--workers', '2'], ws.env));
   });
 
   after(async () => {

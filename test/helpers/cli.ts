@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -42,4 +42,37 @@ export function lastJsonLine<T = Record<string, unknown>>(stdout: string): T {
 export function tempDir(prefix = 'simcred-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A `simcred up` running in the background, in a process group of its own. */
+export interface RunningUp {
+  child: ChildProcess;
+  /** Resolves with the exit code when the primary exits. */
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `simcred up ARGS…` and resolves once it has printed its table (every role, every worker,
+ * ready); rejects with its output if it exits first.
+ *
+ * @example
+ *   const up = await startUp(['--dir', data, '--workers', '2'], env);
+ *   process.kill(up.child.pid!, 'SIGTERM'); assert.equal(await up.exited, 0);
+ */
+export async function startUp(args: string[], env: Record<string, string>): Promise<RunningUp> {
+  const child = spawn(process.execPath, [CLI, 'up', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stdout = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (stdout.includes('Ctrl-C stops every role')) resolve();
+    });
+    void exited.then((code) => reject(new Error(`simcred up exited (${code}): ${stdout}`)));
+  });
+  return { child, exited };
 }
