@@ -101,7 +101,7 @@ export function verifyOcspResponse(der: Uint8Array, options: VerifyOptions): Ocs
   let responseStatus: number;
   let responseBytes: { type: string; response: Uint8Array } | undefined;
   try {
-    const fields = elements(decodeBlock(der), 'OCSPResponse');
+    const fields = elements(decodeWhole(der), 'OCSPResponse');
     if (fields.length < 1 || fields.length > 2) throw new StructureError('OCSPResponse fields');
     responseStatus = enumerated(fields[0], 'responseStatus');
     if (fields[1] !== undefined) {

@@ -94,6 +94,21 @@ test('certs-field memo: after a cached success, other signers, nonces, serials a
   assert.equal(check(third.der, third.built).status, 'good');
 });
 
+test('anything after the DER element is refused: a response at the client, a request at the responder', () => {
+  const genuine = answer();
+  assert.equal(check(genuine.der, genuine.built).status, 'good');
+  for (const tail of [Buffer.from([0x00]), Buffer.from([0x05, 0x00]), genuine.der]) {
+    assert.throws(
+      () => check(Buffer.concat([genuine.der, tail]), genuine.built),
+      code('SIMCRED_OCSP_MALFORMED_RESPONSE'),
+    );
+  }
+  const index = new IssuerIndex([served]);
+  assert.ok(parseRequest(genuine.built.der, index).ok);
+  const padded = parseRequest(Buffer.concat([genuine.built.der, Buffer.from([0x00])]), index);
+  assert.deepEqual(padded.ok ? 'accepted' : padded.error, 'malformedRequest');
+});
+
 test('certs-field memo: one changed byte in the delegate certificate is another field, decoded and refused', () => {
   clearOcspCaches();
   const good = answer();

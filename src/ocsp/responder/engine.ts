@@ -20,7 +20,6 @@ import {
   StructureError,
   TAG,
   UNIVERSAL,
-  decodeBlock,
   decodeWhole,
   elements,
   explicit,
@@ -84,7 +83,7 @@ interface RequestedCertId {
  * Decoded by asn1js and read field by field (blocks.ts).
  */
 function readRequest(der: Uint8Array): { certIds: RequestedCertId[]; nonces: Uint8Array[] } {
-  const request = elements(decodeBlock(der), 'OCSPRequest');
+  const request = elements(decodeWhole(der), 'OCSPRequest');
   if (request.length < 1 || request.length > 2) throw new StructureError('OCSPRequest fields');
   if (request[1] !== undefined) elements(explicit(request[1], 0, 'optionalSignature'), 'Signature');
   const tbs = elements(request[0], 'TBSRequest');
