@@ -12,6 +12,7 @@ import { certificateDer, certificateInfo } from './asn1.js';
 import { buildOcspRequest } from './client.js';
 import { freePort, opensslVersion, startOpensslResponder, writeOpensslIndex } from './openssl.js';
 import { verifyOcspResponse } from './verify.js';
+import { processCpuMs } from '../bench/processes.js';
 
 export interface LoadFigures {
   requests: number;
@@ -19,6 +20,11 @@ export interface LoadFigures {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /**
+   * The responder process's CPU (user + system, /proc) per answered request, µs: what one answer
+   * costs it, steadier than req/s on a machine shared with the load generator and other work.
+   */
+  cpuUsPerRequest: number;
 }
 
 export interface BenchResult {
@@ -29,6 +35,8 @@ export interface BenchResult {
   ours: { nonce: LoadFigures; noNonce: LoadFigures };
   opensslResponder: { nonce: LoadFigures; noNonce: LoadFigures };
   ratio: { nonce: number; noNonce: number };
+  /** ours / openssl of the responder CPU per request (below 1: ours costs less). */
+  cpuRatio: { nonce: number; noNonce: number };
 }
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -118,12 +126,18 @@ export async function runOcspBench(options: {
         });
         if (verdict.status !== 'good')
           throw new SimcredError('SIMCRED_INTERNAL', `${name} answered ${verdict.status}`);
-        const figures = await drive(
+        const pid = name === 'ours' ? ours.pid! : openssl.process.pid!;
+        const cpuBefore = processCpuMs(pid);
+        const load = await drive(
           targets[name],
           reqs.map((r) => r.der),
           options.seconds,
           options.connections,
         );
+        const figures: LoadFigures = {
+          ...load,
+          cpuUsPerRequest: round(((processCpuMs(pid) - cpuBefore) * 1000) / Math.max(1, load.requests)),
+        };
         log(
           `${name.padEnd(8)} ${kind.padEnd(8)} ${figures.rps.toFixed(0)} req/s p99 ${figures.p99Ms.toFixed(2)} ms`,
         );
@@ -137,7 +151,13 @@ export async function runOcspBench(options: {
         ours: { nonce: await run('ours', 'nonce'), noNonce: await run('ours', 'noNonce') },
         opensslResponder: { nonce: await run('openssl', 'nonce'), noNonce: await run('openssl', 'noNonce') },
         ratio: { nonce: 0, noNonce: 0 },
+        cpuRatio: { nonce: 0, noNonce: 0 },
       };
+      for (const kind of ['nonce', 'noNonce'] as const) {
+        result.cpuRatio[kind] = round(
+          result.ours[kind].cpuUsPerRequest / Math.max(1, result.opensslResponder[kind].cpuUsPerRequest),
+        );
+      }
       result.ratio.nonce = round(result.ours.nonce.rps / Math.max(1, result.opensslResponder.nonce.rps));
       result.ratio.noNonce = round(
         result.ours.noNonce.rps / Math.max(1, result.opensslResponder.noNonce.rps),
@@ -174,7 +194,7 @@ async function drive(
   bodies: Buffer[],
   seconds: number,
   connections: number,
-): Promise<LoadFigures> {
+): Promise<Omit<LoadFigures, 'cpuUsPerRequest'>> {
   const pool = new Pool(url, { connections, pipelining: 1 });
   const latencies: number[] = [];
   let errors = 0;
@@ -221,14 +241,14 @@ function round(n: number): number {
 
 export function formatBenchTable(r: BenchResult): string {
   const row = (name: string, f: LoadFigures) =>
-    `${name.padEnd(26)} ${f.rps.toFixed(0).padStart(8)} ${f.p50Ms.toFixed(2).padStart(8)} ${f.p99Ms.toFixed(2).padStart(8)} ${String(f.errors).padStart(6)}`;
+    `${name.padEnd(26)} ${f.rps.toFixed(0).padStart(8)} ${f.p50Ms.toFixed(2).padStart(8)} ${f.p99Ms.toFixed(2).padStart(8)} ${f.cpuUsPerRequest.toFixed(0).padStart(10)} ${String(f.errors).padStart(6)}`;
   return [
     `OCSP responders, ${r.connections} connections, ${r.seconds} s each, ${r.certificates} device certificates (${r.openssl})`,
-    `${'responder'.padEnd(26)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(6)}`,
+    `${'responder'.padEnd(26)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'CPU µs/req'.padStart(10)} ${'errors'.padStart(6)}`,
     row('simcred, nonce', r.ours.nonce),
     row('openssl ocsp, nonce', r.opensslResponder.nonce),
     row('simcred, no nonce', r.ours.noNonce),
     row('openssl ocsp, no nonce', r.opensslResponder.noNonce),
-    `ratio simcred/openssl: nonce ${r.ratio.nonce}×, no nonce ${r.ratio.noNonce}×`,
+    `ratio simcred/openssl: nonce ${r.ratio.nonce}×, no nonce ${r.ratio.noNonce}× (req/s); responder CPU per request: nonce ${r.cpuRatio.nonce}×, no nonce ${r.cpuRatio.noNonce}×`,
   ].join('\n');
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { lastJsonLine, runCli, tempDir } from '../helpers/cli.js';
 import type { E2eResult } from '../../src/bench/e2e.js';
+import type { BenchResult } from '../../src/ocsp/bench.js';
 import { syntheticDevices, type RegisterResult } from '../../src/bench/register.js';
 import type { ScaleResult } from '../../src/bench/scale.js';
 import { processCpuMs, peakRssMiB } from '../../src/bench/processes.js';
@@ -166,6 +167,22 @@ describe('simcred bench', { concurrency: false }, () => {
     } finally {
       dir.cleanup();
     }
+  });
+
+  it('ocsp: ours and openssl ocsp under the same load, every answer good, CPU per request of each', async () => {
+    const r = await runCli(['bench', 'ocsp', '--seconds', '1', '--connections', '4', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /CPU µs\/req/);
+    const j = lastJsonLine<BenchResult>(r.stdout);
+    for (const side of [j.ours, j.opensslResponder]) {
+      for (const kind of ['nonce', 'noNonce'] as const) {
+        positive(side[kind].requests, `${kind} requests`);
+        assert.equal(side[kind].errors, 0);
+        positive(side[kind].cpuUsPerRequest, `${kind} cpuUsPerRequest`);
+      }
+    }
+    positive(j.ratio.nonce, 'ratio.nonce');
+    positive(j.cpuRatio.nonce, 'cpuRatio.nonce');
   });
 
   it('register: 2,000 synthetic devices as one stream, every one stored', async () => {
