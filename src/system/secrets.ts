@@ -20,7 +20,8 @@ export function loadRoleSecrets<Name extends string>(
 ): Record<Name, string> {
   const file = join(config.dataDir, role, 'secrets.json');
   let stored: Partial<Record<string, string>> = {};
-  if (existsSync(file)) {
+  const existed = existsSync(file);
+  if (existed) {
     try {
       stored = JSON.parse(readFileSync(file, 'utf8')) as typeof stored;
     } catch {
@@ -45,7 +46,17 @@ export function loadRoleSecrets<Name extends string>(
   }
   if (generated) {
     mkdirSync(join(config.dataDir, role), { recursive: true, mode: 0o700 });
-    writeFileSync(file, JSON.stringify({ ...stored, ...toStore }), { mode: 0o600 });
+    try {
+      // A first file is created exclusively: of two processes starting at once (two instances of a
+      // role on one data folder), one writes it and the other reads what that one wrote.
+      writeFileSync(file, JSON.stringify({ ...stored, ...toStore }), {
+        mode: 0o600,
+        flag: existed ? 'w' : 'wx',
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EEXIST') return loadRoleSecrets(config, role, fields);
+      throw err;
+    }
   }
   return values;
 }

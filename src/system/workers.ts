@@ -16,8 +16,6 @@ function isReady(message: unknown): message is ReadyMessage {
 
 export interface WorkerPool {
   urls: RunningSystem['urls'];
-  /** Process ids of the workers now running. */
-  pids(): number[];
   /** SIGTERM to every worker (each closes its roles), SIGKILL after `graceMs`; resolves when all exited. */
   close(graceMs?: number): Promise<void>;
 }
@@ -104,11 +102,7 @@ export async function startWorkers(
   try {
     const first = await fork();
     await Promise.all(Array.from({ length: workers - 1 }, fork));
-    return {
-      urls: first.urls,
-      pids: () => [...running].map((w) => w.process.pid!),
-      close,
-    };
+    return { urls: first.urls, close };
   } catch (err) {
     await close(2000);
     throw err;
