@@ -126,6 +126,8 @@ export const configSchema = z
       .object({
         clockSkewSeconds: z.number().int().min(0).max(3600).default(DEFAULT_OCSP_CLOCK_SKEW_SECONDS),
         timeoutMs: z.number().int().positive().default(5000),
+        /** The responder re-reads revocations at most this often (ms); what it keeps is at most this stale. 0: every request. */
+        revocationCheckMs: z.number().int().min(0).max(60_000).default(200),
       })
       .strict()
       .prefault({}),

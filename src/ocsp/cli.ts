@@ -16,10 +16,22 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', String(DEFAULT_OCSP_PORT))
     .option('--validity <seconds>', 'nextUpdate − thisUpdate in seconds', '3600')
+    .option(
+      '--revocation-check <ms>',
+      'how often at most revocations are re-read; kept statuses and pre-signed answers are at most this stale (0: every request)',
+      '200',
+    )
     .option('--log-level <level>', 'log level', 'info')
     .action(
       action(
-        async (opts: { dir: string; host: string; port: string; validity: string; logLevel: string }) => {
+        async (opts: {
+          dir: string;
+          host: string;
+          port: string;
+          validity: string;
+          revocationCheck: string;
+          logLevel: string;
+        }) => {
           const port = opts.port === '0' ? 0 : positiveInt('--port', opts.port, 65535);
           const logger = createLogger({ name: 'ocsp', level: opts.logLevel as 'info' });
           const responder = await startOcspResponder({
@@ -28,6 +40,10 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
             port,
             logger,
             validitySeconds: positiveInt('--validity', opts.validity),
+            generationCheckMs:
+              opts.revocationCheck === '0'
+                ? 0
+                : positiveInt('--revocation-check', opts.revocationCheck, 60_000),
           });
           console.log(`OCSP responder listening on ${responder.url}`);
           const stop = () => void responder.close().then(() => process.exit(0));

@@ -51,6 +51,7 @@ export async function startSystem(config: SimcredConfig, logger: Logger): Promis
       host,
       port: config.ports.ocsp,
       logger: log('ocsp'),
+      generationCheckMs: config.ocsp.revocationCheckMs,
     });
     started.push(ocsp);
     const hss = await startRole(config, 'hss', 1, log('hss'));

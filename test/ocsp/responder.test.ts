@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
   BasicOCSPResponse,
@@ -13,7 +14,9 @@ import {
 import { Extension } from '@peculiar/asn1-x509';
 import { buildOcspRequest, checkCertificateStatus, requireGood } from '../../src/ocsp/client.js';
 import { startOcspResponder, type OcspResponder } from '../../src/ocsp/responder/server.js';
-import { runCli } from '../helpers/cli.js';
+import { certificateDer, certificateInfo } from '../../src/ocsp/asn1.js';
+import { CaStore } from '../../src/pki/store.js';
+import { CLI, runCli } from '../helpers/cli.js';
 import { captureLogger, makeCert, makePki, type TestPki } from './fixture.js';
 
 let pki: TestPki;
@@ -206,4 +209,40 @@ test('nonce-less responses and statuses are cached (RFC 5019 headers), and dropp
     requireGood({ certificate: device.pem, issuer: pki.deviceCa, url: responder.url }),
     (e: { code?: string }) => e.code === 'SIMCRED_OCSP_REVOKED',
   );
+});
+
+test('serve ocsp --revocation-check 0: a revocation is in the very next answer, nonce or not', async () => {
+  const device = pki.devices[1]!;
+  const store = await CaStore.open(pki.dir);
+  const served = spawn(
+    process.execPath,
+    [CLI, 'serve', 'ocsp', '--dir', pki.dir, '--port', '0', '--revocation-check', '0', '--log-level', 'warn'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      served.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      served.once('exit', (code) => reject(new Error(`serve ocsp exited (${code}): ${out}`)));
+    });
+    // Both answers kept: the status (nonce'd) and a pre-signed nonce-less response.
+    await requireGood({ certificate: device.pem, issuer: pki.deviceCa, url });
+    const plain = { certificate: device.pem, issuer: pki.deviceCa, url, nonce: false } as const;
+    assert.equal((await checkCertificateStatus(plain)).status, 'good');
+    // Revoked in the CA store a few milliseconds after those answers: with the default 200 ms
+    // between checks both would still be served from memory.
+    await store.revoke('device-ca', certificateInfo(certificateDer(device.pem)).serialHex, new Date(), 1);
+    await assert.rejects(
+      requireGood({ certificate: device.pem, issuer: pki.deviceCa, url }),
+      (e: { code?: string }) => e.code === 'SIMCRED_OCSP_REVOKED',
+    );
+    assert.equal((await checkCertificateStatus(plain)).status, 'revoked');
+  } finally {
+    served.kill('SIGTERM');
+    await store.close();
+  }
 });
