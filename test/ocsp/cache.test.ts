@@ -33,7 +33,7 @@ import {
 } from '../../src/crypto/certificates.js';
 import { parseDeviceChain, verifyDeviceChain } from '../../src/pki/device-chain.js';
 import type { CertificateStatus } from '../../src/pki/store.js';
-import { deviceCaDelegate, issuerOf, makeCert, makePki, type TestPki } from './fixture.js';
+import { deviceCaDelegate, goodAnswer, issuerOf, makeCert, makePki, type TestPki } from './fixture.js';
 
 let pki: TestPki;
 let delegate: IssuerSource;
@@ -47,20 +47,7 @@ after(() => pki?.cleanup());
 /** One request / response round trip in memory: client request → responder → strict client check. */
 function roundTrip(source: IssuerSource, options: { now?: Date; certificate?: string } = {}) {
   const issuer = prepareIssuer(source);
-  const built = buildOcspRequest({
-    certificate: options.certificate ?? pki.devices[0]!.pem,
-    issuer: pki.deviceCa,
-  });
-  const parsed = parseRequest(built.der, new IssuerIndex([issuer]));
-  assert.ok(parsed.ok);
-  const der = signResponse({
-    issuer,
-    certIds: parsed.certIds,
-    statuses: [{ status: 'good' }],
-    now: new Date(),
-    validitySeconds: 3600,
-    ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
-  }).der;
+  const { built, der } = goodAnswer(pki, options.certificate ?? pki.devices[0]!.pem, issuer);
   return verifyOcspResponse(der, {
     certId: built.certId,
     issuer: certificateInfo(certificateDer(pki.deviceCa)),

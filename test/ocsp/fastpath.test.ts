@@ -10,7 +10,7 @@ import { AlgorithmIdentifier, Certificate, Version } from '@peculiar/asn1-x509';
 import { certificateDer, certificateInfo, certificateSerial, ocspCacheStats } from '../../src/ocsp/asn1.js';
 import { buildOcspRequest, type BuiltRequest } from '../../src/ocsp/client.js';
 import { clearOcspCaches, verifyOcspResponse } from '../../src/ocsp/verify.js';
-import { parseRequest, signResponse } from '../../src/ocsp/responder/engine.js';
+import { parseRequest } from '../../src/ocsp/responder/engine.js';
 import {
   IssuerIndex,
   prepareIssuer,
@@ -19,7 +19,7 @@ import {
 } from '../../src/ocsp/responder/issuers.js';
 import { decodeHeader } from '../../src/ocsp/blocks.js';
 import { issueCertificate, parseSpki, buildName } from '../../src/pki/certificates.js';
-import { deviceCaDelegate, issuerOf, makePki, type TestPki } from './fixture.js';
+import { deviceCaDelegate, goodAnswer, issuerOf, makePki, type TestPki } from './fixture.js';
 
 let pki: TestPki;
 let delegate: IssuerSource;
@@ -34,18 +34,7 @@ after(() => pki?.cleanup());
 
 /** A request for a device and the responder's signed answer to it (in memory). */
 function answer(device = 0, signer: ServedIssuer = served): { built: BuiltRequest; der: Buffer } {
-  const built = buildOcspRequest({ certificate: pki.devices[device]!.pem, issuer: pki.deviceCa });
-  const parsed = parseRequest(built.der, new IssuerIndex([served]));
-  assert.ok(parsed.ok, 'the responder parses the request');
-  const der = signResponse({
-    issuer: signer,
-    certIds: parsed.certIds,
-    statuses: [{ status: 'good' }],
-    now: new Date(),
-    validitySeconds: 3600,
-    ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
-  }).der;
-  return { built, der };
+  return goodAnswer(pki, pki.devices[device]!.pem, served, signer);
 }
 
 function check(der: Uint8Array, built: BuiltRequest, issuerPem = pki.deviceCa) {

@@ -16,7 +16,10 @@ import {
   type Issuer,
 } from '../../src/pki/certificates.js';
 import type { PkiManifest } from '../../src/pki/layout.js';
-import type { IssuerSource } from '../../src/ocsp/responder/issuers.js';
+import assert from 'node:assert/strict';
+import { buildOcspRequest, type BuiltRequest } from '../../src/ocsp/client.js';
+import { parseRequest, signResponse } from '../../src/ocsp/responder/engine.js';
+import { IssuerIndex, type IssuerSource, type ServedIssuer } from '../../src/ocsp/responder/issuers.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { runCli, lastJsonLine, tempDir } from '../helpers/cli.js';
 
@@ -165,4 +168,28 @@ export async function rawServer(
         server.close(() => r());
       }),
   };
+}
+
+/**
+ * A nonce'd request for `certificate` under the device CA, and the responder engine's signed "good"
+ * answer to it, in memory (no HTTP): parsed against `served`, signed by `signer` (default the same).
+ */
+export function goodAnswer(
+  pki: TestPki,
+  certificate: string,
+  served: ServedIssuer,
+  signer: ServedIssuer = served,
+): { built: BuiltRequest; der: Buffer } {
+  const built = buildOcspRequest({ certificate, issuer: pki.deviceCa });
+  const parsed = parseRequest(built.der, new IssuerIndex([served]));
+  assert.ok(parsed.ok, 'the responder parses the request');
+  const der = signResponse({
+    issuer: signer,
+    certIds: parsed.certIds,
+    statuses: [{ status: 'good' }],
+    now: new Date(),
+    validitySeconds: 3600,
+    ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
+  }).der;
+  return { built, der };
 }
