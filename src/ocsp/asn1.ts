@@ -206,21 +206,54 @@ export function certificateSerial(der: Uint8Array): ArrayBuffer {
 
 /**
  * DER of a constructed element — a SEQUENCE (universal 16) or a context-specific [n] EXPLICIT tag —
- * whose contents are elements already encoded by asn1js / asn1-schema: asn1js writes the identifier
- * and the length, the contents are not decoded and re-encoded again (which is what embedding a DER
- * value through asn1-schema's Any costs: a full parse per use).
+ * whose contents are elements already encoded by asn1js / asn1-schema: the contents are not decoded
+ * and re-encoded again (which is what embedding a DER value through asn1-schema's Any costs: a full
+ * parse per use), and the identifier and length octets are asn1js's (derHeader).
  */
 export function derConstructed(
   tagClass: 'universal' | 'context',
   tagNumber: number,
   contents: Uint8Array[],
 ): Buffer {
-  const element = new asn1js.Primitive({
-    idBlock: { tagClass: tagClass === 'universal' ? 1 : 3, tagNumber },
-    valueHex: Buffer.concat(contents),
-  });
-  element.idBlock.isConstructed = true;
-  return Buffer.from(element.toBER(false));
+  let length = 0;
+  for (const part of contents) length += part.byteLength;
+  const header = derHeader(tagClass === 'universal' ? 1 : 3, tagNumber, true, length);
+  return Buffer.concat([header, ...contents], header.byteLength + length);
+}
+
+/**
+ * DER of a primitive universal element (OCTET STRING, INTEGER, BIT STRING …) whose content octets
+ * are given as they are encoded: a BIT STRING's start with its unused-bits octet, an INTEGER's are
+ * two's complement as read from a DER input.
+ */
+export function derPrimitive(tagNumber: number, ...content: Uint8Array[]): Buffer {
+  let length = 0;
+  for (const part of content) length += part.byteLength;
+  const header = derHeader(1, tagNumber, false, length);
+  return Buffer.concat([header, ...content], header.byteLength + length);
+}
+
+/*
+ * Identifier and length octets per tag, form and content length, as asn1js writes them for an element
+ * of that many content octets. Building an asn1js block per element costs far more than the few
+ * octets it writes (its constructors and its writer copy the contents twice), and one answer or
+ * request takes about ten; the distinct headers in use are few (the contents' lengths barely vary).
+ */
+const headers = new Map<number, Buffer>();
+const MAX_HEADERS = 4096;
+
+function derHeader(tagClass: 1 | 3, tagNumber: number, constructed: boolean, length: number): Buffer {
+  const key = (length * 64 + tagNumber) * 4 + tagClass + (constructed ? 0 : 2);
+  let header = headers.get(key);
+  if (header === undefined) {
+    const element = new asn1js.Primitive({ idBlock: { tagClass, tagNumber }, valueHex: new Uint8Array(length) });
+    element.idBlock.isConstructed = constructed;
+    const der = element.toBER(false);
+    header = Buffer.from(der, 0, der.byteLength - length);
+    if (headers.size >= MAX_HEADERS) headers.clear();
+    headers.set(key, header);
+  }
+  return header;
 }
 
 /** The DER of one value encoded by asn1js (an asn1js block) or asn1-schema (a schema object). */

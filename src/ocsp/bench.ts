@@ -29,6 +29,8 @@ export interface LoadFigures {
 
 export interface BenchResult {
   seconds: number;
+  /** Load sent to each responder before each measured run, not counted. */
+  warmupSeconds: number;
   connections: number;
   certificates: number;
   openssl: string;
@@ -52,10 +54,16 @@ const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 export async function runOcspBench(options: {
   pkiDir?: string;
   seconds: number;
+  /**
+   * Seconds of the same load before each measured run (default 2): a fresh Node process answers at
+   * about half its speed until V8 has compiled its hot paths, which a C responder does not need.
+   */
+  warmupSeconds?: number;
   connections: number;
   certificates?: number;
   log?: (line: string) => void;
 }): Promise<BenchResult> {
+  const warmupSeconds = options.warmupSeconds ?? 2;
   const log = options.log ?? (() => {});
   const version = opensslVersion();
   if (!version) throw new SimcredError('SIMCRED_INTERNAL', 'openssl is not installed');
@@ -126,14 +134,11 @@ export async function runOcspBench(options: {
         });
         if (verdict.status !== 'good')
           throw new SimcredError('SIMCRED_INTERNAL', `${name} answered ${verdict.status}`);
+        const bodies = reqs.map((r) => r.der);
+        if (warmupSeconds > 0) await drive(targets[name], bodies, warmupSeconds, options.connections);
         const pid = name === 'ours' ? ours.pid! : openssl.process.pid!;
         const cpuBefore = processCpuMs(pid);
-        const load = await drive(
-          targets[name],
-          reqs.map((r) => r.der),
-          options.seconds,
-          options.connections,
-        );
+        const load = await drive(targets[name], bodies, options.seconds, options.connections);
         const figures: LoadFigures = {
           ...load,
           cpuUsPerRequest: round(((processCpuMs(pid) - cpuBefore) * 1000) / Math.max(1, load.requests)),
@@ -145,6 +150,7 @@ export async function runOcspBench(options: {
       };
       const result: BenchResult = {
         seconds: options.seconds,
+        warmupSeconds,
         connections: options.connections,
         certificates: deviceCerts.length,
         openssl: version,
@@ -243,7 +249,7 @@ export function formatBenchTable(r: BenchResult): string {
   const row = (name: string, f: LoadFigures) =>
     `${name.padEnd(26)} ${f.rps.toFixed(0).padStart(8)} ${f.p50Ms.toFixed(2).padStart(8)} ${f.p99Ms.toFixed(2).padStart(8)} ${f.cpuUsPerRequest.toFixed(0).padStart(10)} ${String(f.errors).padStart(6)}`;
   return [
-    `OCSP responders, ${r.connections} connections, ${r.seconds} s each, ${r.certificates} device certificates (${r.openssl})`,
+    `OCSP responders, ${r.connections} connections, ${r.seconds} s each after ${r.warmupSeconds} s of warm-up, ${r.certificates} device certificates (${r.openssl})`,
     `${'responder'.padEnd(26)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'CPU µs/req'.padStart(10)} ${'errors'.padStart(6)}`,
     row('simcred, nonce', r.ours.nonce),
     row('openssl ocsp, nonce', r.opensslResponder.nonce),

@@ -128,18 +128,28 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
     .option('--dir <dir>', 'PKI folder to use (default: a fresh temporary one)')
     .option('--seconds <s>', 'duration of each run', '5')
     .option('--connections <n>', 'concurrent connections', '16')
+    .option('--warmup <s>', 'seconds of the same load before each run, not counted (0: none)', '2')
     .option('--json', 'print one JSON object as the last line')
     .action(
-      action(async (opts: { dir?: string; seconds: string; connections: string; json?: boolean }) => {
-        const result = await runOcspBench({
-          ...(opts.dir ? { pkiDir: opts.dir } : {}),
-          seconds: positiveInt('--seconds', opts.seconds, 600),
-          connections: positiveInt('--connections', opts.connections, 1000),
-          log: (line) => process.stderr.write(`${line}\n`),
-        });
-        console.log(formatBenchTable(result));
-        if (opts.json) printJsonLine(result);
-      }),
+      action(
+        async (opts: {
+          dir?: string;
+          seconds: string;
+          warmup: string;
+          connections: string;
+          json?: boolean;
+        }) => {
+          const result = await runOcspBench({
+            ...(opts.dir ? { pkiDir: opts.dir } : {}),
+            seconds: positiveInt('--seconds', opts.seconds, 600),
+            warmupSeconds: opts.warmup === '0' ? 0 : positiveInt('--warmup', opts.warmup, 600),
+            connections: positiveInt('--connections', opts.connections, 1000),
+            log: (line) => process.stderr.write(`${line}\n`),
+          });
+          console.log(formatBenchTable(result));
+          if (opts.json) printJsonLine(result);
+        },
+      ),
     );
 }
 

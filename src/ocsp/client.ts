@@ -17,12 +17,14 @@ import {
   certificateSerial,
   derConstructed,
   derOf,
+  derPrimitive,
   digest,
   parseCertificateInfo,
   toArrayBuffer,
   type CertIdHash,
   type CertificateInfo,
 } from './asn1.js';
+import { TAG } from './blocks.js';
 import { verifyOcspResponse, type OcspResult } from './verify.js';
 
 export type { OcspResult, OcspStatus } from './verify.js';
@@ -76,19 +78,19 @@ function buildRequestFor(
       : nonceOption === true || nonceOption === undefined
         ? randomBytes(16)
         : nonceOption;
-  const nonce = nonceValue ? derOf(new asn1js.OctetString({ valueHex: nonceValue })) : undefined;
+  const nonce = nonceValue ? derPrimitive(TAG.OCTET_STRING, nonceValue) : undefined;
   // OCSPRequest ::= SEQUENCE { tbsRequest SEQUENCE { requestList SEQUENCE OF Request,
   //   requestExtensions [2] EXPLICIT Extensions OPTIONAL } }, Request ::= SEQUENCE { reqCert CertID }
   const certIdDer = derConstructed('universal', 16, [
     prefix.der,
-    derOf(new asn1js.Integer({ valueHex: serialNumber })),
+    derPrimitive(TAG.INTEGER, new Uint8Array(serialNumber)),
   ]);
   const tbsParts = [derConstructed('universal', 16, [derConstructed('universal', 16, [certIdDer])])];
   if (nonce) {
     // Extensions ::= SEQUENCE OF Extension; Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }
     const extension = derConstructed('universal', 16, [
       NONCE_OID_DER,
-      derOf(new asn1js.OctetString({ valueHex: nonce })),
+      derPrimitive(TAG.OCTET_STRING, nonce),
     ]);
     tbsParts.push(derConstructed('context', 2, [derConstructed('universal', 16, [extension])]));
   }

@@ -170,10 +170,22 @@ describe('simcred bench', { concurrency: false }, () => {
   });
 
   it('ocsp: ours and openssl ocsp under the same load, every answer good, CPU per request of each', async () => {
-    const r = await runCli(['bench', 'ocsp', '--seconds', '1', '--connections', '4', '--json']);
+    const r = await runCli([
+      'bench',
+      'ocsp',
+      '--seconds',
+      '1',
+      '--warmup',
+      '1',
+      '--connections',
+      '4',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /CPU µs\/req/);
     const j = lastJsonLine<BenchResult>(r.stdout);
+    assert.equal(j.warmupSeconds, 1);
+    assert.match(r.stdout, /after 1 s of warm-up/);
     for (const side of [j.ours, j.opensslResponder]) {
       for (const kind of ['nonce', 'noNonce'] as const) {
         positive(side[kind].requests, `${kind} requests`);

@@ -7,7 +7,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { CertID, OCSPRequest, Request, TBSRequest } from '@peculiar/asn1-ocsp';
 import { AlgorithmIdentifier, Certificate, Version } from '@peculiar/asn1-x509';
-import { certificateDer, certificateInfo, certificateSerial, ocspCacheStats } from '../../src/ocsp/asn1.js';
+import * as asn1js from 'asn1js';
+import {
+  certificateDer,
+  certificateInfo,
+  certificateSerial,
+  derConstructed,
+  derPrimitive,
+  ocspCacheStats,
+} from '../../src/ocsp/asn1.js';
 import { buildOcspRequest, type BuiltRequest } from '../../src/ocsp/client.js';
 import { clearOcspCaches, verifyOcspResponse } from '../../src/ocsp/verify.js';
 import { parseRequest } from '../../src/ocsp/responder/engine.js';
@@ -200,5 +208,34 @@ test('responder CertID index: exact encodings echoed, other encodings matched by
   for (const bad of [Buffer.from('garbage'), base.der.subarray(0, base.der.length - 3)]) {
     const parsed = parseRequest(bad, index);
     assert.equal(parsed.ok ? 'ok' : parsed.error, 'malformedRequest');
+  }
+});
+
+test('derConstructed and derPrimitive write the bytes asn1js writes for the whole element, at every length form', () => {
+  // Short form, the 127/128 boundary, one- and two-octet long forms, and 65 536 (three length octets).
+  for (const length of [0, 1, 127, 128, 255, 256, 1000, 65_535, 65_536]) {
+    const content = Buffer.alloc(length, length & 0xff);
+    const integer = Buffer.concat([Buffer.of(0x7f), content]); // a positive two's complement INTEGER
+    assert.deepEqual(
+      derPrimitive(4, content),
+      Buffer.from(new asn1js.OctetString({ valueHex: content }).toBER()),
+    );
+    assert.deepEqual(
+      derPrimitive(2, integer),
+      Buffer.from(new asn1js.Integer({ valueHex: integer }).toBER()),
+    );
+    const bits = new asn1js.BitString({ valueHex: content });
+    assert.deepEqual(derPrimitive(3, Uint8Array.of(0), content), Buffer.from(bits.toBER(false)));
+    const inner = Buffer.from(new asn1js.OctetString({ valueHex: content }).toBER(false));
+    const sequence = new asn1js.Sequence({ value: [new asn1js.OctetString({ valueHex: content })] });
+    assert.deepEqual(derConstructed('universal', 16, [inner]), Buffer.from(sequence.toBER(false)));
+    const tagged = new asn1js.Constructed({
+      idBlock: { tagClass: 3, tagNumber: 1 },
+      value: [new asn1js.OctetString({ valueHex: content })],
+    });
+    assert.deepEqual(
+      derConstructed('context', 1, [inner.subarray(0, 2), inner.subarray(2)]),
+      Buffer.from(tagged.toBER(false)),
+    );
   }
 });

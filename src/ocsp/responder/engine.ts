@@ -1,6 +1,6 @@
 import { sign } from 'node:crypto';
 import * as asn1js from 'asn1js';
-import { BitString, GeneralizedTime } from 'asn1js';
+import { GeneralizedTime } from 'asn1js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   CertStatus,
@@ -14,7 +14,7 @@ import {
 import { CRLReason } from '@peculiar/asn1-x509';
 import type { CertificateStatus } from '../../pki/store.js';
 import { derKey } from '../../crypto/bounded-cache.js';
-import { HASH_OIDS, derConstructed, derOf, serialKey } from '../asn1.js';
+import { HASH_OIDS, derConstructed, derOf, derPrimitive, serialKey } from '../asn1.js';
 import {
   CONTEXT,
   StructureError,
@@ -153,7 +153,7 @@ export function parseRequest(der: Uint8Array, index: IssuerIndex): ParsedRequest
     certIds.push(
       derConstructed('universal', 16, [
         found.prefixDer,
-        derOf(new asn1js.Integer({ valueHex: certId.serial })),
+        derPrimitive(TAG.INTEGER, certId.serial),
       ]),
     );
     serials.push(serialKey(certId.serial));
@@ -225,7 +225,7 @@ export function signResponse(options: {
     // Extensions ::= SEQUENCE OF Extension; Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }
     const extension = derConstructed('universal', 16, [
       NONCE_OID_DER,
-      derOf(new asn1js.OctetString({ valueHex: options.nonce })),
+      derPrimitive(TAG.OCTET_STRING, options.nonce),
     ]);
     dataParts.push(derConstructed('context', 1, [derConstructed('universal', 16, [extension])]));
   }
@@ -236,7 +236,7 @@ export function signResponse(options: {
   const basic = derConstructed('universal', 16, [
     tbs,
     issuer.signer.signatureAlgorithmDer,
-    derOf(new BitString({ valueHex: signature })),
+    derPrimitive(TAG.BIT_STRING, NO_UNUSED_BITS, signature),
     ...(issuer.signer.certsFieldDer ? [issuer.signer.certsFieldDer] : []),
   ]);
   // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT ResponseBytes },
@@ -244,12 +244,14 @@ export function signResponse(options: {
   const der = derConstructed('universal', 16, [
     SUCCESSFUL_STATUS_DER,
     derConstructed('context', 0, [
-      derConstructed('universal', 16, [BASIC_TYPE_DER, derOf(new asn1js.OctetString({ valueHex: basic }))]),
+      derConstructed('universal', 16, [BASIC_TYPE_DER, derPrimitive(TAG.OCTET_STRING, basic)]),
     ]),
   ]);
   return { der, thisUpdate, nextUpdate, producedAt: thisUpdate };
 }
 
+/** A BIT STRING's first content octet: how many bits of the last octet are unused (a signature: none). */
+const NO_UNUSED_BITS = Uint8Array.of(0);
 const SUCCESSFUL_STATUS_DER = derOf(new asn1js.Enumerated({ value: OCSPResponseStatus.successful }));
 const BASIC_TYPE_DER = derOf(new asn1js.ObjectIdentifier({ value: id_pkix_ocsp_basic }));
 const NONCE_OID_DER = derOf(new asn1js.ObjectIdentifier({ value: id_pkix_ocsp_nonce }));
