@@ -35,7 +35,9 @@ export type CertificateInput = x509.X509Certificate | string;
  * validity periods and constraints are re-checked on every call. Public keys are kept by the exact DER
  * of their certificate. Every table is bounded and drops the least recently used entry first.
  */
-const PARSE_CACHE_LIMIT = 256;
+// Roots and CAs, and the device leaves of the last few seconds' onboardings (steps 2, 4 and 5 of one
+// device, when the roles share a process).
+const PARSE_CACHE_LIMIT = 512;
 // Large enough to hold every device key between its step 4 and its receipt at a few thousand onboardings a second.
 const MEMO_LIMIT = 8192;
 const parseCache = new BoundedCache<x509.X509Certificate[]>(PARSE_CACHE_LIMIT);
@@ -142,8 +144,9 @@ export function parseCertificateBase64(base64: string, code: ErrorCode): x509.X5
 
 /**
  * One base64 DER certificate through the parse cache, decoded as `Buffer.from(text, 'base64')` does
- * (for chains whose intermediates repeat in every request: the device CA). The cache key is the exact
- * text, so different text is parsed anew. Throws whatever the parser throws.
+ * (for chains whose intermediates repeat in every request, the device CA, and a device leaf seen again
+ * at the next step). The cache key is the exact text, so different text is parsed anew. Throws whatever
+ * the parser throws.
  *
  * @example
  *   const deviceCa = parseCachedCertificateBase64(body.certificateChain[1]);

@@ -34,6 +34,7 @@ export {
   publicKeyOfCertificateDer,
   certificateStats,
   clearCertificateCaches,
+  parseCachedCertificateBase64,
   parseCertificateBase64,
   parseCertificates,
   verifyChain,

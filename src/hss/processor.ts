@@ -2,7 +2,13 @@ import { createHash, randomBytes, randomUUID, type KeyObject } from 'node:crypto
 import * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
 import { computeOpc } from '../aka/milenage.js';
-import { certificatePublicKey, openSecret, sealPackage, sealSecret } from '../crypto/index.js';
+import {
+  certificatePublicKey,
+  openSecret,
+  parseCachedCertificateBase64,
+  sealPackage,
+  sealSecret,
+} from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
 import type { issueCredentials } from '../protocol/hss.js';
@@ -118,7 +124,7 @@ export class HssProcessor {
 
 function parseCertificate(base64Der: string): x509.X509Certificate {
   try {
-    return new x509.X509Certificate(Buffer.from(base64Der, 'base64'));
+    return parseCachedCertificateBase64(base64Der);
   } catch {
     throw new SimcredError('SIMCRED_CERT_INVALID', 'the device certificate is not valid DER');
   }

@@ -10,15 +10,14 @@ export interface VerifiedDeviceCertificate {
 }
 
 /**
- * Parses a base64-DER chain (leaf first); anything unparsable is SIMCRED_CERT_INVALID. The leaf is new
- * in every request and parsed afresh; the certificates above it (the manufacturer's device CA, the same
- * in every chain) come from the parse cache, keyed by their exact text.
+ * Parses a base64-DER chain (leaf first); anything unparsable is SIMCRED_CERT_INVALID. Every
+ * certificate goes through the parse cache, keyed by its exact text: the manufacturer's device CA is
+ * the same in every chain, and where the roles share a process (simcred up) a device's leaf is parsed
+ * once for steps 2, 4 and 5 instead of once per step. Verification is never cached with the parse.
  */
 export function parseDeviceChain(chainBase64: string[]): x509.X509Certificate[] {
   try {
-    return chainBase64.map((der, i) =>
-      i === 0 ? new x509.X509Certificate(Buffer.from(der, 'base64')) : parseCachedCertificateBase64(der),
-    );
+    return chainBase64.map(parseCachedCertificateBase64);
   } catch {
     throw new SimcredError(
       'SIMCRED_CERT_INVALID',

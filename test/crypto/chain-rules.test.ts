@@ -14,7 +14,8 @@ import {
 } from '@peculiar/asn1-x509';
 import * as x509 from '../../src/crypto/x509.js';
 import { certificateFacts } from '../../src/crypto/certificate-facts.js';
-import { verifyChain } from '../../src/crypto/certificates.js';
+import { certificateStats, verifyChain } from '../../src/crypto/certificates.js';
+import { parseDeviceChain, verifyDeviceChain } from '../../src/pki/device-chain.js';
 import { boundDsimId } from '../../src/pki/device-identity.js';
 import {
   OID,
@@ -137,6 +138,34 @@ test('a well-formed device chain verifies and binds its DSIM_ID', async () => {
   const path = await verifyChain([leaf, ca.cert], options);
   assert.equal(path.length, 3);
   assert.equal(boundDsimId(leaf), 'DSIM00000000000000B1');
+});
+
+test('a device chain sent again is parsed once, and every verification still checks the clock and the roots', async () => {
+  const wire = [device('DSIM00000000000000B2'), ca.cert].map((c) =>
+    Buffer.from(c.rawData).toString('base64'),
+  );
+  const parsed = certificateStats.parsed;
+  const first = parseDeviceChain(wire);
+  assert.equal(certificateStats.parsed - parsed, 2, 'leaf and CA parsed the first time');
+  const hits = certificateStats.parseCacheHits;
+  const again = parseDeviceChain([...wire]); // same text, as at the next step of the same device
+  assert.equal(certificateStats.parsed - parsed, 2, 'nothing parsed again');
+  assert.equal(certificateStats.parseCacheHits - hits, 2);
+  assert.equal(again[0], first[0]);
+  await verifyDeviceChain(again, { roots: [root.cert], now });
+  await rejectsWith(
+    verifyDeviceChain(again, { roots: [root.cert], now: new Date(now.getTime() + 2 * DAY) }),
+    'SIMCRED_CERT_UNTRUSTED',
+  );
+  const otherKeys = key();
+  const otherRoot = issue(
+    [[OID.commonName, 'other root']],
+    otherKeys.publicKey,
+    caExtensions(1),
+    'self',
+    otherKeys.privateKey,
+  );
+  await rejectsWith(verifyDeviceChain(again, { roots: [otherRoot.cert], now }), 'SIMCRED_CERT_UNTRUSTED');
 });
 
 test('verifyChain refuses leaves that break the profile', async (t) => {
