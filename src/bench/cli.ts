@@ -51,7 +51,15 @@ export function registerBenchCommands(bench: Command): void {
       'the whole flow for N devices, every role its own process: onboardings/s, latency per step, server CPU vs the crypto floor',
     )
     .requiredOption('--devices <N>', 'number of devices (manufactured fresh)')
-    .option('--concurrency <C>', 'devices onboarding at once', '64')
+    .option('--concurrency <C>', 'devices onboarding at once (with --rate: at most)', '64')
+    .option(
+      '--rate <R>',
+      'open loop: switch on R devices a second, latency counted from each switch-on (default: closed loop at --concurrency)',
+    )
+    .option(
+      '--warmup-devices <N>',
+      'onboard N devices first, the same way, and leave them out of every figure (default: none)',
+    )
     .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
     .option('--profile-dir <DIR>', 'run every server with node --cpu-prof into DIR and print its top costs')
     .option('--colocated', 'every role in one process (simcred up) instead of one process per role')
@@ -67,6 +75,8 @@ export function registerBenchCommands(bench: Command): void {
         async (options: {
           devices: string;
           concurrency: string;
+          rate?: string;
+          warmupDevices?: string;
           dir?: string;
           profileDir?: string;
           colocated?: boolean;
@@ -80,6 +90,10 @@ export function registerBenchCommands(bench: Command): void {
             result = await runE2eBench({
               devices: positiveInt('--devices', options.devices, 1_000_000),
               concurrency: positiveInt('--concurrency', options.concurrency, 4096),
+              ...(options.rate !== undefined ? { rate: positiveInt('--rate', options.rate, 100_000) } : {}),
+              ...(options.warmupDevices !== undefined
+                ? { warmupDevices: positiveInt('--warmup-devices', options.warmupDevices, 1_000_000) }
+                : {}),
               dir: options.dir,
               profileDir: options.profileDir,
               colocated: options.colocated === true,

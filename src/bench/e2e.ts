@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { failureCounts, runFleet, stepStatistics } from '../device/fleet.js';
+import { SimcredError } from '../errors/index.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
 import { ocspStatusChecker } from '../ocsp/checker.js';
 import {
@@ -32,7 +33,16 @@ export type BenchPhase = 'manufacture' | 'start' | 'register' | 'onboard';
 
 export interface E2eOptions {
   devices: number;
+  /** Devices onboarding at once (closed loop), or at most at once with `rate`. */
   concurrency: number;
+  /** Open loop: devices switched on per second, latency counted from each one's switch-on (runFleet). */
+  rate?: number;
+  /**
+   * Devices onboarded first, the same way, and not counted: every figure is then of servers whose
+   * code V8 has compiled (the first few hundred onboardings of a fresh process are several times slower,
+   * which is most of a short run's p99).
+   */
+  warmupDevices?: number;
   /** Work folder (kept); default a temporary one, removed afterwards. */
   dir?: string;
   /** Write a CPU profile of every server process into this folder (node --cpu-prof) and summarise it. */
@@ -60,6 +70,10 @@ export interface E2eResult {
   machine: MachineInfo;
   devices: number;
   concurrency: number;
+  /** Devices switched on per second (open loop), or null: closed loop at `concurrency`. */
+  rate: number | null;
+  /** Devices onboarded before the measured ones, not counted (0: none). */
+  warmupDevices: number;
   /** All roles ran in one process (--colocated), or in each of `workers` processes. */
   colocated: boolean;
   workers: number;
@@ -209,6 +223,7 @@ export class E2eCluster {
       phlrUrl: ws.urls.phlr,
       hssUrl: ws.urls.hss,
       concurrency: options.concurrency,
+      ...(options.rate !== undefined ? { ratePerSecond: options.rate } : {}),
       maxRetryDelayMs: 2000,
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
     });
@@ -277,6 +292,8 @@ export class E2eCluster {
       machine,
       devices: dsimIds.length,
       concurrency: options.concurrency,
+      rate: options.rate ?? null,
+      warmupDevices: 0,
       provisioned,
       failed: dsimIds.length - provisioned,
       distinctImsis: new Set(ok.map((o) => o.imsi)).size,
@@ -336,7 +353,14 @@ export async function runE2eBench(options: E2eOptions): Promise<E2eResult> {
   const cluster = await E2eCluster.start(options);
   let result: E2eResult | undefined;
   try {
-    result = await cluster.run(options);
+    const warmupDevices = options.warmupDevices ?? 0;
+    if (warmupDevices > 0) {
+      const warmup = await cluster.run({ ...options, devices: warmupDevices });
+      if (warmup.failed > 0) {
+        throw new SimcredError('SIMCRED_INTERNAL', `${warmup.failed} of the warm-up devices failed`);
+      }
+    }
+    result = { ...(await cluster.run(options)), warmupDevices };
   } finally {
     const profiles = await cluster.close();
     if (result && profiles) result.profiles = profiles;
@@ -350,7 +374,7 @@ const num = (v: number, width: number, digits = 1) => v.toFixed(digits).padStart
 export function formatE2e(r: E2eResult): string {
   const lines = [
     '',
-    `simcred bench e2e — ${r.devices} devices, concurrency ${r.concurrency}, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
+    `simcred bench e2e — ${r.devices} devices, ${r.rate === null ? `concurrency ${r.concurrency}` : `switched on at ${r.rate}/s (open loop, at most ${r.concurrency} at once)`}${r.warmupDevices > 0 ? ` after ${r.warmupDevices} warm-up devices` : ''}, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
     `  machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, load average ${r.machine.loadAverage.join(' ')}`,
     `  provisioned ${r.provisioned}, failed ${r.failed}, distinct IMSIs ${r.distinctImsis}, HSS subscribers ${r.hssSubscribers}, attached ${r.attached}`,
     `  ${r.onboardingsPerSecond} onboardings/s (fleet phase ${(r.onboardMs / 1000).toFixed(1)} s; manufacture ${(r.phasesMs.manufacture / 1000).toFixed(1)} s, start ${(r.phasesMs.start / 1000).toFixed(1)} s, register ${(r.phasesMs.register / 1000).toFixed(1)} s)`,

@@ -14,8 +14,15 @@ export interface FleetOptions {
   phlrUrl: string;
   /** The HSS the devices attach to with their downloaded credentials (step 12). */
   hssUrl: string;
-  /** Devices onboarding at once. */
+  /** Devices onboarding at once (with ratePerSecond: at most). */
   concurrency: number;
+  /**
+   * Open loop: device i is switched on at i / ratePerSecond seconds, whether or not earlier ones are
+   * done, as a fleet in the field arrives. Its whole-onboarding latency counts from that moment, so a
+   * wait for one of the `concurrency` slots is counted too (no coordinated omission). Without it,
+   * closed loop: `concurrency` devices at a time, each next one as soon as one finishes.
+   */
+  ratePerSecond?: number;
   maxAttempts?: number;
   maxRetryDelayMs?: number;
   onDeviceDone?(ok: boolean): void;
@@ -49,11 +56,18 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
   const started = performance.now();
   const outcomes: DeviceOutcome[] = [];
   const shared: SharedByRoot = new Map();
+  const rate = options.ratePerSecond;
   let next = 0;
   const worker = async () => {
     while (next < options.dsimIds.length) {
-      const dsimId = options.dsimIds[next++]!;
-      const outcome = await onboardOne(dsimId, options, shared);
+      const index = next++;
+      let switchedOnAt = performance.now();
+      if (rate !== undefined) {
+        switchedOnAt = started + (index * 1000) / rate;
+        const wait = switchedOnAt - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+      const outcome = await onboardOne(options.dsimIds[index]!, options, shared, switchedOnAt);
       outcomes.push(outcome);
       options.onDeviceDone?.(outcome.ok);
     }
@@ -77,8 +91,9 @@ async function onboardOne(
   dsimId: string,
   options: FleetOptions,
   shared: SharedByRoot,
+  /** When the device was switched on (performance.now()): its latency counts from here. */
+  started: number,
 ): Promise<DeviceOutcome> {
-  const started = performance.now();
   try {
     const image = await loadFactoryImage(options.pkiDir, dsimId);
     const operatorRoot = image.image.trustRoots.operator;

@@ -116,14 +116,36 @@ describe('simcred bench', { concurrency: false }, () => {
     }
   });
 
-  it('e2e --colocated: every role in one process, 10 devices all provisioned and attached', async () => {
+  it('e2e --colocated --rate: every role in one process, 3 warm-up devices, then 10 switched on 20 a second, all provisioned and attached', async () => {
     const dir = tempDir('simcred-bench-colocated-');
     try {
       const data = join(dir.path, 'data');
-      const r = await runCli(['bench', 'e2e', '--devices', '10', '--colocated', '--dir', data, '--json']);
+      const r = await runCli([
+        'bench',
+        'e2e',
+        '--devices',
+        '10',
+        '--colocated',
+        '--rate',
+        '20',
+        '--warmup-devices',
+        '3',
+        '--dir',
+        data,
+        '--json',
+      ]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /every role in one process/);
+      assert.match(
+        r.stdout,
+        /switched on at 20\/s \(open loop, at most 64 at once\) after 3 warm-up devices/,
+      );
       const j = lastJsonLine<E2eResult>(r.stdout);
+      assert.equal(j.rate, 20);
+      assert.equal(j.warmupDevices, 3);
+      assert.equal(j.devices, 10, 'the warm-up devices are not counted');
+      // The tenth device is switched on 9 / 20 s after the first.
+      assert.ok(j.onboardMs >= 450, `fleet phase ${j.onboardMs} ms`);
       assert.equal(j.colocated, true);
       assert.equal(j.provisioned, 10);
       assert.equal(j.attached, 10);
