@@ -58,7 +58,7 @@ export function registerBenchCommands(bench: Command): void {
     )
     .option(
       '--warmup-devices <N>',
-      'onboard N devices first, the same way, and leave them out of every figure (default: none)',
+      'onboard N devices first (closed loop) and leave them out of every figure (default: none)',
     )
     .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
     .option('--profile-dir <DIR>', 'run every server with node --cpu-prof into DIR and print its top costs')

@@ -38,7 +38,7 @@ export interface E2eOptions {
   /** Open loop: devices switched on per second, latency counted from each one's switch-on (runFleet). */
   rate?: number;
   /**
-   * Devices onboarded first, the same way, and not counted: every figure is then of servers whose
+   * Devices onboarded first (closed loop, at `concurrency`) and not counted: every figure is then of servers whose
    * code V8 has compiled (the first few hundred onboardings of a fresh process are several times slower,
    * which is most of a short run's p99).
    */
@@ -355,7 +355,9 @@ export async function runE2eBench(options: E2eOptions): Promise<E2eResult> {
   try {
     const warmupDevices = options.warmupDevices ?? 0;
     if (warmupDevices > 0) {
-      const warmup = await cluster.run({ ...options, devices: warmupDevices });
+      // Closed loop (as fast as the servers go): the warm-up is for V8, not a measurement.
+      const { rate: _openLoop, ...closedLoop } = options;
+      const warmup = await cluster.run({ ...closedLoop, devices: warmupDevices });
       if (warmup.failed > 0) {
         throw new SimcredError('SIMCRED_INTERNAL', `${warmup.failed} of the warm-up devices failed`);
       }

@@ -189,9 +189,10 @@ export interface SignedResponse {
  *
  * The parts that never change for an issuer (ResponderID, signature AlgorithmIdentifier, the [0] certs
  * with the delegated signer) were encoded once by prepareIssuer, the CertIDs by parseRequest, the
- * constant status and type fields once here; GeneralizedTimes are encoded once per second. asn1js
- * encodes the varying values (nonce, signature) and writes the enclosing SEQUENCEs and tags around the
- * already-encoded parts (derConstructed), so nothing is encoded twice and no DER is re-parsed.
+ * constant status and type fields once here; GeneralizedTimes are encoded once per second. The varying
+ * values (serial, nonce, signature) and the enclosing SEQUENCEs and tags get their identifier and
+ * length octets from asn1js's memoised headers (derPrimitive, derConstructed) in front of contents
+ * already encoded, so nothing is encoded twice and no DER is re-parsed.
  * `certIds` may also be asn1-schema CertID objects (encoded here; tests craft those).
  */
 export function signResponse(options: {
