@@ -287,13 +287,17 @@ test('chain memo: a link is remembered by both DERs; a forged CA or leaf under t
   );
 });
 
-test('parse and key caches: the same text is one object, other text another; keys follow the DER', () => {
+test('parse and key caches: the same text is one object (leaf or CA), other text another; keys follow the DER', () => {
   clearCertificateCaches();
   const b64 = (pem: string) => pem.replace(/-----[^-]+-----|\s/g, '');
   const a = parseDeviceChain([b64(pki.devices[0]!.pem), b64(pki.deviceCa)]);
   const b = parseDeviceChain([b64(pki.devices[0]!.pem), b64(pki.deviceCa)]);
-  assert.notEqual(a[0], b[0], 'leaves are parsed afresh');
+  assert.equal(a[0], b[0], 'a leaf sent again (the next step of one device) comes from the parse cache');
   assert.equal(a[1], b[1], 'the device CA comes from the parse cache');
+  const leafText = b64(pki.devices[0]!.pem);
+  const [wrapped] = parseDeviceChain([`${leafText.slice(0, 64)}\n${leafText.slice(64)}`]);
+  assert.notEqual(wrapped, a[0], 'other text of the same DER is parsed anew');
+  assert.deepEqual(Buffer.from(wrapped!.rawData), Buffer.from(a[0]!.rawData));
   const c = parseDeviceChain([b64(pki.devices[0]!.pem), b64(pki.operatorCa)]);
   assert.notEqual(c[1], a[1]);
   assert.equal(c[1]!.subject === a[1]!.subject, false);
