@@ -71,14 +71,13 @@ function issue(
   return { cert: new x509.X509Certificate(der), issuer: self ?? (issuer as Issuer) };
 }
 
-const rootKeys = key();
-const root = issue(
-  [[OID.commonName, 'test root']],
-  rootKeys.publicKey,
-  caExtensions(1),
-  'self',
-  rootKeys.privateKey,
-);
+/** A self-signed root CA (pathLenConstraint 1) with a key of its own. */
+function rootCa(commonName: string): ReturnType<typeof issue> {
+  const keys = key();
+  return issue([[OID.commonName, commonName]], keys.publicKey, caExtensions(1), 'self', keys.privateKey);
+}
+
+const root = rootCa('test root');
 const caKeys = key();
 const ca = issue([[OID.commonName, 'test device CA']], caKeys.publicKey, caExtensions(0), root.issuer);
 const caIssuer: Issuer = { ...issuerOf(ca.cert, caKeys.privateKey) };
@@ -157,14 +156,7 @@ test('a device chain sent again is parsed once, and every verification still che
     verifyDeviceChain(again, { roots: [root.cert], now: new Date(now.getTime() + 2 * DAY) }),
     'SIMCRED_CERT_UNTRUSTED',
   );
-  const otherKeys = key();
-  const otherRoot = issue(
-    [[OID.commonName, 'other root']],
-    otherKeys.publicKey,
-    caExtensions(1),
-    'self',
-    otherKeys.privateKey,
-  );
+  const otherRoot = rootCa('other root');
   await rejectsWith(verifyDeviceChain(again, { roots: [otherRoot.cert], now }), 'SIMCRED_CERT_UNTRUSTED');
 });
 
