@@ -243,13 +243,18 @@ const headers = new Map<number, Buffer>();
 const MAX_HEADERS = 4096;
 
 function derHeader(tagClass: 1 | 3, tagNumber: number, constructed: boolean, length: number): Buffer {
-  const key = (length * 64 + tagNumber) * 4 + tagClass + (constructed ? 0 : 2);
+  // Tag numbers up to 30 fit the one identifier octet (every tag here does), and make the key unique.
+  const key = tagNumber <= 30 ? ((length * 32 + tagNumber) * 2 + (constructed ? 1 : 0)) * 4 + tagClass : -1;
   let header = headers.get(key);
   if (header === undefined) {
-    const element = new asn1js.Primitive({ idBlock: { tagClass, tagNumber }, valueHex: new Uint8Array(length) });
+    const element = new asn1js.Primitive({
+      idBlock: { tagClass, tagNumber },
+      valueHex: new Uint8Array(length),
+    });
     element.idBlock.isConstructed = constructed;
     const der = element.toBER(false);
     header = Buffer.from(der, 0, der.byteLength - length);
+    if (key < 0) return header;
     if (headers.size >= MAX_HEADERS) headers.clear();
     headers.set(key, header);
   }

@@ -237,5 +237,13 @@ test('derConstructed and derPrimitive write the bytes asn1js writes for the whol
       derConstructed('context', 1, [inner.subarray(0, 2), inner.subarray(2)]),
       Buffer.from(tagged.toBER(false)),
     );
+    // A tag number that needs more than the one identifier octet (not memoised, still asn1js's octets).
+    for (const tagNumber of [30, 31, 200]) {
+      const high = new asn1js.Constructed({
+        idBlock: { tagClass: 3, tagNumber },
+        value: [new asn1js.OctetString({ valueHex: content })],
+      });
+      assert.deepEqual(derConstructed('context', tagNumber, [inner]), Buffer.from(high.toBER(false)));
+    }
   }
 });
