@@ -88,10 +88,7 @@ function buildRequestFor(
   const tbsParts = [derConstructed('universal', 16, [derConstructed('universal', 16, [certIdDer])])];
   if (nonce) {
     // Extensions ::= SEQUENCE OF Extension; Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }
-    const extension = derConstructed('universal', 16, [
-      NONCE_OID_DER,
-      derPrimitive(TAG.OCTET_STRING, nonce),
-    ]);
+    const extension = derConstructed('universal', 16, [NONCE_OID_DER, derPrimitive(TAG.OCTET_STRING, nonce)]);
     tbsParts.push(derConstructed('context', 2, [derConstructed('universal', 16, [extension])]));
   }
   const der = derConstructed('universal', 16, [derConstructed('universal', 16, tbsParts)]);

@@ -151,10 +151,7 @@ export function parseRequest(der: Uint8Array, index: IssuerIndex): ParsedRequest
     }
     issuer = found.issuer;
     certIds.push(
-      derConstructed('universal', 16, [
-        found.prefixDer,
-        derPrimitive(TAG.INTEGER, certId.serial),
-      ]),
+      derConstructed('universal', 16, [found.prefixDer, derPrimitive(TAG.INTEGER, certId.serial)]),
     );
     serials.push(serialKey(certId.serial));
   }
