@@ -153,8 +153,9 @@ export class CredentialingSubsystem {
       if (!(await store.markDelivered(registration, registration.provisioningServer ?? null, now))) {
         throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration changed meanwhile');
       }
-      // Used: the registration server must no longer hand out its registration nonce.
-      this.options.peerActions.kick();
+      // The withdrawal queued with it goes out with the sender's next poll, batched with the other
+      // deliveries of that second: meanwhile the lookup may still answer, but step 3 refuses a used
+      // registration, so the nonce opens nothing.
     }
     return { package: registration.package };
   }
