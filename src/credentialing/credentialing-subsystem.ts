@@ -8,6 +8,7 @@ import type { fetchPackage, proveSession, submitReceipt } from '../protocol/cred
 import type { AuthenticatedDevice } from './authentication-subsystem.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { CredentialingStore } from './store.js';
+import type { Clock } from '../time/clock.js';
 
 export interface CredentialingSubsystemOptions {
   store: CredentialingStore;
@@ -21,6 +22,8 @@ export interface CredentialingSubsystemOptions {
   /** How long a delivery ticket stays good. */
   ticketTtlSeconds: number;
   log: Logger;
+  /** Time for tickets and state changes. */
+  clock: Clock;
 }
 
 /**
@@ -37,7 +40,7 @@ export class CredentialingSubsystem {
    */
   async issueAndRefer(
     device: AuthenticatedDevice,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<ResponseOf<typeof proveSession>> {
     const { store, consumers } = this.options;
     const { registration, certificate } = device;
@@ -97,7 +100,7 @@ export class CredentialingSubsystem {
         expiresAt: ticketExpiresAt.toISOString(),
       });
     } catch (err) {
-      await store.undoReferral(registration.dsimId, registration.sessionId!, new Date());
+      await store.undoReferral(registration.dsimId, registration.sessionId!, this.options.clock());
       throw err;
     }
     await store.audit(registration.dsimId, 'referred', provisioningServer, now);
@@ -116,7 +119,7 @@ export class CredentialingSubsystem {
    */
   async handOver(
     body: BodyOf<typeof fetchPackage>,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<ResponseOf<typeof fetchPackage>> {
     const { store } = this.options;
     const registration = await store.find(body.dsimId);
@@ -146,7 +149,7 @@ export class CredentialingSubsystem {
   /** Step 12: a receipt signed by the device key, naming the delivered package, closes the record. */
   async acceptReceipt(
     body: BodyOf<typeof submitReceipt>,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<ResponseOf<typeof submitReceipt>> {
     const { store } = this.options;
     const registration = await store.find(body.dsimId);

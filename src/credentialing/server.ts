@@ -17,6 +17,7 @@ import { CredentialingProcessor } from './processor.js';
 import { provisioningChooser, type ProvisioningPolicy } from './provisioning-policy.js';
 import { RegistrationSubsystem } from './registration-subsystem.js';
 import { CredentialingStore } from './store.js';
+import { systemClock, type Clock } from '../time/clock.js';
 
 export interface CredentialingServerOptions {
   host: string;
@@ -36,6 +37,8 @@ export interface CredentialingServerOptions {
   registrationTtlSeconds: number;
   sessionTtlSeconds?: number;
   ticketTtlSeconds?: number;
+  /** Time for every expiry decision; the real clock when omitted (tests set the time). */
+  clock?: Clock;
 }
 
 /**
@@ -54,6 +57,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   let url = options.publicUrl ?? '';
   const credentialingUrl = () => url;
   const log = options.logger;
+  const clock = options.clock ?? systemClock;
   const processor = new CredentialingProcessor(
     new RegistrationSubsystem({
       store,
@@ -61,6 +65,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       credentialingUrl,
       ttlSeconds: options.registrationTtlSeconds,
       log,
+      clock,
     }),
     new AuthenticationSubsystem({
       store,
@@ -68,6 +73,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       ocsp: options.ocsp,
       sessionTtlSeconds: options.sessionTtlSeconds ?? 120,
       log,
+      clock,
     }),
     new CredentialingSubsystem({
       store,
@@ -81,10 +87,12 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       credentialingUrl,
       ticketTtlSeconds: options.ticketTtlSeconds ?? 600,
       log,
+      clock,
     }),
     store,
     consumers,
     log,
+    clock,
   );
   const server = await startRoleServer({
     role: 'credentialing',
