@@ -54,6 +54,11 @@ export interface DeviceAgentOptions {
 export interface OnboardingResult {
   subscription: InstalledSubscription;
   attempts: number;
+  /**
+   * Times the device went over steps again: after a retryable refusal (503, a session still open),
+   * the attach included, or from step 3 when its ticket died. 0 on the straight path.
+   */
+  retries: number;
   /** Milliseconds per step of the last attempt. */
   timings: Partial<Record<DeviceStep, number>>;
 }
@@ -72,6 +77,7 @@ const GRANT_RENEW_MARGIN_MS = 15_000;
  */
 export class DeviceAgent {
   private grant: { grant: string; expiresAt: number } | undefined;
+  private retries = 0;
 
   constructor(private readonly options: DeviceAgentOptions) {}
 
@@ -99,13 +105,14 @@ export class DeviceAgent {
         ) {
           delete progress.referral;
           delete progress.pkg;
+          this.retries += 1;
           return this.attempt(timings, progress);
         }
         throw err;
       }
     });
     await this.withRetries(() => timed(timings, 'attach', () => this.attach()));
-    return { subscription, attempts, timings };
+    return { subscription, attempts, retries: this.retries, timings };
   }
 
   /** Runs `work` again after Retry-After while a dependency is down (503), up to maxAttempts times. */
@@ -117,6 +124,7 @@ export class DeviceAgent {
       } catch (err) {
         if (!retryable(err) || attempt >= maxAttempts) throw err;
         const delayMs = Math.min((err.retryAfter ?? 1) * 1000, this.options.maxRetryDelayMs ?? 30_000);
+        this.retries += 1;
         await sleep(delayMs);
       }
     }

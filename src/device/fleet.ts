@@ -54,6 +54,8 @@ export interface DeviceOutcome {
   totalMs: number;
   timings: OnboardingResult['timings'];
   attempts: number;
+  /** OnboardingResult.retries (0 for a device that failed). */
+  retries: number;
   error?: { code: string; message: string };
 }
 
@@ -145,6 +147,7 @@ async function onboardOne(
       totalMs: timer.now() - started,
       timings: result.timings,
       attempts: result.attempts,
+      retries: result.retries,
     };
   } catch (err) {
     return {
@@ -153,6 +156,7 @@ async function onboardOne(
       totalMs: timer.now() - started,
       timings: {},
       attempts: 0,
+      retries: 0,
       error: isSimcredError(err)
         ? { code: err.code, message: err.message }
         : { code: 'SIMCRED_INTERNAL', message: err instanceof Error ? err.message : String(err) },
