@@ -79,6 +79,8 @@ export interface E2eResult {
   workers: number;
   provisioned: number;
   failed: number;
+  /** Σ of the provisioned devices' retries (OnboardingResult.retries): each went over steps again. */
+  retries: number;
   distinctImsis: number;
   hssSubscribers: number;
   attached: number;
@@ -296,6 +298,7 @@ export class E2eCluster {
       warmupDevices: 0,
       provisioned,
       failed: dsimIds.length - provisioned,
+      retries: ok.reduce((sum, o) => sum + o.retries, 0),
       distinctImsis: new Set(ok.map((o) => o.imsi)).size,
       hssSubscribers,
       attached,
@@ -404,7 +407,7 @@ export function formatE2e(r: E2eResult): string {
     '',
     ...(r.requests && r.transport
       ? [
-          `  requests answered per onboarding (OCSP not counted): ${r.requests.map((q) => `${q.name} ${q.perOnboarding}`).join(', ')}; ${r.transport.requestsPerOnboarding} in all`,
+          `  requests answered per onboarding (OCSP not counted): ${r.requests.map((q) => `${q.name} ${q.perOnboarding}`).join(', ')}; ${r.transport.requestsPerOnboarding} in all${r.retries > 0 ? ` (with ${r.retries} retries)` : ''}`,
           `  one HTTPS request with an empty handler (GET /health, keep-alive, 16 at once): ${r.transport.serverMs.toFixed(3)} ms server CPU, ${r.transport.clientMs.toFixed(3)} ms client CPU`,
           `  transport floor ${r.transport.serverFloorMs.toFixed(3)} ms server CPU/onboarding (${r.transport.requestsPerOnboarding} × ${r.transport.serverMs.toFixed(3)}); server cpu / (crypto + transport floor) = ${(r.serverCpuMsPerOnboarding / (r.floor.serverMs + r.transport.serverFloorMs)).toFixed(2)}×`,
         ]

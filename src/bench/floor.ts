@@ -50,7 +50,8 @@ interface Spec extends Omit<FloorOperation, 'microseconds'> {
 
 /**
  * Times, in this process on one thread after a warm-up, the public-key operations of one onboarding
- * (docs/benchmarks.md lists them): every server-side one with the demo PKI's real keys, and the
+ * (docs/benchmarks.md lists them; test/bench/floor.test.ts counts the operations of a real onboarding
+ * and fails when this list's counts differ): every server-side one with the demo PKI's real keys, and the
  * device side apart. Signatures are over 256 random bytes with SHA-256 (what the JOSE / OCSP / X.509
  * inputs cost to hash is negligible next to the curve arithmetic). Memoised work (a CA link or an OCSP
  * delegate certificate already verified, parsed certificates) is not counted on the server side, which
@@ -173,6 +174,16 @@ export function measureCryptoFloor(
       kind: 'verify',
       count: 1,
       run: verifier(deviceOcspSigner, der),
+    },
+    {
+      side: 'server',
+      role: 'credentialing',
+      step: '5',
+      operation: 'package signature from the HSS (x5c links memoised)',
+      code: 'credentialing-subsystem.ts issueAndRefer → inspectPackage',
+      kind: 'verify',
+      count: 1,
+      run: verifier(packageKey, jose),
     },
     {
       side: 'server',

@@ -10,6 +10,7 @@ import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { openSession, proveSession } from '../protocol/credentialing.js';
 import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import type { CredentialingStore, Registration } from './store.js';
+import type { Clock } from '../time/clock.js';
 
 export interface AuthenticationSubsystemOptions {
   store: CredentialingStore;
@@ -19,6 +20,8 @@ export interface AuthenticationSubsystemOptions {
   /** How long a device has to answer its challenge. */
   sessionTtlSeconds: number;
   log: Logger;
+  /** Time for registration and session expiry. */
+  clock: Clock;
 }
 
 /** A device that passed every check of step 4. */
@@ -38,7 +41,7 @@ export class AuthenticationSubsystem {
   /** Step 3 → challenge: live registration, correct session nonce, no other live session. */
   async openSession(
     body: BodyOf<typeof openSession>,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<ResponseOf<typeof openSession>> {
     const { store } = this.options;
     const registration = await store.find(body.dsimId);
@@ -77,7 +80,7 @@ export class AuthenticationSubsystem {
   async authenticate(
     sessionId: string,
     proof: BodyOf<typeof proveSession>,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<AuthenticatedDevice> {
     const registration = await this.liveSession(sessionId, now);
     const chain = parseDeviceChain(proof.certificateChain);

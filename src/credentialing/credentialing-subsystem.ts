@@ -9,6 +9,7 @@ import type { AuthenticatedDevice } from './authentication-subsystem.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { PeerActionSender } from './peer-actions.js';
 import type { CredentialingStore } from './store.js';
+import type { Clock } from '../time/clock.js';
 
 export interface CredentialingSubsystemOptions {
   store: CredentialingStore;
@@ -24,6 +25,8 @@ export interface CredentialingSubsystemOptions {
   /** How long a delivery ticket stays good. */
   ticketTtlSeconds: number;
   log: Logger;
+  /** Time for tickets and state changes. */
+  clock: Clock;
 }
 
 /**
@@ -45,7 +48,7 @@ export class CredentialingSubsystem {
    */
   async issueAndRefer(
     device: AuthenticatedDevice,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<ResponseOf<typeof proveSession>> {
     const { store, consumers } = this.options;
     const { registration, certificate } = device;
@@ -93,7 +96,7 @@ export class CredentialingSubsystem {
         // The revocation's release may have reached the HSS before this subscriber existed: owe another.
         await store.queuePeerActions(
           [{ kind: 'release', dsimId: registration.dsimId, target: this.options.hssUrl }],
-          new Date(),
+          now,
         );
         this.options.peerActions.kick();
         throw new SimcredError(
@@ -111,7 +114,7 @@ export class CredentialingSubsystem {
         expiresAt: ticketExpiresAt.toISOString(),
       });
     } catch (err) {
-      await store.undoReferral(registration.dsimId, registration.sessionId!, new Date());
+      await store.undoReferral(registration.dsimId, registration.sessionId!, this.options.clock());
       throw err;
     }
     await store.audit(registration.dsimId, 'referred', provisioningServer, now);
@@ -130,7 +133,7 @@ export class CredentialingSubsystem {
    */
   async handOver(
     body: BodyOf<typeof fetchPackage>,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<ResponseOf<typeof fetchPackage>> {
     const { store } = this.options;
     const registration = await store.find(body.dsimId);
@@ -163,7 +166,7 @@ export class CredentialingSubsystem {
   /** Step 12: a receipt signed by the device key, naming the delivered package, closes the record. */
   async acceptReceipt(
     body: BodyOf<typeof submitReceipt>,
-    now = new Date(),
+    now = this.options.clock(),
   ): Promise<ResponseOf<typeof submitReceipt>> {
     const { store } = this.options;
     const registration = await store.find(body.dsimId);

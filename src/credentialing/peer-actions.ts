@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../time/clock.js';
 import { isSimcredError } from '../errors/index.js';
 import { MAX_RELEASES_PER_CALL } from '../protocol/hss.js';
 import { MAX_RECORDS_PER_PUSH } from '../protocol/registration.js';
@@ -16,7 +17,7 @@ export interface PeerActionSenderOptions {
   /** Backoff after a failure: doubling from `retryBaseMs` up to `retryMaxMs`. */
   retryBaseMs?: number;
   retryMaxMs?: number;
-  clock?: () => Date;
+  clock?: Clock;
 }
 
 const CLAIM_BATCH = 500;
@@ -41,7 +42,7 @@ export class PeerActionSender {
   private readonly clock: () => Date;
 
   constructor(private readonly options: PeerActionSenderOptions) {
-    this.clock = options.clock ?? (() => new Date());
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Looks for due actions every pollMs until stopped. */

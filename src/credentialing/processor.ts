@@ -13,6 +13,7 @@ import type { PeerActionSender } from './peer-actions.js';
 import type { CredentialingSubsystem } from './credentialing-subsystem.js';
 import type { RegistrationSubsystem } from './registration-subsystem.js';
 import type { CredentialingStore } from './store.js';
+import { systemClock, type Clock } from '../time/clock.js';
 
 /**
  * The credentialing server's work, knowing nothing of HTTP: its three subsystems in order, the
@@ -26,6 +27,7 @@ export class CredentialingProcessor {
     private readonly store: CredentialingStore,
     private readonly peerActions: PeerActionSender,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Steps 0a–0b: an NDJSON body in, NDJSON progress out. */
@@ -56,7 +58,7 @@ export class CredentialingProcessor {
     const device = await this.authentication.authenticate(sessionId, body).catch(async (err: unknown) => {
       const registration = await this.store.findBySession(sessionId);
       if (registration) {
-        await this.store.undoSession(registration.dsimId, sessionId, new Date());
+        await this.store.undoSession(registration.dsimId, sessionId, this.clock());
         await this.auditFailure(registration.dsimId, 'authentication-failed', err);
       }
       throw err;
@@ -65,7 +67,7 @@ export class CredentialingProcessor {
     try {
       return await this.credentialing.issueAndRefer(device);
     } catch (err) {
-      await this.store.undoSession(device.registration.dsimId, sessionId, new Date());
+      await this.store.undoSession(device.registration.dsimId, sessionId, this.clock());
       await this.auditFailure(device.registration.dsimId, 'credentialing-failed', err);
       throw dependencyError(err);
     }
@@ -76,7 +78,7 @@ export class CredentialingProcessor {
     if (!registration)
       throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
     const audit = await this.store.auditTrail(dsimId);
-    const expired = registration.state === 'registered' && registration.expiresAt <= new Date();
+    const expired = registration.state === 'registered' && registration.expiresAt <= this.clock();
     return {
       dsimId,
       state: expired ? 'expired' : registration.state,
@@ -100,7 +102,7 @@ export class CredentialingProcessor {
     // the HSS allocated are written with the revocation; the sender delivers them, retrying while a
     // peer is down (the revoked state refuses the device meanwhile).
     if (
-      !(await this.store.revoke(registration, body.reason ?? null, this.credentialing.hssUrl, new Date()))
+      !(await this.store.revoke(registration, body.reason ?? null, this.credentialing.hssUrl, this.clock()))
     ) {
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the credentials were already delivered');
     }

@@ -6,6 +6,7 @@ import { DeviceToRegister, type RegistrationSummary } from '../protocol/credenti
 import type { RegistrationRecord } from '../protocol/registration.js';
 import type { z } from 'zod';
 import type { CredentialingConsumers } from './consumers.js';
+import type { Clock } from '../time/clock.js';
 import type { CredentialingStore, Registration } from './store.js';
 
 /** Devices handled per database transaction and per push to a registration server. */
@@ -25,6 +26,8 @@ export interface RegistrationSubsystemOptions {
   credentialingUrl(): string;
   ttlSeconds: number;
   log: Logger;
+  /** Time the registrations' expiry counts from. */
+  clock: Clock;
 }
 
 /**
@@ -100,7 +103,7 @@ export class RegistrationSubsystem {
   ): Promise<{ byServer: Map<string, RegistrationRecord[]>; registered: number; unchanged: number }> {
     const { store, ttlSeconds } = this.options;
     const credentialingUrl = this.options.credentialingUrl();
-    const now = new Date();
+    const now = this.options.clock();
     const existing = await store.findMany(devices.map((d) => d.device.dsimId));
     const fresh: {
       dsimId: string;

@@ -18,6 +18,7 @@ import { CredentialingProcessor } from './processor.js';
 import { provisioningChooser, type ProvisioningPolicy } from './provisioning-policy.js';
 import { RegistrationSubsystem } from './registration-subsystem.js';
 import { CredentialingStore } from './store.js';
+import { systemClock, type Clock } from '../time/clock.js';
 
 export interface CredentialingServerOptions {
   host: string;
@@ -37,6 +38,8 @@ export interface CredentialingServerOptions {
   registrationTtlSeconds: number;
   sessionTtlSeconds?: number;
   ticketTtlSeconds?: number;
+  /** Time for every expiry decision; the real clock when omitted (tests set the time). */
+  clock?: Clock;
 }
 
 /**
@@ -55,7 +58,8 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   let url = options.publicUrl ?? '';
   const credentialingUrl = () => url;
   const log = options.logger;
-  const peerActions = new PeerActionSender({ store, consumers, log });
+  const clock = options.clock ?? systemClock;
+  const peerActions = new PeerActionSender({ store, consumers, log, clock });
   const processor = new CredentialingProcessor(
     new RegistrationSubsystem({
       store,
@@ -63,6 +67,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       credentialingUrl,
       ttlSeconds: options.registrationTtlSeconds,
       log,
+      clock,
     }),
     new AuthenticationSubsystem({
       store,
@@ -70,6 +75,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       ocsp: options.ocsp,
       sessionTtlSeconds: options.sessionTtlSeconds ?? 120,
       log,
+      clock,
     }),
     new CredentialingSubsystem({
       store,
@@ -84,10 +90,12 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       credentialingUrl,
       ticketTtlSeconds: options.ticketTtlSeconds ?? 600,
       log,
+      clock,
     }),
     store,
     peerActions,
     log,
+    clock,
   );
   const server = await startRoleServer({
     role: 'credentialing',

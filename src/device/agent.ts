@@ -11,6 +11,7 @@ import { phlrChallenge, phlrResponse, phlrResync } from '../protocol/phlr.js';
 import { deliver } from '../protocol/provisioning.js';
 import { lookup, lookupChallenge } from '../protocol/registration.js';
 import type { ResponseOf } from '../protocol/route.js';
+import { systemClock, type Clock } from '../time/clock.js';
 import type { AkaCredentials, InstalledSubscription, TrustedModule } from './trusted-module.js';
 
 /** The steps a device goes through, as timed in the demo and the benchmark. */
@@ -46,11 +47,18 @@ export interface DeviceAgentOptions {
   maxAttempts?: number;
   /** Upper bound on one wait, ms (the demo keeps retries short). */
   maxRetryDelayMs?: number;
+  /** The device's clock, for renewing its access grant in time; the real clock when omitted. */
+  clock?: Clock;
 }
 
 export interface OnboardingResult {
   subscription: InstalledSubscription;
   attempts: number;
+  /**
+   * Times the device went over steps again: after a retryable refusal (503, a session still open),
+   * the attach included, or from step 3 when its ticket died. 0 on the straight path.
+   */
+  retries: number;
   /** Milliseconds per step of the last attempt. */
   timings: Partial<Record<DeviceStep, number>>;
 }
@@ -69,6 +77,7 @@ const GRANT_RENEW_MARGIN_MS = 15_000;
  */
 export class DeviceAgent {
   private grant: { grant: string; expiresAt: number } | undefined;
+  private retries = 0;
 
   constructor(private readonly options: DeviceAgentOptions) {}
 
@@ -96,13 +105,14 @@ export class DeviceAgent {
         ) {
           delete progress.referral;
           delete progress.pkg;
+          this.retries += 1;
           return this.attempt(timings, progress);
         }
         throw err;
       }
     });
     await this.withRetries(() => timed(timings, 'attach', () => this.attach()));
-    return { subscription, attempts, timings };
+    return { subscription, attempts, retries: this.retries, timings };
   }
 
   /** Runs `work` again after Retry-After while a dependency is down (503), up to maxAttempts times. */
@@ -114,6 +124,7 @@ export class DeviceAgent {
       } catch (err) {
         if (!retryable(err) || attempt >= maxAttempts) throw err;
         const delayMs = Math.min((err.retryAfter ?? 1) * 1000, this.options.maxRetryDelayMs ?? 30_000);
+        this.retries += 1;
         await sleep(delayMs);
       }
     }
@@ -180,7 +191,8 @@ export class DeviceAgent {
 
   /** The access grant in hand while it has some life left, else a new one (step 1). */
   async accessGrant(): Promise<string> {
-    if (this.grant && this.grant.expiresAt - GRANT_RENEW_MARGIN_MS > Date.now()) return this.grant.grant;
+    const now = (this.options.clock ?? systemClock)().getTime();
+    if (this.grant && this.grant.expiresAt - GRANT_RENEW_MARGIN_MS > now) return this.grant.grant;
     return (await this.attachPreliminary()).grant;
   }
 

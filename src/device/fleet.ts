@@ -25,8 +25,26 @@ export interface FleetOptions {
   ratePerSecond?: number;
   maxAttempts?: number;
   maxRetryDelayMs?: number;
+  /** A device begins (after its switch-on wait, if any). */
+  onDeviceStart?(dsimId: string): void;
   onDeviceDone?(ok: boolean): void;
+  /**
+   * The monotonic time (ms) latencies and the open-loop schedule are read from, and the wait until a
+   * device's switch-on: performance.now and a timer when omitted (tests pass their own).
+   */
+  timer?: FleetTimer;
 }
+
+/** A monotonic clock in ms and a way to wait on it. */
+export interface FleetTimer {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const REAL_TIMER: FleetTimer = {
+  now: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
 
 export interface DeviceOutcome {
   dsimId: string;
@@ -36,6 +54,8 @@ export interface DeviceOutcome {
   totalMs: number;
   timings: OnboardingResult['timings'];
   attempts: number;
+  /** OnboardingResult.retries (0 for a device that failed). */
+  retries: number;
   error?: { code: string; message: string };
 }
 
@@ -53,7 +73,8 @@ export interface FleetReport {
  *   const report = await runFleet({ pkiDir, dsimIds, ocsp, phlrUrl, hssUrl, concurrency: 64 });
  */
 export async function runFleet(options: FleetOptions): Promise<FleetReport> {
-  const started = performance.now();
+  const timer = options.timer ?? REAL_TIMER;
+  const started = timer.now();
   const outcomes: DeviceOutcome[] = [];
   const shared: SharedByRoot = new Map();
   const rate = options.ratePerSecond;
@@ -61,13 +82,14 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
   const worker = async () => {
     while (next < options.dsimIds.length) {
       const index = next++;
-      let switchedOnAt = performance.now();
+      let switchedOnAt = timer.now();
       if (rate !== undefined) {
         switchedOnAt = started + (index * 1000) / rate;
-        const wait = switchedOnAt - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        const wait = switchedOnAt - timer.now();
+        if (wait > 0) await timer.sleep(wait);
       }
-      const outcome = await onboardOne(options.dsimIds[index]!, options, shared, switchedOnAt);
+      options.onDeviceStart?.(options.dsimIds[index]!);
+      const outcome = await onboardOne(options.dsimIds[index]!, options, shared, switchedOnAt, timer);
       outcomes.push(outcome);
       options.onDeviceDone?.(outcome.ok);
     }
@@ -77,7 +99,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
   } finally {
     await Promise.all([...shared.values()].map((s) => s.client.close()));
   }
-  return { outcomes, elapsedMs: performance.now() - started };
+  return { outcomes, elapsedMs: timer.now() - started };
 }
 
 /**
@@ -91,8 +113,9 @@ async function onboardOne(
   dsimId: string,
   options: FleetOptions,
   shared: SharedByRoot,
-  /** When the device was switched on (performance.now()): its latency counts from here. */
+  /** When the device was switched on (timer.now()): its latency counts from here. */
   started: number,
+  timer: FleetTimer,
 ): Promise<DeviceOutcome> {
   try {
     const image = await loadFactoryImage(options.pkiDir, dsimId);
@@ -121,17 +144,19 @@ async function onboardOne(
       dsimId,
       ok: true,
       imsi: result.subscription.imsi,
-      totalMs: performance.now() - started,
+      totalMs: timer.now() - started,
       timings: result.timings,
       attempts: result.attempts,
+      retries: result.retries,
     };
   } catch (err) {
     return {
       dsimId,
       ok: false,
-      totalMs: performance.now() - started,
+      totalMs: timer.now() - started,
       timings: {},
       attempts: 0,
+      retries: 0,
       error: isSimcredError(err)
         ? { code: err.code, message: err.message }
         : { code: 'SIMCRED_INTERNAL', message: err instanceof Error ? err.message : String(err) },

@@ -8,6 +8,7 @@ import type { importSubscribers, phlrChallenge, phlrResponse, phlrResync } from 
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import { signGrant, type GrantSigner } from './grant.js';
 import type { PhlrStore } from './store.js';
+import { systemClock, type Clock } from '../time/clock.js';
 
 export interface PhlrProcessorOptions {
   store: PhlrStore;
@@ -20,6 +21,8 @@ export interface PhlrProcessorOptions {
   challengeTtlSeconds: number;
   amf: Buffer;
   log: Logger;
+  /** Time for AKA challenges and grants (iat, exp); the real clock when omitted. */
+  clock?: Clock;
 }
 
 const PIMSI = /^\d{15}$/;
@@ -59,7 +62,7 @@ export class PhlrProcessor {
   }
 
   async challenge(body: BodyOf<typeof phlrChallenge>): Promise<ResponseOf<typeof phlrChallenge>> {
-    const { rand, autn } = await this.aka.challenge(body.pimsi);
+    const { rand, autn } = await this.aka.challenge(body.pimsi, this.now());
     return { rand: rand.toString('hex'), autn: autn.toString('hex') };
   }
 
@@ -68,6 +71,7 @@ export class PhlrProcessor {
       body.pimsi,
       Buffer.from(body.rand, 'hex'),
       Buffer.from(body.auts, 'hex'),
+      this.now(),
     );
     this.options.log.debug({ pimsi: body.pimsi }, 'SQN resynchronised');
     return { rand: rand.toString('hex'), autn: autn.toString('hex') };
@@ -76,7 +80,7 @@ export class PhlrProcessor {
   /** A correct RES buys a grant: ES256 JWS {sub: PIMSI, dsimId, scope: registration, iat, exp, jti}. */
   async respond(body: BodyOf<typeof phlrResponse>): Promise<ResponseOf<typeof phlrResponse>> {
     try {
-      await this.aka.verify(body.pimsi, Buffer.from(body.res, 'hex'));
+      await this.aka.verify(body.pimsi, Buffer.from(body.res, 'hex'), this.now());
     } catch (err) {
       this.options.log.info(
         { pimsi: body.pimsi, code: err instanceof SimcredError ? err.code : 'error' },
@@ -89,9 +93,14 @@ export class PhlrProcessor {
       pimsi: body.pimsi,
       dsimId: subscriber.dsimId,
       ttlSeconds: this.options.grantTtlSeconds,
+      now: this.now(),
     });
     this.options.log.debug({ pimsi: body.pimsi, dsimId: subscriber.dsimId, jti }, 'access granted');
     return { grant, expiresAt: expiresAt.toISOString() };
+  }
+
+  private now(): Date {
+    return (this.options.clock ?? systemClock)();
   }
 
   async importNow(_body: BodyOf<typeof importSubscribers>): Promise<ResponseOf<typeof importSubscribers>> {

@@ -5,6 +5,7 @@ import { mountPhlrApi } from './api.js';
 import type { GrantSigner } from './grant.js';
 import { PhlrProcessor } from './processor.js';
 import { PhlrStore } from './store.js';
+import type { Clock } from '../time/clock.js';
 
 export interface PhlrServerOptions {
   host: string;
@@ -20,6 +21,8 @@ export interface PhlrServerOptions {
   grantTtlSeconds: number;
   challengeTtlSeconds: number;
   amf: Buffer;
+  /** The real clock when omitted (tests set the time). */
+  clock?: Clock;
 }
 
 /**

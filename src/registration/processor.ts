@@ -16,6 +16,7 @@ import type {
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { LookupChallenges } from './challenge.js';
 import type { RegistrationStore } from './store.js';
+import type { Clock } from '../time/clock.js';
 
 export interface RegistrationProcessorOptions {
   store: RegistrationStore;
@@ -26,6 +27,8 @@ export interface RegistrationProcessorOptions {
   phlrKeys: KeyObject[];
   grantClockSkewSeconds: number;
   log: Logger;
+  /** Time for grants, challenges and registration expiry. */
+  clock: Clock;
 }
 
 /** Registration server work (role 14): keep pushed records; give a device its nonce once it proves itself (step 2). */
@@ -50,7 +53,7 @@ export class RegistrationProcessor {
   }
 
   challenge(body: BodyOf<typeof lookupChallenge>): ResponseOf<typeof lookupChallenge> {
-    const { challenge, expiresAt } = this.options.challenges.issue(body.dsimId);
+    const { challenge, expiresAt } = this.options.challenges.issue(body.dsimId, this.options.clock());
     return { challenge, expiresAt: expiresAt.toISOString() };
   }
 
@@ -58,7 +61,7 @@ export class RegistrationProcessor {
    * Step 2: the PHLR's access grant for this DSIM_ID, challenge, proof of possession, chain to a
    * manufacturer root, DSIM_ID binding; then the nonce.
    */
-  async lookup(body: BodyOf<typeof lookup>, now = new Date()): Promise<ResponseOf<typeof lookup>> {
+  async lookup(body: BodyOf<typeof lookup>, now = this.options.clock()): Promise<ResponseOf<typeof lookup>> {
     await verifyGrant(body.grant, {
       keys: this.options.phlrKeys,
       dsimId: body.dsimId,

@@ -7,6 +7,7 @@ import { mountRegistrationApi } from './api.js';
 import { LookupChallenges } from './challenge.js';
 import { RegistrationProcessor } from './processor.js';
 import { RegistrationStore } from './store.js';
+import { systemClock, type Clock } from '../time/clock.js';
 
 export interface RegistrationServerOptions {
   host: string;
@@ -22,6 +23,8 @@ export interface RegistrationServerOptions {
   /** Shared by every instance behind one load balancer; random per process when omitted. */
   challengeSecret?: Buffer;
   challengeTtlSeconds?: number;
+  /** The real clock when omitted (tests set the time). */
+  clock?: Clock;
 }
 
 /**
@@ -42,6 +45,7 @@ export async function startRegistrationServer(options: RegistrationServerOptions
     phlrKeys: options.phlrKeys,
     grantClockSkewSeconds: options.grantClockSkewSeconds ?? 30,
     log: options.logger,
+    clock: options.clock ?? systemClock,
   });
   return startRoleServer({
     role: 'registration',

@@ -12,10 +12,16 @@ import { loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js'
 import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
 import { loadHssSecrets, loadPhlrSecrets, loadRegistrationSecrets } from './secrets.js';
+import type { Clock } from '../time/clock.js';
 import { configuredUrls, manufacturerRoots, roleDatabase } from './wiring.js';
 
 export const SERVABLE_ROLES = ['credentialing', 'registration', 'hss', 'provisioning'] as const;
 export type ServableRole = (typeof SERVABLE_ROLES)[number];
+
+/** What a role takes besides its config: the clock its expiry decisions read (the real one when omitted). */
+export interface RoleDependencies {
+  clock?: Clock;
+}
 
 /**
  * One role (DESIGN §5): peers are found at the URLs the config names unless given. `instance` picks
@@ -30,7 +36,9 @@ export async function startRole(
   instance: number,
   logger: Logger,
   peers: { ocsp: string; hss: string; provisioning: string[] } = configuredUrls(config),
+  dependencies: RoleDependencies = {},
 ): Promise<RunningServer> {
+  const { clock } = dependencies;
   const pki = await loadPki(config.pkiDir);
   const urls = peers;
   const host = config.host;
@@ -62,6 +70,7 @@ export async function startRole(
         registrationTtlSeconds: config.registration.ttlSeconds,
         sessionTtlSeconds: config.credentialing.sessionTtlSeconds,
         ticketTtlSeconds: config.credentialing.ticketTtlSeconds,
+        ...(clock ? { clock } : {}),
       });
     case 'registration':
       return startRegistrationServer({
@@ -74,6 +83,7 @@ export async function startRole(
         phlrKeys: phlrGrantKeys(pki),
         grantClockSkewSeconds: config.phlr.grantClockSkewSeconds,
         challengeSecret: loadRegistrationSecrets(config).challengeSecret,
+        ...(clock ? { clock } : {}),
       });
     case 'provisioning':
       return startProvisioningServer({
@@ -115,7 +125,11 @@ export function phlrGrantKeys(pki: LoadedPki) {
  * @example
  *   const phlr = await startPhlr(config, logger);
  */
-export async function startPhlr(config: SimcredConfig, logger: Logger): Promise<RunningServer> {
+export async function startPhlr(
+  config: SimcredConfig,
+  logger: Logger,
+  dependencies: RoleDependencies = {},
+): Promise<RunningServer> {
   const pki = await loadPki(config.pkiDir);
   const identity = pki.operator.tls.phlr;
   return startPhlrServer({
@@ -133,5 +147,6 @@ export async function startPhlr(config: SimcredConfig, logger: Logger): Promise<
     grantTtlSeconds: config.phlr.grantTtlSeconds,
     challengeTtlSeconds: config.phlr.challengeTtlSeconds,
     amf: Buffer.from(config.phlr.amf, 'hex'),
+    ...(dependencies.clock ? { clock: dependencies.clock } : {}),
   });
 }

@@ -3,7 +3,7 @@ import type { SimcredConfig } from '../config/index.js';
 import type { RunningServer } from '../http/index.js';
 import { startOcspResponder } from '../ocsp/index.js';
 import { initPki, loadPki, type LoadedPki } from '../pki/index.js';
-import { startPhlr, startRole } from './roles.js';
+import { startPhlr, startRole, type RoleDependencies } from './roles.js';
 export { roleDatabase, manufacturerRoots } from './wiring.js';
 
 export interface RunningSystem {
@@ -32,14 +32,20 @@ export interface RunningSystem {
  * Every role on loopback in this process (the embedded default, DESIGN §5): the OCSP responder, the
  * HSS, the preliminary HLR, the registration and provisioning servers, then the credentialing server
  * that ties them.
- * Creates the demo PKI on first run.
+ * Creates the demo PKI on first run. `dependencies.clock` is the time the PHLR, registration and
+ * credentialing servers decide expiry by (tests set it; the OCSP responder, the HSS and the provisioning
+ * servers keep the real clock).
  *
  * @example
  *   const system = await startSystem(loadConfig(), logger);
  *   console.log(system.urls.credentialing);
  *   await system.close();
  */
-export async function startSystem(config: SimcredConfig, logger: Logger): Promise<RunningSystem> {
+export async function startSystem(
+  config: SimcredConfig,
+  logger: Logger,
+  dependencies: RoleDependencies = {},
+): Promise<RunningSystem> {
   await initPki(config.pkiDir);
   const pki = await loadPki(config.pkiDir);
   const host = config.host;
@@ -56,11 +62,13 @@ export async function startSystem(config: SimcredConfig, logger: Logger): Promis
     started.push(ocsp);
     const hss = await startRole(config, 'hss', 1, log('hss'));
     started.push(hss);
-    const phlr = await startPhlr(config, log('phlr'));
+    const phlr = await startPhlr(config, log('phlr'), dependencies);
     started.push(phlr);
     const registration: RunningServer[] = [];
     for (let i = 1; i <= config.ports.registration.length; i++) {
-      registration.push(await startRole(config, 'registration', i, log(`registration-${i}`)));
+      registration.push(
+        await startRole(config, 'registration', i, log(`registration-${i}`), undefined, dependencies),
+      );
       started.push(registration[i - 1]!);
     }
     const provisioning: RunningServer[] = [];
@@ -69,11 +77,14 @@ export async function startSystem(config: SimcredConfig, logger: Logger): Promis
       started.push(provisioning[i - 1]!);
     }
     // Started last, with the peers' actual URLs (ports may have been 0).
-    const credentialing = await startRole(config, 'credentialing', 1, log('credentialing'), {
-      ocsp: ocsp.url,
-      hss: hss.url,
-      provisioning: provisioning.map((p) => p.url),
-    });
+    const credentialing = await startRole(
+      config,
+      'credentialing',
+      1,
+      log('credentialing'),
+      { ocsp: ocsp.url, hss: hss.url, provisioning: provisioning.map((p) => p.url) },
+      dependencies,
+    );
     started.push(credentialing);
     return {
       pki,

@@ -92,20 +92,34 @@ describe('simcred bench', { concurrency: false }, () => {
       positive(j.floor.serverMs, 'floor.serverMs');
       positive(j.floor.deviceMs, 'floor.deviceMs');
       positive(j.cpuOverFloor, 'cpuOverFloor');
-      assert.deepEqual(j.floor.counts.server, { sign: 4, verify: 7, keygen: 1, ecdh: 1 });
-      // The messages the flow needs of each role (a retry would add some; none is expected here).
+      // The floor's operation counts are checked against a counted onboarding in floor.test.ts.
+      // The messages the flow needs of each role, per onboarding. A device that retried (a 503 under
+      // load, say) sent some again: the bench reports its retries, and each went over at most one
+      // whole pass of the flow's 13 messages. Without a retry the counts are exact.
       assert.ok(j.requests && j.transport, 'one process per role: requests counted');
-      const perRole = Object.fromEntries(j.requests.map((q) => [q.name, q.perOnboarding]));
-      assert.deepEqual([perRole.credentialing, perRole.hss, perRole.phlr], [4, 3, 2]);
-      // Registration servers: the device's challenge and lookup, plus the withdrawals of used
-      // registrations, which the credentialing server batches (at most one call per onboarding).
-      const registration = perRole['registration-1']! + perRole['registration-2']!;
-      assert.ok(
-        registration > 2 && registration <= 3,
-        `registration requests per onboarding: ${registration}`,
-      );
-      assert.equal(perRole['provisioning-1']! + perRole['provisioning-2']!, 2);
-      assert.ok(Math.abs(j.transport.requestsPerOnboarding - (11 + registration)) < 0.01);
+      const FLOW = { credentialing: 4, hss: 3, phlr: 2, registration: 2, provisioning: 2 };
+      // Registration servers also answer the credentialing server's withdrawals of used
+      // registrations, which its outbox batches: at most one call per onboarding.
+      const withdrawalsAtMost = (role: string) => (role === 'registration' ? j.provisioned : 0);
+      const served: Record<string, number> = {};
+      for (const q of j.requests) {
+        const role = q.name.split('-')[0]!;
+        served[role] = (served[role] ?? 0) + Math.round(q.perOnboarding * j.provisioned);
+      }
+      assert.deepEqual(Object.keys(served).sort(), Object.keys(FLOW).sort());
+      let extra = 0;
+      for (const [role, perOnboarding] of Object.entries(FLOW)) {
+        const needed: number = perOnboarding * j.provisioned;
+        assert.ok(served[role]! >= needed, `${role}: ${served[role]} requests for ${needed} messages`);
+        const beyond = Math.max(0, served[role]! - needed - withdrawalsAtMost(role));
+        if (j.retries === 0)
+          assert.equal(beyond, 0, `${role}: ${served[role]} requests for ${needed} messages`);
+        extra += beyond;
+      }
+      assert.ok(extra <= 13 * j.retries, `${extra} requests beyond the flow, ${j.retries} retries`);
+      if (j.retries === 0) {
+        assert.ok(j.transport.requestsPerOnboarding >= 13 && j.transport.requestsPerOnboarding <= 14);
+      }
       positive(j.transport.serverMs, 'transport.serverMs');
       positive(j.transport.serverFloorMs, 'transport.serverFloorMs');
       assert.match(r.stdout, /transport floor/);
@@ -150,8 +164,8 @@ describe('simcred bench', { concurrency: false }, () => {
       assert.equal(j.rate, 20);
       assert.equal(j.warmupDevices, 3);
       assert.equal(j.devices, 10, 'the warm-up devices are not counted');
-      // The tenth device is switched on 9 / 20 s after the first.
-      assert.ok(j.onboardMs >= 450, `fleet phase ${j.onboardMs} ms`);
+      // The open-loop schedule itself (device i switched on i / rate after the first) is shown with
+      // an injected timer in test/device/fleet.test.ts, not by timing this run.
       assert.equal(j.colocated, true);
       assert.equal(j.provisioned, 10);
       assert.equal(j.attached, 10);

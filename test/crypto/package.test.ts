@@ -236,7 +236,9 @@ test('chain to a foreign root, expired or unfit signer, wrong roots: chain inval
 });
 
 test('package for device A opened by device B; wrong device nonce; expired', async () => {
-  const jws = await sealPackage(sealInput(f.deviceEc, 'dsim-a'));
+  // Sealed at a set instant (a whole second, as iat is): expiry is reckoned from it, not from the wall clock.
+  const sealedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const jws = await sealPackage(sealInput(f.deviceEc, 'dsim-a', { now: sealedAt }));
   // Device B with its own identity: not its package.
   await assert.rejects(open(jws, { dsimId: 'dsim-b', devicePrivateKey: f.deviceEc2.privateKey }), {
     code: 'SIMCRED_PACKAGE_BINDING_MISMATCH',
@@ -254,7 +256,7 @@ test('package for device A opened by device B; wrong device nonce; expired', asy
     code: 'SIMCRED_PACKAGE_BINDING_MISMATCH',
   });
   // Expired.
-  const later = new Date(Date.now() + 3600_000 + 61_000);
+  const later = new Date(sealedAt.getTime() + 3600_000 + 61_000);
   await assert.rejects(open(jws, { now: later }), { code: 'SIMCRED_PACKAGE_EXPIRED' });
   await assert.rejects(inspectPackage(jws, { operatorRoots: roots, now: later }), {
     code: 'SIMCRED_PACKAGE_EXPIRED',
@@ -264,7 +266,7 @@ test('package for device A opened by device B; wrong device nonce; expired', asy
     'dsim-a',
   );
   // Within the clock tolerance it still opens.
-  await open(jws, { now: new Date(Date.now() + 3600_000 + 30_000) });
+  await open(jws, { now: new Date(sealedAt.getTime() + 3600_000 + 30_000) });
 });
 
 test('sealPackage input checks', async () => {

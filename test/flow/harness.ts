@@ -19,6 +19,7 @@ export interface TestDevice {
   agent: DeviceAgent;
 }
 import { tempDir } from '../helpers/cli.js';
+import type { Clock } from '../../src/time/clock.js';
 
 /** Every role on loopback (free ports) over a fresh data folder, with the logs captured. */
 export interface TestSystem {
@@ -37,7 +38,14 @@ export interface TestSystem {
   close(): Promise<void>;
 }
 
-export async function startTestSystem(overrides: Record<string, unknown> = {}): Promise<TestSystem> {
+/**
+ * `options.clock`: the time the PHLR, registration and credentialing servers and the test's devices
+ * decide expiry by (a ManualClock from test/helpers/clock.ts); the real clock when omitted.
+ */
+export async function startTestSystem(
+  overrides: Record<string, unknown> = {},
+  options: { clock?: Clock } = {},
+): Promise<TestSystem> {
   const dir = tempDir('simcred-flow-');
   let captured = '';
   const destination = new Writable({
@@ -64,7 +72,7 @@ export async function startTestSystem(overrides: Record<string, unknown> = {}): 
     },
   });
   const logger = createLogger({ name: 'test', level: 'trace', destination });
-  const system = await startSystem(config, logger);
+  const system = await startSystem(config, logger, options.clock ? { clock: options.clock } : {});
   const operator = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
   const deviceClient = new PeerClient({ tls: { ca: [system.pki.operator.root.pem] } });
   const ocsp = ocspStatusChecker({ urls: [system.urls.ocsp] });
@@ -107,6 +115,7 @@ export async function startTestSystem(overrides: Record<string, unknown> = {}): 
         operatorRoots: [new x509.X509Certificate(image.image.trustRoots.operator)],
         ocsp,
         maxAttempts: 1,
+        ...(options.clock ? { clock: options.clock } : {}),
       });
       return { image, module, agent };
     },

@@ -17,6 +17,7 @@ import { startOcspResponder } from '../../src/ocsp/index.js';
 import { TrustedModule } from '../../src/device/trusted-module.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 import { tempDir } from '../helpers/cli.js';
+import { ManualClock } from '../helpers/clock.js';
 import { rejectsWith } from '../helpers/assert.js';
 
 describe('no credential without every proof (DESIGN §4.1)', () => {
@@ -345,13 +346,25 @@ describe('no credential without every proof (DESIGN §4.1)', () => {
 
 describe('registrations expire', () => {
   test('an expired registration gets no session and no credential', async () => {
-    const t = await startTestSystem({ registration: { ttlSeconds: 1 } });
+    // Every role that decides expiry, and the device, read one manual clock the test moves.
+    const clock = new ManualClock();
+    const t = await startTestSystem({ registration: { ttlSeconds: 600 } }, { clock: clock.now });
     try {
       const [dsimId] = await t.manufacture(1);
       await t.register([dsimId!]);
       const { agent } = await t.device(dsimId!);
       const registration = await agent.lookupRegistration();
-      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const expiresAt = new Date(registration.expiresAt);
+      assert.equal(expiresAt.getTime(), clock.now().getTime() + 600_000, 'the TTL counts from the clock');
+      // One second before the end: still live at both servers, and a session opens.
+      clock.set(new Date(expiresAt.getTime() - 1000));
+      const state = await t.operator.deviceState(t.system.urls.credentialing, dsimId!);
+      assert.equal(state.state, 'registered');
+      const live = await agent.lookupRegistration();
+      const session = await agent.openSession(live);
+      // At the end: the open session cannot be proven, and nothing new starts.
+      clock.set(expiresAt);
+      await rejectsWith(agent.proveSession(live, session), 'SIMCRED_REGISTRATION_EXPIRED');
       await rejectsWith(agent.openSession(registration), 'SIMCRED_REGISTRATION_EXPIRED');
       await rejectsWith(agent.lookupRegistration(), 'SIMCRED_REGISTRATION_EXPIRED');
       assert.equal(await t.subscriber(dsimId!), undefined);

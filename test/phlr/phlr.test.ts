@@ -28,6 +28,7 @@ import { importSubscribers, phlrChallenge, phlrResponse, phlrResync } from '../.
 import { roleDatabase } from '../../src/system/start.js';
 import { startTestSystem, type TestSystem } from '../flow/harness.js';
 import { rejectsWith } from '../helpers/assert.js';
+import { ManualClock } from '../helpers/clock.js';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 
@@ -331,16 +332,26 @@ describe('preliminary HLR: AKA on preliminary credentials and the access grant (
 });
 
 describe('grant lifetime', () => {
-  test('an expired grant is refused by the registration server', async () => {
-    const t = await startTestSystem({ phlr: { grantTtlSeconds: 1, grantClockSkewSeconds: 0 } });
+  test('a grant is good until its exp and refused from then on, by the time the servers read', async () => {
+    // The PHLR, the registration server and the device read one manual clock: the test sets the
+    // time, so neither the wall-clock second nor the machine's load decides the outcome.
+    const clock = new ManualClock();
+    const t = await startTestSystem(
+      { registration: { ttlSeconds: 3600 }, phlr: { grantTtlSeconds: 600, grantClockSkewSeconds: 0 } },
+      { clock: clock.now },
+    );
     try {
       const [dsimId] = await t.manufacture(1);
       await t.register([dsimId!]);
       const { agent } = await t.device(dsimId!);
-      const { grant } = await agent.attachPreliminary();
-      await new Promise((resolve) => setTimeout(resolve, 2100));
+      const { grant, expiresAt } = await agent.attachPreliminary();
+      const exp = Date.parse(expiresAt);
+      assert.equal(exp, Math.floor(clock.now().getTime() / 1000) * 1000 + 600_000, 'iat from the clock');
+      clock.set(new Date(exp - 1000));
+      assert.ok((await agent.lookupRegistration(grant)).registrationNonce, 'one second before exp');
+      clock.set(new Date(exp));
       await rejectsWith(agent.lookupRegistration(grant), 'SIMCRED_GRANT_EXPIRED');
-      // A new AKA gives a new grant (the agent renews one that is about to expire).
+      // The device's clock says the grant is spent: a new AKA gives a new grant, signed at the new time.
       assert.ok((await agent.lookupRegistration()).registrationNonce);
     } finally {
       await t.close();

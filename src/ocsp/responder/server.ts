@@ -5,6 +5,7 @@ import { BoundedCache } from '../../crypto/bounded-cache.js';
 import { SimcredError } from '../../errors/index.js';
 import { createHttpServer, listen } from '../../http/index.js';
 import { CaStore, type CertificateStatus } from '../../pki/store.js';
+import { systemClock, type Clock } from '../../time/clock.js';
 import { ERROR_RESPONSES, parseRequest, signResponse, type ErrorStatus } from './engine.js';
 import { IssuerIndex, loadIssuersFromPki, prepareIssuer, type IssuerSource } from './issuers.js';
 
@@ -35,6 +36,8 @@ export interface OcspResponderOptions {
   /** Pre-signed nonce-less responses kept, and certificate statuses known (default 10 000 each). */
   cacheEntries?: number;
   bodyLimit?: number;
+  /** The time responses are signed at and cache and revocation re-reads are paced by (tests set it). */
+  clock?: Clock;
 }
 
 export interface OcspResponder {
@@ -81,6 +84,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     })));
   const validitySeconds = options.validitySeconds ?? 3600;
   const generationCheckMs = options.generationCheckMs ?? 200;
+  const clock = options.clock ?? systemClock;
   const cacheEntries = options.cacheEntries ?? 10_000;
   const stats: OcspResponder['stats'] = {
     requests: 0,
@@ -111,7 +115,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
   let generationCheckedAt = 0;
   let generationCheck: Promise<void> | undefined;
   const checkGeneration = async (): Promise<void> => {
-    if (Date.now() - generationCheckedAt < generationCheckMs) return;
+    if (clock().getTime() - generationCheckedAt < generationCheckMs) return;
     generationCheck ??= store
       .revocationGeneration()
       .then((g) => {
@@ -121,7 +125,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
           statuses.clear();
         }
         generation = g;
-        generationCheckedAt = Date.now();
+        generationCheckedAt = clock().getTime();
       })
       .finally(() => (generationCheck = undefined));
     await generationCheck;
@@ -144,9 +148,9 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     }
     if (key !== undefined) {
       const hit = cache.get(key);
-      if (hit && Date.now() < hit.refreshAt) {
+      if (hit && clock().getTime() < hit.refreshAt) {
         stats.cacheHits++;
-        return sendCached(reply, hit);
+        return sendCached(reply, hit, clock());
       }
     }
     const parsed = parseRequest(der, index);
@@ -157,7 +161,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     } catch (err) {
       return sendError(reply, 'tryLater', err);
     }
-    const now = new Date();
+    const now = clock();
     const signed = signResponse({
       issuer: parsed.issuer,
       certIds: parsed.certIds,
@@ -182,7 +186,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
       if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
       cache.set(key, entry);
     }
-    return sendCached(reply, entry);
+    return sendCached(reply, entry, now);
   };
 
   const sendError = (reply: FastifyReply, status: ErrorStatus, detail: unknown): FastifyReply => {
@@ -250,8 +254,8 @@ export function decodeGetPath(url: string): Buffer | undefined {
   return undefined;
 }
 
-function sendCached(reply: FastifyReply, entry: CachedResponse): FastifyReply {
-  const maxAge = Math.max(0, Math.floor((entry.nextUpdate.getTime() - Date.now()) / 1000));
+function sendCached(reply: FastifyReply, entry: CachedResponse, now: Date): FastifyReply {
+  const maxAge = Math.max(0, Math.floor((entry.nextUpdate.getTime() - now.getTime()) / 1000));
   return reply
     .code(200)
     .type(OCSP_RESPONSE_TYPE)
