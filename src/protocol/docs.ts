@@ -89,7 +89,7 @@ function renderRoute(route: RouteSpec): string[] {
   return [
     `### ${route.method} ${route.path}`,
     '',
-    `\`${route.id}\` — steps ${route.steps} — caller: ${caller}${format}`,
+    `\`${route.id}\`${route.steps ? ` — steps ${route.steps}` : ''} — caller: ${caller}${format}`,
     '',
     route.summary,
     '',

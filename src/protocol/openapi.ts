@@ -146,7 +146,7 @@ function operation(route: RouteSpec): JsonObject {
     operationId: route.id,
     tags: [route.role],
     summary: route.summary.split(/(?<=\.)\s/)[0]!,
-    description: `${route.summary}\n\nDESIGN §2 steps: ${route.steps}. Callers: ${callers}.`,
+    description: `${route.summary}\n\n${route.steps ? `DESIGN §2 steps: ${route.steps}. ` : ''}Callers: ${callers}.`,
     ...(params.length > 0 ? { parameters: params } : {}),
     ...(body ? { requestBody: body } : {}),
     responses: responses(route),

@@ -38,7 +38,7 @@ export function healthRoute(role: ServingRole) {
   return defineRoute({
     id: `${role}.health`,
     role,
-    steps: '—',
+    steps: '',
     method: 'GET',
     path: '/health',
     caller: PUBLIC,
@@ -55,7 +55,7 @@ export function openApiRoute(role: ServingRole) {
   return defineRoute({
     id: `${role}.openapi`,
     role,
-    steps: '—',
+    steps: '',
     method: 'GET',
     path: '/openapi.json',
     caller: PUBLIC,

@@ -39,7 +39,7 @@ test('a code the route does not declare is logged as undeclared and counted; dec
   const declaredNothing = defineRoute({
     id: 'test.declaresNothing',
     role: 'hss',
-    steps: '—',
+    steps: '',
     method: 'POST',
     path: '/v1/test',
     caller: DEVICE,
