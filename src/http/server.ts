@@ -49,6 +49,13 @@ export interface UndeclaredError {
 }
 
 const undeclared = new WeakMap<FastifyInstance, Map<string, UndeclaredError>>();
+const declaredCodes = new WeakMap<RouteSpec, ReadonlySet<ErrorCode>>();
+
+function declares(route: RouteSpec, code: ErrorCode): boolean {
+  let codes = declaredCodes.get(route);
+  if (!codes) declaredCodes.set(route, (codes = new Set(routeErrors(route))));
+  return codes.has(code);
+}
 
 /**
  * The codes this server answered on a route that does not declare them, each logged at error level
@@ -150,7 +157,7 @@ function sendError(
 ): FastifyReply {
   const error = toSimcredError(err);
   const route = request.routeOptions.config?.route;
-  if (route && !routeErrors(route).includes(error.code)) {
+  if (route && !declares(route, error.code)) {
     request.log.error({ route: route.id, code: error.code }, 'undeclared error code');
     onUndeclared?.(route.id, error.code);
   }

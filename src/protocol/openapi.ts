@@ -1,7 +1,9 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import packageJson from '../../package.json' with { type: 'json' };
 import { DEFAULT_HOST, DEFAULT_PORTS } from '../config/config.js';
-import { ERROR_CODES, type ErrorCode } from '../errors/index.js';
+import { ERROR_CODES, SimcredError, type ErrorCode } from '../errors/index.js';
 import { routesOf } from './index.js';
 import { routeErrors, type RouteSpec } from './route.js';
 import type { ServingRole } from './service.js';
@@ -17,6 +19,28 @@ export interface OpenApiDocument extends JsonObject {
 }
 
 export const NDJSON_TYPE = 'application/x-ndjson';
+
+let packageInfo: { version: string; license: string } | undefined;
+
+/**
+ * simcred's package.json, found upwards from this module (it runs from dist/src/protocol): read, not
+ * imported, as JSON modules still warn on some Node 20 releases.
+ */
+function simcredPackage(): { version: string; license: string } {
+  if (packageInfo) return packageInfo;
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'package.json');
+    if (existsSync(candidate)) {
+      const json = JSON.parse(readFileSync(candidate, 'utf8')) as {
+        name?: string;
+        version: string;
+        license: string;
+      };
+      if (json.name === 'simcred') return (packageInfo = { version: json.version, license: json.license });
+    }
+    if (dirname(dir) === dir) throw new SimcredError('SIMCRED_IO', 'simcred package.json not found');
+  }
+}
 
 /** The OCSP responder speaks plain HTTP (RFC 5019); every other role HTTPS under the operator CA. */
 function scheme(role: ServingRole): string {
@@ -172,12 +196,12 @@ export function openApiDocument(role: ServingRole, options: { servers?: string[]
     openapi: '3.1.0',
     info: {
       title: `simcred ${role}`,
-      version: packageJson.version,
+      version: simcredPackage().version,
       description:
         role === 'ocsp'
           ? 'The simcred OCSP responder (RFC 6960 over the RFC 5019 HTTP profile), generated from src/protocol. Bodies are DER, not JSON; HTTP errors follow the simcred error contract {code, message} (docs/errors.md).'
           : `The simcred ${role} role, generated from src/protocol (docs/protocol.md describes the same routes). HTTPS with a server certificate from the operator CA. Every error is {code, message} with the status of its code (docs/errors.md); a 503 carries Retry-After.`,
-      license: { name: packageJson.license, identifier: packageJson.license },
+      license: { name: simcredPackage().license, identifier: simcredPackage().license },
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     servers: (options.servers ?? defaultServerUrls(role)).map((url) => ({ url })),
