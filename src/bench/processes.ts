@@ -151,8 +151,8 @@ export class ProcessGroup {
 }
 
 /**
- * Waits until every server answers GET /health (any HTTP answer from the OCSP responder, which
- * has no such route), failing early with its stderr when one exits.
+ * Waits until every server, the OCSP responder included, answers GET /health with 200, failing
+ * early with its stderr when one exits.
  */
 export async function waitHealthy(
   servers: readonly ServerProcess[],
@@ -173,7 +173,7 @@ export async function waitHealthy(
           }
           try {
             const { statusCode } = await client.send(`${server.url}/health`, 'GET', undefined, '');
-            if (statusCode === 200 || server.url.startsWith('http:')) return;
+            if (statusCode === 200) return;
           } catch {
             // not listening yet
           }

@@ -8,8 +8,8 @@ export interface RoleEndpoint {
 }
 
 /**
- * How many requests each role has answered so far (GET /health reports its counter; the OCSP
- * responder has no /health and is not listed).
+ * How many requests each role has answered so far (GET /health reports its counter). The OCSP
+ * responder answers /health too, but its requests are not part of these endpoints' counts.
  *
  * @example
  *   const before = await requestsServed(endpoints, operatorRootPem);

@@ -27,6 +27,8 @@ export function mountRoute<S extends RouteSpec>(app: FastifyInstance, spec: S, h
   app.route({
     method: spec.method,
     url: spec.path,
+    // The error handler checks every answered code against the codes this route declares.
+    config: { route: spec },
     handler: async (request) => {
       const caller = identifyCaller(request, spec);
       const params = spec.params ? parse(spec.params, request.params, 'path') : undefined;
@@ -52,7 +54,8 @@ export function parse<T extends z.ZodType>(schema: T, value: unknown, where: str
  * `authorized`) whose CN names an allowed role: simcred-<role>.
  */
 export function identifyCaller(request: FastifyRequest, spec: RouteSpec): CallerIdentity {
-  if (spec.caller.kind === 'device') return { kind: 'device' };
+  // Device and public routes take no client certificate.
+  if (spec.caller.kind !== 'peer') return { kind: 'device' };
   const socket = request.raw.socket as Partial<TLSSocket>;
   const commonName = socket.authorized ? peerCommonName(socket as TLSSocket) : undefined;
   if (commonName === undefined) {

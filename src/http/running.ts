@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { routesOf } from '../protocol/index.js';
+import { openApiDocument } from '../protocol/openapi.js';
 import type { Role } from '../protocol/route.js';
-import { createHttpServer, listen } from './server.js';
+import { healthRoute, openApiRoute, type ServingRole } from '../protocol/service.js';
+import { createHttpServer, listen, undeclaredErrors, type UndeclaredError } from './server.js';
 import { serverTls, type TlsIdentity } from './tls.js';
 
 /** A role listening on a port: its base URL, and a close that also releases its store and clients. */
@@ -9,10 +12,54 @@ export interface RunningServer {
   role: Role;
   url: string;
   close(): Promise<void>;
+  /** Codes answered on routes that do not declare them (logged as 'undeclared error code'); tests expect none. */
+  undeclaredErrors(): UndeclaredError[];
+}
+
+/**
+ * What every role serves besides its interface: GET /health with a request counter, GET
+ * /openapi.json (its document, with `url()` as the server), and the tie from each fastify route to
+ * its declared spec, so the error handler can check the codes it answers (routes mounted without
+ * mountRoute, such as a streaming one, are matched by method and path). Call before mounting routes.
+ *
+ * @example
+ *   mountServiceRoutes(app, 'ocsp', () => url);
+ */
+export function mountServiceRoutes(app: FastifyInstance, role: ServingRole, url: () => string): void {
+  const declared = routesOf(role);
+  app.addHook('onRoute', (options) => {
+    if (options.config?.route) return;
+    const spec = declared.find((r) => r.method === options.method && r.path === options.url);
+    if (spec) options.config = { ...options.config, route: spec };
+  });
+  // Requests answered so far (health checks included), for benchmarks to count requests per onboarding.
+  let requestsServed = 0;
+  app.addHook('onResponse', (_request, _reply, done) => {
+    requestsServed++;
+    done();
+  });
+  const health = healthRoute(role);
+  app.route({
+    method: health.method,
+    url: health.path,
+    config: { route: health },
+    handler: async () => ({ role, ok: true as const, requestsServed }),
+  });
+  let document: string | undefined;
+  const openApi = openApiRoute(role);
+  app.route({
+    method: openApi.method,
+    url: openApi.path,
+    config: { route: openApi },
+    handler: async (_request, reply) => {
+      document ??= JSON.stringify(openApiDocument(role, { servers: [url()] }));
+      return reply.type('application/json').send(document);
+    },
+  });
 }
 
 export interface RoleServerOptions {
-  role: Role;
+  role: ServingRole;
   host: string;
   port: number;
   logger: Logger;
@@ -25,8 +72,8 @@ export interface RoleServerOptions {
 }
 
 /**
- * The skeleton every role shares: an HTTP(S) server with the error contract, GET /health, the
- * role's routes, and an orderly close.
+ * The skeleton every role shares: an HTTP(S) server with the error contract, GET /health, GET
+ * /openapi.json, the role's routes, and an orderly close.
  *
  * @example
  *   const server = await startRoleServer({ role: 'hss', host, port, logger, tls, mount: (app) => mountHssApi(app, p) });
@@ -37,15 +84,9 @@ export async function startRoleServer(options: RoleServerOptions): Promise<Runni
     bodyLimit: options.bodyLimit,
     tls: options.tls ? serverTls(options.tls) : undefined,
   });
-  // Requests answered so far (health checks included), for benchmarks to count requests per onboarding.
-  let requestsServed = 0;
-  app.addHook('onResponse', (_request, _reply, done) => {
-    requestsServed++;
-    done();
-  });
-  app.get('/health', async () => ({ role: options.role, ok: true, requestsServed }));
+  let url = '';
+  mountServiceRoutes(app, options.role, () => url);
   options.mount(app);
-  let url: string;
   try {
     url = await listen(app, { host: options.host, port: options.port });
   } catch (err) {
@@ -59,5 +100,6 @@ export async function startRoleServer(options: RoleServerOptions): Promise<Runni
       await app.close();
       await options.release?.();
     },
+    undeclaredErrors: () => undeclaredErrors(app),
   };
 }

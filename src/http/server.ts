@@ -8,7 +8,15 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { ERROR_CODES, SimcredError, isSimcredError, type ErrorCode } from '../errors/index.js';
+import { routeErrors, type RouteSpec } from '../protocol/route.js';
 import { isDatabaseOutage } from '../storage/database.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The declared route this fastify route serves (set by mountRoute and the role skeleton). */
+    route?: RouteSpec;
+  }
+}
 
 /** Server TLS; with `clientCa`, peers may present certificates that `requirePeer` then checks. */
 export interface ServerTls {
@@ -33,6 +41,33 @@ export interface ErrorBody {
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
+/** A code a route answered although it does not declare it (routeErrors): a gap in the docs. */
+export interface UndeclaredError {
+  route: string;
+  code: ErrorCode;
+  count: number;
+}
+
+const undeclared = new WeakMap<FastifyInstance, Map<string, UndeclaredError>>();
+const declaredCodes = new WeakMap<RouteSpec, ReadonlySet<ErrorCode>>();
+
+function declares(route: RouteSpec, code: ErrorCode): boolean {
+  let codes = declaredCodes.get(route);
+  if (!codes) declaredCodes.set(route, (codes = new Set(routeErrors(route))));
+  return codes.has(code);
+}
+
+/**
+ * The codes this server answered on a route that does not declare them, each logged at error level
+ * as 'undeclared error code' when it happened; the tests drive every refusal and expect none.
+ *
+ * @example
+ *   assert.deepEqual(undeclaredErrors(app), []);
+ */
+export function undeclaredErrors(app: FastifyInstance): UndeclaredError[] {
+  return [...(undeclared.get(app)?.values() ?? [])].map((e) => ({ ...e }));
+}
+
 /**
  * A fastify instance with simcred's error contract: every failure is `{code, message}` with the
  * code's HTTP status, 503s carry Retry-After, and a 500 never shows its detail.
@@ -49,6 +84,10 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // Per-request access logs cost ~20% of throughput; errors are still logged by sendError.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // A path fastify cannot decode (bad percent-encoding, an over-long parameter) is the client's
+    // mistake, answered under the error contract rather than with fastify's own body.
+    frameworkErrors: (err, request, reply) =>
+      sendError(request, reply, new SimcredError('SIMCRED_BAD_REQUEST', err.message)),
     ...(options.tls
       ? {
           https: {
@@ -62,7 +101,15 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
         }
       : {}),
   }) as unknown as FastifyInstance;
-  app.setErrorHandler((err: FastifyError, request, reply) => sendError(request, reply, err));
+  const seen = new Map<string, UndeclaredError>();
+  undeclared.set(app, seen);
+  const onUndeclared = (route: string, code: ErrorCode) => {
+    const key = `${route} ${code}`;
+    const entry = seen.get(key) ?? { route, code, count: 0 };
+    entry.count++;
+    seen.set(key, entry);
+  };
+  app.setErrorHandler((err: FastifyError, request, reply) => sendError(request, reply, err, onUndeclared));
   app.setNotFoundHandler((request, reply) =>
     sendError(
       request,
@@ -102,8 +149,18 @@ export function toSimcredError(err: unknown): SimcredError {
   return new SimcredError('SIMCRED_INTERNAL', 'internal error', { cause: err });
 }
 
-function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  err: unknown,
+  onUndeclared?: (route: string, code: ErrorCode) => void,
+): FastifyReply {
   const error = toSimcredError(err);
+  const route = request.routeOptions.config?.route;
+  if (route && !declares(route, error.code)) {
+    request.log.error({ route: route.id, code: error.code }, 'undeclared error code');
+    onUndeclared?.(route.id, error.code);
+  }
   if (error.status >= 500 && error.code === 'SIMCRED_INTERNAL') {
     request.log.error({ err: error.cause ?? err, url: request.routeOptions.url }, 'request failed');
   } else if (error.status >= 500) {

@@ -11,7 +11,7 @@ import type { ResponseOf } from '../protocol/route.js';
 import type { z } from 'zod';
 
 type Device = z.infer<typeof DeviceToRegister>;
-type Summary = z.infer<typeof registerDevices.response>;
+type Summary = Omit<z.infer<typeof registerDevices.response>, 'error'>;
 
 /**
  * The operator's side of step 0a–0b: streams a device list of any size to the credentialing server

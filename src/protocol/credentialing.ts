@@ -33,6 +33,17 @@ export const RegistrationSummary = z
   })
   .strict();
 
+/** The lines streamed while a batch is read: devices read so far. */
+export const RegistrationProgress = z.object({ progress: z.number().int() }).strict();
+
+/** The last line: the summary, and the error that stopped the batch early (null when it ran to its end). */
+export const RegistrationOutcome = z
+  .object({
+    ...RegistrationSummary.shape,
+    error: z.object({ code: z.string(), message: z.string() }).strict().nullable(),
+  })
+  .strict();
+
 export const registerDevices = defineRoute({
   id: 'credentialing.registerDevices',
   role: 'credentialing',
@@ -44,8 +55,15 @@ export const registerDevices = defineRoute({
     'Register a batch of devices, streamed as NDJSON (one device per line; any size). Each gets a fresh registration nonce and expiry, pushed to its registration server. Progress lines {"progress":n} stream back; the summary is the last line. Re-registering a live registration leaves it unchanged.',
   bodyFormat: 'ndjson',
   body: DeviceToRegister,
-  response: RegistrationSummary,
-  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_DEPENDENCY_UNAVAILABLE', 'SIMCRED_UNAUTHENTICATED_PEER'],
+  response: RegistrationOutcome,
+  progress: RegistrationProgress,
+  // Rejected lines and a batch stopped early carry their codes inside the 200 stream.
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+    'SIMCRED_REGISTRATION_USED',
+  ],
 });
 
 export const RegistrationState = z.enum([
@@ -159,6 +177,17 @@ export const proveSession = defineRoute({
     'SIMCRED_OCSP_REVOKED',
     'SIMCRED_OCSP_UNKNOWN',
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    // The OCSP client's strict checks (src/ocsp/verify.ts), passed on as they are.
+    'SIMCRED_OCSP_UNREACHABLE',
+    'SIMCRED_OCSP_MALFORMED_RESPONSE',
+    'SIMCRED_OCSP_BAD_SIGNATURE',
+    'SIMCRED_OCSP_UNAUTHORIZED_SIGNER',
+    'SIMCRED_OCSP_NONCE_MISMATCH',
+    'SIMCRED_OCSP_STALE',
+    'SIMCRED_OCSP_CERTID_MISMATCH',
+    // The HSS's refusals of step 5 that the processor passes on.
+    'SIMCRED_IMSI_EXHAUSTED',
+    'SIMCRED_DEVICE_KEY_MISMATCH',
   ],
 });
 

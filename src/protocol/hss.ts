@@ -30,6 +30,10 @@ export const issueCredentials = defineRoute({
     'SIMCRED_IMSI_EXHAUSTED',
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_FORBIDDEN_PEER',
+    // A device key that is neither EC P-256 nor RSA ≥ 2048 cannot be sealed to.
+    'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
+    // K/OPc at rest do not open with the configured KEK.
+    'SIMCRED_SECRET_DECRYPT_FAILED',
   ],
 });
 
@@ -74,7 +78,7 @@ export const attachChallenge = defineRoute({
     "A fresh AKA challenge (RAND, AUTN) for an IMSI, made with the subscriber's K/OPc and its next SQN; replaces any pending one.",
   body: z.object({ imsi }).strict(),
   response: AkaChallenge,
-  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_AKA_SUBSCRIBER_UNKNOWN'],
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_AKA_SUBSCRIBER_UNKNOWN', 'SIMCRED_SECRET_DECRYPT_FAILED'],
 });
 
 export const attachResponse = defineRoute({
@@ -107,6 +111,7 @@ export const attachResync = defineRoute({
     'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
     'SIMCRED_AKA_NO_CHALLENGE',
     'SIMCRED_AKA_AUTS_INVALID',
+    'SIMCRED_SECRET_DECRYPT_FAILED',
   ],
 });
 

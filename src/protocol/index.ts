@@ -5,13 +5,18 @@ export * as credentialing from './credentialing.js';
 export * as hss from './hss.js';
 export * as provisioning from './provisioning.js';
 export * as phlr from './phlr.js';
+export * as ocsp from './ocsp.js';
+export * from './service.js';
 import { registrationRoutes } from './registration.js';
 import { credentialingRoutes } from './credentialing.js';
 import { hssRoutes } from './hss.js';
 import { provisioningRoutes } from './provisioning.js';
 import { phlrRoutes } from './phlr.js';
+import { ocspRoutes } from './ocsp.js';
+import type { RouteSpec } from './route.js';
+import { serviceRoutes, type ServingRole } from './service.js';
 
-/** Every route of every interface (docs/protocol.md is generated from this list). */
+/** Every JSON route of every interface (docs/protocol.md is generated from this list). */
 export const ALL_ROUTES = [
   ...credentialingRoutes,
   ...registrationRoutes,
@@ -19,3 +24,18 @@ export const ALL_ROUTES = [
   ...provisioningRoutes,
   ...phlrRoutes,
 ];
+
+/** The OCSP responder's routes (binary DER bodies). */
+export const OCSP_ROUTES = ocspRoutes;
+
+/**
+ * Everything one role serves: its interface, and GET /health and GET /openapi.json. Its OpenAPI
+ * document describes exactly these.
+ *
+ * @example
+ *   routesOf('hss').map((r) => `${r.method} ${r.path}`);
+ */
+export function routesOf(role: ServingRole): RouteSpec[] {
+  const own: readonly RouteSpec[] = role === 'ocsp' ? OCSP_ROUTES : ALL_ROUTES;
+  return [...own.filter((r) => r.role === role), ...serviceRoutes(role)];
+}

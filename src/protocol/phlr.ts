@@ -30,6 +30,8 @@ export const AKA_RESPONSE_ERRORS = [
   'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
   'SIMCRED_AKA_NO_CHALLENGE',
   'SIMCRED_AKA_RES_MISMATCH',
+  // The subscriber's K/OPc at rest do not open with the configured KEK.
+  'SIMCRED_SECRET_DECRYPT_FAILED',
 ] as const;
 
 export const phlrChallenge = defineRoute({
@@ -43,7 +45,7 @@ export const phlrChallenge = defineRoute({
     'A fresh AKA challenge (RAND, AUTN) for a PIMSI, made with K_PIMSI/OPc_PIMSI and the next SQN; replaces any pending one.',
   body: z.object({ pimsi }).strict(),
   response: AkaChallenge,
-  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_AKA_SUBSCRIBER_UNKNOWN'],
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_AKA_SUBSCRIBER_UNKNOWN', 'SIMCRED_SECRET_DECRYPT_FAILED'],
 });
 
 export const phlrResponse = defineRoute({
@@ -76,6 +78,7 @@ export const phlrResync = defineRoute({
     'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
     'SIMCRED_AKA_NO_CHALLENGE',
     'SIMCRED_AKA_AUTS_INVALID',
+    'SIMCRED_SECRET_DECRYPT_FAILED',
   ],
 });
 

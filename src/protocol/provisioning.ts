@@ -41,6 +41,11 @@ export const deliver = defineRoute({
     'SIMCRED_TICKET_INVALID',
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    // The credentialing server's refusals of the fetch pass through: revoked after the referral (410),
+    // and, when this server's own certificate is not accepted there, its peer-check codes.
+    'SIMCRED_REGISTRATION_REVOKED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+    'SIMCRED_FORBIDDEN_PEER',
   ],
 });
 

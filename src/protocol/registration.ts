@@ -64,6 +64,8 @@ export const lookupChallenge = defineRoute({
   summary: 'A short-lived challenge the device signs to prove it holds SK_dsim.',
   body: z.object({ dsimId }).strict(),
   response: z.object({ challenge: base64url(16, 128, 'opaque challenge'), expiresAt: timestamp }).strict(),
+  // Stateless: an HMAC over the DSIM_ID and expiry, no store read.
+  readsDatabase: false,
   errors: ['SIMCRED_BAD_REQUEST'],
 });
 

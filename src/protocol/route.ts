@@ -6,9 +6,10 @@ export type Role = 'credentialing' | 'registration' | 'hss' | 'provisioning' | '
 
 /**
  * Who may call a route: any device (no client certificate; the device proves itself in the body),
- * or a server of one of the listed roles, authenticated by its TLS client certificate.
+ * a server of one of the listed roles, authenticated by its TLS client certificate, or anyone
+ * (public: health, the OpenAPI document, OCSP).
  */
-export type Caller = { kind: 'device' } | { kind: 'peer'; roles: Role[] };
+export type Caller = { kind: 'device' } | { kind: 'peer'; roles: Role[] } | { kind: 'public' };
 
 /**
  * One endpoint, declared once: the server mounts it (validation, caller check) and the peer's
@@ -35,16 +36,31 @@ export interface RouteSpec<
   params?: Params;
   /**
    * json (default): one object. ndjson: a stream of `body` objects, one per line; the server answers
-   * with NDJSON progress lines and `response` as the last line (batches of millions never sit in memory).
+   * with NDJSON `progress` lines and `response` as the last line (batches of millions never sit in
+   * memory). binary: opaque bodies of the `media` types (OCSP's DER), not JSON.
    */
-  bodyFormat?: 'json' | 'ndjson';
+  bodyFormat?: 'json' | 'ndjson' | 'binary';
   body?: Body;
   response: Response;
-  /** The error codes this route can answer with (besides the generic transport ones). */
+  /** ndjson routes: the lines streamed before the last one. */
+  progress?: z.ZodType;
+  /** binary routes: the media types of the request body (if any) and of the answer. */
+  media?: { request?: string; response: string };
+  /**
+   * false when no database outage can reach the HTTP answer (the route reads none, or reports an
+   * outage inside its body, as OCSP's tryLater); otherwise SIMCRED_DEPENDENCY_UNAVAILABLE is one of
+   * its codes.
+   */
+  readsDatabase?: boolean;
+  /**
+   * The error codes of this route's own work. The generic layer's codes follow from the route's shape
+   * and are added by {@link routeErrors}; that union is what the docs list and the server enforces.
+   */
   errors: ErrorCode[];
 }
 
 export const DEVICE: Caller = { kind: 'device' };
+export const PUBLIC: Caller = { kind: 'public' };
 export const peer = (...roles: Role[]): Caller => ({ kind: 'peer', roles });
 
 export function defineRoute<B extends z.ZodType, R extends z.ZodType, P extends z.ZodType>(
@@ -56,3 +72,30 @@ export function defineRoute<B extends z.ZodType, R extends z.ZodType, P extends 
 export type BodyOf<S> = S extends RouteSpec<infer B, z.ZodType, z.ZodType> ? z.infer<B> : never;
 export type ResponseOf<S> = S extends RouteSpec<z.ZodType, infer R, z.ZodType> ? z.infer<R> : never;
 export type ParamsOf<S> = S extends RouteSpec<z.ZodType, z.ZodType, infer P> ? z.infer<P> : never;
+
+/**
+ * Every code a route can answer: its own `errors`, and what the shared HTTP layer adds given its
+ * shape — a schema or body parse (SIMCRED_BAD_REQUEST), a POST body's size and type
+ * (SIMCRED_BODY_TOO_LARGE, SIMCRED_UNSUPPORTED_MEDIA_TYPE), the peer check
+ * (SIMCRED_UNAUTHENTICATED_PEER, SIMCRED_FORBIDDEN_PEER), a database outage
+ * (SIMCRED_DEPENDENCY_UNAVAILABLE) and a bug (SIMCRED_INTERNAL). docs/protocol.md and the OpenAPI
+ * documents list this set; the server logs any code it answers outside it as 'undeclared error code'.
+ *
+ * @example
+ *   routeErrors(protocol.hss.issueCredentials).includes('SIMCRED_FORBIDDEN_PEER'); // true
+ */
+export function routeErrors(spec: RouteSpec): ErrorCode[] {
+  const codes = new Set<ErrorCode>(spec.errors);
+  if (spec.method === 'POST' || spec.params || spec.body) codes.add('SIMCRED_BAD_REQUEST');
+  if (spec.method === 'POST') {
+    codes.add('SIMCRED_BODY_TOO_LARGE');
+    codes.add('SIMCRED_UNSUPPORTED_MEDIA_TYPE');
+  }
+  if (spec.caller.kind === 'peer') {
+    codes.add('SIMCRED_UNAUTHENTICATED_PEER');
+    codes.add('SIMCRED_FORBIDDEN_PEER');
+  }
+  if (spec.readsDatabase !== false) codes.add('SIMCRED_DEPENDENCY_UNAVAILABLE');
+  codes.add('SIMCRED_INTERNAL');
+  return [...codes];
+}

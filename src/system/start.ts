@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
 import type { RunningServer } from '../http/index.js';
-import { startOcspResponder } from '../ocsp/index.js';
+import { startOcspResponder, type OcspResponder } from '../ocsp/index.js';
 import { initPki, loadPki, type LoadedPki } from '../pki/index.js';
 import { startPhlr, startRole, type RoleDependencies } from './roles.js';
 export { roleDatabase, manufacturerRoots } from './wiring.js';
@@ -18,7 +18,7 @@ export interface RunningSystem {
   };
   /** Each role's server, so an operator tool or a test can stop one (a dependency outage). */
   servers: {
-    ocsp: { close(): Promise<void> };
+    ocsp: OcspResponder;
     hss: RunningServer;
     phlr: RunningServer;
     credentialing: RunningServer;

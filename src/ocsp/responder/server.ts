@@ -3,14 +3,20 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BoundedCache } from '../../crypto/bounded-cache.js';
 import { SimcredError } from '../../errors/index.js';
-import { createHttpServer, listen } from '../../http/index.js';
+import {
+  createHttpServer,
+  listen,
+  mountServiceRoutes,
+  undeclaredErrors,
+  type UndeclaredError,
+} from '../../http/index.js';
 import { CaStore, type CertificateStatus } from '../../pki/store.js';
 import { systemClock, type Clock } from '../../time/clock.js';
+import { OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, ocspGet, ocspPost } from '../../protocol/ocsp.js';
 import { ERROR_RESPONSES, parseRequest, signResponse, type ErrorStatus } from './engine.js';
 import { IssuerIndex, loadIssuersFromPki, prepareIssuer, type IssuerSource } from './issuers.js';
 
-export const OCSP_REQUEST_TYPE = 'application/ocsp-request';
-export const OCSP_RESPONSE_TYPE = 'application/ocsp-response';
+export { OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE };
 export const DEFAULT_OCSP_PORT = 7420;
 
 /** The CA records the responder reads; CaStore in production, a stub in tests. */
@@ -52,6 +58,8 @@ export interface OcspResponder {
     statusHits: number;
     errors: Record<ErrorStatus, number>;
   };
+  /** Codes answered on routes that do not declare them (see startRoleServer); tests expect none. */
+  undeclaredErrors(): UndeclaredError[];
 }
 
 interface CachedResponse {
@@ -204,6 +212,10 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
   };
 
   const app = createHttpServer({ logger, bodyLimit: options.bodyLimit ?? 64 * 1024 });
+  let url = '';
+  // GET /health and /openapi.json as on every role. Static routes win over the wildcard, and neither
+  // path can be an RFC 5019 GET request: see ocspGet in src/protocol/ocsp.ts.
+  mountServiceRoutes(app, 'ocsp', () => url);
   // Only OCSP requests are accepted: any other content type is a 415 from the error contract.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(OCSP_REQUEST_TYPE, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -220,19 +232,19 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     if (!der) return sendError(reply, 'malformedRequest', 'GET path is not base64 DER');
     return answer(der, reply);
   };
-  app.post('/', post);
-  app.post('/*', post);
-  app.get('/*', get);
+  app.post('/', { config: { route: ocspPost } }, post);
+  app.post('/*', { config: { route: ocspPost } }, post);
+  app.get('/*', { config: { route: ocspGet } }, get);
   app.addHook('onClose', async () => {
     await store.close?.();
   });
 
-  const url = await listen(app, {
+  url = await listen(app, {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? DEFAULT_OCSP_PORT,
   });
   logger.info({ url }, 'OCSP responder listening');
-  return { url, stats, close: () => app.close() };
+  return { url, stats, close: () => app.close(), undeclaredErrors: () => undeclaredErrors(app) };
 }
 
 /** RFC 6960 appendix A.1 / RFC 5019 §5: GET {url}/{url-encoding of base-64 encoding of the DER}. */

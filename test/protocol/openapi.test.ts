@@ -1,0 +1,253 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import * as x509 from '../../src/crypto/x509.js';
+import { DeviceAgent } from '../../src/device/agent.js';
+import { TrustedModule } from '../../src/device/trusted-module.js';
+import { clientTls, loadTlsIdentity } from '../../src/http/index.js';
+import { buildOcspRequest, decodeGetPath } from '../../src/ocsp/index.js';
+import { ocspStatusChecker } from '../../src/ocsp/checker.js';
+import { loadFactoryImage, type TlsRole } from '../../src/pki/index.js';
+import { SERVING_ROLES, routeErrors, routesOf, type ServingRole } from '../../src/protocol/index.js';
+import { defaultServerUrls, openApiDocument, type OpenApiDocument } from '../../src/protocol/openapi.js';
+import { startTestSystem, type TestSystem } from '../flow/harness.js';
+import { OpenApiChecker, RecordingClient, type Exchange } from './exchanges.js';
+
+const committed = (role: ServingRole) =>
+  JSON.parse(readFileSync(`docs/openapi/${role}.json`, 'utf8')) as OpenApiDocument;
+
+test('docs/openapi/<role>.json are generated from the route specs (npm run docs:openapi)', () => {
+  for (const role of SERVING_ROLES) assert.deepEqual(committed(role), openApiDocument(role), role);
+});
+
+test('every document is valid OpenAPI 3.1 (@seriousme/openapi-schema-validator)', async () => {
+  for (const role of SERVING_ROLES) {
+    const validator = new Validator();
+    const result = await validator.validate(openApiDocument(role));
+    assert.equal(result.valid, true, `${role}: ${JSON.stringify(result.errors)}`);
+    assert.equal(validator.version, '3.1');
+  }
+});
+
+test('each document has every route of its role, its complete error codes, mutual TLS on peer routes', () => {
+  const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+  for (const role of SERVING_ROLES) {
+    const document = openApiDocument(role);
+    assert.equal(document.info.version, version);
+    assert.deepEqual(
+      document.servers.map((s) => s.url),
+      defaultServerUrls(role),
+    );
+    for (const route of routesOf(role)) {
+      const operation = document.paths[route.path.replace(/:([A-Za-z]+)/g, '{$1}')]?.[
+        route.method.toLowerCase()
+      ] as
+        | {
+            operationId: string;
+            security: unknown[];
+            responses: Record<
+              string,
+              { content?: Record<string, { schema: { properties: { code: { enum: string[] } } } }> }
+            >;
+          }
+        | undefined;
+      assert.ok(operation, `${route.id} missing`);
+      assert.equal(operation.operationId, route.id);
+      const documented = Object.entries(operation.responses)
+        .filter(([status]) => status !== '200')
+        .flatMap(([, r]) => r.content!['application/json']!.schema.properties.code.enum);
+      assert.deepEqual(documented.sort(), routeErrors(route).sort(), route.id);
+      assert.deepEqual(operation.security, route.caller.kind === 'peer' ? [{ mutualTLS: [] }] : [], route.id);
+    }
+  }
+});
+
+test('/health and /openapi.json can never be an RFC 5019 GET request at the OCSP responder', () => {
+  assert.equal(decodeGetPath('/health'), undefined);
+  assert.equal(decodeGetPath('/openapi.json'), undefined);
+  // Every DER OCSPRequest is a SEQUENCE (0x30): its base64 starts with "M", in either alphabet.
+  for (let i = 0; i < 20; i++) {
+    const der = Buffer.concat([Buffer.from([0x30]), randomBytes(1 + i * 7)]);
+    assert.equal(der.toString('base64')[0], 'M');
+    assert.equal(der.toString('base64url')[0], 'M');
+  }
+});
+
+describe('the live roles agree with their OpenAPI documents', () => {
+  let t: TestSystem;
+  const served = new Map<ServingRole, OpenApiDocument>();
+  const clients: RecordingClient[] = [];
+  before(async () => {
+    t = await startTestSystem();
+  });
+  after(async () => {
+    for (const client of clients) await client.close();
+    await t.close();
+  });
+
+  const urlOf = (role: ServingRole): string => {
+    const urls = t.system.urls;
+    if (role === 'registration') return urls.registration[0]!;
+    if (role === 'provisioning') return urls.provisioning[0]!;
+    return urls[role];
+  };
+  const deviceClient = () => {
+    const client = new RecordingClient({ tls: { ca: [t.system.pki.operator.root.pem] } });
+    clients.push(client);
+    return client;
+  };
+  const peerClient = (role: TlsRole) => {
+    const client = new RecordingClient({ tls: clientTls(loadTlsIdentity(t.config.pkiDir, role)) });
+    clients.push(client);
+    return client;
+  };
+
+  test('GET /openapi.json on each role is the committed document, with its own URL as the server', async () => {
+    const client = deviceClient();
+    for (const role of SERVING_ROLES) {
+      const response = await client.send(`${urlOf(role)}/openapi.json`, 'GET', undefined, '');
+      assert.equal(response.statusCode, 200, role);
+      const document = JSON.parse(response.text) as OpenApiDocument;
+      assert.deepEqual(document.servers, [{ url: urlOf(role) }], role);
+      assert.deepEqual({ ...document, servers: committed(role).servers }, committed(role), role);
+      served.set(role, document);
+    }
+  });
+
+  test('one request per route: each request and answer matches the served document', async () => {
+    assert.equal(served.size, SERVING_ROLES.length, 'the documents were fetched');
+    const device = deviceClient();
+    const portal = peerClient('portal');
+    const credentialing = peerClient('credentialing');
+    const provisioning = peerClient('provisioning');
+    const { urls } = t.system;
+
+    for (const role of SERVING_ROLES) await device.send(`${urlOf(role)}/health`, 'GET', undefined, '');
+
+    // Step 0b, as the operator's portal streams it.
+    const dsimIds = await t.manufacture(3);
+    const batch = dsimIds
+      .slice(0, 2)
+      .map((dsimId, i) => JSON.stringify({ dsimId, registrationServer: urls.registration[i % 2] }))
+      .join('\n');
+    const registered = await portal.send(
+      `${urls.credentialing}/v1/operator/registrations`,
+      'POST',
+      `${batch}\n`,
+      'application/x-ndjson',
+    );
+    assert.equal(registered.statusCode, 200, registered.text);
+    const get = (client: RecordingClient, url: string) => client.send(url, 'GET', undefined, '');
+    const post = (client: RecordingClient, url: string, body: unknown) =>
+      client.send(url, 'POST', JSON.stringify(body), 'application/json');
+
+    // Steps 1–12 of a real device, every message through the recording client.
+    const image = await loadFactoryImage(t.config.pkiDir, dsimIds[0]!);
+    const module = TrustedModule.fromFactoryImage(image, { persist: false });
+    const agent = new DeviceAgent({
+      module,
+      client: device,
+      registrationServer: image.image.registrationServer,
+      phlrUrl: urls.phlr,
+      hssUrl: urls.hss,
+      operatorRoots: [new x509.X509Certificate(image.image.trustRoots.operator)],
+      ocsp: ocspStatusChecker({ urls: [urls.ocsp] }),
+      maxAttempts: 1,
+    });
+    const { subscription } = await agent.onboard();
+
+    const done = async (response: Promise<{ statusCode: number; text: string }>, status: number) => {
+      const { statusCode, text } = await response;
+      assert.equal(statusCode, status, text);
+    };
+    await done(get(portal, `${urls.credentialing}/v1/operator/devices/${dsimIds[0]}`), 200);
+    await done(post(portal, `${urls.credentialing}/v1/operator/devices/${dsimIds[1]}/revoke`, {}), 200);
+    await done(post(portal, `${urls.phlr}/v1/subscribers/import`, {}), 200);
+    const stray = 'DSIM00000000000000FF';
+    await done(
+      post(credentialing, `${urls.registration[0]}/v1/registrations`, {
+        registrations: [
+          {
+            dsimId: stray,
+            registrationNonce: randomBytes(32).toString('base64url'),
+            credentialingUrl: urls.credentialing,
+            expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+          },
+        ],
+      }),
+      200,
+    );
+    await done(
+      post(credentialing, `${urls.registration[0]}/v1/registrations/withdraw`, { dsimIds: [stray] }),
+      200,
+    );
+    const third = await loadFactoryImage(t.config.pkiDir, dsimIds[2]!);
+    await done(
+      post(credentialing, `${urls.hss}/v1/credentials`, {
+        dsimId: dsimIds[2],
+        deviceCertificate: TrustedModule.fromFactoryImage(third, { persist: false }).certificateChain[0],
+        deviceNonce: randomBytes(32).toString('base64url'),
+      }),
+      200,
+    );
+    await done(
+      post(credentialing, `${urls.hss}/v1/subscribers/release`, { dsimIds: [stray], reason: 'revoked' }),
+      200,
+    );
+    await done(
+      post(credentialing, `${urls.provisioning[0]}/v1/referrals`, {
+        dsimId: stray,
+        ticketDigest: randomBytes(32).toString('base64url'),
+        credentialingUrl: urls.credentialing,
+        expiresAt: new Date(Date.now() + 600_000).toISOString(),
+      }),
+      200,
+    );
+    // Documented refusals where a success would need state a real flow has already used up.
+    await done(
+      post(provisioning, `${urls.credentialing}/v1/provisioning/packages`, {
+        dsimId: dsimIds[0],
+        ticket: randomBytes(32).toString('base64url'),
+      }),
+      409,
+    );
+    const rand = randomBytes(16).toString('hex');
+    const auts = randomBytes(14).toString('hex');
+    await done(post(device, `${urls.hss}/v1/attach/resync`, { imsi: subscription.imsi, rand, auts }), 409);
+    await done(post(device, `${urls.phlr}/v1/aka/resync`, { pimsi: module.pimsi, rand, auts }), 409);
+
+    // OCSP, both bindings, about the device's own certificate.
+    const [leaf, issuer] = module.certificateChain.map((c) => Buffer.from(c, 'base64'));
+    const request = buildOcspRequest({ certificate: leaf!, issuer: issuer!, nonce: false }).der;
+    await done(device.send(urls.ocsp, 'POST', request, 'application/ocsp-request'), 200);
+    await done(get(device, `${urls.ocsp}/${encodeURIComponent(request.toString('base64'))}`), 200);
+
+    const exchanges: Exchange[] = clients.flatMap((c) => c.exchanges);
+    const checkers = new Map(SERVING_ROLES.map((role) => [role, new OpenApiChecker(served.get(role)!)]));
+    const roleOf = (url: string): ServingRole => {
+      const origin = new URL(url).origin;
+      for (const role of SERVING_ROLES) {
+        const all =
+          role === 'registration'
+            ? urls.registration
+            : role === 'provisioning'
+              ? urls.provisioning
+              : [urls[role]];
+        if (all.some((u) => new URL(u).origin === origin)) return role;
+      }
+      throw new Error(`no role at ${url}`);
+    };
+    const problems = exchanges.flatMap((e) => checkers.get(roleOf(e.url))!.check(e));
+    assert.deepEqual(problems, []);
+    // One request per route at least, on every role.
+    const answered = new Set(exchanges.map((e) => checkers.get(roleOf(e.url))!.operationOf(e)));
+    for (const role of SERVING_ROLES)
+      for (const route of routesOf(role))
+        assert.ok(
+          answered.has(route.id),
+          `no request reached ${route.id}: a new route needs its request in this test`,
+        );
+  });
+});
