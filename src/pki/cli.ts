@@ -5,7 +5,7 @@ import { action, positiveInt, printJsonLine } from '../cli/run.js';
 import { startProgress } from '../cli/progress.js';
 import { initPki } from './init.js';
 import { parseKeyType } from './keys.js';
-import { ISSUERS, TLS_ROLES, type CertKeyPaths } from './layout.js';
+import { ISSUERS, TLS_ROLES, tlsChainPath, type CertKeyPaths } from './layout.js';
 import { DEFAULT_REGISTRATION_SERVERS, manufactureDevices, MAX_DEVICES_PER_RUN } from './manufacture.js';
 import { parseIssuer, parseReason, parseSerial, revokeCertificate, type RevokeTarget } from './revoke.js';
 import { REVOCATION_REASONS } from './store.js';
@@ -41,7 +41,12 @@ export function registerPkiCommands(program: Command): void {
             operatorCa: abs(o.operatorCa),
             packageSigner: abs(o.packageSigner),
             ocspSigners: { 'device-ca': abs(m.deviceCaOcsp), 'operator-ca': abs(o.operatorCaOcsp) },
-            tls: Object.fromEntries(TLS_ROLES.map((role) => [role, abs(o.tls[role])])),
+            tls: Object.fromEntries(
+              TLS_ROLES.map((role) => [
+                role,
+                { ...abs(o.tls[role]), chain: join(result.dir, tlsChainPath(o.tls[role])) },
+              ]),
+            ),
             created: result.created,
           });
         } else {

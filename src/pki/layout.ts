@@ -64,6 +64,18 @@ export interface FactoryImage {
   manufacturedAt: string;
 }
 
+/**
+ * A TLS role's chain file beside its certificate (operator/tls/<role>.chain.pem): the role's leaf,
+ * then the operator CA that issued it. What the role presents, as server and as client, so that a
+ * peer trusting only the operator root can build the path.
+ *
+ * @example
+ *   tlsChainPath(manifest.operator.tls.hss); // 'operator/tls/hss.chain.pem'
+ */
+export function tlsChainPath(paths: CertKeyPaths): string {
+  return `${paths.cert.replace(/(\.crt)?\.pem$/, '')}.chain.pem`;
+}
+
 export function deviceDir(pkiDir: string, dsimId: string): string {
   return join(pkiDir, DEVICES_DIR, dsimId);
 }
