@@ -47,23 +47,6 @@ export interface PkiManifest {
   };
 }
 
-/** One device's factory image, devices/<DSIM_ID>/factory.json (the cert and key sit beside it). */
-export interface FactoryImage {
-  version: 1;
-  dsimId: string;
-  keyType: 'ec' | 'rsa';
-  /** Paths relative to the device folder. */
-  certificate: string;
-  privateKey: string;
-  /** Device-issuing CA certificate (PEM), sent with the device certificate as its chain. */
-  chainPem: string[];
-  /** Trust roots burnt in at the factory (PEM). */
-  trustRoots: { manufacturer: string; operator: string };
-  preliminary: { pimsi: string; kPimsi: string; opcPimsi: string };
-  registrationServer: string;
-  manufacturedAt: string;
-}
-
 /**
  * A TLS role's chain file beside its certificate (operator/tls/<role>.chain.pem): the role's leaf,
  * then the operator CA that issued it. What the role presents, as server and as client, so that a
