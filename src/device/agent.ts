@@ -31,7 +31,7 @@ export interface DeviceAgentOptions {
   module: TrustedModule;
   /** Device-side HTTPS client: trusts the operator root, presents no client certificate. */
   client: PeerClient;
-  /** From the factory image (DeviceAgent.fromFactoryImage takes all three URLs from there). */
+  /** From the factory image (DeviceAgent.fromFactoryImage takes every URL from there). */
   registrationServer: string;
   /**
    * The preliminary HLR the device reaches on its preliminary credentials (step 1): in the field, the

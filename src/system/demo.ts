@@ -89,7 +89,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       if (fleet.length >= options.devices) break;
       if (!servers.has(d.registrationServer)) continue;
       if (existsSync(join(deviceDir(config.pkiDir, d.dsimId), MODULE_STATE_FILE))) continue;
-      if (!sameServers(imageServers(readFactoryImage(config.pkiDir, d.dsimId)), others)) continue;
+      if (!namesServers(config.pkiDir, d.dsimId, others)) continue;
       fleet.push(d);
     }
     const missing = options.devices - fleet.length;
@@ -163,7 +163,14 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
   }
 }
 
-function sameServers(image: Partial<FactoryServers>, live: FactoryServers): boolean {
+/** Whether a device's factory image names these servers; an unreadable image names none. */
+function namesServers(pkiDir: string, dsimId: string, live: FactoryServers): boolean {
+  let image: Partial<FactoryServers>;
+  try {
+    image = imageServers(readFactoryImage(pkiDir, dsimId));
+  } catch {
+    return false;
+  }
   return image.phlr === live.phlr && image.ocsp === live.ocsp && image.hss === live.hss;
 }
 
