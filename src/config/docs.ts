@@ -70,7 +70,9 @@ reported at once, by path (\`SIMCRED_CONFIG_INVALID\`).
 ## Ports and URLs
 
 Every role listens on \`host\`. Peers reach one another at these URLs (\`configuredUrls\` in
-\`src/system/wiring.ts\`; with port 0 the actual ports are used). A device does not read this config: it
+\`src/system/wiring.ts\`; with port 0 the actual ports are used). \`simcred up\`, \`simcred demo\` and
+\`simcred serve <role>\` read the config; \`simcred serve ocsp\` alone takes \`--host\` and \`--port\`
+options instead (default \`127.0.0.1\`, 7420). A device does not read this config: it
 learns its registration server, PHLR, OCSP responder and HSS from its factory image
 ([device.md](device.md)).
 
