@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import { failureCounts, runFleet, stepStatistics } from '../device/fleet.js';
 import { SimcredError } from '../errors/index.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
-import { ocspStatusChecker } from '../ocsp/checker.js';
 import {
   CaStore,
   initPki,
@@ -181,6 +180,7 @@ export class E2eCluster {
       dir: pkiDir,
       count: options.devices,
       registrationServers: ws.urls.registration,
+      servers: { phlr: ws.urls.phlr, ocsp: ws.urls.ocsp, hss: ws.urls.hss },
       onProgress: (n) => options.onProgress?.('manufacture', n),
     });
     const mine = new Set(made.devices.map((d) => d.dsimId));
@@ -221,9 +221,8 @@ export class E2eCluster {
     const report = await runFleet({
       pkiDir,
       dsimIds,
-      ocsp: ocspStatusChecker({ urls: [ws.urls.ocsp], clockSkewSeconds: ws.config.ocsp.clockSkewSeconds }),
-      phlrUrl: ws.urls.phlr,
-      hssUrl: ws.urls.hss,
+      // Each device finds the servers through its factory image.
+      ocspOptions: { clockSkewSeconds: ws.config.ocsp.clockSkewSeconds },
       concurrency: options.concurrency,
       ...(options.rate !== undefined ? { ratePerSecond: options.rate } : {}),
       maxRetryDelayMs: 2000,

@@ -20,80 +20,155 @@ export const DEFAULT_OCSP_CLOCK_SKEW_SECONDS = 300;
 
 /** 0 picks any free port (tests). */
 const port = z.number().int().min(0).max(65535);
+const hexAmf = z.string().regex(/^[0-9a-fA-F]{4}$/);
 
+// Every leaf carries its meaning in .describe(): docs/configuration.md is generated from it
+// (`npm run docs:config`), and a test fails when a leaf has none.
 export const configSchema = z
   .object({
-    /** Folder holding every role's SQLite file and, by default, the PKI. */
-    dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
-    /** PKI folder made by `simcred pki init`; defaults to <dataDir>/pki. */
-    pkiDir: z.string().min(1).optional(),
-    host: z.string().min(1).default(DEFAULT_HOST),
+    dataDir: z
+      .string()
+      .min(1)
+      .default(DEFAULT_DATA_DIR)
+      .describe("Folder holding every role's SQLite file and secrets and, by default, the PKI."),
+    pkiDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('PKI folder made by `simcred pki init`; defaults to `<dataDir>/pki`.'),
+    host: z
+      .string()
+      .min(1)
+      .default(DEFAULT_HOST)
+      .describe('Address every role listens on, and the host of the URLs the roles give each other.'),
     ports: z
       .object({
-        credentialing: port.default(DEFAULT_PORTS.credentialing),
+        credentialing: port
+          .default(DEFAULT_PORTS.credentialing)
+          .describe('Credentialing server (HTTPS): operator API, device steps 3–4 and 12, peers 8–9.'),
         registration: z
           .array(port)
           .min(1)
-          .default([...DEFAULT_PORTS.registration]),
-        ocsp: port.default(DEFAULT_PORTS.ocsp),
-        hss: port.default(DEFAULT_PORTS.hss),
+          .default([...DEFAULT_PORTS.registration])
+          .describe('Registration servers (HTTPS), one port per instance: step 0b pushes, step 2 lookups.'),
+        ocsp: port
+          .default(DEFAULT_PORTS.ocsp)
+          .describe('OCSP responder (plain HTTP: RFC 6960 responses are signed).'),
+        hss: port
+          .default(DEFAULT_PORTS.hss)
+          .describe(
+            'HSS (HTTPS): credential packages for the credentialing server (step 5), device attach (step 12).',
+          ),
         provisioning: z
           .array(port)
           .min(1)
-          .default([...DEFAULT_PORTS.provisioning]),
-        phlr: port.default(DEFAULT_PORTS.phlr),
-        portal: port.default(DEFAULT_PORTS.portal),
+          .default([...DEFAULT_PORTS.provisioning])
+          .describe(
+            'Provisioning servers (HTTPS), one port per instance: referrals (step 6), delivery (7–10).',
+          ),
+        phlr: port
+          .default(DEFAULT_PORTS.phlr)
+          .describe('Preliminary HLR (HTTPS): AKA on preliminary credentials and access grants (step 1).'),
+        portal: port
+          .default(DEFAULT_PORTS.portal)
+          .describe('Reserved for the operator portal; nothing listens on it yet (the portal is a client).'),
       })
       .strict()
       .prefault({}),
     database: z
       .discriminatedUnion('kind', [
-        z.object({ kind: z.literal('sqlite') }).strict(),
-        z.object({ kind: z.literal('postgres'), url: z.string().min(1) }).strict(),
+        z
+          .object({
+            kind: z.literal('sqlite').describe('One SQLite file per role under `dataDir`.'),
+          })
+          .strict(),
+        z
+          .object({
+            kind: z.literal('postgres').describe('One PostgreSQL database, each role in its own schema.'),
+            url: z.string().min(1).describe('PostgreSQL connection URL (postgres://user:password@host/db).'),
+          })
+          .strict(),
       ])
-      .default({ kind: 'sqlite' }),
+      .default({ kind: 'sqlite' })
+      .describe("The roles' store."),
     registration: z
       .object({
-        ttlSeconds: z.number().int().positive().default(DEFAULT_REGISTRATION_TTL_SECONDS),
-        /** Key of the lookup challenges (32 bytes, hex/base64); generated into <dataDir>/registration/secrets.json when absent. */
-        challengeSecret: z.string().optional(),
+        ttlSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(DEFAULT_REGISTRATION_TTL_SECONDS)
+          .describe('Lifetime of a registration (step 0b) before a device must have used it.'),
+        challengeSecret: z
+          .string()
+          .optional()
+          .describe(
+            'Key of the stateless lookup challenges (32 bytes, hex/base64), shared by every registration instance; generated into `<dataDir>/registration/secrets.json` when absent.',
+          ),
       })
       .strict()
       .prefault({}),
     credentialing: z
       .object({
-        provisioningPolicy: z.enum(['hash', 'round-robin', 'first']).default('hash'),
-        sessionTtlSeconds: z.number().int().min(10).max(3600).default(120),
-        ticketTtlSeconds: z.number().int().min(10).max(86400).default(600),
+        provisioningPolicy: z
+          .enum(['hash', 'round-robin', 'first'])
+          .default('hash')
+          .describe(
+            'Which provisioning server a device is referred to (step 6): hash of its DSIM_ID (stable across retries and instances), round-robin (per instance), or always the first (the others standbys).',
+          ),
+        sessionTtlSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(3600)
+          .default(120)
+          .describe('How long a session opened at step 3 waits for its proof (step 4).'),
+        ticketTtlSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(86400)
+          .default(600)
+          .describe('Lifetime of the one-time ticket of a referral (step 6).'),
       })
       .strict()
       .prefault({}),
     hss: z
       .object({
-        /** MCC+MNC of the operator's range (001-02, a test network, by default). */
         plmn: z
           .string()
           .regex(/^\d{5,6}$/)
-          .default('00102'),
-        firstMsin: z.number().int().min(0).default(1),
-        capacity: z.number().int().positive().default(1_000_000_000),
-        amf: z
-          .string()
-          .regex(/^[0-9a-fA-F]{4}$/)
-          .default('8000'),
+          .default('00102')
+          .describe("MCC+MNC of the operator's IMSI range (001-02, a test network, by default)."),
+        firstMsin: z.number().int().min(0).default(1).describe('First MSIN the HSS allocates.'),
+        capacity: z
+          .number()
+          .int()
+          .positive()
+          .default(1_000_000_000)
+          .describe('Number of IMSIs in the range; firstMsin + capacity − 1 must fit the MSIN digits.'),
+        amf: hexAmf.default('8000').describe('AMF of the downloaded subscriptions (4 hex digits).'),
         // At most 30 days: what the package format accepts (MAX_PACKAGE_TTL_SECONDS).
         packageTtlSeconds: z
           .number()
           .int()
           .positive()
           .max(30 * 24 * 3600)
-          .default(7 * 24 * 3600),
-        /** Key-encryption key (hex/base64, 32 bytes) and operator OP (hex, 16 bytes); generated into <dataDir>/hss/secrets.json when absent. */
-        kek: z.string().optional(),
+          .default(7 * 24 * 3600)
+          .describe('Lifetime of a credential package (its exp), at most 30 days.'),
+        kek: z
+          .string()
+          .optional()
+          .describe(
+            'Key-encryption key of K/OPc at rest (32 bytes, hex/base64); generated into `<dataDir>/hss/secrets.json` when absent.',
+          ),
         op: z
           .string()
           .regex(/^[0-9a-fA-F]{32}$/)
-          .optional(),
+          .optional()
+          .describe(
+            "The operator's Milenage OP (16 bytes, hex), from which each OPc is derived; generated into `<dataDir>/hss/secrets.json` when absent.",
+          ),
       })
       .strict()
       // Every IMSI of the range must be 15 digits: PLMN + MSIN of 15 − len(PLMN) digits.
@@ -104,36 +179,77 @@ export const configSchema = z
       .prefault({}),
     phlr: z
       .object({
-        /** Lifetime of an access grant (DESIGN §2 step 1: short-lived, registration only). */
-        grantTtlSeconds: z.number().int().min(1).max(86400).default(600),
-        /** Clock skew registration servers allow when checking a grant's iat/exp. */
-        grantClockSkewSeconds: z.number().int().min(0).max(600).default(30),
-        /** How long a PHLR challenge waits for its RES. */
-        challengeTtlSeconds: z.number().int().min(1).max(3600).default(60),
-        /** AMF of the PHLR's vectors. */
-        amf: z
+        grantTtlSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(86400)
+          .default(600)
+          .describe('Lifetime of an access grant (DESIGN §2 step 1: short-lived, registration only).'),
+        grantClockSkewSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(600)
+          .default(30)
+          .describe("Clock skew registration servers allow when checking a grant's iat/exp."),
+        challengeTtlSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(3600)
+          .default(60)
+          .describe('How long a PHLR challenge waits for its RES.'),
+        amf: hexAmf.default('8000').describe("AMF of the PHLR's authentication vectors (4 hex digits)."),
+        subscribersFile: z
           .string()
-          .regex(/^[0-9a-fA-F]{4}$/)
-          .default('8000'),
-        /** Where the factory's subscriber list is read; defaults to <pkiDir>/phlr/subscribers.ndjson. */
-        subscribersFile: z.string().min(1).optional(),
-        /** Key-encryption key for K_PIMSI/OPc at rest; generated into <dataDir>/phlr/secrets.json when absent. */
-        kek: z.string().optional(),
+          .min(1)
+          .optional()
+          .describe(
+            "Where the factory's preliminary subscriber list is read; defaults to `<pkiDir>/phlr/subscribers.ndjson`.",
+          ),
+        kek: z
+          .string()
+          .optional()
+          .describe(
+            'Key-encryption key for K_PIMSI/OPc_PIMSI at rest (32 bytes, hex/base64); generated into `<dataDir>/phlr/secrets.json` when absent.',
+          ),
       })
       .strict()
       .prefault({}),
     ocsp: z
       .object({
-        clockSkewSeconds: z.number().int().min(0).max(3600).default(DEFAULT_OCSP_CLOCK_SKEW_SECONDS),
-        timeoutMs: z.number().int().positive().default(5000),
-        /** The responder re-reads revocations at most this often (ms); what it keeps is at most this stale. 0: every request. */
-        revocationCheckMs: z.number().int().min(0).max(60_000).default(200),
+        clockSkewSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(3600)
+          .default(DEFAULT_OCSP_CLOCK_SKEW_SECONDS)
+          .describe("Clock skew the OCSP client allows on a response's thisUpdate/nextUpdate window."),
+        timeoutMs: z
+          .number()
+          .int()
+          .positive()
+          .default(5000)
+          .describe('How long the OCSP client waits for a responder (ms).'),
+        revocationCheckMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(60_000)
+          .default(200)
+          .describe(
+            'The responder re-reads revocations at most this often (ms): what it serves is at most this stale; 0 reads on every request.',
+          ),
       })
       .strict()
       .prefault({}),
     log: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info')
+          .describe('Lowest level logged (pino levels; JSON lines on stderr).'),
       })
       .strict()
       .prefault({}),
@@ -145,7 +261,8 @@ export type SimcredConfig = z.infer<typeof configSchema> & { pkiDir: string };
 /**
  * Loads the typed config: defaults, then the JSON file (if any), then SIMCRED_* environment overrides.
  * An override names a field path with `__` between levels, e.g. SIMCRED_PORTS__OCSP=9000 or
- * SIMCRED_LOG__LEVEL=debug; values are parsed as JSON when they parse, else taken as strings.
+ * SIMCRED_LOG__LEVEL=debug; a string field takes the value as given, any other field parses it as JSON
+ * when it looks like JSON.
  * Every invalid field is reported at once, by path.
  *
  * @example
@@ -169,8 +286,9 @@ export function loadConfig(
     }
   }
   for (const [name, value] of Object.entries(options.env ?? {})) {
-    if (!name.startsWith('SIMCRED_') || value === undefined || name === 'SIMCRED_DEBUG') continue;
-    setPath(raw, name.slice('SIMCRED_'.length).split('__').map(camelCase), parseValue(value));
+    const path = envVariablePath(name);
+    if (!path || value === undefined) continue;
+    setPath(raw, path, stringFields().has(path.join('.')) ? parseString(value) : parseValue(value));
   }
   Object.assign(raw, options.overrides ?? {});
   const parsed = configSchema.safeParse(raw);
@@ -182,8 +300,64 @@ export function loadConfig(
   return { ...parsed.data, dataDir, pkiDir: resolve(parsed.data.pkiDir ?? join(dataDir, 'pki')) };
 }
 
+const ENV_PREFIX = 'SIMCRED_';
+/** SIMCRED_* variables that are not config fields. */
+const NOT_CONFIG = new Set(['SIMCRED_DEBUG']);
+
+/**
+ * The environment variable that overrides a config field: SIMCRED_ then the path's segments in
+ * upper snake case, joined by `__`.
+ *
+ * @example
+ *   envVariableName(['registration', 'ttlSeconds']); // 'SIMCRED_REGISTRATION__TTL_SECONDS'
+ */
+export function envVariableName(path: readonly string[]): string {
+  return ENV_PREFIX + path.map((s) => s.replace(/([A-Z])/g, '_$1').toUpperCase()).join('__');
+}
+
+/**
+ * The config field path a SIMCRED_* variable names (what loadConfig reads), or undefined for any
+ * other variable.
+ *
+ * @example
+ *   envVariablePath('SIMCRED_PORTS__OCSP'); // ['ports', 'ocsp']
+ */
+export function envVariablePath(name: string): string[] | undefined {
+  if (!name.startsWith(ENV_PREFIX) || NOT_CONFIG.has(name)) return undefined;
+  return name.slice(ENV_PREFIX.length).split('__').map(camelCase);
+}
+
 function camelCase(segment: string): string {
   return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+let stringFieldPaths: Set<string> | undefined;
+
+/**
+ * The dotted paths of the fields that hold strings. Their environment values are strings as given,
+ * so SIMCRED_HSS__AMF=8000 is the AMF "8000", not the number 8000.
+ */
+function stringFields(): Set<string> {
+  if (stringFieldPaths) return stringFieldPaths;
+  type Node = { type?: string; properties?: Record<string, Node>; oneOf?: Node[] };
+  const found = new Set<string>();
+  const walk = (node: Node, path: string[]) => {
+    if (node.type === 'string') found.add(path.join('.'));
+    for (const [name, child] of Object.entries(node.properties ?? {})) walk(child, [...path, name]);
+    for (const branch of node.oneOf ?? []) walk(branch, path);
+  };
+  walk(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Node, []);
+  return (stringFieldPaths = found);
+}
+
+/** A string field's value: as given, or the string a JSON string literal ("…") holds. */
+function parseString(value: string): unknown {
+  if (!value.startsWith('"')) return value;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    return value;
+  }
 }
 
 function parseValue(value: string): unknown {

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type * as x509 from '../crypto/x509.js';
+import * as x509 from '../crypto/x509.js';
 import { computeSessionNonce, fromBase64url, toBase64url } from '../crypto/index.js';
 import { SimcredError, isSimcredError } from '../errors/index.js';
 import type { PeerClient } from '../http/index.js';
-import type { CertificateStatusChecker } from '../ocsp/checker.js';
+import { ocspStatusChecker, type CertificateStatusChecker } from '../ocsp/checker.js';
+import { deviceEndpoints, type LoadedFactoryImage } from '../pki/index.js';
 import { openSession, proveSession, submitReceipt } from '../protocol/credentialing.js';
 import { attachChallenge, attachResponse, attachResync } from '../protocol/hss.js';
 import { phlrChallenge, phlrResponse, phlrResync } from '../protocol/phlr.js';
@@ -12,7 +13,7 @@ import { deliver } from '../protocol/provisioning.js';
 import { lookup, lookupChallenge } from '../protocol/registration.js';
 import type { ResponseOf } from '../protocol/route.js';
 import { systemClock, type Clock } from '../time/clock.js';
-import type { AkaCredentials, InstalledSubscription, TrustedModule } from './trusted-module.js';
+import { TrustedModule, type AkaCredentials, type InstalledSubscription } from './trusted-module.js';
 
 /** The steps a device goes through, as timed in the demo and the benchmark. */
 export const DEVICE_STEPS = [
@@ -31,14 +32,14 @@ export interface DeviceAgentOptions {
   module: TrustedModule;
   /** Device-side HTTPS client: trusts the operator root, presents no client certificate. */
   client: PeerClient;
-  /** From the factory image. */
+  /** From the factory image (DeviceAgent.fromFactoryImage takes every URL from there). */
   registrationServer: string;
   /**
    * The preliminary HLR the device reaches on its preliminary credentials (step 1): in the field, the
-   * network its radio finds; here, from config.
+   * network its radio finds; here, the factory image's servers.phlr.
    */
   phlrUrl: string;
-  /** The home network's HSS/HLR the device attaches to with the downloaded credentials (step 12). */
+  /** The home network's HSS/HLR the device attaches to with the downloaded credentials (step 12): servers.hss. */
   hssUrl: string;
   operatorRoots: x509.X509Certificate[];
   /** Checks the operator signer's certificate at the OCSP responder (step 11). */
@@ -63,6 +64,16 @@ export interface OnboardingResult {
   timings: Partial<Record<DeviceStep, number>>;
 }
 
+/** What DeviceAgent.fromFactoryImage needs besides the image: the rest it reads from the image. */
+export type DeviceAgentFromImageOptions = Pick<
+  DeviceAgentOptions,
+  'client' | 'maxAttempts' | 'maxRetryDelayMs'
+> &
+  Partial<Pick<DeviceAgentOptions, 'module' | 'operatorRoots' | 'ocsp' | 'clock'>> & {
+    /** For the OCSP checker made from the image's servers.ocsp (when `ocsp` is not given). */
+    ocspOptions?: { clockSkewSeconds?: number; timeoutMs?: number };
+  };
+
 /** A grant is renewed when it has less than this left (ms). */
 const GRANT_RENEW_MARGIN_MS = 15_000;
 
@@ -73,13 +84,38 @@ const GRANT_RENEW_MARGIN_MS = 15_000;
  * stopped, with the same ticket and device nonce.
  *
  * @example
- *   const result = await new DeviceAgent({ module, client, registrationServer, phlrUrl, hssUrl, operatorRoots, ocsp }).onboard();
+ *   const result = await DeviceAgent.fromFactoryImage(await loadFactoryImage(pkiDir, dsimId), { client }).onboard();
  */
 export class DeviceAgent {
   private grant: { grant: string; expiresAt: number } | undefined;
   private retries = 0;
 
   constructor(private readonly options: DeviceAgentOptions) {}
+
+  /**
+   * A device as it leaves the factory: its registration server, PHLR, OCSP responder and HSS, and
+   * the operator root it trusts, all from its factory image (docs/device.md). `module`,
+   * `operatorRoots` and `ocsp` may be given to share them (a fleet parses the root once).
+   *
+   * @example
+   *   const agent = DeviceAgent.fromFactoryImage(await loadFactoryImage(pkiDir, dsimId), { client });
+   *   await agent.onboard();
+   */
+  static fromFactoryImage(image: LoadedFactoryImage, options: DeviceAgentFromImageOptions): DeviceAgent {
+    const endpoints = deviceEndpoints(image.image);
+    return new DeviceAgent({
+      module: options.module ?? TrustedModule.fromFactoryImage(image),
+      client: options.client,
+      registrationServer: endpoints.registrationServer,
+      phlrUrl: endpoints.phlrUrl,
+      hssUrl: endpoints.hssUrl,
+      operatorRoots: options.operatorRoots ?? [new x509.X509Certificate(image.image.trustRoots.operator)],
+      ocsp: options.ocsp ?? ocspStatusChecker({ urls: [endpoints.ocspUrl], ...options.ocspOptions }),
+      maxAttempts: options.maxAttempts,
+      maxRetryDelayMs: options.maxRetryDelayMs,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
+  }
 
   /** Steps 1–12: access grant, download, receipt, then attach with the new credentials. */
   async onboard(): Promise<OnboardingResult> {

@@ -1,19 +1,25 @@
 import * as x509 from '../crypto/x509.js';
 import { isSimcredError } from '../errors/index.js';
 import { PeerClient } from '../http/index.js';
-import type { CertificateStatusChecker } from '../ocsp/checker.js';
-import { loadFactoryImage } from '../pki/index.js';
+import { ocspStatusChecker, type CertificateStatusChecker } from '../ocsp/checker.js';
+import { imageServers, loadFactoryImage, noServersError } from '../pki/index.js';
 import { DEVICE_STEPS, DeviceAgent, type DeviceStep, type OnboardingResult } from './agent.js';
 import { TrustedModule } from './trusted-module.js';
 
 export interface FleetOptions {
   pkiDir: string;
   dsimIds: string[];
-  ocsp: CertificateStatusChecker;
-  /** The preliminary HLR the devices reach on their preliminary credentials (step 1). */
-  phlrUrl: string;
-  /** The HSS the devices attach to with their downloaded credentials (step 12). */
-  hssUrl: string;
+  /**
+   * Each device reaches the registration server, PHLR, OCSP responder and HSS its factory image
+   * names. These override the image's; a version-1 image (which names none) needs all three.
+   */
+  ocsp?: CertificateStatusChecker;
+  /** Overrides the image's servers.phlr (step 1). */
+  phlrUrl?: string;
+  /** Overrides the image's servers.hss (step 12). */
+  hssUrl?: string;
+  /** For the OCSP checkers made from the images' servers.ocsp. */
+  ocspOptions?: { clockSkewSeconds?: number; timeoutMs?: number };
   /** Devices onboarding at once (with ratePerSecond: at most). */
   concurrency: number;
   /**
@@ -66,17 +72,18 @@ export interface FleetReport {
 
 /**
  * Drives simulated devices through steps 1–12 (attach included), `concurrency` at a time, each with its own trusted
- * module loaded from its factory image; devices share one keep-alive HTTPS pool, as devices behind
+ * module loaded from its factory image, at the servers that image names; devices share one keep-alive HTTPS pool, as devices behind
  * one NAT would share nothing else.
  *
  * @example
- *   const report = await runFleet({ pkiDir, dsimIds, ocsp, phlrUrl, hssUrl, concurrency: 64 });
+ *   const report = await runFleet({ pkiDir, dsimIds, concurrency: 64 });
  */
 export async function runFleet(options: FleetOptions): Promise<FleetReport> {
   const timer = options.timer ?? REAL_TIMER;
   const started = timer.now();
   const outcomes: DeviceOutcome[] = [];
   const shared: SharedByRoot = new Map();
+  const checkers: CheckerByUrl = new Map();
   const rate = options.ratePerSecond;
   let next = 0;
   const worker = async () => {
@@ -89,7 +96,14 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
         if (wait > 0) await timer.sleep(wait);
       }
       options.onDeviceStart?.(options.dsimIds[index]!);
-      const outcome = await onboardOne(options.dsimIds[index]!, options, shared, switchedOnAt, timer);
+      const outcome = await onboardOne(
+        options.dsimIds[index]!,
+        options,
+        shared,
+        checkers,
+        switchedOnAt,
+        timer,
+      );
       outcomes.push(outcome);
       options.onDeviceDone?.(outcome.ok);
     }
@@ -108,11 +122,14 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
  * its own memory), not the device's: its verification of a package against that root is untouched.
  */
 type SharedByRoot = Map<string, { client: PeerClient; operatorRoots: x509.X509Certificate[] }>;
+/** One OCSP checker per responder URL. */
+type CheckerByUrl = Map<string, CertificateStatusChecker>;
 
 async function onboardOne(
   dsimId: string,
   options: FleetOptions,
   shared: SharedByRoot,
+  checkers: CheckerByUrl,
   /** When the device was switched on (timer.now()): its latency counts from here. */
   started: number,
   timer: FleetTimer,
@@ -128,14 +145,23 @@ async function onboardOne(
       };
       shared.set(operatorRoot, byRoot);
     }
+    const servers = imageServers(image.image);
+    const phlrUrl = options.phlrUrl ?? servers.phlr;
+    const hssUrl = options.hssUrl ?? servers.hss;
+    let ocsp = options.ocsp ?? (servers.ocsp ? checkers.get(servers.ocsp) : undefined);
+    if (!ocsp && servers.ocsp) {
+      ocsp = ocspStatusChecker({ urls: [servers.ocsp], ...options.ocspOptions });
+      checkers.set(servers.ocsp, ocsp);
+    }
+    if (!phlrUrl || !hssUrl || !ocsp) throw noServersError(image.image);
     const agent = new DeviceAgent({
       module: TrustedModule.fromFactoryImage(image),
       client: byRoot.client,
       registrationServer: image.image.registrationServer,
-      phlrUrl: options.phlrUrl,
-      hssUrl: options.hssUrl,
+      phlrUrl,
+      hssUrl,
       operatorRoots: byRoot.operatorRoots,
-      ocsp: options.ocsp,
+      ocsp,
       maxAttempts: options.maxAttempts,
       maxRetryDelayMs: options.maxRetryDelayMs,
     });

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readManifest } from '../pki/init.js';
-import type { TlsRole } from '../pki/layout.js';
+import { tlsChainPath, type TlsRole } from '../pki/layout.js';
 import type { ClientTls } from './client.js';
 import type { ServerTls } from './server.js';
 
@@ -15,6 +15,8 @@ export interface TlsIdentity {
 }
 
 /**
+ * Reads `operator/tls/<role>.chain.pem` (leaf then operator CA) as what the role presents.
+ *
  * @example
  *   const identity = loadTlsIdentity(config.pkiDir, 'hss');
  *   createHttpServer({ logger, tls: serverTls(identity) });
@@ -23,8 +25,12 @@ export function loadTlsIdentity(pkiDir: string, role: TlsRole): TlsIdentity {
   const manifest = readManifest(pkiDir);
   const read = (relative: string) => readFileSync(join(pkiDir, relative), 'utf8');
   const paths = manifest.operator.tls[role];
+  const chainPath = tlsChainPath(paths);
   return {
-    cert: read(paths.cert) + read(manifest.operator.operatorCa.cert),
+    // The chain file `simcred pki init` writes; a folder made before it existed gets the same bytes.
+    cert: existsSync(join(pkiDir, chainPath))
+      ? read(chainPath)
+      : read(paths.cert) + read(manifest.operator.operatorCa.cert),
     key: read(paths.key),
     ca: [read(manifest.operator.root.cert)],
   };

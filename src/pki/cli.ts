@@ -5,8 +5,13 @@ import { action, positiveInt, printJsonLine } from '../cli/run.js';
 import { startProgress } from '../cli/progress.js';
 import { initPki } from './init.js';
 import { parseKeyType } from './keys.js';
-import { ISSUERS, TLS_ROLES, type CertKeyPaths } from './layout.js';
-import { DEFAULT_REGISTRATION_SERVERS, manufactureDevices, MAX_DEVICES_PER_RUN } from './manufacture.js';
+import { ISSUERS, TLS_ROLES, tlsChainPath, type CertKeyPaths } from './layout.js';
+import {
+  DEFAULT_FACTORY_SERVERS,
+  DEFAULT_REGISTRATION_SERVERS,
+  manufactureDevices,
+  MAX_DEVICES_PER_RUN,
+} from './manufacture.js';
 import { parseIssuer, parseReason, parseSerial, revokeCertificate, type RevokeTarget } from './revoke.js';
 import { REVOCATION_REASONS } from './store.js';
 
@@ -41,7 +46,12 @@ export function registerPkiCommands(program: Command): void {
             operatorCa: abs(o.operatorCa),
             packageSigner: abs(o.packageSigner),
             ocspSigners: { 'device-ca': abs(m.deviceCaOcsp), 'operator-ca': abs(o.operatorCaOcsp) },
-            tls: Object.fromEntries(TLS_ROLES.map((role) => [role, abs(o.tls[role])])),
+            tls: Object.fromEntries(
+              TLS_ROLES.map((role) => [
+                role,
+                { ...abs(o.tls[role]), chain: join(result.dir, tlsChainPath(o.tls[role])) },
+              ]),
+            ),
             created: result.created,
           });
         } else {
@@ -109,11 +119,25 @@ export function registerPkiCommands(program: Command): void {
       `registration server burnt into the devices, round-robin; repeatable (default ${DEFAULT_REGISTRATION_SERVERS.join(', ')})`,
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
+    .option(
+      '--phlr <url>',
+      `preliminary HLR burnt into the devices (default ${DEFAULT_FACTORY_SERVERS.phlr})`,
+    )
+    .option('--ocsp <url>', `OCSP responder burnt into the devices (default ${DEFAULT_FACTORY_SERVERS.ocsp})`)
+    .option('--hss <url>', `home HSS burnt into the devices (default ${DEFAULT_FACTORY_SERVERS.hss})`)
     .option('--json', 'print one JSON object naming the files as the last line')
     .action(
       action(
         async (
-          opts: { dir: string; count: string; key: string; registrationServer?: string[] } & JsonOption,
+          opts: {
+            dir: string;
+            count: string;
+            key: string;
+            registrationServer?: string[];
+            phlr?: string;
+            ocsp?: string;
+            hss?: string;
+          } & JsonOption,
         ) => {
           const count = positiveInt('--count', opts.count, MAX_DEVICES_PER_RUN);
           const keyType = parseKeyType(opts.key);
@@ -125,6 +149,7 @@ export function registerPkiCommands(program: Command): void {
               count,
               keyType,
               registrationServers: opts.registrationServer,
+              servers: { phlr: opts.phlr, ocsp: opts.ocsp, hss: opts.hss },
               onProgress: (n) => progress.increment(n),
             });
           } finally {

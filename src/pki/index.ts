@@ -9,20 +9,22 @@ import {
   DSIM_ID_PATTERN,
   TLS_ROLES,
   type CertKeyPaths,
-  type FactoryImage,
   type IssuerName,
   type PkiManifest,
   type TlsRole,
 } from './layout.js';
 import { CaStore } from './store.js';
+import { parseFactoryImage, type FactoryImage } from './factory-image.js';
 
 export * from './layout.js';
+export * from './factory-image.js';
 export { CaStore, REVOCATION_REASONS, normaliseSerial } from './store.js';
 export type { CertificateStatus, IssuedCertificate, ManufacturedDevice, RevocationReason } from './store.js';
 export { initPki, readManifest, VALIDITY_YEARS, type InitResult } from './init.js';
 export {
   manufactureDevices,
   DEFAULT_REGISTRATION_SERVERS,
+  DEFAULT_FACTORY_SERVERS,
   PHLR_SUBSCRIBERS_FILE,
   PIMSI_PREFIX,
   type ManufactureOptions,
@@ -148,7 +150,8 @@ export interface LoadedFactoryImage {
 }
 
 /**
- * What a simulated device holds when it leaves the factory.
+ * What a simulated device holds when it leaves the factory: its image (checked against
+ * factoryImageSchema), certificate and key.
  *
  * @example
  *   const device = await loadFactoryImage('/data/pki', 'DSIM0123456789ABCDEF');
@@ -156,6 +159,30 @@ export interface LoadedFactoryImage {
  *   sign('sha256', challenge, device.privateKey);
  */
 export async function loadFactoryImage(pkiDir: string, dsimId: string): Promise<LoadedFactoryImage> {
+  const { dir, image } = readFactoryImageAt(pkiDir, dsimId);
+  const loaded = loadCertificate(join(dir, image.certificate), join(dir, image.privateKey));
+  return {
+    dir,
+    image,
+    certificatePem: loaded.pem,
+    certificate: loaded.certificate,
+    chainPem: [loaded.pem, ...image.chainPem],
+    privateKey: loaded.privateKey(),
+  };
+}
+
+/**
+ * A device's factory.json alone (no key or certificate read), checked against factoryImageSchema.
+ *
+ * @example
+ *   const image = readFactoryImage('/data/pki', 'DSIM0123456789ABCDEF');
+ *   image.registrationServer; // 'https://127.0.0.1:7411'
+ */
+export function readFactoryImage(pkiDir: string, dsimId: string): FactoryImage {
+  return readFactoryImageAt(pkiDir, dsimId).image;
+}
+
+function readFactoryImageAt(pkiDir: string, dsimId: string): { dir: string; image: FactoryImage } {
   // The ID becomes a path: anything but the DSIM_ID format is refused before touching the disk.
   if (!DSIM_ID_PATTERN.test(dsimId)) {
     throw new SimcredError(
@@ -171,25 +198,18 @@ export async function loadFactoryImage(pkiDir: string, dsimId: string): Promise<
       `no factory image for ${dsimId} in ${resolve(pkiDir)}`,
     );
   }
-  let image: FactoryImage;
+  let json: unknown;
   try {
-    image = JSON.parse(readText(imagePath)) as FactoryImage;
+    json = JSON.parse(readText(imagePath));
   } catch (err) {
     if (err instanceof SimcredError) throw err;
     throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${imagePath} is not valid JSON`, { cause: err });
   }
-  if (image.version !== 1 || image.dsimId !== dsimId) {
+  const image = parseFactoryImage(json, imagePath);
+  if (image.dsimId !== dsimId) {
     throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${imagePath} is not the factory image of ${dsimId}`);
   }
-  const loaded = loadCertificate(join(dir, image.certificate), join(dir, image.privateKey));
-  return {
-    dir,
-    image,
-    certificatePem: loaded.pem,
-    certificate: loaded.certificate,
-    chainPem: [loaded.pem, ...image.chainPem],
-    privateKey: loaded.privateKey(),
-  };
+  return { dir, image };
 }
 
 /**

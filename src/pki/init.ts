@@ -34,6 +34,7 @@ import {
   CA_DATABASE_FILE,
   PKI_MANIFEST_FILE,
   TLS_ROLES,
+  tlsChainPath,
   type CertKeyPaths,
   type IssuerName,
   type PkiManifest,
@@ -94,7 +95,8 @@ interface Ensured {
 
 /**
  * Creates the demo PKI in `dir`, or completes it: existing keys and certificates are kept byte
- * for byte, only missing ones are made, so running it twice is harmless.
+ * for byte, only missing ones are made, so running it twice is harmless. Each TLS role also gets
+ * its chain file (leaf then operator CA, see tlsChainPath), rewritten only when it does not match.
  *
  * @example
  *   const { manifest, created } = await initPki('/data/pki');
@@ -198,6 +200,18 @@ export async function initPki(dirArg: string, now = new Date()): Promise<InitRes
       operatorCa.issuer,
       'operator-ca',
     );
+  }
+
+  // Rewritten when missing or stale (a leaf made again), so the chain always matches the leaf on disk.
+  const operatorCaPem = readText(join(dir, o.operatorCa.cert));
+  for (const role of TLS_ROLES) {
+    const leafPem = readText(join(dir, o.tls[role].cert));
+    const chain = `${leafPem.endsWith('\n') ? leafPem : `${leafPem}\n`}${operatorCaPem}`;
+    const chainPath = join(dir, tlsChainPath(o.tls[role]));
+    if (!fileExists(chainPath) || readText(chainPath) !== chain) {
+      writeFile(chainPath, chain, PUBLIC_MODE);
+      created.push(chainPath);
+    }
   }
 
   // Recorded on every run (duplicates ignored) so a lost ca.db is rebuilt from the certificates.

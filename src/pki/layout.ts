@@ -47,21 +47,16 @@ export interface PkiManifest {
   };
 }
 
-/** One device's factory image, devices/<DSIM_ID>/factory.json (the cert and key sit beside it). */
-export interface FactoryImage {
-  version: 1;
-  dsimId: string;
-  keyType: 'ec' | 'rsa';
-  /** Paths relative to the device folder. */
-  certificate: string;
-  privateKey: string;
-  /** Device-issuing CA certificate (PEM), sent with the device certificate as its chain. */
-  chainPem: string[];
-  /** Trust roots burnt in at the factory (PEM). */
-  trustRoots: { manufacturer: string; operator: string };
-  preliminary: { pimsi: string; kPimsi: string; opcPimsi: string };
-  registrationServer: string;
-  manufacturedAt: string;
+/**
+ * A TLS role's chain file beside its certificate (operator/tls/<role>.chain.pem): the role's leaf,
+ * then the operator CA that issued it. What the role presents, as server and as client, so that a
+ * peer trusting only the operator root can build the path.
+ *
+ * @example
+ *   tlsChainPath(manifest.operator.tls.hss); // 'operator/tls/hss.chain.pem'
+ */
+export function tlsChainPath(paths: CertKeyPaths): string {
+  return `${paths.cert.replace(/(\.crt)?\.pem$/, '')}.chain.pem`;
 }
 
 export function deviceDir(pkiDir: string, dsimId: string): string {

@@ -23,12 +23,23 @@ import {
 } from '../storage/files.js';
 import { readManifest, VALIDITY_YEARS } from './init.js';
 import { loadPrivateKey, type KeyType } from './keys.js';
-import { deviceDir, DEVICES_DIR, type FactoryImage } from './layout.js';
+import { deviceDir, DEVICES_DIR } from './layout.js';
+import { FACTORY_IMAGE_VERSION, type FactoryImage, type FactoryServers } from './factory-image.js';
+import { DEFAULT_HOST, DEFAULT_PORTS } from '../config/config.js';
 import { CaStore, type IssuedCertificate, type ManufacturedDevice } from './store.js';
 import type { WorkerRequest, WorkerResponse } from './manufacture-worker.js';
 
 /** The two embedded registration servers of the loopback demo (config ports.registration). */
-export const DEFAULT_REGISTRATION_SERVERS = ['https://127.0.0.1:7411', 'https://127.0.0.1:7412'];
+export const DEFAULT_REGISTRATION_SERVERS = DEFAULT_PORTS.registration.map(
+  (port) => `https://${DEFAULT_HOST}:${port}`,
+);
+
+/** The loopback demo's PHLR, OCSP responder and HSS at their default ports (docs/configuration.md). */
+export const DEFAULT_FACTORY_SERVERS: FactoryServers = {
+  phlr: `https://${DEFAULT_HOST}:${DEFAULT_PORTS.phlr}`,
+  ocsp: `http://${DEFAULT_HOST}:${DEFAULT_PORTS.ocsp}`,
+  hss: `https://${DEFAULT_HOST}:${DEFAULT_PORTS.hss}`,
+};
 
 /** Preliminary IMSIs: MCC 001 / MNC 01 (the test network) + a 10-digit MSIN from the 'pimsi' counter. */
 export const PIMSI_PREFIX = '00101';
@@ -42,6 +53,8 @@ export interface ManufactureOptions {
   count: number;
   keyType?: KeyType;
   registrationServers?: string[];
+  /** The PHLR, OCSP responder and HSS burnt into every device; each defaults to DEFAULT_FACTORY_SERVERS. */
+  servers?: Partial<FactoryServers>;
   /** Called after each batch is on disk and recorded, with the batch size. */
   onProgress?: (done: number) => void;
   /** Worker threads for EC batches; default: one per core, at most 4 (0 = main thread only). */
@@ -73,7 +86,8 @@ export interface PreliminarySubscriber {
 
 /**
  * Manufactures `count` new devices: DSIM_ID, key pair, device certificate from the device CA,
- * preliminary credentials and a factory image each. Batches are made in worker threads while
+ * preliminary credentials and a factory image each, which names the servers the device will talk to
+ * (registration server round-robin from `registrationServers`; PHLR, OCSP responder and HSS). Batches are made in worker threads while
  * the main thread writes the previous batch's files and records it in ca.db.
  *
  * @example
@@ -92,6 +106,13 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
     );
   }
   const servers = validateServers(options.registrationServers ?? DEFAULT_REGISTRATION_SERVERS);
+  const otherServers: FactoryServers = { ...DEFAULT_FACTORY_SERVERS };
+  for (const [name, url] of Object.entries(options.servers ?? {}) as [
+    keyof FactoryServers,
+    string | undefined,
+  ][]) {
+    if (url !== undefined) otherServers[name] = validateServers([url], `--${name}`)[0]!;
+  }
   const manifest = readManifest(dir);
 
   const deviceCaPem = readText(join(dir, manifest.manufacturer.deviceCa.cert));
@@ -149,7 +170,7 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
           throw ioError('create folder', folder, err);
         }
         const image: FactoryImage = {
-          version: 1,
+          version: FACTORY_IMAGE_VERSION,
           dsimId: cred.dsimId,
           keyType,
           certificate: 'device.crt.pem',
@@ -158,6 +179,7 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
           trustRoots,
           preliminary,
           registrationServer,
+          servers: otherServers,
           manufacturedAt,
         };
         const entry: DeviceFiles = {
@@ -292,7 +314,7 @@ async function newDsimIds(store: CaStore, count: number): Promise<string[]> {
   }
 }
 
-function validateServers(servers: string[]): string[] {
+function validateServers(servers: string[], option = '--registration-server'): string[] {
   if (servers.length === 0) {
     throw new SimcredError('SIMCRED_CLI_ARGUMENT', 'at least one registration server is needed');
   }
@@ -306,7 +328,7 @@ function validateServers(servers: string[]): string[] {
     if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
       throw new SimcredError(
         'SIMCRED_CLI_ARGUMENT',
-        `--registration-server must be an http(s) URL, got ${JSON.stringify(server)}`,
+        `${option} must be an http(s) URL, got ${JSON.stringify(server)}`,
       );
     }
   }

@@ -6,8 +6,16 @@ import { failureCounts, runFleet, stepStatistics, type FleetReport } from '../de
 import { MODULE_STATE_FILE, TrustedModule } from '../device/trusted-module.js';
 import { PeerClient, loadTlsIdentity } from '../http/index.js';
 import { HssStore } from '../hss/store.js';
-import { ocspStatusChecker } from '../ocsp/checker.js';
-import { CaStore, deviceDir, initPki, loadFactoryImage, manufactureDevices } from '../pki/index.js';
+import {
+  CaStore,
+  deviceDir,
+  imageServers,
+  initPki,
+  loadFactoryImage,
+  manufactureDevices,
+  readFactoryImage,
+  type FactoryServers,
+} from '../pki/index.js';
 import { OperatorClient } from '../portal/operator-client.js';
 import { startSystem, type RunningSystem } from './start.js';
 import { configuredUrls, roleDatabase } from './wiring.js';
@@ -72,15 +80,18 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
   const store = await CaStore.open(config.pkiDir);
   const operator = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
   try {
-    // Devices still without credentials, whose factory image names one of this system's registration servers.
+    // Devices still without credentials, whose factory image names this system's servers: one of its
+    // registration servers (ca.db knows it), and its PHLR, OCSP responder and HSS (the image does).
     const servers = new Set(live.registration);
-    const fleet = (await store.listDevices())
-      .filter(
-        (d) =>
-          servers.has(d.registrationServer) &&
-          !existsSync(join(deviceDir(config.pkiDir, d.dsimId), MODULE_STATE_FILE)),
-      )
-      .slice(0, options.devices);
+    const others: FactoryServers = { phlr: live.phlr, ocsp: live.ocsp, hss: live.hss };
+    const fleet: { dsimId: string; registrationServer: string }[] = [];
+    for (const d of await store.listDevices()) {
+      if (fleet.length >= options.devices) break;
+      if (!servers.has(d.registrationServer)) continue;
+      if (existsSync(join(deviceDir(config.pkiDir, d.dsimId), MODULE_STATE_FILE))) continue;
+      if (!namesServers(config.pkiDir, d.dsimId, others)) continue;
+      fleet.push(d);
+    }
     const missing = options.devices - fleet.length;
     if (missing > 0) {
       options.onPhase?.('manufacture', missing);
@@ -88,6 +99,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
         dir: config.pkiDir,
         count: missing,
         registrationServers: live.registration,
+        servers: others,
         onProgress: (n) => options.onProgress?.('manufacture', n),
       });
       const assigned = new Map((await store.listDevices()).map((d) => [d.dsimId, d.registrationServer]));
@@ -108,9 +120,8 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
     const report: FleetReport = await runFleet({
       pkiDir: config.pkiDir,
       dsimIds,
-      ocsp: ocspStatusChecker({ urls: [live.ocsp], clockSkewSeconds: config.ocsp.clockSkewSeconds }),
-      phlrUrl: live.phlr,
-      hssUrl: live.hss,
+      // Each device finds the servers through its factory image.
+      ocspOptions: { clockSkewSeconds: config.ocsp.clockSkewSeconds, timeoutMs: config.ocsp.timeoutMs },
       concurrency: options.concurrency,
       maxRetryDelayMs: 2000,
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
@@ -150,6 +161,17 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
     await store.close();
     await system?.close();
   }
+}
+
+/** Whether a device's factory image names these servers; an unreadable image names none. */
+function namesServers(pkiDir: string, dsimId: string, live: FactoryServers): boolean {
+  let image: Partial<FactoryServers>;
+  try {
+    image = imageServers(readFactoryImage(pkiDir, dsimId));
+  } catch {
+    return false;
+  }
+  return image.phlr === live.phlr && image.ocsp === live.ocsp && image.hss === live.hss;
 }
 
 async function loadFactoryRoot(config: SimcredConfig): Promise<string | undefined> {

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSecret, parseKek } from '../../src/crypto/index.js';
-import { ocspStatusChecker } from '../../src/ocsp/checker.js';
 import { runFleet } from '../../src/device/fleet.js';
 import { HssStore } from '../../src/hss/store.js';
 import { CredentialingStore } from '../../src/credentialing/store.js';
@@ -22,9 +21,6 @@ test('a fleet goes through steps 0b–12 and attaches; secrets never reach a log
     const report = await runFleet({
       pkiDir: t.config.pkiDir,
       dsimIds,
-      ocsp: ocspStatusChecker({ urls: [t.system.urls.ocsp] }),
-      phlrUrl: t.system.urls.phlr,
-      hssUrl: t.system.urls.hss,
       concurrency: 8,
     });
     assert.deepEqual(

@@ -7,11 +7,9 @@ import { OperatorClient } from '../../src/portal/operator-client.js';
 import { roleDatabase, startSystem, type RunningSystem } from '../../src/system/start.js';
 import { PeerClient } from '../../src/http/index.js';
 import { HssStore, type Subscriber } from '../../src/hss/store.js';
-import { ocspStatusChecker } from '../../src/ocsp/checker.js';
 import { loadFactoryImage, type LoadedFactoryImage } from '../../src/pki/index.js';
 import { DeviceAgent } from '../../src/device/agent.js';
 import { TrustedModule } from '../../src/device/trusted-module.js';
-import * as x509 from '../../src/crypto/x509.js';
 
 export interface TestDevice {
   image: LoadedFactoryImage;
@@ -75,7 +73,6 @@ export async function startTestSystem(
   const system = await startSystem(config, logger, options.clock ? { clock: options.clock } : {});
   const operator = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
   const deviceClient = new PeerClient({ tls: { ca: [system.pki.operator.root.pem] } });
-  const ocsp = ocspStatusChecker({ urls: [system.urls.ocsp] });
   return {
     config,
     system,
@@ -87,6 +84,7 @@ export async function startTestSystem(
         count,
         keyType,
         registrationServers: system.urls.registration,
+        servers: { phlr: system.urls.phlr, ocsp: system.urls.ocsp, hss: system.urls.hss },
         workers: 0,
       });
       return result.devices.map((d) => d.dsimId);
@@ -106,14 +104,10 @@ export async function startTestSystem(
     async device(dsimId) {
       const image = await loadFactoryImage(config.pkiDir, dsimId);
       const module = TrustedModule.fromFactoryImage(image, { persist: false });
-      const agent = new DeviceAgent({
+      // The device finds every server through its factory image, as an independent client would.
+      const agent = DeviceAgent.fromFactoryImage(image, {
         module,
         client: deviceClient,
-        registrationServer: image.image.registrationServer,
-        phlrUrl: system.urls.phlr,
-        hssUrl: system.urls.hss,
-        operatorRoots: [new x509.X509Certificate(image.image.trustRoots.operator)],
-        ocsp,
         maxAttempts: 1,
         ...(options.clock ? { clock: options.clock } : {}),
       });
