@@ -158,6 +158,9 @@ export const proveSession = defineRoute({
     'SIMCRED_OCSP_REVOKED',
     'SIMCRED_OCSP_UNKNOWN',
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    // The HSS's own refusals, passed through (retrying will not change them).
+    'SIMCRED_IMSI_EXHAUSTED',
+    'SIMCRED_DEVICE_KEY_MISMATCH',
   ],
 });
 
