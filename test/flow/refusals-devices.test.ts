@@ -378,6 +378,17 @@ describe('refusals a device meets (steps 2, 4, 7–9, 12)', () => {
         );
         assert.equal(answer.statusCode, 200, answer.text);
       }
+      // A used ticket: until the receipt the same package may be fetched again (the device may have
+      // lost it); once the device confirmed it, the ticket buys nothing.
+      const again = await deliverAt(b.referral.provisioningUrl, b.module.dsimId, b.referral.ticket);
+      assert.equal(again.statusCode, 200, again.text);
+      const pkg = (JSON.parse(again.text) as { package: string }).package;
+      await b.agent.install(pkg, b.session.deviceNonce);
+      await b.agent.sendReceipt(b.registration, b.session.deviceNonce);
+      expectRefusal(
+        await deliverAt(b.referral.provisioningUrl, b.module.dsimId, b.referral.ticket),
+        'SIMCRED_REGISTRATION_USED',
+      );
     });
   });
 
