@@ -1,9 +1,9 @@
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { issuerFromCertificate, validityFrom } from '../../src/pki/certificates.js';
-import { makeDeviceCredentials, prepareDeviceIssuer } from '../../src/pki/device-certificates.js';
+import { issuerFromCertificate, signTbs, validityFrom } from '../../src/pki/certificates.js';
+import { deviceTbs, makeDeviceCredentials, prepareDeviceIssuer } from '../../src/pki/device-certificates.js';
 import { loadPrivateKey, readManifest } from '../../src/pki/index.js';
 
 /** A device certificate made outside the factory's records, with its key, as a device would present it. */
@@ -27,6 +27,8 @@ export async function forgeDeviceCertificate(
   pkiDir: string,
   dsimId: string,
   validity: { notBefore: Date; notAfter: Date } = validityFrom(new Date(), 1),
+  /** The device key to certify (any type or size); a fresh P-256 key when omitted. */
+  deviceKey?: KeyObject,
 ): Promise<ForgedDevice> {
   const manifest = readManifest(pkiDir);
   const caCert = new X509Certificate(readFileSync(join(pkiDir, manifest.manufacturer.deviceCa.cert)));
@@ -40,6 +42,17 @@ export async function forgeDeviceCertificate(
     notAfter: validity.notAfter.toISOString(),
     keyType: 'ec',
   });
+  if (deviceKey) {
+    const serial = randomBytes(16);
+    serial[0] = (serial[0]! & 0x3f) | 0x40;
+    const spki = createPublicKey(deviceKey).export({ type: 'spki', format: 'der' });
+    const der = signTbs(deviceTbs(deviceIssuer, dsimId, serial, spki), caKey);
+    return {
+      certificateChain: [der.toString('base64'), caCert.raw.toString('base64')],
+      privateKey: deviceKey,
+      serialHex: serial.toString('hex'),
+    };
+  }
   const [made] = await makeDeviceCredentials(deviceIssuer, [dsimId]);
   return {
     certificateChain: [pemToBase64(made!.certPem), caCert.raw.toString('base64')],

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { fromBase64url, signProofOfPossession, signReceipt, toBase64url } from '../../src/crypto/index.js';
 import { signDeviceMessage } from '../../src/crypto/device-signature.js';
 import { lookupProofMessage } from '../../src/crypto/lookup-proof.js';
@@ -166,6 +166,34 @@ describe('refusals a device meets (steps 2, 4, 7–9, 12)', () => {
         'SIMCRED_PROOF_INVALID',
       );
       assert.equal((await send(device, body)).statusCode, 200);
+    });
+
+    test('a certificate for a key outside the allow-list (P-384, RSA-1024, Ed25519): SIMCRED_PROOF_INVALID', async () => {
+      const device = await t.device(fresh());
+      const body = await genuineLookup(device);
+      const message = lookupProofMessage({
+        challenge: fromBase64url(body.challenge),
+        dsimId: device.module.dsimId,
+      });
+      const unfit = [
+        { alg: 'ES256', key: generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, hash: 'sha256' },
+        { alg: 'RS256', key: generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey, hash: 'sha256' },
+        { alg: 'ES256', key: generateKeyPairSync('ed25519').privateKey, hash: null },
+      ] as const;
+      for (const { alg, key, hash } of unfit) {
+        // Certified by the genuine device CA, and a true signature by that key: only the key is unfit.
+        const forged = await forgeDeviceCertificate(t.config.pkiDir, device.module.dsimId, undefined, key);
+        const signature = sign(hash, message, { key, dsaEncoding: 'ieee-p1363' });
+        expectRefusal(
+          await send(device, {
+            ...body,
+            certificateChain: forged.certificateChain,
+            alg,
+            signature: toBase64url(signature),
+          }),
+          'SIMCRED_PROOF_INVALID',
+        );
+      }
     });
 
     test('a certificate of an untrusted manufacturer, or a self-made chain: SIMCRED_CERT_UNTRUSTED', async () => {
