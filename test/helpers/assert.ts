@@ -24,7 +24,7 @@ export interface HttpAnswer {
 
 /**
  * Asserts that an HTTP answer is the error contract's refusal with exactly this code: the code's own
- * status from ERROR_CODES, a JSON body {code, message}, and no stack trace. test/errors-coverage.test.ts
+ * status from ERROR_CODES, a JSON body {code, message}, no stack trace, and Retry-After on a 503. test/errors-coverage.test.ts
  * counts the codes asserted here.
  *
  * @example
@@ -42,6 +42,8 @@ export function expectRefusal(answer: HttpAnswer, code: ErrorCode, message?: Reg
   assert.equal(typeof body.message, 'string');
   assert.deepEqual(Object.keys(body).sort(), ['code', 'message']);
   assert.doesNotMatch(answer.text, /\n\s+at |node_modules/, 'no stack trace');
+  // docs/errors.md: a 503 always comes with Retry-After.
+  if (answer.statusCode === 503 && answer.headers) assert.ok(Number(answer.headers['retry-after']) > 0);
   if (message) assert.match(body.message as string, message);
 }
 
