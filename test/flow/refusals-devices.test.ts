@@ -17,14 +17,14 @@ import { expectRefusal, type HttpAnswer } from '../helpers/assert.js';
 import { forgeDeviceCertificate } from './forgery.js';
 import { startTestSystem, type TestDevice, type TestSystem } from './harness.js';
 
-/**
- * The refusals docs/errors.md promises a device, each provoked end to end: real roles on loopback,
- * real HTTPS requests, and every answer checked against the error contract (status and code).
- */
 const YEAR_MS = 365 * 24 * 3600_000;
 /** A validity period that ended a year ago. */
 const EXPIRED = { notBefore: new Date(Date.now() - 2 * YEAR_MS), notAfter: new Date(Date.now() - YEAR_MS) };
 
+/**
+ * The refusals docs/errors.md promises a device, each provoked end to end: real roles on loopback,
+ * real HTTPS requests, and every answer checked against the error contract (status and code).
+ */
 describe('refusals a device meets (steps 2, 4, 7–9, 12)', () => {
   const challengeSecret = randomBytes(32);
   let t: TestSystem;
