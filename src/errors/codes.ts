@@ -66,9 +66,13 @@ export const ERROR_CODES = {
   },
   SIMCRED_CERT_INVALID: {
     status: 400,
-    meaning: 'The certificate chain cannot be parsed or is outside its validity period.',
+    meaning: 'The certificate chain cannot be parsed (not base64 DER certificates).',
   },
-  SIMCRED_CERT_UNTRUSTED: { status: 401, meaning: 'The certificate does not chain to a trusted CA.' },
+  SIMCRED_CERT_UNTRUSTED: {
+    status: 401,
+    meaning:
+      'The certificate does not chain to a trusted CA, or a certificate on the path is outside its validity period or unfit.',
+  },
   SIMCRED_CERT_DSIM_MISMATCH: {
     status: 403,
     meaning: 'The DSIM_ID in the request is not the one bound in the certificate.',

@@ -126,7 +126,7 @@ export class PeerClient {
         },
       );
     }
-    if (statusCode >= 400) throw errorFromBody(spec.id, statusCode, headers, json);
+    if (statusCode >= 400) throw errorFromBody(spec, statusCode, headers, json);
     const parsed = spec.response.safeParse(json);
     if (!parsed.success) {
       throw new SimcredError(
@@ -152,19 +152,25 @@ function unreachable(url: string, cause: unknown): SimcredError {
   });
 }
 
-/** Rebuilds the SimcredError a peer answered with; server-side failures become a retryable 503. */
+/**
+ * Rebuilds the SimcredError a peer answered with. Server-side failures become a retryable 503, except
+ * a 5xx code the route declares (SIMCRED_IMSI_EXHAUSTED from the HSS): that is the peer's answer, not
+ * its failure, and retrying will not change it.
+ */
 function errorFromBody(
-  routeId: string,
+  spec: RouteSpec,
   statusCode: number,
   headers: Record<string, string | string[] | undefined>,
   json: unknown,
 ): SimcredError {
   const body = (json ?? {}) as { code?: string; message?: string };
   const retryAfter = Number(headers['retry-after'] ?? 2) || 2;
-  if (statusCode >= 500 || !body.code || !(body.code in ERROR_CODES)) {
-    return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', `${routeId} failed (HTTP ${statusCode})`, {
+  const known = body.code !== undefined && body.code in ERROR_CODES;
+  const declared = known && spec.errors.includes(body.code as ErrorCode);
+  if (!known || (statusCode >= 500 && !declared)) {
+    return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', `${spec.id} failed (HTTP ${statusCode})`, {
       retryAfter,
     });
   }
-  return new SimcredError(body.code as ErrorCode, body.message ?? body.code, { retryAfter });
+  return new SimcredError(body.code as ErrorCode, body.message ?? String(body.code), { retryAfter });
 }

@@ -185,7 +185,7 @@ export const proveSession = defineRoute({
     'SIMCRED_OCSP_NONCE_MISMATCH',
     'SIMCRED_OCSP_STALE',
     'SIMCRED_OCSP_CERTID_MISMATCH',
-    // The HSS's refusals of step 5 that the processor passes on.
+    // The HSS's own refusals of step 5, passed through (retrying will not change them).
     'SIMCRED_IMSI_EXHAUSTED',
     'SIMCRED_DEVICE_KEY_MISMATCH',
   ],
