@@ -90,6 +90,14 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
           const timeoutMs = positiveInt('--timeout', opts.timeout);
           const certificate = readCertificate('--cert', opts.cert);
           const issuer = readCertificate('--issuer', opts.issuer);
+          for (const url of opts.url) {
+            if (!URL.canParse(url) || !['http:', 'https:'].includes(new URL(url).protocol)) {
+              throw new SimcredError(
+                'SIMCRED_CLI_ARGUMENT',
+                `--url must be an http(s) URL, got ${JSON.stringify(url)}`,
+              );
+            }
+          }
           const urls = opts.url.length > 0 ? opts.url : aiaOcspUrls(certificate);
           if (urls.length === 0) {
             throw new SimcredError(

@@ -251,6 +251,11 @@ const LISTED: Case[] = [
     expected: /--cert .*SIMCRED_FILE_NOT_FOUND/,
   },
   {
+    name: 'ocsp check: a --url that is not http(s)',
+    args: (f) => ['ocsp', 'check', '--cert', f.cert, '--issuer', f.issuer, '--url', 'ftp://127.0.0.1/'],
+    expected: /--url must be an http\(s\) URL.*SIMCRED_CLI_ARGUMENT/,
+  },
+  {
     name: 'ocsp check: no --url and no AIA in the certificate',
     args: (f) => ['ocsp', 'check', '--cert', f.cert, '--issuer', f.issuer],
     expected: /--url is required.*no AIA.*SIMCRED_CLI_USAGE/,
