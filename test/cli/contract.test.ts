@@ -370,6 +370,28 @@ describe('the CLI error contract, every command', () => {
     });
   });
 
+  test("up --workers 2, a port in use: the primary reports the worker's reason, once", async () => {
+    const f = await ready;
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await run(() =>
+        runCli(['up', '--dir', join(f.dir, 'up-workers'), '--workers', '2'], {
+          cwd: f.dir,
+          env: {
+            SIMCRED_PKI_DIR: f.pkiDir,
+            SIMCRED_PORTS__OCSP: String((busy.address() as { port: number }).port),
+          },
+        }),
+      );
+      assertContract(r, 'SIMCRED_ADDRESS_IN_USE');
+      // The worker that could not start is not replaced, and is not reported as a crash.
+      assert.doesNotMatch(r.stderr, /worker died|worker exited/, r.stderr);
+    } finally {
+      await new Promise<void>((resolve) => busy.close(() => resolve()));
+    }
+  });
+
   test('operator register without --json: each rejection with its file line, code and reason', async () => {
     const f = await ready;
     const [dsimId] = await system!.manufacture(1);
