@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { SimcredError, isSimcredError } from '../errors/index.js';
 
 /**
@@ -16,13 +17,77 @@ export function action<A extends unknown[]>(
   };
 }
 
+/**
+ * Prints the one-line error of the CLI's contract (`simcred: error: MESSAGE (SIMCRED_…)`) and exits:
+ * 2 for a mistake the user can fix, 1 for SIMCRED_INTERNAL (a bug).
+ */
 export function reportAndExit(err: unknown): never {
   if (process.env.SIMCRED_DEBUG) console.error(err);
-  const message = isSimcredError(err)
-    ? `${err.message} (${err.code})`
-    : `unexpected error: ${err instanceof Error ? err.message : String(err)} (SIMCRED_INTERNAL)`;
-  process.stderr.write(`simcred: error: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
-  process.exit(isSimcredError(err) && err.code !== 'SIMCRED_INTERNAL' ? 2 : 1);
+  const error = toCliError(err);
+  const message =
+    error.code === 'SIMCRED_INTERNAL' && !isSimcredError(err)
+      ? `unexpected error: ${error.message}`
+      : error.message;
+  process.stderr.write(`simcred: error: ${oneLine(message)} (${error.code})\n`);
+  process.exit(error.code === 'SIMCRED_INTERNAL' ? 1 : 2);
+}
+
+/** Folds a message onto one line (the contract's error line). */
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** What each errno of a file operation means to the user. */
+const FILE_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a folder',
+  ENOTDIR: 'a part of the path is not a folder',
+  EEXIST: 'already exists',
+  ENOSPC: 'no space left on the device',
+  EROFS: 'read-only file system',
+  EMFILE: 'too many open files',
+  ENAMETOOLONG: 'name too long',
+  ELOOP: 'too many symbolic links',
+};
+
+/**
+ * Any thrown value as a SimcredError. A file operation's failure (a Node error naming its path) is the
+ * user's to fix, so it maps to SIMCRED_FILE_NOT_FOUND or SIMCRED_IO; anything else unknown is a bug.
+ */
+export function toCliError(err: unknown): SimcredError {
+  if (isSimcredError(err)) return err;
+  const e = err as Partial<NodeJS.ErrnoException> | null;
+  if (e && typeof e.path === 'string' && typeof e.code === 'string') {
+    if (e.code === 'ENOENT')
+      return new SimcredError('SIMCRED_FILE_NOT_FOUND', `${e.path}: no such file or folder`);
+    const reason = FILE_ERRORS[e.code];
+    if (reason !== undefined) return new SimcredError('SIMCRED_IO', `${e.path}: ${reason}`);
+  }
+  return new SimcredError('SIMCRED_INTERNAL', err instanceof Error ? err.message : String(err), {
+    cause: err,
+  });
+}
+
+/**
+ * Reads a file named on the command line (`-` is stdin): a missing file is SIMCRED_FILE_NOT_FOUND,
+ * any other failure SIMCRED_IO, each naming the option and the path.
+ *
+ * @example
+ *   const text = readInputFile('--file', options.file).toString('utf8');
+ */
+export function readInputFile(option: string, path: string): Buffer {
+  try {
+    return readFileSync(path === '-' ? 0 : path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new SimcredError('SIMCRED_FILE_NOT_FOUND', `${option} ${path}: no such file`);
+    throw new SimcredError(
+      'SIMCRED_IO',
+      `${option} ${path}: cannot read (${(code && FILE_ERRORS[code]) ?? (err as Error).message})`,
+    );
+  }
 }
 
 /** Parses a strictly positive integer option, or throws a CLI argument error naming the option. */

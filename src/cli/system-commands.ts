@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
 import { loadConfig, type SimcredConfig } from '../config/index.js';
 import { SimcredError } from '../errors/index.js';
 import { loadTlsIdentity } from '../http/index.js';
@@ -12,7 +11,7 @@ import { startSystem, type RunningSystem } from '../system/start.js';
 import { serveAsWorker, startWorkers } from '../system/workers.js';
 import { configuredUrls } from '../system/wiring.js';
 import { startProgress, type Progress } from './progress.js';
-import { action, positiveInt, printJsonLine } from './run.js';
+import { action, oneLine, positiveInt, printJsonLine, readInputFile } from './run.js';
 
 export interface CommonOptions {
   dir?: string;
@@ -157,29 +156,18 @@ export function registerSystemCommands(program: Command, serve: Command): void {
   ).action(
     action(async (options: CommonOptions & { file: string; json?: boolean }) => {
       const config = commonConfig(options);
-      const text = readFileSync(options.file === '-' ? 0 : options.file, 'utf8');
-      const devices = text
-        .split('\n')
-        .filter((line) => line.trim())
-        .map((line, i) => {
-          try {
-            return JSON.parse(line) as { dsimId: string; registrationServer: string };
-          } catch {
-            throw new SimcredError('SIMCRED_CLI_ARGUMENT', `${options.file} line ${i + 1} is not JSON`);
-          }
-        });
+      const { devices, fileLines } = readDeviceList(options.file);
       const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
       const progress = startProgress('register', devices.length);
       try {
-        const summary = await client.registerDevices(configuredUrls(config).credentialing, devices, (n) =>
+        const sent = await client.registerDevices(configuredUrls(config).credentialing, devices, (n) =>
           progress.update(n),
         );
         progress.stop();
+        // The server numbers the devices it was sent; the user knows the lines of their file.
+        const summary = { ...sent, rejected: sent.rejected.map((r) => atFileLine(r, fileLines)) };
         if (options.json) printJsonLine(summary);
-        else
-          process.stdout.write(
-            `registered ${summary.registered}, unchanged ${summary.unchanged}, rejected ${summary.rejected.length}\n`,
-          );
+        else process.stdout.write(formatRegisterSummary(summary));
       } finally {
         progress.stop();
         await client.close();
@@ -216,6 +204,64 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       }
     }),
   );
+}
+
+interface Rejection {
+  line: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * The NDJSON device list of `operator register` (`-` is stdin), each device with the line of the
+ * file it came from; a line that is not JSON stops the command before anything is sent.
+ */
+function readDeviceList(file: string): {
+  devices: { dsimId: string; registrationServer: string }[];
+  fileLines: number[];
+} {
+  const devices: { dsimId: string; registrationServer: string }[] = [];
+  const fileLines: number[] = [];
+  readInputFile('--file', file)
+    .toString('utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        devices.push(JSON.parse(line) as { dsimId: string; registrationServer: string });
+      } catch {
+        throw new SimcredError('SIMCRED_CLI_ARGUMENT', `${file} line ${i + 1} is not JSON`);
+      }
+      fileLines.push(i + 1);
+    });
+  return { devices, fileLines };
+}
+
+/** A rejection of the n-th device sent, renumbered to its line in the file (message included). */
+function atFileLine(rejection: Rejection, fileLines: number[]): Rejection {
+  const line = fileLines[rejection.line - 1] ?? rejection.line;
+  const message = rejection.message.replace(new RegExp(`^line ${rejection.line}\\b`), `line ${line}`);
+  return { ...rejection, line, message };
+}
+
+/** `operator register` without --json: the counts, then one line per rejection with its reason. */
+export function formatRegisterSummary(summary: {
+  registered: number;
+  unchanged: number;
+  rejected: Rejection[];
+}): string {
+  const lines = [
+    `registered ${summary.registered}, unchanged ${summary.unchanged}, rejected ${summary.rejected.length}`,
+  ];
+  if (summary.rejected.length > 0) {
+    const width = Math.max(...summary.rejected.map((r) => r.code.length));
+    lines.push(`  ${'line'.padStart(6)}  ${'code'.padEnd(width)}  reason`);
+    for (const r of summary.rejected) {
+      const reason = r.message.replace(new RegExp(`^line ${r.line}:\\s*`), '');
+      lines.push(`  ${String(r.line).padStart(6)}  ${r.code.padEnd(width)}  ${oneLine(reason)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** The demo's summary table (counts from the modules and the HSS; latency per device step). */

@@ -273,8 +273,18 @@ export function loadConfig(
 ): SimcredConfig {
   let raw: Record<string, unknown> = {};
   if (options.file) {
+    let text: string;
     try {
-      raw = JSON.parse(readFileSync(options.file, 'utf8')) as Record<string, unknown>;
+      text = readFileSync(options.file, 'utf8');
+    } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new SimcredError(
+        missing ? 'SIMCRED_FILE_NOT_FOUND' : 'SIMCRED_IO',
+        `cannot read config file ${options.file}: ${missing ? 'no such file' : (err as Error).message}`,
+      );
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
     } catch (err) {
       throw new SimcredError(
         'SIMCRED_CONFIG_INVALID',

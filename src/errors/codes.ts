@@ -27,6 +27,24 @@ export const ERROR_CODES = {
   SIMCRED_CONFIG_INVALID: { status: 400, meaning: 'The configuration file or an override is invalid.' },
   SIMCRED_CLI_ARGUMENT: { status: 400, meaning: 'A command-line argument is invalid.' },
   SIMCRED_IO: { status: 500, meaning: 'A file or folder could not be read or written.' },
+  SIMCRED_CLI_USAGE: {
+    status: 400,
+    meaning:
+      'The command line does not parse: an unknown command or option, a missing command, option or argument, or too many arguments.',
+  },
+  SIMCRED_FILE_NOT_FOUND: {
+    status: 404,
+    meaning: 'A file or folder named on the command line or in the configuration does not exist.',
+  },
+  SIMCRED_ADDRESS_IN_USE: {
+    status: 409,
+    meaning: 'A server cannot listen: another process already listens on its host and port.',
+  },
+  SIMCRED_ADDRESS_UNAVAILABLE: {
+    status: 400,
+    meaning:
+      'A server cannot listen: its host does not resolve, is not an address of this machine, or the port needs privileges.',
+  },
 
   // Credentialing flow (DESIGN §2 steps 0b–12)
   SIMCRED_REGISTRATION_UNKNOWN: { status: 404, meaning: 'No registration exists for this DSIM_ID.' },

@@ -176,10 +176,47 @@ function sendError(
   return reply.code(error.status).type('application/json').send(body);
 }
 
-/** Starts listening and returns the base URL (port 0 picks a free port). */
+/**
+ * Starts listening and returns the base URL (port 0 picks a free port). A port in use or an address
+ * this machine cannot listen on is the operator's to fix, so it gets its own code, not SIMCRED_INTERNAL.
+ */
 export async function listen(app: FastifyInstance, options: { host: string; port: number }): Promise<string> {
-  await app.listen({ host: options.host, port: options.port });
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    throw listenError(err, options.host, options.port);
+  }
   const address = app.server.address() as AddressInfo;
   const scheme = app.initialConfig.https ? 'https' : 'http';
   return `${scheme}://${options.host}:${address.port}`;
+}
+
+/** The errors of listen(2) and of resolving the host, as the operator can act on them. */
+const ADDRESS_UNAVAILABLE: Record<string, string> = {
+  EADDRNOTAVAIL: 'the address is not one of this machine',
+  ENOTFOUND: 'the host does not resolve',
+  EAI_AGAIN: 'the host does not resolve (temporary DNS failure)',
+  EAI_NONAME: 'the host does not resolve',
+  EAI_FAIL: 'the host does not resolve',
+  EACCES: 'the port needs privileges',
+  EPERM: 'the port needs privileges',
+};
+
+/** Maps an error of listening on host:port to SIMCRED_ADDRESS_IN_USE / _UNAVAILABLE (others unchanged). */
+export function listenError(err: unknown, host: string, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EADDRINUSE') {
+    return new SimcredError(
+      'SIMCRED_ADDRESS_IN_USE',
+      `cannot listen on ${host}:${port}: another process listens there`,
+      { cause: err },
+    );
+  }
+  const reason = code === undefined ? undefined : ADDRESS_UNAVAILABLE[code];
+  if (reason !== undefined) {
+    return new SimcredError('SIMCRED_ADDRESS_UNAVAILABLE', `cannot listen on ${host}:${port}: ${reason}`, {
+      cause: err,
+    });
+  }
+  return err;
 }

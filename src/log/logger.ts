@@ -39,6 +39,8 @@ export function createLogger(options: {
       level: options.level ?? 'info',
       redact: { paths: [...paths, 'req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
     },
-    (options.destination as pino.DestinationStream | undefined) ?? pino.destination(2),
+    // Synchronous: simcred logs little (no per-request lines), and a log line written before an error
+    // must reach stderr before the CLI's closing error line, not be flushed after it at exit.
+    (options.destination as pino.DestinationStream | undefined) ?? pino.destination({ dest: 2, sync: true }),
   );
 }

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
-import { action, positiveInt, printJsonLine } from '../cli/run.js';
+import { Option, type Command } from 'commander';
+import type { LevelWithSilent } from 'pino';
+import { action, positiveInt, printJsonLine, readInputFile } from '../cli/run.js';
 import { SimcredError } from '../errors/index.js';
 import { createLogger } from '../log/logger.js';
+import { certificateDer, parseCertificateInfo } from './asn1.js';
 import { runOcspBench, formatBenchTable } from './bench.js';
-import { checkCertificateStatus } from './client.js';
+import { aiaOcspUrls, checkCertificateStatus } from './client.js';
 import { DEFAULT_OCSP_PORT, startOcspResponder } from './responder/server.js';
 
 /** `simcred serve ocsp`, `simcred ocsp check` and `simcred bench ocsp`. */
@@ -21,7 +22,7 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
       'how often at most revocations are re-read; kept statuses and pre-signed answers are at most this stale (0: every request)',
       '200',
     )
-    .option('--log-level <level>', 'log level', 'info')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
     .action(
       action(
         async (opts: {
@@ -33,7 +34,7 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
           logLevel: string;
         }) => {
           const port = opts.port === '0' ? 0 : positiveInt('--port', opts.port, 65535);
-          const logger = createLogger({ name: 'ocsp', level: opts.logLevel as 'info' });
+          const logger = createLogger({ name: 'ocsp', level: opts.logLevel as LevelWithSilent });
           const responder = await startOcspResponder({
             pkiDir: opts.dir,
             host: opts.host,
@@ -62,7 +63,8 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
     .requiredOption('--issuer <file>', 'its issuing CA certificate (PEM or DER)')
     .option(
       '--url <url>',
-      'responder URL, repeatable (tried in order); default: the certificate AIA',
+      'responder URL, repeatable (tried in order); required unless the certificate names one in its ' +
+        "AIA extension (the demo PKI's certificates do not)",
       collect,
       [],
     )
@@ -83,21 +85,34 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
           timeout: string;
           json?: boolean;
         }) => {
-          const read = (path: string) => {
-            try {
-              return readFileSync(path);
-            } catch {
-              throw new SimcredError('SIMCRED_IO', `cannot read ${path}`);
+          const clockSkewSeconds =
+            opts.clockSkew === '0' ? 0 : positiveInt('--clock-skew', opts.clockSkew, 86_400);
+          const timeoutMs = positiveInt('--timeout', opts.timeout);
+          const certificate = readCertificate('--cert', opts.cert);
+          const issuer = readCertificate('--issuer', opts.issuer);
+          for (const url of opts.url) {
+            if (!URL.canParse(url) || !['http:', 'https:'].includes(new URL(url).protocol)) {
+              throw new SimcredError(
+                'SIMCRED_CLI_ARGUMENT',
+                `--url must be an http(s) URL, got ${JSON.stringify(url)}`,
+              );
             }
-          };
+          }
+          const urls = opts.url.length > 0 ? opts.url : aiaOcspUrls(certificate);
+          if (urls.length === 0) {
+            throw new SimcredError(
+              'SIMCRED_CLI_USAGE',
+              `--url is required: ${opts.cert} names no OCSP responder (it has no AIA OCSP URL)`,
+            );
+          }
           const result = await checkCertificateStatus({
-            certificate: read(opts.cert),
-            issuer: read(opts.issuer),
-            ...(opts.url.length > 0 ? { urls: opts.url } : {}),
+            certificate,
+            issuer,
+            urls,
             nonce: opts.nonce,
             method: opts.get ? 'GET' : 'POST',
-            clockSkewSeconds: Number(opts.clockSkew),
-            timeoutMs: positiveInt('--timeout', opts.timeout),
+            clockSkewSeconds,
+            timeoutMs,
           });
           const out = {
             status: result.status,
@@ -155,4 +170,40 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * A certificate file given on the command line, as DER: one X.509 certificate in PEM or DER, and
+ * nothing after it; anything else is SIMCRED_CERT_INVALID naming the option and the file.
+ */
+function readCertificate(option: string, path: string): Buffer {
+  const bytes = readInputFile(option, path);
+  let der: Buffer;
+  try {
+    der = certificateDer(bytes);
+    parseCertificateInfo(der);
+  } catch {
+    throw new SimcredError(
+      'SIMCRED_CERT_INVALID',
+      `${option} ${path} is not an X.509 certificate (PEM or DER)`,
+    );
+  }
+  if (derLength(der) !== der.length) {
+    throw new SimcredError('SIMCRED_CERT_INVALID', `${option} ${path} has bytes after its certificate`);
+  }
+  return der;
+}
+
+/** Length of the DER element at the start of `der` (tag, length and content), or -1 if unreadable. */
+function derLength(der: Buffer): number {
+  if (der.length < 2) return -1;
+  const first = der[1]!;
+  if (first < 0x80) return 2 + first;
+  const octets = first & 0x7f;
+  if (octets === 0 || octets > 4 || der.length < 2 + octets) return -1;
+  let length = 0;
+  for (let i = 0; i < octets; i++) length = length * 256 + der[2 + i]!;
+  return 2 + octets + length;
 }

@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
-import { SimcredError } from '../errors/index.js';
+import { SimcredError, isSimcredError, type ErrorCode } from '../errors/index.js';
 import { startSystem, type RunningSystem } from './start.js';
 
 /** What a worker tells the primary once every role of it listens. */
@@ -12,6 +12,15 @@ interface ReadyMessage {
 
 function isReady(message: unknown): message is ReadyMessage {
   return (message as Partial<ReadyMessage> | null)?.simcredWorkerReady === true;
+}
+
+/** What a worker tells the primary when its roles cannot start: the primary reports it, once. */
+interface FailedMessage {
+  simcredWorkerFailed: { code: ErrorCode; message: string };
+}
+
+function isFailed(message: unknown): message is FailedMessage {
+  return typeof (message as Partial<FailedMessage> | null)?.simcredWorkerFailed === 'object';
 }
 
 export interface WorkerPool {
@@ -56,8 +65,17 @@ export async function startWorkers(
     new Promise((resolve, reject) => {
       const worker = cluster.fork();
       running.add(worker);
+      let ready = false;
       const onMessage = (message: unknown) => {
+        if (isFailed(message)) {
+          // The worker's own reason (a port in use, a bad PKI folder …), not "a worker exited".
+          worker.off('exit', onEarlyExit);
+          worker.off('message', onMessage);
+          reject(new SimcredError(message.simcredWorkerFailed.code, message.simcredWorkerFailed.message));
+          return;
+        }
         if (!isReady(message)) return;
+        ready = true;
         worker.off('exit', onEarlyExit);
         worker.off('message', onMessage);
         resolve({ worker, urls: message.urls });
@@ -70,7 +88,8 @@ export async function startWorkers(
       worker.once('exit', onEarlyExit);
       worker.once('exit', (code, signal) => {
         running.delete(worker);
-        if (closing) return;
+        // A worker that never started fails the start instead of being replaced.
+        if (closing || !ready) return;
         const now = Date.now();
         while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
         if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
@@ -116,7 +135,18 @@ export async function startWorkers(
  */
 export async function serveAsWorker(config: SimcredConfig, logger: Logger): Promise<void> {
   process.on('SIGINT', () => undefined);
-  const system = await startSystem(config, logger.child({ worker: cluster.worker?.id }));
+  let system: RunningSystem;
+  try {
+    system = await startSystem(config, logger.child({ worker: cluster.worker?.id }));
+  } catch (err) {
+    if (!isSimcredError(err) || err.code === 'SIMCRED_INTERNAL') throw err;
+    // The primary prints the one error line; this worker leaves quietly (its roles are closed).
+    const failed: FailedMessage = { simcredWorkerFailed: { code: err.code, message: err.message } };
+    await new Promise<void>((resolve) => process.send?.(failed, undefined, {}, () => resolve()) ?? resolve());
+    process.exitCode = 2;
+    cluster.worker?.disconnect();
+    return;
+  }
   const ready: ReadyMessage = { simcredWorkerReady: true, urls: system.urls };
   process.send?.(ready);
   // The primary's SIGTERM may come on top of one sent to the whole process group: the handler stays,
