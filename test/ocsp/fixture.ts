@@ -144,9 +144,13 @@ export function writeText(path: string, text: string): string {
   return path;
 }
 
-/** A plain HTTP server whose handler gets the raw request body (for crafted OCSP responses). */
+/**
+ * A plain HTTP server whose handler gets the raw request body (for crafted OCSP responses), on a free
+ * port unless `port` is given (a test standing in for a running system's responder on its own port).
+ */
 export async function rawServer(
   handler: (body: Buffer, req: IncomingMessage) => { status?: number; type?: string; body: Buffer },
+  port = 0,
 ): Promise<{ url: string; close: () => Promise<void>; server: Server }> {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -157,10 +161,10 @@ export async function rawServer(
       res.end(out.body);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${bound}`,
     server,
     close: () =>
       new Promise<void>((r) => {
