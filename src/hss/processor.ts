@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { computeOpc } from '../aka/milenage.js';
 import {
   certificatePublicKey,
+  keyKind,
   openSecret,
   parseCertificateBase64,
   sealPackage,
@@ -51,8 +52,11 @@ export class HssProcessor {
     const { store, profile, kek } = this.options;
     const certificate = parseCertificate(body.deviceCertificate);
     requireDsimBinding(certificate, body.dsimId);
+    const deviceKey = certificatePublicKey(certificate);
+    // A key no package can be sealed to is refused before an IMSI is allocated and bound to it.
+    keyKind(deviceKey);
     const deviceKeyDigest = createHash('sha256')
-      .update(certificatePublicKey(certificate).export({ format: 'der', type: 'spki' }))
+      .update(deviceKey.export({ format: 'der', type: 'spki' }))
       .digest('base64url');
 
     const msinDigits = 15 - profile.plmn.length;
