@@ -33,6 +33,7 @@ const ASSERTING_CALLS = new Set([
   // Local matchers in use: test/pki/pki-cli.test.ts, test/aka/aka-flow.test.ts, test/ocsp/fastpath.test.ts,
   // test/ocsp/client.test.ts and test/flow/bad-input.test.ts.
   'assertOneLineError',
+  'assertContract', // test/cli/contract.test.ts: a CLI failure's one line ends with this code
   'isCode',
   'code',
   'expectCode',

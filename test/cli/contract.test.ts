@@ -79,54 +79,54 @@ interface Case {
   name: string;
   args: (f: Fixture) => string[];
   env?: Record<string, string>;
-  expected?: ErrorCode | RegExp;
+  code?: ErrorCode | RegExp;
 }
 
 /**
  * Per leaf command, a value that makes no sense for it (the command must refuse it before doing any
  * work). A new command needs its entry here: the walk below fails without one.
  */
-const NONSENSE: Record<string, { args: (f: Fixture) => string[]; expected: ErrorCode }> = {
-  'serve ocsp': { args: (f) => ['--dir', f.pkiDir, '--port', 'eighty'], expected: 'SIMCRED_CLI_ARGUMENT' },
+const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode }> = {
+  'serve ocsp': { args: (f) => ['--dir', f.pkiDir, '--port', 'eighty'], code: 'SIMCRED_CLI_ARGUMENT' },
   'serve credentialing': {
     args: (f) => ['--dir', f.dir, '--instance', 'first'],
-    expected: 'SIMCRED_CLI_ARGUMENT',
+    code: 'SIMCRED_CLI_ARGUMENT',
   },
   'serve registration': {
     args: (f) => ['--dir', f.dir, '--instance', '0'],
-    expected: 'SIMCRED_CLI_ARGUMENT',
+    code: 'SIMCRED_CLI_ARGUMENT',
   },
-  'serve hss': { args: (f) => ['--config', f.missing], expected: 'SIMCRED_FILE_NOT_FOUND' },
-  'serve provisioning': { args: (f) => ['--config', f.junk], expected: 'SIMCRED_CONFIG_INVALID' },
-  'serve phlr': { args: (f) => ['--dir', f.junk], expected: 'SIMCRED_PKI_NOT_INITIALISED' },
-  'bench ocsp': { args: () => ['--seconds', 'five'], expected: 'SIMCRED_CLI_ARGUMENT' },
-  'bench e2e': { args: () => ['--devices', '-3'], expected: 'SIMCRED_CLI_ARGUMENT' },
-  'bench register': { args: () => ['--devices', '1e3'], expected: 'SIMCRED_CLI_ARGUMENT' },
-  'bench scale': { args: () => ['--register-sizes', '10,,20'], expected: 'SIMCRED_CLI_ARGUMENT' },
-  'pki init': { args: (f) => ['--dir', join(f.junk, 'pki')], expected: 'SIMCRED_IO' },
+  'serve hss': { args: (f) => ['--config', f.missing], code: 'SIMCRED_FILE_NOT_FOUND' },
+  'serve provisioning': { args: (f) => ['--config', f.junk], code: 'SIMCRED_CONFIG_INVALID' },
+  'serve phlr': { args: (f) => ['--dir', f.junk], code: 'SIMCRED_PKI_NOT_INITIALISED' },
+  'bench ocsp': { args: () => ['--seconds', 'five'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'bench e2e': { args: () => ['--devices', '-3'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'bench register': { args: () => ['--devices', '1e3'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'bench scale': { args: () => ['--register-sizes', '10,,20'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'pki init': { args: (f) => ['--dir', join(f.junk, 'pki')], code: 'SIMCRED_IO' },
   'pki revoke': {
     args: (f) => ['--dir', f.pkiDir, '--dsim', 'DSIM0000000000000000', '--reason', 'boredom'],
-    expected: 'SIMCRED_CLI_ARGUMENT',
+    code: 'SIMCRED_CLI_ARGUMENT',
   },
   'devices manufacture': {
     args: (f) => ['--dir', f.pkiDir, '--count', '1', '--key', 'dsa'],
-    expected: 'SIMCRED_CLI_ARGUMENT',
+    code: 'SIMCRED_CLI_ARGUMENT',
   },
   'ocsp check': {
     args: (f) => ['--cert', f.junk, '--issuer', f.issuer, '--url', 'http://127.0.0.1:9/'],
-    expected: 'SIMCRED_CERT_INVALID',
+    code: 'SIMCRED_CERT_INVALID',
   },
-  'aka vector': { args: () => ['--k', 'not-hex'], expected: 'SIMCRED_CLI_ARGUMENT' },
-  up: { args: () => ['--workers', 'many'], expected: 'SIMCRED_CLI_ARGUMENT' },
-  demo: { args: () => ['--devices', '0'], expected: 'SIMCRED_CLI_ARGUMENT' },
-  'operator register': { args: (f) => ['--file', f.missing], expected: 'SIMCRED_FILE_NOT_FOUND' },
+  'aka vector': { args: () => ['--k', 'not-hex'], code: 'SIMCRED_CLI_ARGUMENT' },
+  up: { args: () => ['--workers', 'many'], code: 'SIMCRED_CLI_ARGUMENT' },
+  demo: { args: () => ['--devices', '0'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator register': { args: (f) => ['--file', f.missing], code: 'SIMCRED_FILE_NOT_FOUND' },
   'operator state': {
     args: (f) => ['DSIM0000000000000000', '--config', f.junk],
-    expected: 'SIMCRED_CONFIG_INVALID',
+    code: 'SIMCRED_CONFIG_INVALID',
   },
   'operator revoke': {
     args: (f) => ['DSIM0000000000000000', '--dir', f.missing],
-    expected: 'SIMCRED_PKI_NOT_INITIALISED',
+    code: 'SIMCRED_PKI_NOT_INITIALISED',
   },
 };
 
@@ -140,10 +140,10 @@ function walkCases(program: Command): Case[] {
     cases.push({
       name: `${name} --no-such-option`,
       args: () => [...path, '--no-such-option'],
-      expected: 'SIMCRED_CLI_USAGE',
+      code: 'SIMCRED_CLI_USAGE',
     });
     if (command.commands.length > 0) {
-      cases.push({ name: `${name} without a command`, args: () => path, expected: 'SIMCRED_CLI_USAGE' });
+      cases.push({ name: `${name} without a command`, args: () => path, code: 'SIMCRED_CLI_USAGE' });
       continue;
     }
     const required = [
@@ -154,7 +154,7 @@ function walkCases(program: Command): Case[] {
       cases.push({
         name: `${name} without ${required.join(', ')}`,
         args: () => path,
-        expected: 'SIMCRED_CLI_USAGE',
+        code: 'SIMCRED_CLI_USAGE',
       });
     }
     const nonsense = NONSENSE[label];
@@ -162,7 +162,7 @@ function walkCases(program: Command): Case[] {
       cases.push({
         name: `${name} ${nonsense.args(PLACEHOLDER).join(' ')}`,
         args: (f) => [...path, ...nonsense.args(f)],
-        expected: nonsense.expected,
+        code: nonsense.code,
       });
     }
   }
@@ -185,46 +185,46 @@ const LISTED: Case[] = [
   {
     name: 'an unknown command',
     args: () => ['nonsense'],
-    expected: /unknown command 'nonsense'.*SIMCRED_CLI_USAGE/,
+    code: /unknown command 'nonsense'.*SIMCRED_CLI_USAGE/,
   },
-  { name: 'an unknown subcommand', args: () => ['serve', 'nonsense'], expected: 'SIMCRED_CLI_USAGE' },
-  { name: 'help for an unknown command', args: () => ['help', 'nonsense'], expected: 'SIMCRED_CLI_USAGE' },
+  { name: 'an unknown subcommand', args: () => ['serve', 'nonsense'], code: 'SIMCRED_CLI_USAGE' },
+  { name: 'help for an unknown command', args: () => ['help', 'nonsense'], code: 'SIMCRED_CLI_USAGE' },
   {
     name: 'an option without its value',
     args: () => ['pki', 'init', '--dir'],
-    expected: /argument missing.*SIMCRED_CLI_USAGE/,
+    code: /argument missing.*SIMCRED_CLI_USAGE/,
   },
   {
     name: 'too many arguments',
     args: () => ['operator', 'state', 'DSIM0000000000000000', 'surplus'],
-    expected: /too many arguments.*SIMCRED_CLI_USAGE/,
+    code: /too many arguments.*SIMCRED_CLI_USAGE/,
   },
   {
     name: 'a log level outside the choices',
     args: (f) => ['serve', 'ocsp', '--dir', f.pkiDir, '--log-level', 'verbose'],
-    expected: /--log-level.*SIMCRED_CLI_ARGUMENT/,
+    code: /--log-level.*SIMCRED_CLI_ARGUMENT/,
   },
   {
     name: 'a bad log level in the environment',
     args: (f) => ['serve', 'hss', '--dir', f.dir],
     env: { SIMCRED_LOG__LEVEL: 'verbose' },
-    expected: /log\.level.*SIMCRED_CONFIG_INVALID/,
+    code: /log\.level.*SIMCRED_CONFIG_INVALID/,
   },
   {
     name: 'a bad log level in the config file',
     args: (f) => ['serve', 'hss', '--config', join(f.dir, 'loud.json')],
-    expected: /log\.level.*SIMCRED_CONFIG_INVALID/,
+    code: /log\.level.*SIMCRED_CONFIG_INVALID/,
   },
   {
     name: 'a host that does not resolve',
     args: (f) => ['serve', 'ocsp', '--dir', f.pkiDir, '--host', 'no-such-host.invalid', '--port', '0'],
-    expected: 'SIMCRED_ADDRESS_UNAVAILABLE',
+    code: 'SIMCRED_ADDRESS_UNAVAILABLE',
   },
   {
     name: 'an address that is not of this machine',
     // 192.0.2.1 is TEST-NET-1 (RFC 5737): never assigned to a host.
     args: (f) => ['serve', 'ocsp', '--dir', f.pkiDir, '--host', '192.0.2.1', '--port', '0'],
-    expected: 'SIMCRED_ADDRESS_UNAVAILABLE',
+    code: 'SIMCRED_ADDRESS_UNAVAILABLE',
   },
   {
     name: 'ocsp check: a certificate with bytes after it',
@@ -238,32 +238,32 @@ const LISTED: Case[] = [
       '--url',
       'http://127.0.0.1:9/',
     ],
-    expected: /bytes after.*SIMCRED_CERT_INVALID/,
+    code: /bytes after.*SIMCRED_CERT_INVALID/,
   },
   {
     name: 'ocsp check: an issuer that is not a certificate',
     args: (f) => ['ocsp', 'check', '--cert', f.cert, '--issuer', f.junk, '--url', 'http://127.0.0.1:9/'],
-    expected: /--issuer .*SIMCRED_CERT_INVALID/,
+    code: /--issuer .*SIMCRED_CERT_INVALID/,
   },
   {
     name: 'ocsp check: a missing certificate file',
     args: (f) => ['ocsp', 'check', '--cert', f.missing, '--issuer', f.issuer, '--url', 'http://127.0.0.1:9/'],
-    expected: /--cert .*SIMCRED_FILE_NOT_FOUND/,
+    code: /--cert .*SIMCRED_FILE_NOT_FOUND/,
   },
   {
     name: 'ocsp check: a --url that is not http(s)',
     args: (f) => ['ocsp', 'check', '--cert', f.cert, '--issuer', f.issuer, '--url', 'ftp://127.0.0.1/'],
-    expected: /--url must be an http\(s\) URL.*SIMCRED_CLI_ARGUMENT/,
+    code: /--url must be an http\(s\) URL.*SIMCRED_CLI_ARGUMENT/,
   },
   {
     name: 'ocsp check: no --url and no AIA in the certificate',
     args: (f) => ['ocsp', 'check', '--cert', f.cert, '--issuer', f.issuer],
-    expected: /--url is required.*no AIA.*SIMCRED_CLI_USAGE/,
+    code: /--url is required.*no AIA.*SIMCRED_CLI_USAGE/,
   },
   {
     name: 'operator register: a line that is not JSON, numbered as in the file',
     args: (f) => ['operator', 'register', '--file', join(f.dir, 'not-json.ndjson')],
-    expected: /line 3 is not JSON.*SIMCRED_CLI_ARGUMENT/,
+    code: /line 3 is not JSON.*SIMCRED_CLI_ARGUMENT/,
   },
 ];
 
@@ -320,7 +320,7 @@ describe('the CLI error contract, every command', () => {
 
   for (const c of [...walkCases(program), ...LISTED]) {
     const result = start(c);
-    test(c.name, async () => assertContract(await result, c.expected));
+    test(c.name, async () => assertContract(await result, c.code));
   }
 
   describe('a port in use', () => {
