@@ -63,13 +63,18 @@ export class PeerClient {
       encodeURIComponent(String((input.params as Record<string, unknown> | undefined)?.[name] ?? '')),
     );
     const body = input.body === undefined ? undefined : JSON.stringify(input.body);
-    const { statusCode, headers, text } = await this.send(
-      `${baseUrl}${path}`,
-      spec.method,
-      body,
-      'application/json',
-    );
-    return this.decode(spec, statusCode, headers, text);
+    const send = () => this.send(`${baseUrl}${path}`, spec.method, body, 'application/json');
+    let answer: Awaited<ReturnType<typeof send>>;
+    try {
+      answer = await send();
+    } catch (err) {
+      // A kept-alive connection the peer closed meanwhile (it restarted) fails before any answer; every
+      // server-to-server route is idempotent by design, so it is sent once more on a new connection.
+      // Device routes are not resent: a replayed step 3 would be refused as one.
+      if (spec.caller.kind !== 'peer' || !closedBeforeAnswer(err)) throw err;
+      answer = await send();
+    }
+    return this.decode(spec, answer.statusCode, answer.headers, answer.text);
   }
 
   /** Low-level request for non-JSON bodies; the whole answer as text. */
@@ -143,6 +148,12 @@ export class PeerClient {
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
+}
+
+/** The connection ended before the answer began: undici's "other side closed", or a reset. */
+function closedBeforeAnswer(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  return cause?.code === 'UND_ERR_SOCKET' || cause?.code === 'ECONNRESET';
 }
 
 function unreachable(url: string, cause: unknown): SimcredError {

@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { SimcredError } from '../../src/errors/index.js';
-import { createHttpServer, listen } from '../../src/http/index.js';
+import { PeerClient, createHttpServer, listen } from '../../src/http/index.js';
+import { lookupChallenge, withdrawRegistrations } from '../../src/protocol/registration.js';
 import { createLogger } from '../../src/log/logger.js';
 
 test('every failure follows the error contract and the server keeps serving', async () => {
@@ -67,4 +69,40 @@ test('every failure follows the error contract and the server keeps serving', as
     await app.close();
   }
   assert.match(logged, /request failed/);
+});
+
+test('a peer call whose kept-alive connection the peer closed is sent once more; a device call is not', async () => {
+  // A peer that drops the first connection after reading a request (as a restarted server drops the
+  // sockets of its previous life), then answers on the next one.
+  let connections = 0;
+  const server = createNetServer((socket) => {
+    connections += 1;
+    const mine = connections;
+    socket.once('data', () => {
+      if (mine === 1) return socket.destroy();
+      const body = JSON.stringify({ withdrawn: 1 });
+      socket.end(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new PeerClient();
+  try {
+    const answer = await client.call(url, withdrawRegistrations, {
+      body: { dsimIds: ['DSIM0000000000000001'] },
+    });
+    assert.deepEqual(answer, { withdrawn: 1 });
+    assert.equal(connections, 2);
+    connections = 0;
+    await assert.rejects(
+      client.call(url, lookupChallenge, { body: { dsimId: 'DSIM0000000000000001' } }),
+      (err: unknown) => err instanceof SimcredError && err.code === 'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    );
+    assert.equal(connections, 1, 'a device route was sent again');
+  } finally {
+    await client.close();
+    server.close();
+  }
 });
