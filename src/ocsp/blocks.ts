@@ -50,11 +50,63 @@ export function decodeBlock(der: Uint8Array): Block {
   return block;
 }
 
-/** decodeBlock, and the element must take exactly the whole input. */
+/** decodeBlock, and the input must be exactly one element in strict DER ({@link assertDer}). */
 export function decodeWhole(der: Uint8Array): Block {
+  assertDer(der);
   const block = decodeBlock(der);
   if (block.blockLength !== der.byteLength) throw new StructureError('trailing data after the element');
   return block;
+}
+
+/**
+ * X.690 §10.1: `der` is exactly one element whose lengths, and those of every element constructed
+ * inside it, are definite and in their shortest form. asn1js decodes BER and accepts indefinite and
+ * padded lengths, so this walk over the identifier and length octets (contents are not copied) is what
+ * keeps a BER re-encoding of a request or response out. Throws StructureError.
+ *
+ * @example
+ *   assertDer(Buffer.from('300080', 'hex')); // throws: trailing data
+ */
+export function assertDer(der: Uint8Array): void {
+  if (derElementEnd(der, 0, 0) !== der.byteLength)
+    throw new StructureError('trailing data after the element');
+}
+
+/** Deep enough for any OCSP or certificate structure; deeper nesting is refused rather than recursed into. */
+const MAX_DER_DEPTH = 32;
+
+function derElementEnd(der: Uint8Array, start: number, depth: number): number {
+  if (depth > MAX_DER_DEPTH) throw new StructureError('nesting too deep');
+  const octet = (i: number): number => {
+    const b = der[i];
+    if (b === undefined) throw new StructureError('truncated element');
+    return b;
+  };
+  let i = start;
+  const identifier = octet(i++);
+  if ((identifier & 0x1f) === 0x1f) {
+    // High tag number: base-128 octets, the first of them not 0x80 (X.690 §8.1.2.4.2 c).
+    if (octet(i) === 0x80) throw new StructureError('tag number not in its shortest form');
+    while (octet(i++) & 0x80);
+  }
+  const first = octet(i++);
+  let length = first;
+  if (first === 0x80) throw new StructureError('indefinite length');
+  if (first & 0x80) {
+    const count = first & 0x7f;
+    if (count > 4) throw new StructureError('length too long');
+    if (octet(i) === 0) throw new StructureError('length not in its shortest form');
+    length = 0;
+    for (let k = 0; k < count; k++) length = length * 256 + octet(i++);
+    if (length < 0x80) throw new StructureError('length not in its shortest form');
+  }
+  const end = i + length;
+  if (end > der.byteLength) throw new StructureError('element longer than its input');
+  if (identifier & 0x20) {
+    while (i < end) i = derElementEnd(der, i, depth + 1);
+    if (i !== end) throw new StructureError('elements overrun their SEQUENCE');
+  }
+  return end;
 }
 
 /**
