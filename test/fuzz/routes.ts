@@ -9,7 +9,12 @@ import { PeerClient, clientTls, loadTlsIdentity } from '../../src/http/index.js'
 import type { TlsRole } from '../../src/pki/index.js';
 import { ALL_ROUTES, type RouteSpec } from '../../src/protocol/index.js';
 import { buildOcspRequest } from '../../src/ocsp/client.js';
-import { derInputs } from './der.js';
+import { fromBase64url } from '../../src/crypto/encoding.js';
+import { DeviceAgent } from '../../src/device/agent.js';
+import { TrustedModule } from '../../src/device/trusted-module.js';
+import { ocspStatusChecker } from '../../src/ocsp/checker.js';
+import { lookup, lookupChallenge } from '../../src/protocol/registration.js';
+import { derInputs, isStrictDer } from './der.js';
 import { Finding, defineTarget, type FuzzTarget } from './harness.js';
 import type { FuzzContext } from './context.js';
 
@@ -122,6 +127,7 @@ interface RouteInput {
 /** Every route's target, and a close for the HTTP clients they share (their connections keep a process alive). */
 export async function routeTargets(
   ctx: FuzzContext,
+  options: { strictCertificates?: boolean } = {},
 ): Promise<{ targets: FuzzTarget[]; close(): Promise<void> }> {
   const { system } = ctx;
   const clients = new Map<string, PeerClient>();
@@ -223,11 +229,64 @@ export async function routeTargets(
         name: `route:${route.id}`,
         covers: `${route.method} ${route.path} (${route.caller.kind === 'peer' ? `peer: ${route.caller.roles.join(', ')}` : 'device'}): arbitrary JSON, non-JSON text, near-valid bodies from its schema`,
         arbitrary: fc.record({ path: pathArb, body: bodyText, contentType }),
-        run: (input) => sendAndCheck(client, `${base}${input.path}`, route.method, input),
+        run: async (input) => {
+          await sendAndCheck(client, `${base}${input.path}`, route.method, input);
+        },
         stillServing: () => healthy(client, base),
       }),
     );
   }
+
+  // Step 2 with a genuine grant, challenge and proof, and a device chain whose leaf is damaged or
+  // re-encoded: the chain is what answers. A 200 must mean a strictly DER leaf (defect 3 of issue #12).
+  const device = ctx.devices[0]!;
+  const module = TrustedModule.fromFactoryImage(device, { persist: false });
+  const deviceClient = clientFor({ caller: { kind: 'device' } });
+  const agent = new DeviceAgent({
+    module,
+    client: deviceClient,
+    registrationServer: device.image.registrationServer,
+    phlrUrl: system.urls.phlr,
+    hssUrl: system.urls.hss,
+    operatorRoots: [ctx.operatorRoot],
+    ocsp: ocspStatusChecker({ urls: [system.urls.ocsp] }),
+    maxAttempts: 1,
+  });
+  const registrationUrl = device.image.registrationServer;
+  targets.push(
+    defineTarget<{ leaf: Buffer; kind: string }>({
+      name: 'route:registration.lookup-chain',
+      covers:
+        'POST /v1/lookup with a genuine grant, challenge and proof and a damaged, BER-not-DER or random leaf certificate: a 200 only for strict DER',
+      arbitrary: derInputs([leafDer]).map((input) => ({ leaf: input.bytes, kind: input.kind })),
+      async run({ leaf }) {
+        const grant = await agent.accessGrant();
+        const { challenge } = await deviceClient.call(registrationUrl, lookupChallenge, {
+          body: { dsimId: module.dsimId },
+        });
+        const proof = module.signLookup(fromBase64url(challenge, 'challenge'));
+        const body = JSON.stringify({
+          dsimId: module.dsimId,
+          grant,
+          challenge,
+          certificateChain: [leaf.toString('base64'), chains[0]![1]!],
+          ...proof,
+        });
+        const response = await sendAndCheck(deviceClient, `${registrationUrl}${lookup.path}`, 'POST', {
+          path: lookup.path,
+          body,
+          contentType: 'application/json',
+        });
+        if (response === 200 && options.strictCertificates !== false && !isStrictDer(leaf)) {
+          throw new Finding(
+            'crash',
+            `the lookup accepted a leaf that is not strict DER (${leaf.toString('hex').slice(0, 48)}…)`,
+          );
+        }
+      },
+      stillServing: () => healthy(deviceClient, registrationUrl),
+    }),
+  );
 
   // The OCSP responder's HTTP front: POST bodies and RFC 5019 GET paths.
   const ocspClient = new PeerClient({ connections: 4 });
@@ -274,15 +333,16 @@ export async function routeTargets(
   };
 }
 
+/** Sends one request and checks the error contract; returns the HTTP status. */
 async function sendAndCheck(
   client: PeerClient,
   url: string,
   method: string,
   input: RouteInput,
-): Promise<void> {
+): Promise<number> {
   const response = await client.send(url, method, input.body, input.contentType);
   const status = response.statusCode;
-  if (status >= 200 && status < 300) return;
+  if (status >= 200 && status < 300) return status;
   let body: { code?: string; message?: string };
   try {
     body = JSON.parse(response.text.split('\n')[0]!) as typeof body;
@@ -300,6 +360,8 @@ async function sendAndCheck(
     throw new Finding('5xx', `HTTP ${status} ${code}: ${body.message ?? ''}`);
   }
   if (status < 400) throw new Finding('crash', `HTTP ${status}`);
+  return status;
+  return status;
 }
 
 async function healthy(client: PeerClient, base: string): Promise<void> {
