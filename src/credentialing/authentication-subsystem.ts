@@ -51,7 +51,14 @@ export class AuthenticationSubsystem {
       challenge: randomToken(32),
       expiresAt: new Date(now.getTime() + this.options.sessionTtlSeconds * 1000),
     };
-    if (!(await store.openSession(body.dsimId, session, now))) {
+    const opened = await store.openSession(body.dsimId, session, now);
+    if (opened === 'nonce-reused') {
+      throw new SimcredError(
+        'SIMCRED_DEVICE_NONCE_REUSED',
+        'this device nonce already opened a session; a device opens each session with a fresh one',
+      );
+    }
+    if (opened === 'busy') {
       // Tell the device when the other session lapses (a request of its own that timed out, say).
       const lapses =
         registration!.sessionExpiresAt?.getTime() ?? now.getTime() + this.options.sessionTtlSeconds * 1000;

@@ -1,5 +1,5 @@
 import type { PeerClient } from '../http/index.js';
-import { issueCredentials } from '../protocol/hss.js';
+import { issueCredentials, releaseSubscribers } from '../protocol/hss.js';
 import { referral } from '../protocol/provisioning.js';
 import {
   pushRegistrations,
@@ -27,6 +27,14 @@ export class CredentialingConsumers {
     body: BodyOf<typeof issueCredentials>,
   ): Promise<ResponseOf<typeof issueCredentials>> {
     return this.client.call(hssUrl, issueCredentials, { body });
+  }
+
+  /** A revoked device's subscriber, released at the HSS. */
+  releaseSubscribers(
+    hssUrl: string,
+    body: BodyOf<typeof releaseSubscribers>,
+  ): Promise<ResponseOf<typeof releaseSubscribers>> {
+    return this.client.call(hssUrl, releaseSubscribers, { body });
   }
 
   /** Step 6, to the provisioning server. */

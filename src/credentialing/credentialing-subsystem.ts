@@ -7,11 +7,14 @@ import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { fetchPackage, proveSession, submitReceipt } from '../protocol/credentialing.js';
 import type { AuthenticatedDevice } from './authentication-subsystem.js';
 import type { CredentialingConsumers } from './consumers.js';
+import type { PeerActionSender } from './peer-actions.js';
 import type { CredentialingStore } from './store.js';
 
 export interface CredentialingSubsystemOptions {
   store: CredentialingStore;
   consumers: CredentialingConsumers;
+  /** Sends what a state change owes to peers (withdrawals, releases) from the store's outbox. */
+  peerActions: PeerActionSender;
   hssUrl: string;
   /** Operator roots the package signer must chain to. */
   operatorRoots: x509.X509Certificate[];
@@ -29,6 +32,11 @@ export interface CredentialingSubsystemOptions {
  */
 export class CredentialingSubsystem {
   constructor(private readonly options: CredentialingSubsystemOptions) {}
+
+  /** The HSS this server asks for packages (and releases revoked devices' subscribers at). */
+  get hssUrl(): string {
+    return this.options.hssUrl;
+  }
 
   /**
    * Steps 5–6. The HSS is idempotent per DSIM_ID, the state moves conditionally before the referral
@@ -82,6 +90,12 @@ export class CredentialingSubsystem {
     if (!referred) {
       const current = await store.find(registration.dsimId);
       if (current?.state === 'revoked') {
+        // The revocation's release may have reached the HSS before this subscriber existed: owe another.
+        await store.queuePeerActions(
+          [{ kind: 'release', dsimId: registration.dsimId, target: this.options.hssUrl }],
+          new Date(),
+        );
+        this.options.peerActions.kick();
         throw new SimcredError(
           'SIMCRED_REGISTRATION_REVOKED',
           'the registration was revoked during the session',
@@ -136,9 +150,12 @@ export class CredentialingSubsystem {
       throw new SimcredError('SIMCRED_TICKET_INVALID', 'ticket not valid');
     }
     if (registration.state === 'referred') {
-      if (!(await store.markDelivered(body.dsimId, registration.provisioningServer ?? null, now))) {
+      if (!(await store.markDelivered(registration, registration.provisioningServer ?? null, now))) {
         throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration changed meanwhile');
       }
+      // The withdrawal queued with it goes out with the sender's next poll, batched with the other
+      // deliveries of that second: meanwhile the lookup may still answer, but step 3 refuses a used
+      // registration, so the nonce opens nothing.
     }
     return { package: registration.package };
   }

@@ -9,7 +9,7 @@ import type {
   revokeRegistration,
 } from '../protocol/credentialing.js';
 import type { AuthenticationSubsystem } from './authentication-subsystem.js';
-import type { CredentialingConsumers } from './consumers.js';
+import type { PeerActionSender } from './peer-actions.js';
 import type { CredentialingSubsystem } from './credentialing-subsystem.js';
 import type { RegistrationSubsystem } from './registration-subsystem.js';
 import type { CredentialingStore } from './store.js';
@@ -24,7 +24,7 @@ export class CredentialingProcessor {
     readonly authentication: AuthenticationSubsystem,
     readonly credentialing: CredentialingSubsystem,
     private readonly store: CredentialingStore,
-    private readonly consumers: CredentialingConsumers,
+    private readonly peerActions: PeerActionSender,
     private readonly log: Logger,
   ) {}
 
@@ -96,19 +96,15 @@ export class CredentialingProcessor {
     if (!registration)
       throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
     if (registration.state === 'revoked') return { dsimId, state: 'revoked' };
-    if (!(await this.store.revoke(dsimId, new Date()))) {
+    // The audit event, the withdrawal from the registration server and the release of any subscriber
+    // the HSS allocated are written with the revocation; the sender delivers them, retrying while a
+    // peer is down (the revoked state refuses the device meanwhile).
+    if (
+      !(await this.store.revoke(registration, body.reason ?? null, this.credentialing.hssUrl, new Date()))
+    ) {
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the credentials were already delivered');
     }
-    await this.store.audit(dsimId, 'revoked', body.reason ?? null);
-    // The registration server forgets the device too; if it is down, the revoked state still refuses the device.
-    await this.consumers
-      .withdrawRegistrations(registration.registrationServer, [dsimId])
-      .catch((err: unknown) => {
-        this.log.warn(
-          { dsimId, code: isSimcredError(err) ? err.code : 'unknown' },
-          'withdraw at registration server failed',
-        );
-      });
+    this.peerActions.kick();
     return { dsimId, state: 'revoked' };
   }
 

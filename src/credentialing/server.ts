@@ -13,6 +13,7 @@ import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import { AuthenticationSubsystem } from './authentication-subsystem.js';
 import { CredentialingConsumers } from './consumers.js';
 import { CredentialingSubsystem } from './credentialing-subsystem.js';
+import { PeerActionSender } from './peer-actions.js';
 import { CredentialingProcessor } from './processor.js';
 import { provisioningChooser, type ProvisioningPolicy } from './provisioning-policy.js';
 import { RegistrationSubsystem } from './registration-subsystem.js';
@@ -54,6 +55,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   let url = options.publicUrl ?? '';
   const credentialingUrl = () => url;
   const log = options.logger;
+  const peerActions = new PeerActionSender({ store, consumers, log });
   const processor = new CredentialingProcessor(
     new RegistrationSubsystem({
       store,
@@ -72,6 +74,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     new CredentialingSubsystem({
       store,
       consumers,
+      peerActions,
       hssUrl: options.hssUrl,
       operatorRoots: options.operatorRoots,
       chooseProvisioningServer: provisioningChooser(
@@ -83,7 +86,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       log,
     }),
     store,
-    consumers,
+    peerActions,
     log,
   );
   const server = await startRoleServer({
@@ -94,10 +97,12 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     tls: options.tls,
     mount: (app) => mountCredentialingApi(app, processor),
     release: async () => {
+      await peerActions.stop();
       await client.close();
       await store.close();
     },
   });
   url ||= server.url;
+  peerActions.start();
   return server;
 }

@@ -1,4 +1,5 @@
 import { sql, type Generated, type Kysely, type UpdateResult } from 'kysely';
+import { randomToken, tokenDigest } from '../crypto/digest.js';
 import { autoIncrementKey, openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /**
@@ -43,6 +44,39 @@ interface CredentialingTables {
     event: string;
     detail: string | null;
   };
+  /** Device nonces that opened a session, per DSIM_ID (digests): a replayed step 3 is refused. */
+  device_nonces: {
+    dsim_id: string;
+    nonce_digest: string;
+    at: string;
+  };
+  /**
+   * The outbox of calls to peers that a state change owes them, written in the same transaction as
+   * the change: withdraw a used or revoked registration from its registration server, release a
+   * revoked device's subscriber at the HSS. A sender drains it, retrying with backoff.
+   */
+  peer_actions: {
+    id: Generated<number>;
+    kind: PeerActionKind;
+    dsim_id: string;
+    target: string;
+    due_at: string;
+    attempts: number;
+    claim: string | null;
+    last_error: string | null;
+    created_at: string;
+  };
+}
+
+/** withdraw: the registration server forgets the record; release: the HSS frees the subscriber. */
+export type PeerActionKind = 'withdraw' | 'release';
+
+export interface PeerAction {
+  id: number;
+  kind: PeerActionKind;
+  dsimId: string;
+  target: string;
+  attempts: number;
 }
 
 const migrations: Migrations = {
@@ -83,6 +117,30 @@ const migrations: Migrations = {
         .on('audit_events')
         .columns(['dsim_id', 'id'])
         .execute();
+    },
+  },
+  '0002_device_nonces_and_peer_actions': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('device_nonces')
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('nonce_digest', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('device_nonces_pk', ['dsim_id', 'nonce_digest'])
+        .execute();
+      await db.schema
+        .createTable('peer_actions')
+        .addColumn('id', 'integer', (c) => autoIncrementKey(db, c))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('due_at', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('claim', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('peer_actions_due').on('peer_actions').columns(['due_at', 'id']).execute();
     },
   },
 };
@@ -148,6 +206,27 @@ const NO_SESSION = {
   challenge: null,
   session_expires_at: null,
 } as const;
+
+async function queueActions(
+  db: Kysely<CredentialingTables>,
+  actions: { kind: PeerActionKind; dsimId: string; target: string }[],
+  now: Date,
+): Promise<void> {
+  if (actions.length === 0) return;
+  await db
+    .insertInto('peer_actions')
+    .values(
+      actions.map((a) => ({
+        kind: a.kind,
+        dsim_id: a.dsimId,
+        target: a.target,
+        due_at: now.toISOString(),
+        attempts: 0,
+        created_at: now.toISOString(),
+      })),
+    )
+    .execute();
+}
 
 /** @example const store = await CredentialingStore.open({ kind: 'sqlite', file: 'data/credentialing.db' }); */
 export class CredentialingStore {
@@ -264,8 +343,9 @@ export class CredentialingStore {
 
   /**
    * Step 3: opens a session if the registration is live (registered, or referred but not yet
-   * delivered) and no other session is — or the other one has expired. Returns false when another
-   * live session holds the device.
+   * delivered), no other session is (or the other one has expired), and this device nonce never
+   * opened one before. 'busy': another live session holds the device; 'nonce-reused': a replayed
+   * request, refused before it can change anything (a live referral and its ticket stay as they are).
    */
   async openSession(
     dsimId: string,
@@ -277,32 +357,74 @@ export class CredentialingStore {
       expiresAt: Date;
     },
     now: Date,
-  ): Promise<boolean> {
-    return this.transition(dsimId, { event: 'session-opened', detail: null }, now, (db) =>
-      db
-        .updateTable('registrations')
-        .set({
-          state: 'authenticating',
-          session_id: session.sessionId,
-          device_nonce: session.deviceNonce,
-          session_nonce: session.sessionNonce,
-          challenge: session.challenge,
-          session_expires_at: session.expiresAt.toISOString(),
-          updated_at: now.toISOString(),
-        })
-        .where('dsim_id', '=', dsimId)
-        .where('expires_at', '>', now.toISOString())
-        .where((eb) =>
-          eb.or([
-            eb('state', '=', 'registered'),
-            // A referred device that lost its referral, or whose delivery failed, starts over; the
-            // new session kills the old ticket (hand-over needs state 'referred').
-            eb('state', '=', 'referred'),
-            eb.and([eb('state', '=', 'authenticating'), eb('session_expires_at', '<=', now.toISOString())]),
-          ]),
-        )
-        .executeTakeFirst(),
-    );
+  ): Promise<'opened' | 'busy' | 'nonce-reused'> {
+    const reused = Symbol('nonce-reused');
+    try {
+      const opened = await this.transition(
+        dsimId,
+        { event: 'session-opened', detail: null },
+        now,
+        async (db) => {
+          const result = await db
+            .updateTable('registrations')
+            .set({
+              state: 'authenticating',
+              session_id: session.sessionId,
+              device_nonce: session.deviceNonce,
+              session_nonce: session.sessionNonce,
+              challenge: session.challenge,
+              session_expires_at: session.expiresAt.toISOString(),
+              updated_at: now.toISOString(),
+            })
+            .where('dsim_id', '=', dsimId)
+            .where('expires_at', '>', now.toISOString())
+            .where((eb) =>
+              eb.or([
+                eb('state', '=', 'registered'),
+                // A referred device that lost its referral, or whose delivery failed, starts over with a
+                // fresh device nonce; the new session kills the old ticket (hand-over needs 'referred').
+                eb('state', '=', 'referred'),
+                eb.and([
+                  eb('state', '=', 'authenticating'),
+                  eb('session_expires_at', '<=', now.toISOString()),
+                ]),
+              ]),
+            )
+            .executeTakeFirst();
+          if (Number(result.numUpdatedRows) === 1) {
+            const seen = await db
+              .insertInto('device_nonces')
+              .values({
+                dsim_id: dsimId,
+                nonce_digest: tokenDigest(session.deviceNonce),
+                at: now.toISOString(),
+              })
+              .onConflict((oc) => oc.columns(['dsim_id', 'nonce_digest']).doNothing())
+              .executeTakeFirst();
+            // Seen before: roll the whole transaction back, the session change with it.
+            if (Number(seen.numInsertedOrUpdatedRows ?? 0n) !== 1) throw reused;
+          }
+          return result;
+        },
+      );
+      if (opened) return 'opened';
+      // Not opened because another session holds the device; a replay is still named as one.
+      return (await this.deviceNonceSeen(dsimId, session.deviceNonce)) ? 'nonce-reused' : 'busy';
+    } catch (err) {
+      if (err === reused) return 'nonce-reused';
+      throw err;
+    }
+  }
+
+  /** True if this device nonce already opened a session for the DSIM_ID (a replayed step 3). */
+  async deviceNonceSeen(dsimId: string, deviceNonce: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('device_nonces')
+      .select('dsim_id')
+      .where('dsim_id', '=', dsimId)
+      .where('nonce_digest', '=', tokenDigest(deviceNonce))
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** A session that failed on a dependency or a check is undone: the device may start over. */
@@ -369,33 +491,54 @@ export class CredentialingStore {
       .execute();
   }
 
-  /** Step 9: referred → delivered (the registration is now used); audited with the provisioning server. */
-  async markDelivered(dsimId: string, provisioningServer: string | null, now: Date): Promise<boolean> {
-    return this.transition(dsimId, { event: 'delivered', detail: provisioningServer }, now, (db) =>
-      db
-        .updateTable('registrations')
-        .set({ state: 'delivered', updated_at: now.toISOString() })
-        .where('dsim_id', '=', dsimId)
-        .where('state', '=', 'referred')
-        .executeTakeFirst(),
+  /**
+   * Step 9: referred → delivered (the registration is now used); audited with the provisioning server,
+   * and its withdrawal from the registration server queued in the same transaction.
+   */
+  async markDelivered(
+    registration: { dsimId: string; registrationServer: string },
+    provisioningServer: string | null,
+    now: Date,
+  ): Promise<boolean> {
+    const { dsimId } = registration;
+    return this.transition(
+      dsimId,
+      { event: 'delivered', detail: provisioningServer },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({ state: 'delivered', updated_at: now.toISOString() })
+          .where('dsim_id', '=', dsimId)
+          .where('state', '=', 'referred')
+          .executeTakeFirst(),
+      (db) => queueActions(db, [{ kind: 'withdraw', dsimId, target: registration.registrationServer }], now),
     );
   }
 
   /** Step 12: delivered → completed; the package is dropped, only its id stays. Audited with the IMSI. */
   async markCompleted(dsimId: string, imsi: string | null, now: Date): Promise<boolean> {
-    return this.transition(dsimId, { event: 'completed', detail: imsi }, now, (db) =>
-      db
-        .updateTable('registrations')
-        .set({
-          state: 'completed',
-          package: null,
-          ...NO_SESSION,
-          ticket_digest: null,
-          updated_at: now.toISOString(),
-        })
-        .where('dsim_id', '=', dsimId)
-        .where('state', '=', 'delivered')
-        .executeTakeFirst(),
+    return this.transition(
+      dsimId,
+      { event: 'completed', detail: imsi },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({
+            state: 'completed',
+            package: null,
+            ...NO_SESSION,
+            ticket_digest: null,
+            updated_at: now.toISOString(),
+          })
+          .where('dsim_id', '=', dsimId)
+          .where('state', '=', 'delivered')
+          .executeTakeFirst(),
+      // A used registration refuses every session: its nonces need no memory any more.
+      async (db) => {
+        await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+      },
     );
   }
 
@@ -408,6 +551,7 @@ export class CredentialingStore {
     audit: { event: string; detail: string | null },
     now: Date,
     update: (db: Kysely<CredentialingTables>) => Promise<UpdateResult>,
+    alsoWhenChanged?: (db: Kysely<CredentialingTables>) => Promise<void>,
   ): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const changed = Number((await update(trx)).numUpdatedRows) === 1;
@@ -416,26 +560,153 @@ export class CredentialingStore {
           .insertInto('audit_events')
           .values({ dsim_id: dsimId, at: now.toISOString(), event: audit.event, detail: audit.detail })
           .execute();
+        await alsoWhenChanged?.(trx);
       }
       return changed;
     });
   }
 
-  /** Revocation wins over any step before delivery. */
-  async revoke(dsimId: string, now: Date): Promise<boolean> {
-    const result = await this.db
-      .updateTable('registrations')
-      .set({
-        state: 'revoked',
-        ...NO_SESSION,
-        package: null,
-        ticket_digest: null,
-        updated_at: now.toISOString(),
-      })
-      .where('dsim_id', '=', dsimId)
-      .where('state', 'in', ['registered', 'authenticating', 'referred', 'expired'])
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  /**
+   * Revocation wins over any step before delivery. In the same transaction: the audit event, the
+   * withdrawal from the registration server and the release of any subscriber the HSS allocated for
+   * the device (step 5 may have run; the package will never be delivered).
+   */
+  async revoke(
+    registration: { dsimId: string; registrationServer: string },
+    reason: string | null,
+    hssUrl: string,
+    now: Date,
+  ): Promise<boolean> {
+    const { dsimId } = registration;
+    return this.transition(
+      dsimId,
+      { event: 'revoked', detail: reason },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({
+            state: 'revoked',
+            ...NO_SESSION,
+            package: null,
+            ticket_digest: null,
+            updated_at: now.toISOString(),
+          })
+          .where('dsim_id', '=', dsimId)
+          .where('state', 'in', ['registered', 'authenticating', 'referred', 'expired'])
+          .executeTakeFirst(),
+      (db) =>
+        queueActions(
+          db,
+          [
+            { kind: 'withdraw', dsimId, target: registration.registrationServer },
+            { kind: 'release', dsimId, target: hssUrl },
+          ],
+          now,
+        ),
+    );
+  }
+
+  /** Queues peer actions outside a state change (a subscriber the HSS made after a revocation). */
+  async queuePeerActions(
+    actions: { kind: PeerActionKind; dsimId: string; target: string }[],
+    now: Date,
+  ): Promise<void> {
+    await queueActions(this.db, actions, now);
+  }
+
+  /**
+   * Claims up to `limit` due peer actions for `leaseMs` (another sender, or this one after a crash,
+   * takes them again once the lease lapses). The claim is one conditional update, so of several
+   * credentialing instances sharing the database each action goes to one at a time.
+   */
+  async claimPeerActions(now: Date, leaseMs: number, limit: number): Promise<PeerAction[]> {
+    const claim = randomToken(16);
+    // A read first: the poll that finds nothing due (nearly every one) takes no write lock.
+    const due = await this.db
+      .selectFrom('peer_actions')
+      .select('id')
+      .where('due_at', '<=', now.toISOString())
+      .orderBy('due_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    if (due.length === 0) return [];
+    await this.db
+      .updateTable('peer_actions')
+      .set((eb) => ({
+        claim,
+        due_at: new Date(now.getTime() + leaseMs).toISOString(),
+        attempts: eb('attempts', '+', 1),
+      }))
+      .where(
+        'id',
+        'in',
+        due.map((r) => r.id),
+      )
+      // Re-checked under the row lock: an action another sender claimed meanwhile is not due any more.
+      .where('due_at', '<=', now.toISOString())
+      .execute();
+    const rows = await this.db
+      .selectFrom('peer_actions')
+      .select(['id', 'kind', 'dsim_id', 'target', 'attempts'])
+      .where('claim', '=', claim)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({
+      id: Number(r.id),
+      kind: r.kind,
+      dsimId: r.dsim_id,
+      target: r.target,
+      attempts: Number(r.attempts),
+    }));
+  }
+
+  /** Done: the actions leave the outbox, each with its audit event, in one transaction. */
+  async completePeerActions(
+    done: { id: number; dsimId: string; event: string; detail: string | null }[],
+    now: Date,
+  ): Promise<void> {
+    if (done.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom('peer_actions')
+        .where(
+          'id',
+          'in',
+          done.map((d) => d.id),
+        )
+        .execute();
+      await trx
+        .insertInto('audit_events')
+        .values(
+          done.map((d) => ({ dsim_id: d.dsimId, at: now.toISOString(), event: d.event, detail: d.detail })),
+        )
+        .execute();
+    });
+  }
+
+  /** Failed: due again at `dueAt`, with the error code kept for the operator (never a secret). */
+  async retryPeerActions(ids: number[], dueAt: Date, errorCode: string): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db
+      .updateTable('peer_actions')
+      .set({ due_at: dueAt.toISOString(), claim: null, last_error: errorCode })
+      .where('id', 'in', ids)
+      .execute();
+  }
+
+  /** Actions still owed to peers (for tests and the operator): kind, DSIM_ID, attempts, last error. */
+  async pendingPeerActions(): Promise<(PeerAction & { lastError: string | null })[]> {
+    const rows = await this.db.selectFrom('peer_actions').selectAll().orderBy('id').execute();
+    return rows.map((r) => ({
+      id: Number(r.id),
+      kind: r.kind,
+      dsimId: r.dsim_id,
+      target: r.target,
+      attempts: Number(r.attempts),
+      lastError: r.last_error,
+    }));
   }
 
   async markExpired(dsimId: string, now: Date): Promise<void> {

@@ -3,6 +3,7 @@ import * as x509 from './x509.js';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
 import { BoundedCache, derPairKey } from './bounded-cache.js';
 import { certificateFacts, type CertificateFacts } from './certificate-facts.js';
+import { derViolation } from './der.js';
 
 /** Certificates in a package's x5c at most (signer, operator CA, and perhaps one more level). */
 export const MAX_CHAIN_CERTIFICATES = 4;
@@ -121,8 +122,11 @@ export function parseCertificates(
 }
 
 /**
- * Parses one base64 (not base64url) DER certificate, as carried in x5c (RFC 7515 §4.1.6), of at most
- * MAX_CERTIFICATE_BYTES. Throws SimcredError with `code` if it is not one.
+ * Parses one base64 (not base64url) DER certificate, as carried in x5c (RFC 7515 §4.1.6) and in device
+ * chains, of at most MAX_CERTIFICATE_BYTES, through the parse cache (keyed by the exact text: a CA that
+ * repeats in every chain, or a device leaf seen again at the next step, is parsed once). Only canonical
+ * base64 of strict DER is accepted (no trailing bytes, no BER: src/crypto/der.ts), so every later parser
+ * sees the bytes this one checked. Throws SimcredError with `code` otherwise.
  *
  * @example
  *   const signer = parseCertificateBase64(header.x5c[0], 'SIMCRED_PACKAGE_MALFORMED');
@@ -131,28 +135,24 @@ export function parseCertificateBase64(base64: string, code: ErrorCode): x509.X5
   if (
     typeof base64 !== 'string' ||
     base64.length > Math.ceil(MAX_CERTIFICATE_BYTES / 3) * 4 ||
+    base64.length % 4 !== 0 ||
     !/^[A-Za-z0-9+/]+={0,2}$/.test(base64)
   ) {
     throw new SimcredError(code, 'a certificate is not base64 DER of a sensible size');
   }
-  try {
-    return cachedParse(base64, () => [new x509.X509Certificate(Buffer.from(base64, 'base64'))])[0]!;
-  } catch (cause) {
-    throw new SimcredError(code, 'a certificate is not readable DER', { cause });
-  }
-}
-
-/**
- * One base64 DER certificate through the parse cache, decoded as `Buffer.from(text, 'base64')` does
- * (for chains whose intermediates repeat in every request, the device CA, and a device leaf seen again
- * at the next step). The cache key is the exact text, so different text is parsed anew. Throws whatever
- * the parser throws.
- *
- * @example
- *   const deviceCa = parseCachedCertificateBase64(body.certificateChain[1]);
- */
-export function parseCachedCertificateBase64(base64: string): x509.X509Certificate {
-  return cachedParse(base64, () => [new x509.X509Certificate(Buffer.from(base64, 'base64'))])[0]!;
+  return cachedParse(base64, () => {
+    const der = Buffer.from(base64, 'base64');
+    // Canonical base64 only: other spellings of the same bytes would be other cache keys and other texts.
+    if (der.toString('base64') !== base64)
+      throw new SimcredError(code, 'a certificate is not canonical base64');
+    const violation = derViolation(der);
+    if (violation !== undefined) throw new SimcredError(code, `a certificate is not DER (${violation})`);
+    try {
+      return [new x509.X509Certificate(der)];
+    } catch (cause) {
+      throw new SimcredError(code, 'a certificate is not readable DER', { cause });
+    }
+  })[0]!;
 }
 
 /**

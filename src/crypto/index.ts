@@ -34,7 +34,6 @@ export {
   publicKeyOfCertificateDer,
   certificateStats,
   clearCertificateCaches,
-  parseCachedCertificateBase64,
   parseCertificateBase64,
   parseCertificates,
   verifyChain,

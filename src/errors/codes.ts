@@ -43,6 +43,11 @@ export const ERROR_CODES = {
     status: 401,
     meaning: "The registration-session nonce is not the one derived from this device's registration nonce.",
   },
+  SIMCRED_DEVICE_NONCE_REUSED: {
+    status: 409,
+    meaning:
+      'This device nonce already opened a session for the device: a replayed step 3 is refused and changes nothing; a device opens each session with a fresh nonce.',
+  },
   SIMCRED_SESSION_IN_PROGRESS: {
     status: 409,
     meaning: 'Another session for this device is open; retry after it ends or expires.',

@@ -5,13 +5,13 @@ import { computeOpc } from '../aka/milenage.js';
 import {
   certificatePublicKey,
   openSecret,
-  parseCachedCertificateBase64,
+  parseCertificateBase64,
   sealPackage,
   sealSecret,
 } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
-import type { issueCredentials } from '../protocol/hss.js';
+import type { issueCredentials, releaseSubscribers } from '../protocol/hss.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { HssStore, Subscriber } from './store.js';
 
@@ -93,6 +93,20 @@ export class HssProcessor {
     return { imsi: subscriber.imsi, packageId, package: pkg };
   }
 
+  /** Revoked before delivery: release each subscriber that never attached (see HssStore.releaseSubscriber). */
+  async release(
+    body: BodyOf<typeof releaseSubscribers>,
+    now = new Date(),
+  ): Promise<ResponseOf<typeof releaseSubscribers>> {
+    const results: ResponseOf<typeof releaseSubscribers>['results'] = [];
+    for (const dsimId of new Set(body.dsimIds)) {
+      const { outcome, imsi } = await this.options.store.releaseSubscriber(dsimId, body.reason ?? null, now);
+      if (outcome === 'released') this.options.log.info({ dsimId, imsi }, 'subscriber released');
+      results.push({ dsimId, outcome, imsi });
+    }
+    return { results };
+  }
+
   private seal(
     subscriber: Subscriber,
     certificate: x509.X509Certificate,
@@ -123,9 +137,5 @@ export class HssProcessor {
 }
 
 function parseCertificate(base64Der: string): x509.X509Certificate {
-  try {
-    return parseCachedCertificateBase64(base64Der);
-  } catch {
-    throw new SimcredError('SIMCRED_CERT_INVALID', 'the device certificate is not valid DER');
-  }
+  return parseCertificateBase64(base64Der, 'SIMCRED_CERT_INVALID');
 }

@@ -23,6 +23,8 @@ interface HssTables {
     created_at: string;
   };
   imsi_allocation: { name: string; next_index: number };
+  /** IMSIs whose subscriber was released (revoked before delivery): kept aside, never allocated again. */
+  released_imsis: { imsi: string; dsim_id: string; released_at: string; reason: string | null };
 }
 
 const migrations: Migrations = {
@@ -59,7 +61,20 @@ const migrations: Migrations = {
       await createAkaStateTable(db);
     },
   },
+  '0003_released_imsis': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('released_imsis')
+        .addColumn('imsi', 'text', (c) => c.primaryKey())
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('released_at', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .execute();
+    },
+  },
 };
+
+export type ReleaseOutcome = 'released' | 'attached' | 'absent';
 
 export type Subscriber = {
   imsi: string;
@@ -167,6 +182,56 @@ export class HssStore {
         .execute();
       return { subscriber: s, created: true };
     });
+  }
+
+  /**
+   * Releases the subscriber of a DSIM_ID that never attached: the row (sealed K and OPc, package) and
+   * its AKA state are deleted and the IMSI recorded as released, in one transaction; the DSIM_ID may
+   * later be credentialed anew, with a new IMSI. A subscriber that has attached is left as it is.
+   */
+  async releaseSubscriber(
+    dsimId: string,
+    reason: string | null,
+    now: Date,
+  ): Promise<{ outcome: ReleaseOutcome; imsi: string | null }> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('subscribers')
+        .select(['imsi', 'state'])
+        .where('dsim_id', '=', dsimId)
+        .executeTakeFirst();
+      if (!row) return { outcome: 'absent' as const, imsi: null };
+      if (row.state !== 'provisioned') return { outcome: 'attached' as const, imsi: row.imsi };
+      // Conditional on the state read above: an attach that lands meanwhile keeps the subscriber.
+      const deleted = await trx
+        .deleteFrom('subscribers')
+        .where('imsi', '=', row.imsi)
+        .where('state', '=', 'provisioned')
+        .executeTakeFirst();
+      if (Number(deleted.numDeletedRows) !== 1) return { outcome: 'attached' as const, imsi: row.imsi };
+      await (trx as unknown as Kysely<{ aka_state: { subscriber: string } }>)
+        .deleteFrom('aka_state')
+        .where('subscriber', '=', row.imsi)
+        .execute();
+      await trx
+        .insertInto('released_imsis')
+        .values({ imsi: row.imsi, dsim_id: dsimId, released_at: now.toISOString(), reason })
+        .execute();
+      return { outcome: 'released' as const, imsi: row.imsi };
+    });
+  }
+
+  /** Released IMSIs, oldest first (what the lifecycle's quarantine will read). */
+  async releasedImsis(): Promise<
+    { imsi: string; dsimId: string; releasedAt: Date; reason: string | null }[]
+  > {
+    const rows = await this.db.selectFrom('released_imsis').selectAll().orderBy('released_at').execute();
+    return rows.map((r) => ({
+      imsi: r.imsi,
+      dsimId: r.dsim_id,
+      releasedAt: new Date(r.released_at),
+      reason: r.reason,
+    }));
   }
 
   /** The device attached with its downloaded credentials (step 12). */

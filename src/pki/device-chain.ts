@@ -1,6 +1,5 @@
 import * as x509 from '../crypto/x509.js';
-import { SimcredError } from '../errors/index.js';
-import { parseCachedCertificateBase64, verifyChain } from '../crypto/certificates.js';
+import { parseCertificateBase64, verifyChain } from '../crypto/certificates.js';
 
 /** A device certificate whose chain to a trusted manufacturer CA verified. */
 export interface VerifiedDeviceCertificate {
@@ -10,20 +9,15 @@ export interface VerifiedDeviceCertificate {
 }
 
 /**
- * Parses a base64-DER chain (leaf first); anything unparsable is SIMCRED_CERT_INVALID. Every
- * certificate goes through the parse cache, keyed by its exact text: the manufacturer's device CA is
- * the same in every chain, and where the roles share a process (simcred up) a device's leaf is parsed
- * once for steps 2, 4 and 5 instead of once per step. Verification is never cached with the parse.
+ * Parses a base64-DER chain (leaf first), strictly, once, at the edge: anything that is not canonical
+ * base64 of DER certificates (trailing bytes, BER, garbage) is SIMCRED_CERT_INVALID, on every route
+ * that takes a chain. Every certificate goes through the parse cache, keyed by its exact text: the
+ * manufacturer's device CA is the same in every chain, and where the roles share a process (simcred up)
+ * a device's leaf is parsed once for steps 2, 4 and 5 instead of once per step. Verification is never
+ * cached with the parse.
  */
 export function parseDeviceChain(chainBase64: string[]): x509.X509Certificate[] {
-  try {
-    return chainBase64.map(parseCachedCertificateBase64);
-  } catch {
-    throw new SimcredError(
-      'SIMCRED_CERT_INVALID',
-      'the certificate chain is not valid base64 DER certificates',
-    );
-  }
+  return chainBase64.map((certificate) => parseCertificateBase64(certificate, 'SIMCRED_CERT_INVALID'));
 }
 
 /**

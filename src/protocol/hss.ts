@@ -33,6 +33,34 @@ export const issueCredentials = defineRoute({
   ],
 });
 
+/** Most DSIM_IDs in one release call (the credentialing server's outbox sends them in batches). */
+export const MAX_RELEASES_PER_CALL = 500;
+
+export const ReleaseOutcome = z.enum(['released', 'attached', 'absent']);
+
+export const releaseSubscribers = defineRoute({
+  id: 'hss.releaseSubscribers',
+  role: 'hss',
+  steps: '0b–9',
+  method: 'POST',
+  path: '/v1/subscribers/release',
+  caller: peer('credentialing'),
+  summary:
+    'The operator revoked these devices before delivery: each subscriber that never attached is released (K and OPc erased, the IMSI kept aside as released, never allocated again) so that no IMSI stays allocated to a package nobody will receive. A subscriber that has attached is kept and reported as such; one that does not exist is reported absent. Idempotent.',
+  body: z
+    .object({
+      dsimIds: z.array(dsimId).min(1).max(MAX_RELEASES_PER_CALL),
+      reason: z.string().max(200).optional(),
+    })
+    .strict(),
+  response: z
+    .object({
+      results: z.array(z.object({ dsimId, outcome: ReleaseOutcome, imsi: imsi.nullable() }).strict()),
+    })
+    .strict(),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
 /** The HSS/HLR as the device sees it on the network: attach with the downloaded credentials (step 12). */
 
 export const attachChallenge = defineRoute({
@@ -82,4 +110,10 @@ export const attachResync = defineRoute({
   ],
 });
 
-export const hssRoutes = [issueCredentials, attachChallenge, attachResponse, attachResync];
+export const hssRoutes = [
+  issueCredentials,
+  releaseSubscribers,
+  attachChallenge,
+  attachResponse,
+  attachResync,
+];

@@ -97,9 +97,15 @@ describe('simcred bench', { concurrency: false }, () => {
       assert.ok(j.requests && j.transport, 'one process per role: requests counted');
       const perRole = Object.fromEntries(j.requests.map((q) => [q.name, q.perOnboarding]));
       assert.deepEqual([perRole.credentialing, perRole.hss, perRole.phlr], [4, 3, 2]);
-      assert.equal(perRole['registration-1']! + perRole['registration-2']!, 2);
+      // Registration servers: the device's challenge and lookup, plus the withdrawals of used
+      // registrations, which the credentialing server batches (at most one call per onboarding).
+      const registration = perRole['registration-1']! + perRole['registration-2']!;
+      assert.ok(
+        registration > 2 && registration <= 3,
+        `registration requests per onboarding: ${registration}`,
+      );
       assert.equal(perRole['provisioning-1']! + perRole['provisioning-2']!, 2);
-      assert.equal(j.transport.requestsPerOnboarding, 13);
+      assert.ok(Math.abs(j.transport.requestsPerOnboarding - (11 + registration)) < 0.01);
       positive(j.transport.serverMs, 'transport.serverMs');
       positive(j.transport.serverFloorMs, 'transport.serverFloorMs');
       assert.match(r.stdout, /transport floor/);

@@ -1,0 +1,207 @@
+import type { Logger } from 'pino';
+import { isSimcredError } from '../errors/index.js';
+import { MAX_RELEASES_PER_CALL } from '../protocol/hss.js';
+import { MAX_RECORDS_PER_PUSH } from '../protocol/registration.js';
+import type { CredentialingConsumers } from './consumers.js';
+import type { CredentialingStore, PeerAction, PeerActionKind } from './store.js';
+
+export interface PeerActionSenderOptions {
+  store: CredentialingStore;
+  consumers: CredentialingConsumers;
+  log: Logger;
+  /** How often actions due again (retries, lapsed leases) are looked for. */
+  pollMs?: number;
+  /** How long a claimed action is this sender's before another may take it. */
+  leaseMs?: number;
+  /** Backoff after a failure: doubling from `retryBaseMs` up to `retryMaxMs`. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  clock?: () => Date;
+}
+
+const CLAIM_BATCH = 500;
+
+/**
+ * Drains the credentialing server's outbox of peer actions (CredentialingStore.peer_actions): the
+ * withdrawal of a used or revoked registration from its registration server, and the release of a
+ * revoked device's subscriber at the HSS. Each action was written in the transaction of the state
+ * change that owes it, so a peer that is down, or a process that dies, delays it but never loses it:
+ * a failed call is retried with backoff, a crashed sender's claim lapses. Both calls are idempotent,
+ * so an action sent twice (a lease that lapsed mid-call) does no harm.
+ *
+ * @example
+ *   const sender = new PeerActionSender({ store, consumers, log });
+ *   sender.start();  // then sender.kick() after each state change that queued an action
+ */
+export class PeerActionSender {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private readonly clock: () => Date;
+
+  constructor(private readonly options: PeerActionSenderOptions) {
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  /** Looks for due actions every pollMs until stopped. */
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.options.pollMs ?? 1000);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Drain soon (coalesced: a burst of deliveries becomes one batch per peer). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.drain().catch((err: unknown) => {
+          this.options.log.warn(
+            { code: isSimcredError(err) ? err.code : 'unknown' },
+            'peer actions: drain failed',
+          );
+        });
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Waits for the drain under way (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /**
+   * Stops polling and sends what is due one last time (a clean shutdown leaves nothing owed while the
+   * peers are up; what fails stays in the outbox for the next start).
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.idle();
+    await this.drain().catch((err: unknown) => {
+      this.options.log.warn(
+        { code: isSimcredError(err) ? err.code : 'unknown' },
+        'peer actions: final drain failed',
+      );
+    });
+  }
+
+  /** Sends every due action once; returns how many were claimed. */
+  async drain(): Promise<number> {
+    let claimed = 0;
+    for (;;) {
+      const actions = await this.options.store.claimPeerActions(
+        this.clock(),
+        this.options.leaseMs ?? 30_000,
+        CLAIM_BATCH,
+      );
+      if (actions.length === 0) return claimed;
+      claimed += actions.length;
+      const { owed, moot } = await this.stillOwed(actions);
+      await this.options.store.completePeerActions(
+        moot.map((a) => ({
+          id: a.id,
+          dsimId: a.dsimId,
+          event: `${a.kind}-moot`,
+          detail: 'registered again',
+        })),
+        this.clock(),
+      );
+      for (const batch of batches(owed)) await this.send(batch);
+    }
+  }
+
+  /**
+   * An action is sent only while the device's record still calls for it: a device registered again
+   * since (the operator re-registered a revoked device) must keep its new registration and whatever
+   * subscriber its new onboarding got.
+   */
+  private async stillOwed(actions: PeerAction[]): Promise<{ owed: PeerAction[]; moot: PeerAction[] }> {
+    const records = await this.options.store.findMany([...new Set(actions.map((a) => a.dsimId))]);
+    const owed: PeerAction[] = [];
+    const moot: PeerAction[] = [];
+    for (const action of actions) {
+      const state = records.get(action.dsimId)?.state;
+      const due =
+        action.kind === 'release'
+          ? state === 'revoked'
+          : state === 'revoked' || state === 'expired' || state === 'delivered' || state === 'completed';
+      (due ? owed : moot).push(action);
+    }
+    return { owed, moot };
+  }
+
+  private async send(batch: { kind: PeerActionKind; target: string; actions: PeerAction[] }): Promise<void> {
+    const { store, consumers } = this.options;
+    const dsimIds = batch.actions.map((a) => a.dsimId);
+    try {
+      if (batch.kind === 'withdraw') {
+        await consumers.withdrawRegistrations(batch.target, dsimIds);
+        await store.completePeerActions(
+          batch.actions.map((a) => ({
+            id: a.id,
+            dsimId: a.dsimId,
+            event: 'withdrawn',
+            detail: batch.target,
+          })),
+          this.clock(),
+        );
+      } else {
+        const { results } = await consumers.releaseSubscribers(batch.target, { dsimIds, reason: 'revoked' });
+        const outcome = new Map(results.map((r) => [r.dsimId, r]));
+        await store.completePeerActions(
+          batch.actions.map((a) => {
+            const r = outcome.get(a.dsimId);
+            // Audited either way: the IMSI released, or why the subscriber stays (it attached).
+            return r?.outcome === 'released'
+              ? { id: a.id, dsimId: a.dsimId, event: 'subscriber-released', detail: r.imsi }
+              : r?.outcome === 'attached'
+                ? { id: a.id, dsimId: a.dsimId, event: 'subscriber-kept', detail: `attached ${r.imsi}` }
+                : { id: a.id, dsimId: a.dsimId, event: 'subscriber-none', detail: null };
+          }),
+          this.clock(),
+        );
+      }
+    } catch (err) {
+      const code = isSimcredError(err) ? err.code : 'SIMCRED_INTERNAL';
+      const attempts = Math.max(...batch.actions.map((a) => a.attempts));
+      const base = this.options.retryBaseMs ?? 1000;
+      const delay = Math.min(base * 2 ** Math.min(attempts - 1, 20), this.options.retryMaxMs ?? 300_000);
+      this.options.log.warn(
+        { kind: batch.kind, target: batch.target, devices: dsimIds.length, attempts, code },
+        'peer action failed; retrying later',
+      );
+      await store.retryPeerActions(
+        batch.actions.map((a) => a.id),
+        new Date(this.clock().getTime() + delay),
+        code,
+      );
+    }
+  }
+}
+
+/** Actions grouped by kind and peer, in calls no larger than the peer's route allows. */
+function batches(actions: PeerAction[]): { kind: PeerActionKind; target: string; actions: PeerAction[] }[] {
+  const groups = new Map<string, { kind: PeerActionKind; target: string; actions: PeerAction[] }>();
+  const out: { kind: PeerActionKind; target: string; actions: PeerAction[] }[] = [];
+  for (const action of actions) {
+    const limit = action.kind === 'withdraw' ? MAX_RECORDS_PER_PUSH : MAX_RELEASES_PER_CALL;
+    const key = `${action.kind} ${action.target}`;
+    let group = groups.get(key);
+    if (!group || group.actions.length >= limit) {
+      group = { kind: action.kind, target: action.target, actions: [] };
+      groups.set(key, group);
+      out.push(group);
+    }
+    group.actions.push(action);
+  }
+  return out;
+}
