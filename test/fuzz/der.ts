@@ -2,6 +2,7 @@
 // with) and fast-check arbitraries that derive inputs from a valid DER object — the object itself,
 // byte-level damage, and the three encodings that are BER but not DER (trailing data, indefinite
 // lengths, non-minimal lengths), each re-encoded so that every enclosing length stays consistent.
+import * as asn1js from 'asn1js';
 import fc from 'fast-check';
 
 /** One TLV as read by {@link readTlv}: identifier octets, and either children or primitive contents. */
@@ -21,12 +22,20 @@ export interface Tlv {
  *   isStrictDer(Buffer.concat([certificateDer, Buffer.of(0)])); // false: trailing data
  */
 export function isStrictDer(bytes: Uint8Array): boolean {
+  return derFault(bytes) === undefined;
+}
+
+/** Why `bytes` is not exactly one strict DER element (see {@link isStrictDer}), or undefined if it is. */
+export function derFault(bytes: Uint8Array): string | undefined {
   try {
-    return readTlv(bytes, 0, true).end === bytes.byteLength;
-  } catch {
-    return false;
+    return readTlv(bytes, 0, true).end === bytes.byteLength ? undefined : 'trailing data';
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
   }
 }
+
+/** A nested element whose length runs past the end of its SEQUENCE: not BER at all, yet asn1js reads it. */
+export const NESTING_OVERRUN = 'children overrun their parent';
 
 /** Reads one element at `offset`; `strict` refuses indefinite and non-minimal lengths. Throws otherwise. */
 export function readTlv(bytes: Uint8Array, offset: number, strict: boolean): { tlv: Tlv; end: number } {
@@ -69,7 +78,7 @@ export function readTlv(bytes: Uint8Array, offset: number, strict: boolean): { t
     children.push(child.tlv);
     i = child.end;
   }
-  if (i !== end) throw new Error('children overrun their parent');
+  if (i !== end) throw new Error(NESTING_OVERRUN);
   return { tlv: { identifier, constructed, children }, end };
 }
 
@@ -192,4 +201,14 @@ export function derInputs(valid: readonly Uint8Array[]): fc.Arbitrary<DerInput> 
         .map((b) => ({ kind: 'random' as const, bytes: Buffer.from(b) })),
     },
   );
+}
+
+/** Whether asn1js's BER decoder throws on these bytes (instead of reporting an error in its result). */
+export function asn1jsThrows(bytes: Uint8Array): boolean {
+  try {
+    asn1js.fromBER(bytes);
+    return false;
+  } catch {
+    return true;
+  }
 }

@@ -20,7 +20,7 @@ import { parseRequest, signResponse } from '../../src/ocsp/responder/engine.js';
 import { IssuerIndex, loadIssuersFromPki, prepareIssuer } from '../../src/ocsp/responder/issuers.js';
 import { verifyOcspResponse } from '../../src/ocsp/verify.js';
 import { parseDeviceChain, verifyDeviceChain } from '../../src/pki/device-chain.js';
-import { derInputs, isStrictDer, type DerInput } from './der.js';
+import { NESTING_OVERRUN, asn1jsThrows, derFault, derInputs, type DerInput } from './der.js';
 import { Finding, acceptsOrRefuses, defineTarget, type FuzzTarget } from './harness.js';
 import { derOfPem, type FuzzContext } from './context.js';
 
@@ -45,28 +45,40 @@ const PACKAGE_CODES: ErrorCode[] = [
 ];
 
 /** A parser that accepted bytes that are not strict DER (the edge must refuse them). */
-function requireStrict(accepted: boolean, bytes: Uint8Array, what: string, enforced = true): void {
-  if (enforced && accepted && !isStrictDer(bytes)) {
+function requireStrict(
+  accepted: boolean,
+  bytes: Uint8Array,
+  what: string,
+  tolerated: readonly string[] = [],
+): void {
+  const fault = accepted ? derFault(bytes) : undefined;
+  if (fault !== undefined && !tolerated.includes(fault)) {
     throw new Finding(
       'crash',
-      `${what} accepted non-DER input (${Buffer.from(bytes).toString('hex').slice(0, 64)}…)`,
+      `${what} accepted non-DER input (${fault}: ${Buffer.from(bytes).toString('hex').slice(0, 64)}…)`,
     );
   }
 }
 
+/**
+ * How much of "certificates are strict DER" the certificate targets hold the code to. `full`: all of
+ * it. `known-open`: all but two gaps found by these targets in the strict parse at the edge
+ * (src/crypto/der.ts, defect 3 of issue #12), reported to its owner and left to them: bytes on which
+ * asn1js's decoder throws (left out of the inputs) and a nested length that runs past its SEQUENCE
+ * (tolerated when accepted). npm test runs known-open until those are fixed; the long run runs full.
+ */
+export type CertificateScope = 'full' | 'known-open';
+
 /** Base64 text as a device or a header carries it: the input's bytes, or some other text. */
 const textOf = (input: DerInput): string => input.bytes.toString('base64');
 
-/**
- * `strictCertificates: false` leaves out, for the certificate parsers only (der-certificate,
- * device-chain, the package's x5c), the property that non-DER is refused; every other property holds.
- * Only for as long as defect 3 of issue #12 is open: see test/fuzz/parsers.test.ts.
- */
 export async function parserTargets(
   ctx: FuzzContext,
-  options: { strictCertificates?: boolean } = {},
+  options: { certificates?: CertificateScope } = {},
 ): Promise<FuzzTarget[]> {
-  const strictCertificates = options.strictCertificates !== false;
+  const knownOpen = options.certificates === 'known-open';
+  const tolerated = knownOpen ? [NESTING_OVERRUN] : [];
+  const inScope = (bytes: Uint8Array) => !knownOpen || !asn1jsThrows(bytes);
   const pki = ctx.system.pki;
   const [ecDevice, rsaDevice] = ctx.devices as [(typeof ctx.devices)[0], (typeof ctx.devices)[0]];
   const deviceCaDer = pki.manufacturer.deviceCa.der;
@@ -77,7 +89,7 @@ export async function parserTargets(
     pki.manufacturer.root.der,
     pki.operator.packageSigner.der,
   ];
-  const certificateInputs = derInputs(validCertificates);
+  const certificateInputs = derInputs(validCertificates).filter((input) => inScope(input.bytes));
 
   // --- DER certificates and chains -------------------------------------------------------------
   const derCertificate = defineTarget<DerInput>({
@@ -88,23 +100,25 @@ export async function parserTargets(
     async run(input) {
       const text = textOf(input);
       const device = await acceptsOrRefuses(() => parseDeviceChain([text]), ['SIMCRED_CERT_INVALID']);
-      requireStrict(device, input.bytes, 'parseDeviceChain', strictCertificates);
+      requireStrict(device, input.bytes, 'parseDeviceChain', tolerated);
       const x5c = await acceptsOrRefuses(
         () => parseCertificateBase64(text, 'SIMCRED_PACKAGE_MALFORMED'),
         ['SIMCRED_PACKAGE_MALFORMED'],
       );
-      requireStrict(x5c, input.bytes, 'parseCertificateBase64', strictCertificates);
+      requireStrict(x5c, input.bytes, 'parseCertificateBase64', tolerated);
       if (input.kind === 'valid' && !(device && x5c))
         throw new Finding('crash', 'a valid certificate was refused');
     },
   });
 
-  const chainElement = fc.oneof(
-    certificateInputs.map(textOf),
-    fc.constantFrom(...validCertificates.map((d) => d.toString('base64'))),
-    fc.string({ maxLength: 64 }),
-    fc.base64String({ maxLength: 256 }),
-  );
+  const chainElement = fc
+    .oneof(
+      certificateInputs.map(textOf),
+      fc.constantFrom(...validCertificates.map((d) => d.toString('base64'))),
+      fc.string({ maxLength: 64 }),
+      fc.base64String({ maxLength: 256 }),
+    )
+    .filter((text) => inScope(Buffer.from(text, 'base64')));
   const deviceChain = defineTarget<string[]>({
     name: 'device-chain',
     covers:
@@ -118,13 +132,13 @@ export async function parserTargets(
       await acceptsOrRefuses(() => (parsed = parseDeviceChain(chain)), ['SIMCRED_CERT_INVALID']);
       if (parsed === undefined) return;
       for (const text of chain)
-        requireStrict(true, Buffer.from(text, 'base64'), 'parseDeviceChain', strictCertificates);
+        requireStrict(true, Buffer.from(text, 'base64'), 'parseDeviceChain', tolerated);
       const chainOk = await acceptsOrRefuses(
         () => verifyDeviceChain(parsed!, { roots: ctx.manufacturerRoots, now: new Date() }),
         ['SIMCRED_CERT_UNTRUSTED', 'SIMCRED_CERT_INVALID'],
       );
       // Strict DER has one encoding per certificate: a verified chain starts with a manufactured leaf, byte for byte.
-      if (strictCertificates && chainOk && !leafDers.some((leaf) => leaf.toString('base64') === chain[0])) {
+      if (chainOk && !leafDers.some((leaf) => leaf.toString('base64') === chain[0])) {
         throw new Finding('crash', 'a chain verified whose leaf is no manufactured device certificate');
       }
     },
@@ -268,6 +282,7 @@ export async function parserTargets(
     arbitrary: jwsInputs(packages.map((p) => p.jws)),
     async run(input) {
       const jws = await materialize(input, signerKey);
+      if (knownOpen && !x5cInScope(jws)) return;
       const inspected = await acceptsOrRefuses(
         () => inspectPackage(jws, { operatorRoots: [ctx.operatorRoot] }),
         PACKAGE_CODES,
@@ -287,7 +302,7 @@ export async function parserTargets(
           throw new Finding('crash', 'the device opened a package the server check refused');
         if (jws === valid && !opened) throw new Finding('crash', 'the device refused its own valid package');
       }
-      if (inspected && strictCertificates) x5cMustBeStrict(jws);
+      if (inspected) x5cMustBeStrict(jws, tolerated);
     },
   });
 
@@ -481,10 +496,24 @@ export async function parserTargets(
   ];
 }
 
+/** Whether no x5c certificate of a JWS makes asn1js throw (see CertificateScope). */
+function x5cInScope(jws: string): boolean {
+  let x5c: unknown;
+  try {
+    x5c = decodeProtectedHeader(jws).x5c;
+  } catch {
+    return true;
+  }
+  return (
+    !Array.isArray(x5c) ||
+    x5c.every((text) => typeof text !== 'string' || !asn1jsThrows(Buffer.from(text, 'base64')))
+  );
+}
+
 /** A package or receipt whose x5c (if any) holds only strict DER: what the server check accepted. */
-function x5cMustBeStrict(jws: string): void {
+function x5cMustBeStrict(jws: string, tolerated: readonly string[]): void {
   const x5c = (decodeProtectedHeader(jws).x5c ?? []) as string[];
-  for (const text of x5c) requireStrict(true, Buffer.from(text, 'base64'), 'inspectPackage x5c');
+  for (const text of x5c) requireStrict(true, Buffer.from(text, 'base64'), 'inspectPackage x5c', tolerated);
 }
 
 /** Compact-JWS text with a few characters replaced, removed, or cut. */
