@@ -2,8 +2,8 @@
 // with) and fast-check arbitraries that derive inputs from a valid DER object — the object itself,
 // byte-level damage, and the three encodings that are BER but not DER (trailing data, indefinite
 // lengths, non-minimal lengths), each re-encoded so that every enclosing length stays consistent.
-import * as asn1js from 'asn1js';
 import fc from 'fast-check';
+import { derViolation } from '../../src/crypto/der.js';
 
 /** One TLV as read by {@link readTlv}: identifier octets, and either children or primitive contents. */
 export interface Tlv {
@@ -203,10 +203,14 @@ export function derInputs(valid: readonly Uint8Array[]): fc.Arbitrary<DerInput> 
   );
 }
 
-/** Whether asn1js's BER decoder throws on these bytes (instead of reporting an error in its result). */
-export function asn1jsThrows(bytes: Uint8Array): boolean {
+/**
+ * Whether the strict-DER check at the edge (src/crypto/der.ts) throws on these bytes instead of
+ * answering: asn1js's decoder throws for some inputs, and for others leaves a block that the check
+ * then cannot read. An open finding of these targets (docs/fuzzing.md); see CertificateScope.
+ */
+export function derCheckThrows(bytes: Uint8Array): boolean {
   try {
-    asn1js.fromBER(bytes);
+    derViolation(bytes);
     return false;
   } catch {
     return true;

@@ -14,7 +14,7 @@ import { DeviceAgent } from '../../src/device/agent.js';
 import { TrustedModule } from '../../src/device/trusted-module.js';
 import { ocspStatusChecker } from '../../src/ocsp/checker.js';
 import { lookup, lookupChallenge } from '../../src/protocol/registration.js';
-import { NESTING_OVERRUN, asn1jsThrows, derFault, derInputs } from './der.js';
+import { NESTING_OVERRUN, derCheckThrows, derFault, derInputs } from './der.js';
 import type { CertificateScope } from './parsers.js';
 import { Finding, defineTarget, type FuzzTarget } from './harness.js';
 import type { FuzzContext } from './context.js';
@@ -260,7 +260,7 @@ export async function routeTargets(
       covers:
         'POST /v1/lookup with a genuine grant, challenge and proof and a damaged, BER-not-DER or random leaf certificate: a 200 only for strict DER',
       arbitrary: derInputs([leafDer])
-        .filter((input) => options.certificates !== 'known-open' || !asn1jsThrows(input.bytes))
+        .filter((input) => options.certificates !== 'known-open' || !derCheckThrows(input.bytes))
         .map((input) => ({ leaf: input.bytes, kind: input.kind })),
       async run({ leaf }) {
         const grant = await agent.accessGrant();
