@@ -6,7 +6,7 @@
 //   npm run fuzz -- --runs 20000 --target ocsp-request --target receipt
 //   npm run fuzz -- --target der-certificate --seed 123 --path 4:1:0     replay one failure
 //   npm run fuzz -- --seconds 600                  at most ~10 minutes per target (the summary counts inputs run)
-//   npm run fuzz -- --certificates known-open     certificate targets without the two gaps they reported
+//   npm run fuzz -- --certificates known-open     certificate targets without the gaps they reported
 //   npm run fuzz -- --list
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -36,6 +36,8 @@ export function derFault(bytes: Uint8Array): string | undefined {
 
 /** A nested element whose length runs past the end of its SEQUENCE: not BER at all, yet asn1js reads it. */
 export const NESTING_OVERRUN = 'children overrun their parent';
+/** A length in more than four octets (no simcred object is 4 GiB: such a length has leading zeros). */
+export const LONG_LENGTH = 'length in more than four octets';
 
 /** Reads one element at `offset`; `strict` refuses indefinite and non-minimal lengths. Throws otherwise. */
 export function readTlv(bytes: Uint8Array, offset: number, strict: boolean): { tlv: Tlv; end: number } {
@@ -62,7 +64,7 @@ export function readTlv(bytes: Uint8Array, offset: number, strict: boolean): { t
   }
   if (lengthOctet & 0x80) {
     const count = lengthOctet & 0x7f;
-    if (count > 4) throw new Error('length too long');
+    if (count > 4) throw new Error(LONG_LENGTH);
     length = 0;
     for (let k = 0; k < count; k++) length = length * 256 + byteAt(bytes, i++);
     if (strict && (length < 0x80 || byteAt(bytes, i - count) === 0)) throw new Error('non-minimal length');

@@ -18,7 +18,7 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
 /**
  * The certificate targets hold the strict parse at the edge (defect 3 of issue #12) to all of "only
- * strict DER" except two gaps they found in it and reported (CertificateScope in parsers.ts);
+ * strict DER" except the gaps they found in it and reported (CertificateScope in parsers.ts);
  * `FUZZ_CERTIFICATES=full` (and the long run) check those too.
  */
 const CERTIFICATES: CertificateScope = process.env.FUZZ_CERTIFICATES === 'full' ? 'full' : 'known-open';
