@@ -156,15 +156,20 @@ export async function routeTargets(
   // Real values for fields that carry them, so that generated bodies also get past the first checks.
   const chains = ctx.devices.map((d) => d.chainPem.map((pem) => pem.replace(/-----[^-]+-----|\s/g, '')));
   const leafDer = Buffer.from(chains[0]![0]!, 'base64');
+  const knownOpen = options.certificates === 'known-open';
+  // known-open (CertificateScope): no leaf the edge's DER check throws on; and no damaged certificate
+  // for the HSS, whose 500 on one is an open finding (docs/fuzzing.md).
+  const leafInputs = derInputs([leafDer]).filter((input) => !knownOpen || !derCheckThrows(input.bytes));
+  const hssLeafInputs = leafInputs.filter((input) => !knownOpen || input.kind !== 'damaged');
   const samples: Record<string, fc.Arbitrary<unknown>> = {
     dsimId: fc.constantFrom(...ctx.devices.map((d) => d.image.dsimId)),
     certificateChain: fc.oneof(
       fc.constantFrom(...chains),
-      derInputs([leafDer]).map((input) => [input.bytes.toString('base64'), chains[0]![1]!]),
+      leafInputs.map((input) => [input.bytes.toString('base64'), chains[0]![1]!]),
     ),
     deviceCertificate: fc.oneof(
       fc.constantFrom(...chains.map((c) => c[0]!)),
-      derInputs([leafDer]).map((input) => input.bytes.toString('base64')),
+      hssLeafInputs.map((input) => input.bytes.toString('base64')),
     ),
     registrationServer: fc.constantFrom(...system.urls.registration),
     credentialingUrl: fc.constant(system.urls.credentialing),
@@ -259,9 +264,7 @@ export async function routeTargets(
       name: 'route:registration.lookup-chain',
       covers:
         'POST /v1/lookup with a genuine grant, challenge and proof and a damaged, BER-not-DER or random leaf certificate: a 200 only for strict DER',
-      arbitrary: derInputs([leafDer])
-        .filter((input) => options.certificates !== 'known-open' || !derCheckThrows(input.bytes))
-        .map((input) => ({ leaf: input.bytes, kind: input.kind })),
+      arbitrary: leafInputs.map((input) => ({ leaf: input.bytes, kind: input.kind })),
       async run({ leaf }) {
         const grant = await agent.accessGrant();
         const { challenge } = await deviceClient.call(registrationUrl, lookupChallenge, {
