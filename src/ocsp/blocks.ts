@@ -9,6 +9,7 @@
  * to `fromASN`), which uses the asn1js that asn1-schema depends on; the asn1js 4 the project imports
  * directly spends most of its decoding time in `Object.prototype.toString` type checks (2× slower).
  */
+import { derViolation } from '../crypto/der.js';
 import * as asn1js from 'asn1js';
 import { AsnParser } from '@peculiar/asn1-schema';
 
@@ -50,11 +51,25 @@ export function decodeBlock(der: Uint8Array): Block {
   return block;
 }
 
-/** decodeBlock, and the element must take exactly the whole input. */
+/** decodeBlock, and the input must be exactly one element in strict DER ({@link assertDer}). */
 export function decodeWhole(der: Uint8Array): Block {
+  assertDer(der);
   const block = decodeBlock(der);
   if (block.blockLength !== der.byteLength) throw new StructureError('trailing data after the element');
   return block;
+}
+
+/**
+ * X.690 §10–11: `der` is exactly one element in strict DER (src/crypto/der.ts, the same check every
+ * certificate from outside passes). asn1js decodes BER and accepts indefinite and padded lengths, so
+ * this keeps a BER re-encoding of a request or response out. Throws StructureError.
+ *
+ * @example
+ *   assertDer(Buffer.from('300080', 'hex')); // throws: trailing data
+ */
+export function assertDer(der: Uint8Array): void {
+  const violation = derViolation(der);
+  if (violation !== undefined) throw new StructureError(violation);
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   CONTEXT,
   StructureError,
   TAG,
+  assertDer,
   UNIVERSAL,
   bitStringBytes,
   decodeBlock,
@@ -156,7 +157,15 @@ export function verifyOcspResponse(der: Uint8Array, options: VerifyOptions): Ocs
       `unsupported OCSP signature algorithm ${data.signatureAlgorithm}`,
     );
   }
-  const signerKey = publicKeyOf(signer);
+  let signerKey: KeyObject;
+  try {
+    signerKey = publicKeyOf(signer);
+  } catch (err) {
+    // A certificate in the certs field decoded, but its key does not import: nothing can verify.
+    throw new SimcredError('SIMCRED_OCSP_BAD_SIGNATURE', "the OCSP signer's public key is unreadable", {
+      cause: err,
+    });
+  }
   let verified = false;
   try {
     verified = verifySignature(
@@ -230,6 +239,7 @@ export function verifyOcspResponse(der: Uint8Array, options: VerifyOptions): Ocs
  * tbsResponseData is kept as its exact DER, what the signature covers.
  */
 function readBasicResponse(der: Uint8Array): ReceivedBasic {
+  assertDer(der);
   const header = decodeHeader(der);
   if (
     header.tagClass !== UNIVERSAL ||
@@ -414,7 +424,12 @@ function authoriseDelegate(
   const pair = derPairKey(signer.der, issuer.der);
   if (authorisedDelegates.get(pair) === undefined) {
     ocspCacheStats.delegateVerifications++;
-    const x = new X509Certificate(signer.der);
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(signer.der);
+    } catch {
+      return deny('its certificate is not readable');
+    }
     if (!Buffer.from(AsnConvert.serialize(signer.asn.tbsCertificate.issuer)).equals(issuer.subjectDer)) {
       deny('not issued by the certificate issuer');
     }
