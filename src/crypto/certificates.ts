@@ -148,7 +148,11 @@ export function parseCertificateBase64(base64: string, code: ErrorCode): x509.X5
     const violation = derViolation(der);
     if (violation !== undefined) throw new SimcredError(code, `a certificate is not DER (${violation})`);
     try {
-      return [new x509.X509Certificate(der)];
+      const cert = new x509.X509Certificate(der);
+      // OpenSSL's reading too, and the key in it (both needed later, both memoised): a certificate one
+      // parser reads and the other cannot is refused here, not met as an exception at a later step.
+      certificatePublicKey(cert);
+      return [cert];
     } catch (cause) {
       throw new SimcredError(code, 'a certificate is not readable DER', { cause });
     }
