@@ -4,26 +4,18 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import { BasicOCSPResponse, CertID, OCSPResponse } from '@peculiar/asn1-ocsp';
+import { BasicOCSPResponse, OCSPResponse } from '@peculiar/asn1-ocsp';
 import { fromBase64url } from '../../src/crypto/index.js';
 import { startOcspResponder, type IssuerSource } from '../../src/ocsp/index.js';
 import { parseRequest, signResponse } from '../../src/ocsp/responder/engine.js';
-import {
-  IssuerIndex,
-  loadIssuersFromPki,
-  prepareIssuer,
-  type ServedIssuer,
-} from '../../src/ocsp/responder/issuers.js';
+import { IssuerIndex, loadIssuersFromPki, prepareIssuer } from '../../src/ocsp/responder/issuers.js';
 import { readManifest } from '../../src/pki/index.js';
 import { proveSession } from '../../src/protocol/credentialing.js';
 import { expectAudited, expectRefusal } from '../helpers/assert.js';
-import { issuerOf, makeCert, rawServer } from '../ocsp/fixture.js';
+import { aboutAnotherSerial, issuerOf, makeCert, rawServer, type Craft } from '../ocsp/fixture.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 
-type Parsed = Extract<ReturnType<typeof parseRequest>, { ok: true }>;
 /** What the stand-in responder answers to the credentialing server's request. */
-type Craft = (ctx: { issuer: ServedIssuer; parsed: Parsed }) => Buffer;
-
 /**
  * Step 4's last check: the credentialing server's strict OCSP client asks the responder about the
  * device certificate. Here the responder on the OCSP port is replaced by one that answers badly in each
@@ -201,20 +193,7 @@ describe('refusals of what the OCSP responder answers (step 4)', () => {
   });
 
   test('a response about another certificate: SIMCRED_OCSP_CERTID_MISMATCH', async () => {
-    await answerWith(({ issuer, parsed }) => {
-      const id = AsnConvert.parse(parsed.certIds[0]!, CertID);
-      const serial = new Uint8Array(id.serialNumber.slice(0));
-      serial[serial.length - 1] = serial[serial.length - 1]! ^ 0xff;
-      id.serialNumber = serial.buffer;
-      return signResponse({
-        issuer,
-        certIds: [id],
-        statuses: [{ status: 'good' }],
-        now: new Date(),
-        validitySeconds: 3600,
-        ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
-      }).der;
-    });
+    await answerWith(aboutAnotherSerial);
     const { answered, state } = await proveAgainstThisResponder();
     expectRefusal(answered, 'SIMCRED_OCSP_CERTID_MISMATCH');
     expectAudited(state, 'authentication-failed', 'SIMCRED_OCSP_CERTID_MISMATCH');

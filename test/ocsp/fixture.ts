@@ -17,6 +17,8 @@ import {
 } from '../../src/pki/certificates.js';
 import type { PkiManifest } from '../../src/pki/layout.js';
 import assert from 'node:assert/strict';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertID } from '@peculiar/asn1-ocsp';
 import { buildOcspRequest, type BuiltRequest } from '../../src/ocsp/client.js';
 import { parseRequest, signResponse } from '../../src/ocsp/responder/engine.js';
 import { IssuerIndex, type IssuerSource, type ServedIssuer } from '../../src/ocsp/responder/issuers.js';
@@ -197,3 +199,31 @@ export function goodAnswer(
   }).der;
   return { built, der };
 }
+
+/** What a crafted responder gets for each request: the issuer asked about and the parsed request. */
+export interface CraftContext {
+  issuer: ServedIssuer;
+  parsed: Extract<ReturnType<typeof parseRequest>, { ok: true }>;
+}
+
+/** A crafted responder's answer: the bytes it sends for a request. */
+export type Craft = (ctx: CraftContext) => Buffer;
+
+/**
+ * A genuinely signed "good" answer about another serial number (the last octet flipped): the client
+ * must refuse it with SIMCRED_OCSP_CERTID_MISMATCH.
+ */
+export const aboutAnotherSerial: Craft = ({ issuer, parsed }) => {
+  const id = AsnConvert.parse(parsed.certIds[0]!, CertID);
+  const serial = new Uint8Array(id.serialNumber.slice(0));
+  serial[serial.length - 1] = serial[serial.length - 1]! ^ 0xff;
+  id.serialNumber = serial.buffer;
+  return signResponse({
+    issuer,
+    certIds: [id],
+    statuses: [{ status: 'good' }],
+    now: new Date(),
+    validitySeconds: 3600,
+    ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
+  }).der;
+};
