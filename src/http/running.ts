@@ -14,6 +14,8 @@ export interface RunningServer {
   close(): Promise<void>;
   /** Codes answered on routes that do not declare them (logged as 'undeclared error code'); tests expect none. */
   undeclaredErrors(): UndeclaredError[];
+  /** The fastify instance, for in-process tools (the long fuzz run sends requests to it without a socket). */
+  app: FastifyInstance;
 }
 
 /**
@@ -101,5 +103,6 @@ export async function startRoleServer(options: RoleServerOptions): Promise<Runni
       await options.release?.();
     },
     undeclaredErrors: () => undeclaredErrors(app),
+    app,
   };
 }
