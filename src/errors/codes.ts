@@ -221,6 +221,45 @@ export const ERROR_CODES = {
     status: 401,
     meaning: 'The access grant is past its exp time; the device must authenticate at the PHLR again.',
   },
+
+  // Contract portal (step 0a; docs/portal.md)
+  SIMCRED_UNAUTHENTICATED: {
+    status: 401,
+    meaning: 'No valid portal session: sign in (the session cookie is missing, unknown or expired).',
+  },
+  SIMCRED_FORBIDDEN_ACCOUNT: {
+    status: 403,
+    meaning: 'The signed-in account is of the wrong kind for this page (an owner on the operator console).',
+  },
+  SIMCRED_CSRF_INVALID: {
+    status: 403,
+    meaning: "A state-changing request without the session's CSRF token in the x-csrf-token header.",
+  },
+  SIMCRED_LOGIN_FAILED: { status: 401, meaning: 'The e-mail address or the password is wrong.' },
+  SIMCRED_RATE_LIMITED: {
+    status: 429,
+    meaning: 'Too many attempts (sign-in, sign-up); retry after the Retry-After delay.',
+  },
+  SIMCRED_ACCOUNT_EXISTS: { status: 409, meaning: 'An account with this e-mail address already exists.' },
+  SIMCRED_PLAN_UNKNOWN: { status: 400, meaning: "The plan is not in the operator's catalogue." },
+  SIMCRED_CONTRACT_UNKNOWN: {
+    status: 404,
+    meaning: "No such contract among those this account may see (another owner's contract is unknown too).",
+  },
+  SIMCRED_DEVICE_UNKNOWN: {
+    status: 404,
+    meaning: 'No such device in this contract (or among those this account may see).',
+  },
+  SIMCRED_PAYMENT_DECLINED: {
+    status: 402,
+    meaning: "The contract's payment was declined; no device can be added until a new payment is authorised.",
+  },
+  SIMCRED_PLAN_LIMIT: { status: 409, meaning: "The contract's plan allows no more devices." },
+  SIMCRED_UPLOAD_INVALID: {
+    status: 400,
+    meaning:
+      'A device file that cannot be read at all: not UTF-8, no dsim_id column in its CSV header, or an unsupported format (bad rows in a readable file are reported one by one instead).',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

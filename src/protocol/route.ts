@@ -6,10 +6,18 @@ export type Role = 'credentialing' | 'registration' | 'hss' | 'provisioning' | '
 
 /**
  * Who may call a route: any device (no client certificate; the device proves itself in the body),
- * a server of one of the listed roles, authenticated by its TLS client certificate, or anyone
- * (public: health, the OpenAPI document, OCSP).
+ * a server of one of the listed roles, authenticated by its TLS client certificate, a signed-in
+ * portal account of one of the listed kinds (session cookie; CSRF token on state-changing requests),
+ * or anyone (public: health, the OpenAPI document, OCSP).
  */
-export type Caller = { kind: 'device' } | { kind: 'peer'; roles: Role[] } | { kind: 'public' };
+export type Caller =
+  | { kind: 'device' }
+  | { kind: 'peer'; roles: Role[] }
+  | { kind: 'public' }
+  | { kind: 'account'; accounts: AccountKind[] };
+
+/** Portal accounts: owners sign contracts, operators watch every contract (a browser session cookie). */
+export type AccountKind = 'owner' | 'operator';
 
 /**
  * One endpoint, declared once: the server mounts it (validation, caller check) and the peer's
@@ -34,6 +42,8 @@ export interface RouteSpec<
   caller: Caller;
   summary: string;
   params?: Params;
+  /** The query string's parameters (values arrive as strings: coerce numbers). */
+  query?: z.ZodType;
   /**
    * json (default): one object. ndjson: a stream of `body` objects, one per line; the server answers
    * with NDJSON `progress` lines and `response` as the last line (batches of millions never sit in
@@ -62,6 +72,7 @@ export interface RouteSpec<
 export const DEVICE: Caller = { kind: 'device' };
 export const PUBLIC: Caller = { kind: 'public' };
 export const peer = (...roles: Role[]): Caller => ({ kind: 'peer', roles });
+export const ACCOUNT = (...accounts: AccountKind[]): Caller => ({ kind: 'account', accounts });
 
 export function defineRoute<B extends z.ZodType, R extends z.ZodType, P extends z.ZodType>(
   spec: RouteSpec<B, R, P>,
@@ -86,7 +97,7 @@ export type ParamsOf<S> = S extends RouteSpec<z.ZodType, z.ZodType, infer P> ? z
  */
 export function routeErrors(spec: RouteSpec): ErrorCode[] {
   const codes = new Set<ErrorCode>(spec.errors);
-  if (spec.method === 'POST' || spec.params || spec.body) codes.add('SIMCRED_BAD_REQUEST');
+  if (spec.method === 'POST' || spec.params || spec.query || spec.body) codes.add('SIMCRED_BAD_REQUEST');
   if (spec.method === 'POST') {
     codes.add('SIMCRED_BODY_TOO_LARGE');
     codes.add('SIMCRED_UNSUPPORTED_MEDIA_TYPE');
@@ -94,6 +105,11 @@ export function routeErrors(spec: RouteSpec): ErrorCode[] {
   if (spec.caller.kind === 'peer') {
     codes.add('SIMCRED_UNAUTHENTICATED_PEER');
     codes.add('SIMCRED_FORBIDDEN_PEER');
+  }
+  if (spec.caller.kind === 'account') {
+    codes.add('SIMCRED_UNAUTHENTICATED');
+    if (spec.caller.accounts.length === 1) codes.add('SIMCRED_FORBIDDEN_ACCOUNT');
+    if (spec.method !== 'GET') codes.add('SIMCRED_CSRF_INVALID');
   }
   if (spec.readsDatabase !== false) codes.add('SIMCRED_DEPENDENCY_UNAVAILABLE');
   codes.add('SIMCRED_INTERNAL');
