@@ -10,9 +10,9 @@ export const STATE_WORDS: Record<DeviceState, string> = {
   delivered: 'credentials delivered',
   completed: 'credentials installed',
   attached: 'on the network',
-  failed: 'failed',
+  failed: 'stopped with an error',
   expired: 'registration expired',
-  revoked: 'cancelled',
+  revoked: 'cancelled or revoked',
   rejected: 'refused at registration',
 };
 
