@@ -101,6 +101,8 @@ export function routeUrl(name: RouteKey, params: Record<string, string> = {}, qu
  */
 export class PortalApi {
   private csrfToken: string | null = null;
+  /** Called when the portal answers that the session is gone (expired, logged out elsewhere). */
+  onSessionLost: () => void = () => {};
 
   private async call<T>(
     name: RouteKey,
@@ -142,9 +144,14 @@ export class PortalApi {
     }
     if (!response.ok) {
       const err = parsed as { code?: unknown; message?: unknown } | undefined;
+      const code = typeof err?.code === 'string' ? err.code : `HTTP_${response.status}`;
+      if (code === 'SIMCRED_UNAUTHENTICATED' && name !== 'currentSession' && name !== 'logOut') {
+        this.csrfToken = null;
+        this.onSessionLost();
+      }
       throw new ApiError(
         response.status,
-        typeof err?.code === 'string' ? err.code : `HTTP_${response.status}`,
+        code,
         typeof err?.message === 'string' ? err.message : `The portal answered ${response.status}.`,
       );
     }

@@ -121,6 +121,7 @@ function App() {
     const onPop = () => setWhere(here());
     window.addEventListener('popstate', onPop);
     live.onStatus = setConnected;
+    api.onSessionLost = () => setSession(null); // the page then sends the visitor to the log-in page
     api
       .currentSession()
       .then(setSession)

@@ -151,6 +151,7 @@ function AddDevices(props: { contract: Contract; blocked: boolean; onAdded(): vo
         setResult(null);
         void form.submit(async () => {
           const ids = text.split(/[\s,;]+/).filter(Boolean);
+          if (ids.length === 0) throw new ApiError(0, 'NO_DEVICE', 'body.dsimIds: type at least one DSIM_ID');
           const total = { accepted: 0, rejected: [] as Rejection[] };
           // The route takes 100 at a time; a longer list goes in several requests.
           for (let i = 0; i < Math.max(ids.length, 1); i += 100) {
