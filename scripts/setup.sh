@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real peers the tests talk to (DESIGN §5): OpenSSL, osmo-auc-gen, xmlsec1, PostgreSQL.
-TEST_DEBS=(openssl libosmocore-utils xmlsec1 postgresql)
+# Real peers the tests talk to (DESIGN §5): OpenSSL, osmo-auc-gen, xmlsec1, PostgreSQL, and the
+# browser of the portal's tests (Debian's chromium, driven by playwright-core; never a downloaded one).
+TEST_DEBS=(openssl libosmocore-utils xmlsec1 postgresql chromium)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -30,6 +31,14 @@ if [ ! -f "$build_stamp" ] || [ -n "$(find src test scripts package.json tsconfi
   log "building"
   npx tsc -p tsconfig.json
   touch "$build_stamp"
+fi
+
+# The portal's front end (web/ → web/dist, served by the portal): only when web/ changed.
+web_stamp=dist/.web-build-stamp
+if [ ! -f "$web_stamp" ] || [ -n "$(find web/src web/index.html web/vite.config.ts web/tsconfig.json package.json -newer "$web_stamp" -print -quit)" ]; then
+  log "building the portal front end"
+  npx vite build web --logLevel warn
+  touch "$web_stamp"
 fi
 
 if [ "${1:-}" = "--test" ]; then
