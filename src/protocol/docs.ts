@@ -94,6 +94,7 @@ function renderRoute(route: RouteSpec): string[] {
     route.summary,
     '',
     ...fieldTable('Path parameters', route.params),
+    ...fieldTable('Query parameters (strings in the URL)', route.query),
     ...bodies,
     'Errors: ' +
       routeErrors(route)
@@ -122,7 +123,7 @@ export function renderProtocolDoc(
     "server's input and the peer's typed client). Bodies are JSON unless noted. Every error is",
     '`{"code": "SIMCRED_…", "message": "…"}` with the status of its code (docs/errors.md); a 503 carries',
     '`Retry-After`. Each route lists every code it can answer: its own, and those the shared HTTP layer',
-    'adds by its shape — `SIMCRED_BAD_REQUEST` (a body or path parameter fails its schema),',
+    'adds by its shape — `SIMCRED_BAD_REQUEST` (a body, path or query parameter fails its schema),',
     '`SIMCRED_BODY_TOO_LARGE` and `SIMCRED_UNSUPPORTED_MEDIA_TYPE` (any POST), the peer codes (peer routes),',
     '`SIMCRED_DEPENDENCY_UNAVAILABLE` (a route that reads a database) and `SIMCRED_INTERNAL` (a bug). A',
     "server logs any other code it answers as 'undeclared error code'. A path no route matches is",
