@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { identifyCaller, mountRoute, parse } from '../http/index.js';
 import {
+  deviceEvents,
   deviceState,
   fetchPackage,
   openSession,
@@ -33,6 +34,7 @@ export function mountCredentialingApi(app: FastifyInstance, processor: Credentia
     },
   });
   mountRoute(app, deviceState, ({ params }) => processor.deviceState(params.dsimId));
+  mountRoute(app, deviceEvents, ({ query }) => processor.deviceEvents(query));
   mountRoute(app, revokeRegistration, ({ params, body }) => processor.revoke(params.dsimId, body));
   mountRoute(app, openSession, ({ body }) => processor.openSession(body));
   mountRoute(app, proveSession, ({ params, body }) => processor.proveSession(params.sessionId, body));

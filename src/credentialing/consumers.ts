@@ -1,12 +1,12 @@
 import type { PeerClient } from '../http/index.js';
-import { issueCredentials, releaseSubscribers } from '../protocol/hss.js';
+import { issueCredentials, releaseSubscribers, subscriberEvents } from '../protocol/hss.js';
 import { referral } from '../protocol/provisioning.js';
 import {
   pushRegistrations,
   withdrawRegistrations,
   type RegistrationRecord,
 } from '../protocol/registration.js';
-import type { BodyOf, ResponseOf } from '../protocol/route.js';
+import type { BodyOf, QueryOf, ResponseOf } from '../protocol/route.js';
 
 /** The credentialing server's clients of its peers, all over mutual TLS (one shared connection pool). */
 export class CredentialingConsumers {
@@ -35,6 +35,15 @@ export class CredentialingConsumers {
     body: BodyOf<typeof releaseSubscribers>,
   ): Promise<ResponseOf<typeof releaseSubscribers>> {
     return this.client.call(hssUrl, releaseSubscribers, { body });
+  }
+
+  /** First attaches after a cursor (step 12), waiting up to query.waitSeconds for one. */
+  subscriberEvents(
+    hssUrl: string,
+    query: QueryOf<typeof subscriberEvents>,
+    signal?: AbortSignal,
+  ): Promise<ResponseOf<typeof subscriberEvents>> {
+    return this.client.call(hssUrl, subscriberEvents, { query, signal });
   }
 
   /** Step 6, to the provisioning server. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { randomToken, sameToken, tokenDigest } from '../crypto/digest.js';
 import { fromBase64url, inspectPackage, publicKeyOfCertificateDer, verifyReceipt } from '../crypto/index.js';
 import type * as x509 from '../crypto/x509.js';
-import { SimcredError } from '../errors/index.js';
+import { SimcredError, isSimcredError } from '../errors/index.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { fetchPackage, proveSession, submitReceipt } from '../protocol/credentialing.js';
 import type { AuthenticatedDevice } from './authentication-subsystem.js';
@@ -114,7 +114,8 @@ export class CredentialingSubsystem {
         expiresAt: ticketExpiresAt.toISOString(),
       });
     } catch (err) {
-      await store.undoReferral(registration.dsimId, registration.sessionId!, this.options.clock());
+      const code = isSimcredError(err) ? err.code : 'SIMCRED_INTERNAL';
+      await store.undoReferral(registration.dsimId, registration.sessionId!, code, this.options.clock());
       throw err;
     }
     await store.audit(registration.dsimId, 'referred', provisioningServer, now);

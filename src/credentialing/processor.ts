@@ -1,13 +1,17 @@
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { SimcredError, isSimcredError } from '../errors/index.js';
-import type { BodyOf, ResponseOf } from '../protocol/route.js';
-import type {
-  deviceState,
-  openSession,
-  proveSession,
-  revokeRegistration,
+import type { BodyOf, QueryOf, ResponseOf } from '../protocol/route.js';
+import {
+  stateOfEvent,
+  type deviceEvents,
+  type deviceState,
+  type openSession,
+  type proveSession,
+  type revokeRegistration,
 } from '../protocol/credentialing.js';
+import { longPoll, type FeedSignal } from '../storage/index.js';
+import type { RegistrationExpiry } from './expiry.js';
 import type { AuthenticationSubsystem } from './authentication-subsystem.js';
 import type { PeerActionSender } from './peer-actions.js';
 import type { CredentialingSubsystem } from './credentialing-subsystem.js';
@@ -28,6 +32,8 @@ export class CredentialingProcessor {
     private readonly peerActions: PeerActionSender,
     private readonly log: Logger,
     private readonly clock: Clock = systemClock,
+    /** Wakes the feed's long polls when an audit event is committed; expires what is due before a read. */
+    private readonly feed?: { signal: FeedSignal; expiry: RegistrationExpiry },
   ) {}
 
   /** Steps 0a–0b: an NDJSON body in, NDJSON progress out. */
@@ -42,7 +48,11 @@ export class CredentialingProcessor {
 
   openSession(body: BodyOf<typeof openSession>): Promise<ResponseOf<typeof openSession>> {
     return this.authentication.openSession(body).catch(async (err: unknown) => {
-      await this.auditFailure(body.dsimId, 'session-refused', err);
+      // A wrong session nonce fails the device's attempt (it holds the wrong registration nonce);
+      // the other refusals of step 3 change nothing: a replay, a session already open, or a
+      // registration that is unknown, used, revoked or expired (that one is its own event).
+      const failed = isSimcredError(err) && err.code === 'SIMCRED_SESSION_NONCE_INVALID';
+      await this.auditFailure(body.dsimId, failed ? 'failed' : 'session-refused', err);
       throw err;
     });
   }
@@ -57,20 +67,28 @@ export class CredentialingProcessor {
   ): Promise<ResponseOf<typeof proveSession>> {
     const device = await this.authentication.authenticate(sessionId, body).catch(async (err: unknown) => {
       const registration = await this.store.findBySession(sessionId);
-      if (registration) {
-        await this.store.undoSession(registration.dsimId, sessionId, this.clock());
-        await this.auditFailure(registration.dsimId, 'authentication-failed', err);
-      }
+      if (registration) await this.failSession(registration.dsimId, sessionId, err);
       throw err;
     });
-    await this.store.audit(device.registration.dsimId, 'authenticated');
+    await this.store.audit(device.registration.dsimId, 'authenticated', null, this.clock());
     try {
       return await this.credentialing.issueAndRefer(device);
     } catch (err) {
-      await this.store.undoSession(device.registration.dsimId, sessionId, this.clock());
-      await this.auditFailure(device.registration.dsimId, 'credentialing-failed', err);
+      await this.failSession(device.registration.dsimId, sessionId, err);
       throw dependencyError(err);
     }
+  }
+
+  /**
+   * The session ends in 'failed' with the refusal's code (the device's own answer may be a retryable
+   * 503 that hides a peer's bad answer; the operator sees the code). Nothing is written when the
+   * session had already ended otherwise: revoked or expired meanwhile (those are their own events), or
+   * undone with its failed referral.
+   */
+  private async failSession(dsimId: string, sessionId: string, err: unknown): Promise<void> {
+    const code = isSimcredError(err) ? err.code : 'SIMCRED_INTERNAL';
+    if (!isSimcredError(err)) this.log.error({ err, dsimId }, 'session failed');
+    await this.store.failSession(dsimId, sessionId, code, this.clock()).catch(() => undefined);
   }
 
   async deviceState(dsimId: string): Promise<ResponseOf<typeof deviceState>> {
@@ -87,6 +105,35 @@ export class CredentialingProcessor {
       provisioningServer: registration.provisioningServer,
       imsi: registration.imsi,
       audit: audit.map((e) => ({ at: e.at.toISOString(), event: e.event, detail: e.detail })),
+    };
+  }
+
+  /**
+   * The operator's feed: audit events after the cursor, each with the state it moves its device to.
+   * Expiries due by now are written first, so the feed never shows an expired registration as live.
+   */
+  async deviceEvents(query: QueryOf<typeof deviceEvents>): Promise<ResponseOf<typeof deviceEvents>> {
+    if (!this.feed) throw new SimcredError('SIMCRED_INTERNAL', 'the event feed is not wired');
+    const { signal, expiry } = this.feed;
+    const events = await longPoll(
+      async () => {
+        await expiry.sweep();
+        return this.store.auditEventsAfter(query.after, query.limit);
+      },
+      (found) => found.length > 0,
+      query.waitSeconds,
+      signal,
+    );
+    return {
+      events: events.map((e) => ({
+        id: e.id,
+        dsimId: e.dsimId,
+        at: e.at.toISOString(),
+        event: e.event,
+        state: stateOfEvent(e.event),
+        detail: e.detail,
+      })),
+      next: events.at(-1)?.id ?? query.after,
     };
   }
 
@@ -113,7 +160,7 @@ export class CredentialingProcessor {
   private async auditFailure(dsimId: string, event: string, err: unknown): Promise<void> {
     const code = isSimcredError(err) ? err.code : 'SIMCRED_INTERNAL';
     if (!isSimcredError(err)) this.log.error({ err, dsimId }, event);
-    await this.store.audit(dsimId, event, code).catch(() => undefined);
+    await this.store.audit(dsimId, event, code, this.clock()).catch(() => undefined);
   }
 }
 

@@ -14,6 +14,9 @@ import { AuthenticationSubsystem } from './authentication-subsystem.js';
 import { CredentialingConsumers } from './consumers.js';
 import { CredentialingSubsystem } from './credentialing-subsystem.js';
 import { PeerActionSender } from './peer-actions.js';
+import { AttachFollower } from './attach-follower.js';
+import { RegistrationExpiry } from './expiry.js';
+import { FeedSignal } from '../storage/index.js';
 import { CredentialingProcessor } from './processor.js';
 import { provisioningChooser, type ProvisioningPolicy } from './provisioning-policy.js';
 import { RegistrationSubsystem } from './registration-subsystem.js';
@@ -40,6 +43,8 @@ export interface CredentialingServerOptions {
   ticketTtlSeconds?: number;
   /** Time for every expiry decision; the real clock when omitted (tests set the time). */
   clock?: Clock;
+  /** How often registrations past their expiry are marked expired (default 10 s). */
+  expirySweepMs?: number;
 }
 
 /**
@@ -60,6 +65,10 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   const log = options.logger;
   const clock = options.clock ?? systemClock;
   const peerActions = new PeerActionSender({ store, consumers, log, clock });
+  const feedSignal = new FeedSignal();
+  store.onAudit(() => feedSignal.notify());
+  const expiry = new RegistrationExpiry({ store, log, clock, sweepMs: options.expirySweepMs });
+  const attachFollower = new AttachFollower({ store, consumers, hssUrl: options.hssUrl, log, clock });
   const processor = new CredentialingProcessor(
     new RegistrationSubsystem({
       store,
@@ -96,6 +105,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     peerActions,
     log,
     clock,
+    { signal: feedSignal, expiry },
   );
   const server = await startRoleServer({
     role: 'credentialing',
@@ -103,8 +113,17 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     port: options.port,
     logger: log,
     tls: options.tls,
-    mount: (app) => mountCredentialingApi(app, processor),
+    mount: (app) => {
+      mountCredentialingApi(app, processor);
+      // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
+      app.addHook('preClose', (done) => {
+        feedSignal.close();
+        done();
+      });
+    },
     release: async () => {
+      await attachFollower.stop();
+      await expiry.stop();
       await peerActions.stop();
       await client.close();
       await store.close();
@@ -112,5 +131,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   });
   url ||= server.url;
   peerActions.start();
+  expiry.start();
+  attachFollower.start();
   return server;
 }

@@ -1,6 +1,12 @@
-import { sql, type Generated, type Kysely, type UpdateResult } from 'kysely';
+import { sql, type ExpressionBuilder, type Generated, type Kysely, type UpdateResult } from 'kysely';
 import { randomToken, tokenDigest } from '../crypto/digest.js';
-import { autoIncrementKey, openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+import {
+  autoIncrementKey,
+  lockFeedTail,
+  openDatabase,
+  type DatabaseConfig,
+  type Migrations,
+} from '../storage/index.js';
 
 /**
  * The credentialing server's records, one row per device. Every state change is a conditional update
@@ -10,7 +16,12 @@ import { autoIncrementKey, openDatabase, type DatabaseConfig, type Migrations } 
  *   registered → authenticating → referred → delivered → completed
  *        ↑______________|  ↑_______|   (a failed step undoes the session; a referred device
  *                                       whose delivery failed may open a new one)
- *   any state before delivered → revoked;  registered past its expiry → expired
+ *   any state before delivered → revoked;  registered or authenticating past its expiry, or referred
+ *   past its expiry with its ticket lapsed → expired (a periodic sweep, or the late device, finds it)
+ *
+ * Every change is also an audit event, written in its transaction; the audit events, numbered, are
+ * the operator's event feed (credentialing.deviceEvents), each mapped to the state it moves its
+ * device to by EVENT_STATES in src/protocol/credentialing.ts.
  */
 export type RegistrationStateName =
   'registered' | 'authenticating' | 'referred' | 'delivered' | 'completed' | 'revoked' | 'expired';
@@ -66,6 +77,16 @@ interface CredentialingTables {
     last_error: string | null;
     created_at: string;
   };
+  feed_cursors: FeedCursorTable['feed_cursors'];
+}
+
+/**
+ * How far this server has followed a peer's event feed (the HSS's first attaches): the last id it
+ * recorded, moved in the transaction that records what it read, so a restart neither loses nor
+ * repeats an event.
+ */
+interface FeedCursorTable {
+  feed_cursors: { name: string; position: number };
 }
 
 /** withdraw: the registration server forgets the record; release: the HSS frees the subscriber. */
@@ -143,6 +164,21 @@ const migrations: Migrations = {
       await db.schema.createIndex('peer_actions_due').on('peer_actions').columns(['due_at', 'id']).execute();
     },
   },
+  '0003_feed_cursors_and_expiry': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('feed_cursors')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('position', 'bigint', (c) => c.notNull())
+        .execute();
+      // The expiry sweep looks for live registrations past their expiry without scanning the rest.
+      await db.schema
+        .createIndex('registrations_expiry')
+        .on('registrations')
+        .columns(['state', 'expires_at'])
+        .execute();
+    },
+  },
 };
 
 export interface Registration {
@@ -170,6 +206,30 @@ export interface AuditEvent {
   at: Date;
   event: string;
   detail: string | null;
+}
+
+/** An audit event as the operator's feed lists it: with its id, the cursor. */
+export interface NumberedAuditEvent extends AuditEvent {
+  id: number;
+  dsimId: string;
+}
+
+type AuditRow = { dsim_id: string; at: string; event: string; detail: string | null };
+
+/**
+ * Audit rows are the operator's event feed (its cursor is their id), so every insert goes through
+ * here: as the last statement of its transaction, after the feed lock on PostgreSQL
+ * (src/storage/feed.ts says why).
+ */
+async function insertAudit(db: Kysely<CredentialingTables>, rows: AuditRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await lockFeedTail(db as unknown as Kysely<unknown>, 'credentialing.audit_events');
+  for (let i = 0; i < rows.length; i += 500) {
+    await db
+      .insertInto('audit_events')
+      .values(rows.slice(i, i + 500))
+      .execute();
+  }
 }
 
 type Row = CredentialingTables['registrations'];
@@ -207,6 +267,18 @@ const NO_SESSION = {
   session_expires_at: null,
 } as const;
 
+/** Past its expiry with nothing delivered: see {@link CredentialingStore.markExpired}. */
+function expiredAt(eb: ExpressionBuilder<CredentialingTables, 'registrations'>, now: Date) {
+  const at = now.toISOString();
+  return eb.and([
+    eb('expires_at', '<=', at),
+    eb.or([
+      eb('state', 'in', ['registered', 'authenticating']),
+      eb.and([eb('state', '=', 'referred'), eb('ticket_expires_at', '<=', at)]),
+    ]),
+  ]);
+}
+
 async function queueActions(
   db: Kysely<CredentialingTables>,
   actions: { kind: PeerActionKind; dsimId: string; target: string }[],
@@ -230,7 +302,19 @@ async function queueActions(
 
 /** @example const store = await CredentialingStore.open({ kind: 'sqlite', file: 'data/credentialing.db' }); */
 export class CredentialingStore {
+  private readonly auditListeners = new Set<() => void>();
+
   private constructor(private readonly db: Kysely<CredentialingTables>) {}
+
+  /** Called after every commit that wrote audit events (the feed's long polls wait on it). */
+  onAudit(listener: () => void): () => void {
+    this.auditListeners.add(listener);
+    return () => this.auditListeners.delete(listener);
+  }
+
+  private audited(): void {
+    for (const listener of this.auditListeners) listener();
+  }
 
   static async open(database: DatabaseConfig): Promise<CredentialingStore> {
     return new CredentialingStore(await openDatabase<CredentialingTables>(database, migrations));
@@ -277,6 +361,7 @@ export class CredentialingStore {
   ): Promise<void> {
     if (records.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
+      const audit: AuditRow[] = [];
       for (let i = 0; i < records.length; i += 100) {
         const rows = records.slice(i, i + 100).map((r) => ({
           dsim_id: r.dsimId,
@@ -321,14 +406,12 @@ export class CredentialingStore {
               ),
           )
           .execute();
-        await trx
-          .insertInto('audit_events')
-          .values(
-            rows.map((r) => ({ dsim_id: r.dsim_id, at: r.updated_at, event: 'registered', detail: null })),
-          )
-          .execute();
+        for (const r of rows)
+          audit.push({ dsim_id: r.dsim_id, at: r.updated_at, event: 'registered', detail: null });
       }
+      await insertAudit(trx, audit);
     });
+    this.audited();
   }
 
   async markPushed(dsimIds: string[]): Promise<void> {
@@ -427,15 +510,21 @@ export class CredentialingStore {
     return row !== undefined;
   }
 
-  /** A session that failed on a dependency or a check is undone: the device may start over. */
-  async undoSession(dsimId: string, sessionId: string, now: Date): Promise<void> {
-    await this.db
-      .updateTable('registrations')
-      .set({ state: 'registered', ...NO_SESSION, updated_at: now.toISOString() })
-      .where('dsim_id', '=', dsimId)
-      .where('session_id', '=', sessionId)
-      .where('state', '=', 'authenticating')
-      .execute();
+  /**
+   * A session that failed on a check or a dependency is undone (the device may start over), audited
+   * as 'failed' with the refusal's code in the same transaction. False when the session had already
+   * ended (revoked, expired, or undone by the referral's own failure): then nothing is written.
+   */
+  async failSession(dsimId: string, sessionId: string, code: string, now: Date): Promise<boolean> {
+    return this.transition(dsimId, { event: 'failed', detail: code }, now, (db) =>
+      db
+        .updateTable('registrations')
+        .set({ state: 'registered', ...NO_SESSION, updated_at: now.toISOString() })
+        .where('dsim_id', '=', dsimId)
+        .where('session_id', '=', sessionId)
+        .where('state', '=', 'authenticating')
+        .executeTakeFirst(),
+    );
   }
 
   /** Steps 5–6 done: package held, device referred. False if the session was revoked meanwhile. */
@@ -474,21 +563,26 @@ export class CredentialingStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** The referral could not be delivered to the provisioning server: back to registered, ticket void. */
-  async undoReferral(dsimId: string, sessionId: string, now: Date): Promise<void> {
-    await this.db
-      .updateTable('registrations')
-      .set({
-        state: 'registered',
-        ...NO_SESSION,
-        ticket_digest: null,
-        package: null,
-        updated_at: now.toISOString(),
-      })
-      .where('dsim_id', '=', dsimId)
-      .where('session_id', '=', sessionId)
-      .where('state', '=', 'referred')
-      .execute();
+  /**
+   * The referral could not be delivered to the provisioning server: back to registered, ticket void,
+   * audited as 'failed' with the code in the same transaction.
+   */
+  async undoReferral(dsimId: string, sessionId: string, code: string, now: Date): Promise<boolean> {
+    return this.transition(dsimId, { event: 'failed', detail: code }, now, (db) =>
+      db
+        .updateTable('registrations')
+        .set({
+          state: 'registered',
+          ...NO_SESSION,
+          ticket_digest: null,
+          package: null,
+          updated_at: now.toISOString(),
+        })
+        .where('dsim_id', '=', dsimId)
+        .where('session_id', '=', sessionId)
+        .where('state', '=', 'referred')
+        .executeTakeFirst(),
+    );
   }
 
   /**
@@ -553,17 +647,18 @@ export class CredentialingStore {
     update: (db: Kysely<CredentialingTables>) => Promise<UpdateResult>,
     alsoWhenChanged?: (db: Kysely<CredentialingTables>) => Promise<void>,
   ): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    const changed = await this.db.transaction().execute(async (trx) => {
       const changed = Number((await update(trx)).numUpdatedRows) === 1;
       if (changed) {
-        await trx
-          .insertInto('audit_events')
-          .values({ dsim_id: dsimId, at: now.toISOString(), event: audit.event, detail: audit.detail })
-          .execute();
         await alsoWhenChanged?.(trx);
+        await insertAudit(trx, [
+          { dsim_id: dsimId, at: now.toISOString(), event: audit.event, detail: audit.detail },
+        ]);
       }
       return changed;
     });
+    if (changed) this.audited();
+    return changed;
   }
 
   /**
@@ -677,13 +772,12 @@ export class CredentialingStore {
           done.map((d) => d.id),
         )
         .execute();
-      await trx
-        .insertInto('audit_events')
-        .values(
-          done.map((d) => ({ dsim_id: d.dsimId, at: now.toISOString(), event: d.event, detail: d.detail })),
-        )
-        .execute();
+      await insertAudit(
+        trx,
+        done.map((d) => ({ dsim_id: d.dsimId, at: now.toISOString(), event: d.event, detail: d.detail })),
+      );
     });
+    this.audited();
   }
 
   /** Failed: due again at `dueAt`, with the error code kept for the operator (never a secret). */
@@ -709,21 +803,145 @@ export class CredentialingStore {
     }));
   }
 
-  async markExpired(dsimId: string, now: Date): Promise<void> {
-    await this.db
-      .updateTable('registrations')
-      .set({ state: 'expired', ...NO_SESSION, updated_at: now.toISOString() })
-      .where('dsim_id', '=', dsimId)
-      .where('state', 'in', ['registered', 'authenticating'])
-      .where('expires_at', '<=', now.toISOString())
-      .execute();
+  /**
+   * A registration past its expiry, nothing delivered: 'expired', audited in the same transaction.
+   * A referred device expires only once its ticket has lapsed too (until then it may still be
+   * delivered). Called when a device shows up late and by the periodic sweep ({@link expireDue}).
+   */
+  async markExpired(dsimId: string, now: Date): Promise<boolean> {
+    return this.transition(dsimId, { event: 'expired', detail: null }, now, (db) =>
+      db
+        .updateTable('registrations')
+        .set({ state: 'expired', ...NO_SESSION, updated_at: now.toISOString() })
+        .where('dsim_id', '=', dsimId)
+        .where((eb) => expiredAt(eb, now))
+        .executeTakeFirst(),
+    );
   }
 
+  /**
+   * The expiry sweep: up to `limit` registrations past their expiry become 'expired', each with its
+   * audit event, in one transaction. A conditional update, so sweeps of several instances, or a
+   * sweep and a late device, expire a registration once. Returns how many expired.
+   */
+  async expireDue(now: Date, limit: number): Promise<number> {
+    // A read first: the sweep that finds nothing due (nearly every one) takes no write lock.
+    const due = await this.db
+      .selectFrom('registrations')
+      .select('dsim_id')
+      .where((eb) => expiredAt(eb, now))
+      .limit(limit)
+      .execute();
+    if (due.length === 0) return 0;
+    const expired = await this.db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .updateTable('registrations')
+        .set({ state: 'expired', ...NO_SESSION, updated_at: now.toISOString() })
+        .where(
+          'dsim_id',
+          'in',
+          due.map((r) => r.dsim_id),
+        )
+        // Re-checked under the row lock: a registration that moved meanwhile is left alone.
+        .where((eb) => expiredAt(eb, now))
+        .returning('dsim_id')
+        .execute();
+      await insertAudit(
+        trx,
+        rows.map((r) => ({ dsim_id: r.dsim_id, at: now.toISOString(), event: 'expired', detail: null })),
+      );
+      return rows.length;
+    });
+    if (expired > 0) this.audited();
+    return expired;
+  }
+
+  /** An audit event outside a state change (its own transaction, after the feed lock on PostgreSQL). */
   async audit(dsimId: string, event: string, detail: string | null = null, at = new Date()): Promise<void> {
     await this.db
-      .insertInto('audit_events')
-      .values({ dsim_id: dsimId, at: at.toISOString(), event, detail })
+      .transaction()
+      .execute((trx) => insertAudit(trx, [{ dsim_id: dsimId, at: at.toISOString(), event, detail }]));
+    this.audited();
+  }
+
+  /** The operator's feed: audit events with an id above `after`, in id order, at most `limit`. */
+  async auditEventsAfter(after: number, limit: number): Promise<NumberedAuditEvent[]> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(limit)
       .execute();
+    return rows.map((r) => ({
+      id: Number(r.id),
+      dsimId: r.dsim_id,
+      at: new Date(r.at),
+      event: r.event,
+      detail: r.detail,
+    }));
+  }
+
+  /** Where this server is in a peer's feed (0: nothing read yet). */
+  async feedCursor(name: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('feed_cursors')
+      .select('position')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row ? Number(row.position) : 0;
+  }
+
+  /**
+   * Records what a follower read from a peer's feed and moves its cursor from `from` to `to`, in one
+   * transaction. The cursor moves conditionally: if another instance (or this one before a restart)
+   * recorded the same page already, nothing is written and false comes back, so no event is recorded
+   * twice. Audit events only for devices this server registered.
+   */
+  async recordFeedPage(
+    name: string,
+    from: number,
+    to: number,
+    events: { dsimId: string; event: string; detail: string | null }[],
+    now: Date,
+  ): Promise<boolean> {
+    const recorded = await this.db.transaction().execute(async (trx) => {
+      const moved =
+        from === 0
+          ? await trx
+              .insertInto('feed_cursors')
+              .values({ name, position: to })
+              .onConflict((oc) =>
+                oc.column('name').doUpdateSet({ position: to }).where('feed_cursors.position', '=', 0),
+              )
+              .executeTakeFirst()
+              .then((r) => Number(r.numInsertedOrUpdatedRows ?? 0n))
+          : await trx
+              .updateTable('feed_cursors')
+              .set({ position: to })
+              .where('name', '=', name)
+              .where('position', '=', from)
+              .executeTakeFirst()
+              .then((r) => Number(r.numUpdatedRows));
+      if (moved !== 1) return false;
+      const known = new Set<string>();
+      const ids = [...new Set(events.map((e) => e.dsimId))];
+      for (let i = 0; i < ids.length; i += 500) {
+        const rows = await trx
+          .selectFrom('registrations')
+          .select('dsim_id')
+          .where('dsim_id', 'in', ids.slice(i, i + 500))
+          .execute();
+        for (const r of rows) known.add(r.dsim_id);
+      }
+      const audit = events
+        .filter((e) => known.has(e.dsimId))
+        .map((e) => ({ dsim_id: e.dsimId, at: now.toISOString(), event: e.event, detail: e.detail }));
+      await insertAudit(trx, audit);
+      return audit.length > 0 ? 'audited' : true;
+    });
+    if (recorded === 'audited') this.audited();
+    return recorded !== false;
   }
 
   async auditTrail(dsimId: string): Promise<AuditEvent[]> {

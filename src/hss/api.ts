@@ -6,13 +6,26 @@ import {
   attachResync,
   issueCredentials,
   releaseSubscribers,
+  subscriberEvents,
 } from '../protocol/hss.js';
 import type { HssAttach } from './attach.js';
 import type { HssProcessor } from './processor.js';
+import type { AttachFeed } from './attach-feed.js';
 
-export function mountHssApi(app: FastifyInstance, processor: HssProcessor, attach: HssAttach): void {
+export function mountHssApi(
+  app: FastifyInstance,
+  processor: HssProcessor,
+  attach: HssAttach,
+  feed: AttachFeed,
+): void {
   mountRoute(app, issueCredentials, ({ body }) => processor.issue(body));
   mountRoute(app, releaseSubscribers, ({ body }) => processor.release(body));
+  mountRoute(app, subscriberEvents, ({ query }) => feed.events(query));
+  // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
+  app.addHook('preClose', (done) => {
+    feed.close();
+    done();
+  });
   // Device-facing (step 12): the device attaches to the network with its downloaded credentials.
   mountRoute(app, attachChallenge, ({ body }) => attach.challenge(body));
   mountRoute(app, attachResponse, ({ body }) => attach.respond(body));

@@ -73,7 +73,7 @@ export class HssAttach {
       );
       throw err;
     }
-    await this.options.store.markActive(body.imsi);
+    await this.options.store.markActive(body.imsi, new Date());
     this.options.log.debug({ imsi: body.imsi }, 'attached');
     return { attached: true };
   }

@@ -4,6 +4,7 @@ import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/i
 import type { DatabaseConfig } from '../storage/index.js';
 import { mountHssApi } from './api.js';
 import { HssAttach } from './attach.js';
+import { AttachFeed } from './attach-feed.js';
 import { HssProcessor, type SubscriptionProfile } from './processor.js';
 import { HssStore } from './store.js';
 
@@ -45,7 +46,7 @@ export async function startHssServer(
     port: options.port,
     logger: options.logger,
     tls: options.tls,
-    mount: (app) => mountHssApi(app, processor, attach),
+    mount: (app) => mountHssApi(app, processor, attach, new AttachFeed(store)),
     release: () => store.close(),
   });
   return { ...server, store };

@@ -1,6 +1,12 @@
-import type { Kysely } from 'kysely';
+import type { Generated, Kysely } from 'kysely';
 import { AkaStateStore, createAkaStateTable } from '../aka/state-store.js';
-import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+import {
+  autoIncrementKey,
+  lockFeedTail,
+  openDatabase,
+  type DatabaseConfig,
+  type Migrations,
+} from '../storage/index.js';
 
 /**
  * The HSS's HLR and credential repository: one subscriber per DSIM_ID, K and OPc sealed at rest
@@ -25,6 +31,11 @@ interface HssTables {
   imsi_allocation: { name: string; next_index: number };
   /** IMSIs whose subscriber was released (revoked before delivery): kept aside, never allocated again. */
   released_imsis: { imsi: string; dsim_id: string; released_at: string; reason: string | null };
+  /**
+   * Each subscriber's first attach with its downloaded credentials, numbered: the feed the
+   * credentialing server follows (hss.subscriberEvents) to record its devices' 'attached'.
+   */
+  attach_events: { id: Generated<number>; imsi: string; dsim_id: string; at: string };
 }
 
 const migrations: Migrations = {
@@ -72,7 +83,26 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  '0004_attach_events': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('attach_events')
+        .addColumn('id', 'integer', (c) => autoIncrementKey(db, c))
+        .addColumn('imsi', 'text', (c) => c.notNull().unique())
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
+
+/** A subscriber's first attach, as the HSS's feed lists it. */
+export interface AttachEvent {
+  id: number;
+  imsi: string;
+  dsimId: string;
+  at: Date;
+}
 
 export type ReleaseOutcome = 'released' | 'attached' | 'absent';
 
@@ -109,6 +139,7 @@ const fromRow = (r: Row): Subscriber => ({
 export class HssStore {
   /** SEQ_HE and the pending attach challenge of each IMSI. */
   readonly aka: AkaStateStore;
+  private readonly attachListeners = new Set<() => void>();
 
   private constructor(private readonly db: Kysely<HssTables>) {
     this.aka = new AkaStateStore(db as unknown as Kysely<never>);
@@ -234,9 +265,48 @@ export class HssStore {
     }));
   }
 
-  /** The device attached with its downloaded credentials (step 12). */
-  async markActive(imsi: string): Promise<void> {
-    await this.db.updateTable('subscribers').set({ state: 'active' }).where('imsi', '=', imsi).execute();
+  /**
+   * The device attached with its downloaded credentials (step 12). The first attach (provisioned →
+   * active) is also an attach event, in the same transaction; later attaches change nothing.
+   * True on the first attach.
+   */
+  async markActive(imsi: string, now: Date): Promise<boolean> {
+    const first = await this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .updateTable('subscribers')
+        .set({ state: 'active' })
+        .where('imsi', '=', imsi)
+        .where('state', '=', 'provisioned')
+        .returning('dsim_id')
+        .executeTakeFirst();
+      if (!row) return false;
+      // Last statement of the transaction, after the feed lock on PostgreSQL (src/storage/feed.ts).
+      await lockFeedTail(trx as unknown as Kysely<unknown>, 'hss.attach_events');
+      await trx
+        .insertInto('attach_events')
+        .values({ imsi, dsim_id: row.dsim_id, at: now.toISOString() })
+        .execute();
+      return true;
+    });
+    if (first) for (const listener of this.attachListeners) listener();
+    return first;
+  }
+
+  /** Called after each first attach is committed (the feed's long polls wait on it). */
+  onAttach(listener: () => void): void {
+    this.attachListeners.add(listener);
+  }
+
+  /** First attaches with an id above `after`, in id order, at most `limit`. */
+  async attachEventsAfter(after: number, limit: number): Promise<AttachEvent[]> {
+    const rows = await this.db
+      .selectFrom('attach_events')
+      .selectAll()
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ id: Number(r.id), imsi: r.imsi, dsimId: r.dsim_id, at: new Date(r.at) }));
   }
 
   /** Subscribers among these DSIM_IDs that have attached (state 'active'). */

@@ -56,14 +56,20 @@ export class PeerClient {
     spec: S,
     input: {
       params?: z.infer<NonNullable<S['params']>>;
+      /** Query parameters, as the route's query schema reads them (numbers are sent as decimal strings). */
+      query?: z.input<NonNullable<S['query']>> | Record<string, string | number | undefined>;
       body?: z.infer<NonNullable<S['body']>>;
+      /** Aborts the request (a follower that stops while its long poll waits). */
+      signal?: AbortSignal;
     } = {},
   ): Promise<z.infer<S['response']>> {
     const path = spec.path.replace(/:([A-Za-z]+)/g, (_, name: string) =>
       encodeURIComponent(String((input.params as Record<string, unknown> | undefined)?.[name] ?? '')),
     );
+    const search = queryString(input.query as Record<string, unknown> | undefined);
     const body = input.body === undefined ? undefined : JSON.stringify(input.body);
-    const send = () => this.send(`${baseUrl}${path}`, spec.method, body, 'application/json');
+    const send = () =>
+      this.send(`${baseUrl}${path}${search}`, spec.method, body, 'application/json', input.signal);
     let answer: Awaited<ReturnType<typeof send>>;
     try {
       answer = await send();
@@ -83,8 +89,9 @@ export class PeerClient {
     method: string,
     body: string | Buffer | AsyncIterable<Uint8Array> | undefined,
     contentType: string,
+    signal?: AbortSignal,
   ): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; text: string }> {
-    const response = await this.open(url, method, body, contentType);
+    const response = await this.open(url, method, body, contentType, signal);
     try {
       return { statusCode: response.statusCode, headers: response.headers, text: await response.body.text() };
     } catch (err) {
@@ -98,11 +105,13 @@ export class PeerClient {
     method: string,
     body: string | Buffer | AsyncIterable<Uint8Array> | undefined,
     contentType: string,
+    signal?: AbortSignal,
   ): Promise<Dispatcher.ResponseData> {
     try {
       return await request(url, {
         method: method as Dispatcher.HttpMethod,
         dispatcher: this.dispatcher,
+        ...(signal ? { signal } : {}),
         headers: body === undefined ? {} : { 'content-type': contentType },
         body: body as Dispatcher.DispatchOptions['body'],
         headersTimeout: this.timeoutMs,
@@ -148,6 +157,14 @@ export class PeerClient {
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
+}
+
+/** `?a=1&b=2` from the defined values (empty when there are none). */
+function queryString(query: Record<string, unknown> | undefined): string {
+  if (!query) return '';
+  const pairs = Object.entries(query).filter(([, v]) => v !== undefined);
+  if (pairs.length === 0) return '';
+  return `?${new URLSearchParams(pairs.map(([k, v]): [string, string] => [k, String(v)])).toString()}`;
 }
 
 /** The connection ended before the answer began: undici's "other side closed", or a reset. */

@@ -10,6 +10,7 @@ export type CallerIdentity = { kind: 'device' } | { kind: 'peer'; role: Role; su
 export interface RouteInput<S extends RouteSpec> {
   body: z.infer<NonNullable<S['body']>>;
   params: z.infer<NonNullable<S['params']>>;
+  query: z.infer<NonNullable<S['query']>>;
   caller: CallerIdentity;
   request: FastifyRequest;
 }
@@ -17,8 +18,8 @@ export interface RouteInput<S extends RouteSpec> {
 type Handler<S extends RouteSpec> = (input: RouteInput<S>) => Promise<z.infer<S['response']>>;
 
 /**
- * Mounts one declared route: checks the caller (mutual TLS for peer routes), validates params and
- * body with the route's own schemas, then calls the processor-level handler.
+ * Mounts one declared route: checks the caller (mutual TLS for peer routes), validates params, query
+ * and body with the route's own schemas, then calls the processor-level handler.
  *
  * @example
  *   mountRoute(app, protocol.hss.issueCredentials, async ({ body }) => processor.issue(body));
@@ -32,8 +33,9 @@ export function mountRoute<S extends RouteSpec>(app: FastifyInstance, spec: S, h
     handler: async (request) => {
       const caller = identifyCaller(request, spec);
       const params = spec.params ? parse(spec.params, request.params, 'path') : undefined;
+      const query = spec.query ? parse(spec.query, request.query ?? {}, 'query') : undefined;
       const body = spec.body ? parse(spec.body, request.body ?? {}, 'body') : undefined;
-      return handler({ body, params, caller, request } as RouteInput<S>);
+      return handler({ body, params, query, caller, request } as RouteInput<S>);
     },
   });
 }

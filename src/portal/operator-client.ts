@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
 import { PeerClient, clientTls, ndjsonLines, type TlsIdentity } from '../http/index.js';
 import {
+  deviceEvents,
   deviceState,
   registerDevices,
   revokeRegistration,
@@ -79,6 +80,26 @@ export class OperatorClient {
   /** A device's registration state and audit trail. */
   deviceState(credentialingUrl: string, dsimId: string): Promise<ResponseOf<typeof deviceState>> {
     return this.client.call(credentialingUrl, deviceState, { params: { dsimId } });
+  }
+
+  /**
+   * The devices' audit events after a cursor, each with the state it moves its device to: follow
+   * with `after = next` of the previous answer. With `waitSeconds` (up to 25) and nothing new, the
+   * call waits for the next event (long poll).
+   *
+   * @example
+   *   let after = 0;
+   *   for (;;) { const page = await operator.events(url, after, { waitSeconds: 25 }); after = page.next; … }
+   */
+  events(
+    credentialingUrl: string,
+    after: number,
+    options: { limit?: number; waitSeconds?: number; signal?: AbortSignal } = {},
+  ): Promise<ResponseOf<typeof deviceEvents>> {
+    return this.client.call(credentialingUrl, deviceEvents, {
+      query: { after, limit: options.limit, waitSeconds: options.waitSeconds },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   }
 
   /** Revokes a registration at any step before delivery. */

@@ -76,6 +76,108 @@ export const RegistrationState = z.enum([
   'expired',
 ]);
 
+/**
+ * A device's state as the operator follows it (the portal's timeline): the registration states, with
+ * `authenticated` for a device that passed step 4, `attached` once the HSS saw its first attach with
+ * the downloaded credentials (step 12), and `failed` when a refusal ended its session (the audit
+ * event's detail names the code). A failed device may start over and move on.
+ */
+export const DeviceFeedState = z.enum([
+  'registered',
+  'authenticated',
+  'referred',
+  'delivered',
+  'completed',
+  'attached',
+  'failed',
+  'expired',
+  'revoked',
+]);
+export type DeviceFeedState = z.infer<typeof DeviceFeedState>;
+
+/**
+ * The one place that says which audit event moves a device to which state. Any other event
+ * (session-opened, session-refused, withdrawn, subscriber-released, …) records something that
+ * happened without changing the state: null.
+ */
+export const EVENT_STATES: Readonly<Record<string, DeviceFeedState>> = {
+  registered: 'registered',
+  authenticated: 'authenticated',
+  referred: 'referred',
+  delivered: 'delivered',
+  completed: 'completed',
+  attached: 'attached',
+  failed: 'failed',
+  expired: 'expired',
+  revoked: 'revoked',
+};
+
+/** The state an audit event moves its device to, or null (see EVENT_STATES). */
+export function stateOfEvent(event: string): DeviceFeedState | null {
+  return Object.hasOwn(EVENT_STATES, event) ? EVENT_STATES[event]! : null;
+}
+
+/** Query strings of the event feeds: decimal digits only, so `-1`, `1e3` or `0x10` are refused. */
+const cursor = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,14})$/)
+  .transform(Number)
+  .default(0)
+  .describe('answer events after this id (the `next` of the previous answer; 0 from the start)');
+const feedLimit = z
+  .string()
+  .regex(/^([1-9][0-9]{0,2}|1000)$/)
+  .transform(Number)
+  .default(500)
+  .describe('most events in one answer, 1 to 1000 (default 500)');
+const waitSeconds = z
+  .string()
+  .regex(/^([0-9]|1[0-9]|2[0-5])$/)
+  .transform(Number)
+  .default(0)
+  .describe(
+    'with nothing new, wait up to this many seconds (0 to 25, default 0) for an event before answering (long poll)',
+  );
+
+/** The query of every event feed (this route's and the HSS's subscriberEvents). */
+export const FeedQuery = z.object({ after: cursor, limit: feedLimit, waitSeconds }).strict();
+
+/** Most events one feed answer holds, and the longest a long poll waits. */
+export const MAX_FEED_LIMIT = 1000;
+export const MAX_FEED_WAIT_SECONDS = 25;
+
+export const DeviceEvent = z
+  .object({
+    id: z.number().int().positive().describe('the cursor: ids grow in the order events are committed'),
+    dsimId,
+    at: timestamp,
+    event: z.string().describe('the audit event (registered, session-opened, failed, withdrawn, …)'),
+    state: DeviceFeedState.nullable().describe(
+      'the state this event moves the device to; null for an event that changes no state',
+    ),
+    detail: z.string().nullable().describe('the refusal code of a failed step, an IMSI, a server, a reason'),
+  })
+  .strict();
+
+export const deviceEvents = defineRoute({
+  id: 'credentialing.deviceEvents',
+  role: 'credentialing',
+  steps: 'all',
+  method: 'GET',
+  path: '/v1/operator/events',
+  caller: peer('portal'),
+  summary:
+    "The audit events of every device after a cursor, in order: the feed an operator's portal follows to know each device's state without asking device by device. Each event carries the state it moves its device to (null if none). With waitSeconds and nothing new, the answer waits for the next event (long poll). `next` is the cursor for the following call; an event is listed only once every event before it is committed, so a follower never skips one.",
+  query: FeedQuery,
+  response: z
+    .object({
+      events: z.array(DeviceEvent),
+      next: z.number().int().min(0).describe('the `after` of the next call'),
+    })
+    .strict(),
+  errors: ['SIMCRED_UNAUTHENTICATED_PEER'],
+});
+
 export const deviceState = defineRoute({
   id: 'credentialing.deviceState',
   role: 'credentialing',
@@ -231,6 +333,7 @@ export const fetchPackage = defineRoute({
 export const credentialingRoutes = [
   registerDevices,
   deviceState,
+  deviceEvents,
   revokeRegistration,
   openSession,
   proveSession,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
-import { base64url, certificateDer, compactJws, dsimId, imsi } from './fields.js';
+import { base64url, certificateDer, compactJws, dsimId, imsi, timestamp } from './fields.js';
+import { FeedQuery } from './credentialing.js';
 import { AKA_RESPONSE_ERRORS, AkaChallenge, auts, rand, res } from './phlr.js';
 
 /** HSS (role 26) as the credentialing subsystem sees it (step 5). */
@@ -65,6 +66,35 @@ export const releaseSubscribers = defineRoute({
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });
 
+export const subscriberEvents = defineRoute({
+  id: 'hss.subscriberEvents',
+  role: 'hss',
+  steps: '12',
+  method: 'GET',
+  path: '/v1/subscribers/events',
+  caller: peer('credentialing'),
+  summary:
+    "Subscribers' first attach with their downloaded credentials, after a cursor, in order: what the credentialing server follows to record each device's `attached` without asking device by device. With waitSeconds and nothing new, the answer waits for the next attach (long poll); `next` is the cursor for the following call.",
+  query: FeedQuery,
+  response: z
+    .object({
+      events: z.array(
+        z
+          .object({
+            id: z.number().int().positive(),
+            dsimId,
+            imsi,
+            at: timestamp,
+            event: z.literal('attached'),
+          })
+          .strict(),
+      ),
+      next: z.number().int().min(0),
+    })
+    .strict(),
+  errors: ['SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
 /** The HSS/HLR as the device sees it on the network: attach with the downloaded credentials (step 12). */
 
 export const attachChallenge = defineRoute({
@@ -118,6 +148,7 @@ export const attachResync = defineRoute({
 export const hssRoutes = [
   issueCredentials,
   releaseSubscribers,
+  subscriberEvents,
   attachChallenge,
   attachResponse,
   attachResync,

@@ -80,18 +80,25 @@ function errorBody(codes: ErrorCode[]): JsonObject {
 }
 
 function parameters(route: RouteSpec): JsonObject[] {
-  if (!route.params) return [];
-  const schema = jsonSchema(route.params, 'input') as { properties?: Record<string, JsonObject> };
-  return Object.entries(schema.properties ?? {}).map(([name, property]) => {
-    const { description, ...rest } = property;
-    return {
-      name,
-      in: 'path',
-      required: true,
-      ...(typeof description === 'string' ? { description } : {}),
-      schema: rest,
+  const of = (schema: z.ZodType | undefined, where: 'path' | 'query'): JsonObject[] => {
+    if (!schema) return [];
+    const json = jsonSchema(schema, 'input') as {
+      properties?: Record<string, JsonObject>;
+      required?: string[];
     };
-  });
+    return Object.entries(json.properties ?? {}).map(([name, property]) => {
+      const { description, ...rest } = property;
+      return {
+        name,
+        in: where,
+        // Path parameters are always required (OpenAPI 3.1 §4.8.12.1); a query parameter when its schema says so.
+        required: where === 'path' || (json.required ?? []).includes(name),
+        ...(typeof description === 'string' ? { description } : {}),
+        schema: rest,
+      };
+    });
+  };
+  return [...of(route.params, 'path'), ...of(route.query, 'query')];
 }
 
 function requestBody(route: RouteSpec): JsonObject | undefined {

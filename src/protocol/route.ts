@@ -32,6 +32,7 @@ export interface RouteSpec<
   Body extends z.ZodType = z.ZodType,
   Response extends z.ZodType = z.ZodType,
   Params extends z.ZodType = z.ZodType,
+  Query extends z.ZodType = z.ZodType,
 > {
   id: string;
   role: Role;
@@ -44,6 +45,11 @@ export interface RouteSpec<
   params?: Params;
   /** The query string's parameters (values arrive as strings: coerce numbers). */
   query?: z.ZodType;
+  /**
+   * The query string's parameters (GET routes). They arrive as strings: numbers are string patterns
+   * transformed to numbers, so the documents show exactly what a URL may carry.
+   */
+  query?: Query;
   /**
    * json (default): one object. ndjson: a stream of `body` objects, one per line; the server answers
    * with NDJSON `progress` lines and `response` as the last line (batches of millions never sit in
@@ -74,19 +80,23 @@ export const PUBLIC: Caller = { kind: 'public' };
 export const peer = (...roles: Role[]): Caller => ({ kind: 'peer', roles });
 export const ACCOUNT = (...accounts: AccountKind[]): Caller => ({ kind: 'account', accounts });
 
-export function defineRoute<B extends z.ZodType, R extends z.ZodType, P extends z.ZodType>(
-  spec: RouteSpec<B, R, P>,
-): RouteSpec<B, R, P> {
+export function defineRoute<
+  B extends z.ZodType,
+  R extends z.ZodType,
+  P extends z.ZodType,
+  Q extends z.ZodType = z.ZodType,
+>(spec: RouteSpec<B, R, P, Q>): RouteSpec<B, R, P, Q> {
   return spec;
 }
 
 export type BodyOf<S> = S extends RouteSpec<infer B, z.ZodType, z.ZodType> ? z.infer<B> : never;
 export type ResponseOf<S> = S extends RouteSpec<z.ZodType, infer R, z.ZodType> ? z.infer<R> : never;
 export type ParamsOf<S> = S extends RouteSpec<z.ZodType, z.ZodType, infer P> ? z.infer<P> : never;
+export type QueryOf<S> = S extends RouteSpec<z.ZodType, z.ZodType, z.ZodType, infer Q> ? z.infer<Q> : never;
 
 /**
  * Every code a route can answer: its own `errors`, and what the shared HTTP layer adds given its
- * shape — a schema or body parse (SIMCRED_BAD_REQUEST), a POST body's size and type
+ * shape — a schema, query or body parse (SIMCRED_BAD_REQUEST), a POST body's size and type
  * (SIMCRED_BODY_TOO_LARGE, SIMCRED_UNSUPPORTED_MEDIA_TYPE), the peer check
  * (SIMCRED_UNAUTHENTICATED_PEER, SIMCRED_FORBIDDEN_PEER), a database outage
  * (SIMCRED_DEPENDENCY_UNAVAILABLE) and a bug (SIMCRED_INTERNAL). docs/protocol.md and the OpenAPI

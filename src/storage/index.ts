@@ -1,2 +1,3 @@
 export * from './database.js';
 export * from './files.js';
+export * from './feed.js';

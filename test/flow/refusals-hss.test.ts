@@ -115,7 +115,7 @@ describe('refusals of what the HSS answers (step 5) and of an exhausted IMSI ran
       });
     const { answered, state } = await proveAgainstThisHss();
     expectRefusal(answered, 'SIMCRED_DEPENDENCY_UNAVAILABLE', /SIMCRED_PACKAGE_CHAIN_INVALID/);
-    expectAudited(state, 'credentialing-failed', 'SIMCRED_PACKAGE_CHAIN_INVALID');
+    expectAudited(state, 'failed', 'SIMCRED_PACKAGE_CHAIN_INVALID');
   });
 
   test('altered after signing: SIMCRED_PACKAGE_SIGNATURE_INVALID', async () => {
@@ -127,21 +127,21 @@ describe('refusals of what the HSS answers (step 5) and of an exhausted IMSI ran
     };
     const { answered, state } = await proveAgainstThisHss();
     expectRefusal(answered, 'SIMCRED_DEPENDENCY_UNAVAILABLE', /SIMCRED_PACKAGE_SIGNATURE_INVALID/);
-    expectAudited(state, 'credentialing-failed', 'SIMCRED_PACKAGE_SIGNATURE_INVALID');
+    expectAudited(state, 'failed', 'SIMCRED_PACKAGE_SIGNATURE_INVALID');
   });
 
   test('bound to another device nonce: SIMCRED_PACKAGE_BINDING_MISMATCH', async () => {
     answer = (body) => seal(body, { deviceNonce: randomBytes(32) });
     const { answered, state } = await proveAgainstThisHss();
     expectRefusal(answered, 'SIMCRED_DEPENDENCY_UNAVAILABLE', /SIMCRED_PACKAGE_BINDING_MISMATCH/);
-    expectAudited(state, 'credentialing-failed', 'SIMCRED_PACKAGE_BINDING_MISMATCH');
+    expectAudited(state, 'failed', 'SIMCRED_PACKAGE_BINDING_MISMATCH');
   });
 
   test('past its exp: SIMCRED_PACKAGE_EXPIRED', async () => {
     answer = (body) => seal(body, { now: new Date(Date.now() - 2 * 3600_000), ttlSeconds: 600 });
     const { answered, state } = await proveAgainstThisHss();
     expectRefusal(answered, 'SIMCRED_DEPENDENCY_UNAVAILABLE', /SIMCRED_PACKAGE_EXPIRED/);
-    expectAudited(state, 'credentialing-failed', 'SIMCRED_PACKAGE_EXPIRED');
+    expectAudited(state, 'failed', 'SIMCRED_PACKAGE_EXPIRED');
   });
 
   test('not a simcred package: SIMCRED_PACKAGE_MALFORMED', async () => {
@@ -153,7 +153,7 @@ describe('refusals of what the HSS answers (step 5) and of an exhausted IMSI ran
     };
     const { answered, state } = await proveAgainstThisHss();
     expectRefusal(answered, 'SIMCRED_DEPENDENCY_UNAVAILABLE', /SIMCRED_PACKAGE_MALFORMED/);
-    expectAudited(state, 'credentialing-failed', 'SIMCRED_PACKAGE_MALFORMED');
+    expectAudited(state, 'failed', 'SIMCRED_PACKAGE_MALFORMED');
   });
 
   test('a signature algorithm outside the allow-list: SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', async () => {
@@ -166,7 +166,7 @@ describe('refusals of what the HSS answers (step 5) and of an exhausted IMSI ran
     };
     const { answered, state } = await proveAgainstThisHss();
     expectRefusal(answered, 'SIMCRED_DEPENDENCY_UNAVAILABLE', /SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED/);
-    expectAudited(state, 'credentialing-failed', 'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED');
+    expectAudited(state, 'failed', 'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED');
   });
 
   test('sealed to another device key: the credentialing server cannot tell, the device refuses it (SIMCRED_PACKAGE_DECRYPT_FAILED)', async () => {
@@ -207,7 +207,7 @@ describe('refusals of what the HSS answers (step 5) and of an exhausted IMSI ran
       await rejectsWith(agent.proveSession(registration, session), 'SIMCRED_IMSI_EXHAUSTED');
       assert.equal(await t.subscriber(second), undefined);
       const state = await t.operator.deviceState(t.system.urls.credentialing, second);
-      expectAudited(state, 'credentialing-failed', 'SIMCRED_IMSI_EXHAUSTED');
+      expectAudited(state, 'failed', 'SIMCRED_IMSI_EXHAUSTED');
       assert.equal(state.state, 'registered');
 
       // The HSS's own answer, asked directly as the credentialing server.

@@ -119,14 +119,14 @@ describe('refusals of what the OCSP responder answers (step 4)', () => {
     const { answered, state } = await proveAgainstThisResponder();
     assert.ok(answered.headers?.['retry-after'], 'Retry-After');
     expectRefusal(answered, 'SIMCRED_OCSP_UNREACHABLE');
-    expectAudited(state, 'authentication-failed', 'SIMCRED_OCSP_UNREACHABLE');
+    expectAudited(state, 'failed', 'SIMCRED_OCSP_UNREACHABLE');
   });
 
   test('bytes that are no OCSP response: SIMCRED_OCSP_MALFORMED_RESPONSE', async () => {
     await answerWith(() => Buffer.from('garbage, not DER'));
     const { answered, state } = await proveAgainstThisResponder();
     expectRefusal(answered, 'SIMCRED_OCSP_MALFORMED_RESPONSE');
-    expectAudited(state, 'authentication-failed', 'SIMCRED_OCSP_MALFORMED_RESPONSE');
+    expectAudited(state, 'failed', 'SIMCRED_OCSP_MALFORMED_RESPONSE');
   });
 
   test('a genuine response altered after signing: SIMCRED_OCSP_BAD_SIGNATURE', async () => {
@@ -141,7 +141,7 @@ describe('refusals of what the OCSP responder answers (step 4)', () => {
     });
     const { answered, state } = await proveAgainstThisResponder();
     expectRefusal(answered, 'SIMCRED_OCSP_BAD_SIGNATURE');
-    expectAudited(state, 'authentication-failed', 'SIMCRED_OCSP_BAD_SIGNATURE');
+    expectAudited(state, 'failed', 'SIMCRED_OCSP_BAD_SIGNATURE');
   });
 
   test('signed by an OCSP signer the device CA never delegated to: SIMCRED_OCSP_UNAUTHORIZED_SIGNER', async () => {
@@ -154,7 +154,7 @@ describe('refusals of what the OCSP responder answers (step 4)', () => {
     });
     const first = await proveAgainstThisResponder();
     expectRefusal(first.answered, 'SIMCRED_OCSP_UNAUTHORIZED_SIGNER');
-    expectAudited(first.state, 'authentication-failed', 'SIMCRED_OCSP_UNAUTHORIZED_SIGNER');
+    expectAudited(first.state, 'failed', 'SIMCRED_OCSP_UNAUTHORIZED_SIGNER');
 
     // Issued by the device CA itself, but not for OCSP signing (no id-kp-OCSPSigning).
     const noEku = makeCert({
@@ -181,7 +181,7 @@ describe('refusals of what the OCSP responder answers (step 4)', () => {
     );
     const { answered, state } = await proveAgainstThisResponder();
     expectRefusal(answered, 'SIMCRED_OCSP_NONCE_MISMATCH');
-    expectAudited(state, 'authentication-failed', 'SIMCRED_OCSP_NONCE_MISMATCH');
+    expectAudited(state, 'failed', 'SIMCRED_OCSP_NONCE_MISMATCH');
   });
 
   test('a response whose nextUpdate passed an hour ago: SIMCRED_OCSP_STALE', async () => {
@@ -189,14 +189,14 @@ describe('refusals of what the OCSP responder answers (step 4)', () => {
     await answerWith(good(-2 * 3600_000, 3600));
     const { answered, state } = await proveAgainstThisResponder();
     expectRefusal(answered, 'SIMCRED_OCSP_STALE');
-    expectAudited(state, 'authentication-failed', 'SIMCRED_OCSP_STALE');
+    expectAudited(state, 'failed', 'SIMCRED_OCSP_STALE');
   });
 
   test('a response about another certificate: SIMCRED_OCSP_CERTID_MISMATCH', async () => {
     await answerWith(aboutAnotherSerial);
     const { answered, state } = await proveAgainstThisResponder();
     expectRefusal(answered, 'SIMCRED_OCSP_CERTID_MISMATCH');
-    expectAudited(state, 'authentication-failed', 'SIMCRED_OCSP_CERTID_MISMATCH');
+    expectAudited(state, 'failed', 'SIMCRED_OCSP_CERTID_MISMATCH');
   });
 
   test('a stand-in answering honestly is accepted: the refusals above are about the answers, not the stand-in', async () => {

@@ -28,7 +28,7 @@ describe('fuzz: every route body, on a running system', () => {
     'route:registration.lookup-chain',
     'route:ocsp.http',
     ...ALL_ROUTES.map((r) => `inprocess:${r.id}`),
-    ...ALL_ROUTES.filter((r) => r.body ?? r.params).map((r) => `schema:${r.id}`),
+    ...ALL_ROUTES.filter((r) => r.body ?? r.params ?? r.query).map((r) => `schema:${r.id}`),
   ]) {
     const runs = name.startsWith('route:') ? RUNS : IN_PROCESS_RUNS;
     test(name, async (t) => {

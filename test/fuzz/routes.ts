@@ -234,6 +234,31 @@ export async function routeTargets(
           ),
         )
       : fc.constant(route.path);
+    // Query strings: near-valid from the route's query schema (strings of its patterns, a key dropped
+    // or added) or arbitrary keys and values. A valid long poll's wait is cut to 0: a poll that waits
+    // for an event is the route working, not a hang, and would only slow the run.
+    const querySchema = route.query ? toSchema(route.query) : undefined;
+    const queryArb: fc.Arbitrary<string> = querySchema
+      ? fc
+          .oneof(
+            { weight: 4, arbitrary: nearValid(fromSchema(querySchema, samples)) },
+            {
+              weight: 1,
+              arbitrary: fc.dictionary(
+                fc.oneof(fc.constantFrom(...Object.keys(querySchema.properties ?? {})), fc.string()),
+                fc.string({ maxLength: 20 }),
+              ),
+            },
+          )
+          .map((value) => {
+            if (value === null || typeof value !== 'object' || Array.isArray(value)) return '';
+            const pairs = Object.entries(value as Record<string, unknown>).map(([k, v]): [string, string] => [
+              k,
+              k === 'waitSeconds' && /^[0-9]+$/.test(String(v)) ? '0' : String(v),
+            ]);
+            return pairs.length === 0 ? '' : `?${new URLSearchParams(pairs).toString()}`;
+          })
+      : fc.constant('');
     const ndjson = route.bodyFormat === 'ndjson';
     const valid = bodySchema ? fromSchema(bodySchema, samples) : fc.constant(undefined);
     const jsonBody = fc.oneof(
@@ -275,7 +300,11 @@ export async function routeTargets(
     const peer = route.caller.kind === 'peer' ? route.caller.roles[0] : undefined;
     const local = inProcess(serverOf(route.role), peer);
     const caller = route.caller.kind === 'peer' ? `peer: ${route.caller.roles.join(', ')}` : 'device';
-    const arbitrary = fc.record({ path: pathArb, body: bodyText, contentType });
+    const arbitrary = fc.record({
+      path: fc.tuple(pathArb, queryArb).map(([path, query]) => path + query),
+      body: bodyText,
+      contentType,
+    });
     for (const [name, send, how] of [
       [`route:${route.id}`, https, 'over HTTPS'],
       [`inprocess:${route.id}`, local, 'in process'],
@@ -294,21 +323,32 @@ export async function routeTargets(
     }
     // The route's own schemas, as mountRoute applies them to a parsed body (for NDJSON: to each line)
     // and to the path parameters: fast enough for 1,000,000 inputs per route in the long run.
-    const { body: bodySpec, params: paramsSpec } = route;
-    if (bodySpec || paramsSpec) {
+    const { body: bodySpec, params: paramsSpec, query: querySpec } = route;
+    if (bodySpec || paramsSpec || querySpec) {
       targets.push(
-        defineTarget<{ body: unknown; params: unknown }>({
+        defineTarget<{ body: unknown; params: unknown; query: unknown }>({
           name: `schema:${route.id}`,
-          covers: `${route.id}: its ${[bodySpec && (ndjson ? 'NDJSON line' : 'body'), paramsSpec && 'path'].filter(Boolean).join(' and ')} schema, as the route applies it`,
+          covers: `${route.id}: its ${[bodySpec && (ndjson ? 'NDJSON line' : 'body'), paramsSpec && 'path', querySpec && 'query'].filter(Boolean).join(' and ')} schema, as the route applies it`,
           arbitrary: fc.record({
             body: bodySpec ? jsonBody : fc.constant(undefined),
             params: paramsArb ?? fc.constant(undefined),
+            // As fastify hands a query over: an object of strings (arrays for a repeated key).
+            query: queryArb.map((q) => {
+              const out: Record<string, string | string[]> = {};
+              for (const [k, v] of new URLSearchParams(q)) {
+                const had = out[k];
+                out[k] = had === undefined ? v : [...(Array.isArray(had) ? had : [had]), v];
+              }
+              return out;
+            }),
           }),
-          async run({ body, params }) {
+          async run({ body, params, query }) {
             if (bodySpec)
               await acceptsOrRefuses(() => parse(bodySpec, body, 'body'), ['SIMCRED_BAD_REQUEST']);
             if (paramsSpec)
               await acceptsOrRefuses(() => parse(paramsSpec, params, 'path'), ['SIMCRED_BAD_REQUEST']);
+            if (querySpec)
+              await acceptsOrRefuses(() => parse(querySpec, query, 'query'), ['SIMCRED_BAD_REQUEST']);
           },
         }),
       );

@@ -36,7 +36,7 @@ export class RecordingClient extends PeerClient {
 type Json = Record<string, unknown>;
 interface Operation {
   operationId: string;
-  parameters?: { name: string; schema: Json }[];
+  parameters?: { name: string; in: 'path' | 'query'; required: boolean; schema: Json }[];
   requestBody?: { content: Record<string, { schema?: Json }> };
   responses: Record<string, { content?: Record<string, { schema?: Json }> }>;
 }
@@ -86,9 +86,16 @@ export class OpenApiChecker {
     const problems: string[] = [];
     const fail = (what: string, errors: unknown) =>
       problems.push(`${operation.operationId} ${what}: ${JSON.stringify(errors)}`);
+    const query = new URL(exchange.url).searchParams;
     for (const parameter of operation.parameters ?? []) {
-      if (!this.ajv.validate(parameter.schema, params[parameter.name]))
-        fail(`parameter ${parameter.name}`, this.ajv.errors);
+      const value =
+        parameter.in === 'query' ? (query.get(parameter.name) ?? undefined) : params[parameter.name];
+      if (value === undefined && !parameter.required) continue;
+      if (!this.ajv.validate(parameter.schema, value)) fail(`parameter ${parameter.name}`, this.ajv.errors);
+    }
+    for (const name of query.keys()) {
+      if (!(operation.parameters ?? []).some((p) => p.in === 'query' && p.name === name))
+        problems.push(`${operation.operationId}: query parameter ${name} not documented`);
     }
     if (operation.requestBody && exchange.body !== undefined) {
       const type = exchange.contentType.split(';')[0]!.trim();

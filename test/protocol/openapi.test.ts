@@ -164,6 +164,8 @@ describe('the live roles agree with their OpenAPI documents', () => {
     };
     await done(get(portal, `${urls.credentialing}/v1/operator/devices/${dsimIds[0]}`), 200);
     await done(post(portal, `${urls.credentialing}/v1/operator/devices/${dsimIds[1]}/revoke`, {}), 200);
+    await done(get(portal, `${urls.credentialing}/v1/operator/events?after=0&limit=50&waitSeconds=0`), 200);
+    await done(get(credentialing, `${urls.hss}/v1/subscribers/events?after=0&waitSeconds=0`), 200);
     await done(post(portal, `${urls.phlr}/v1/subscribers/import`, {}), 200);
     const stray = 'DSIM00000000000000FF';
     await done(
