@@ -43,10 +43,8 @@ export interface RouteSpec<
   caller: Caller;
   summary: string;
   params?: Params;
-  /** The query string's parameters (values arrive as strings: coerce numbers). */
-  query?: z.ZodType;
   /**
-   * The query string's parameters (GET routes). They arrive as strings: numbers are string patterns
+   * The query string's parameters. They arrive as strings: numbers are string patterns
    * transformed to numbers, so the documents show exactly what a URL may carry.
    */
   query?: Query;
