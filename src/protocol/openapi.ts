@@ -163,7 +163,9 @@ function operation(route: RouteSpec): JsonObject {
       ? `peer servers of role ${route.caller.roles.join(', ')} (mutual TLS; the client certificate's CN is simcred-<role>)`
       : route.caller.kind === 'device'
         ? 'devices (no client certificate; the device proves itself in the body)'
-        : 'anyone';
+        : route.caller.kind === 'account'
+          ? `signed-in portal accounts (${route.caller.accounts.join(', ')}): the simcred_session cookie${route.method === 'GET' ? '' : ", and the session's CSRF token in the x-csrf-token header"}`
+          : 'anyone';
   const params = parameters(route);
   const body = requestBody(route);
   return {
