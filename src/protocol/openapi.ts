@@ -96,8 +96,14 @@ function parameters(route: RouteSpec): JsonObject[] {
 
 function requestBody(route: RouteSpec): JsonObject | undefined {
   if (route.bodyFormat === 'binary') {
+    // One entry per media type ("text/csv, application/x-ndjson" is two).
     return route.media?.request
-      ? { required: true, content: { [route.media.request]: { schema: {} } } }
+      ? {
+          required: true,
+          content: Object.fromEntries(
+            route.media.request.split(',').map((type) => [type.trim(), { schema: {} }]),
+          ),
+        }
       : undefined;
   }
   if (!route.body) return undefined;

@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici';
+import type { Exchange } from '../protocol/exchanges.js';
 
 /** One answer as the browser sees it. */
 export interface Answer {
@@ -17,6 +18,8 @@ export interface Answer {
  *   await owner.post('/api/v1/accounts', { email, password, name });
  */
 export class PortalBrowser {
+  /** Every request and answer of every browser (bodies over 1 MiB left out), for the OpenAPI check. */
+  static readonly exchanges: Exchange[] = [];
   cookie: string | undefined;
   csrfToken: string | undefined;
   private readonly agent: Agent;
@@ -112,6 +115,15 @@ export class PortalBrowser {
       body,
     });
     const text = await response.body.text();
+    PortalBrowser.exchanges.push({
+      url: `${this.baseUrl}${path}`,
+      method,
+      body: body !== undefined && body.length <= 1024 * 1024 ? body : undefined,
+      contentType: type ?? '',
+      statusCode: response.statusCode,
+      headers: response.headers,
+      text,
+    });
     const setCookie = response.headers['set-cookie'];
     for (const line of Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []) {
       const [pair] = line.split(';');

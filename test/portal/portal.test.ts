@@ -12,6 +12,9 @@ import { expectRefusal } from '../helpers/assert.js';
 import { tempDir } from '../helpers/cli.js';
 import { ManualClock } from '../helpers/clock.js';
 import { PortalBrowser } from './browser.js';
+import { routesOf } from '../../src/protocol/index.js';
+import { openApiDocument, type OpenApiDocument } from '../../src/protocol/openapi.js';
+import { OpenApiChecker } from '../protocol/exchanges.js';
 
 const PASSWORD = 'a long enough password';
 const OPERATOR = { email: 'ops@operator.example', password: 'operator password 1' };
@@ -201,6 +204,31 @@ describe('the contract portal', () => {
     expectRefusal(await b.delete('/api/v1/session', { csrf: false }), 'SIMCRED_CSRF_INVALID');
     assert.deepEqual((await b.get('/api/v1/contracts')).json<{ items: unknown[] }>().items, []);
     assert.equal((await b.get('/api/v1/session')).statusCode, 200, 'still signed in');
+  });
+
+  test('signed in, the generic refusals: bad path, malformed JSON, wrong media type, too large a form', async () => {
+    const b = await owner('generic');
+    expectRefusal(await b.get('/api/v1/contracts/..%2F..%2Fetc'), 'SIMCRED_BAD_REQUEST', /path\.contractId/);
+    expectRefusal(await b.get('/api/v1/contracts?limit=many'), 'SIMCRED_BAD_REQUEST', /query\.limit/);
+    expectRefusal(
+      await b.send('POST', '/api/v1/contracts', '{"planId":', 'application/json'),
+      'SIMCRED_BAD_REQUEST',
+    );
+    expectRefusal(
+      await b.send('POST', '/api/v1/contracts', '<a/>', 'application/xml'),
+      'SIMCRED_UNSUPPORTED_MEDIA_TYPE',
+    );
+    const c = await contract(b);
+    expectRefusal(
+      await b.send('POST', `/api/v1/contracts/${c.id}/uploads`, '{"dsimIds":[]}', 'application/json'),
+      'SIMCRED_UNSUPPORTED_MEDIA_TYPE',
+      /text\/csv or application\/x-ndjson/,
+    );
+    const big = JSON.stringify({ dsimIds: Array.from({ length: 100 }, () => 'x'.repeat(1000)) });
+    expectRefusal(
+      await b.send('POST', `/api/v1/contracts/${c.id}/devices`, big, 'application/json'),
+      'SIMCRED_BODY_TOO_LARGE',
+    );
   });
 
   test('contract fields are validated by name; an unknown plan is SIMCRED_PLAN_UNKNOWN', async () => {
@@ -519,5 +547,27 @@ describe('the contract portal', () => {
 
   test('no code answered outside what its route declares', () => {
     assert.deepEqual(t.system.servers.portal.undeclaredErrors(), []);
+  });
+
+  test("every request and answer above matches the portal's served OpenAPI document; every route was called", async () => {
+    const served = await browser().get('/openapi.json');
+    const document = served.json<OpenApiDocument>();
+    assert.deepEqual({ ...document, servers: openApiDocument('portal').servers }, openApiDocument('portal'));
+    const checker = new OpenApiChecker(document);
+    // Refused requests were meant to be wrong: their answers are checked, not their bodies.
+    const exchanges = PortalBrowser.exchanges
+      .filter(
+        (e) =>
+          !['/', '/contracts/x', '/contracts/C0000', '/api/v1/nothing'].includes(new URL(e.url).pathname),
+      )
+      .filter((e) => !e.url.includes('..%2F'))
+      .map((e) => (e.statusCode >= 400 ? { ...e, body: undefined } : e));
+    assert.deepEqual(
+      exchanges.flatMap((e) => checker.check(e).map((p) => `${e.method} ${e.url}: ${p}`)),
+      [],
+    );
+    const answered = new Set(exchanges.map((e) => checker.operationOf(e)));
+    for (const route of routesOf('portal'))
+      assert.ok(answered.has(route.id), `no request reached ${route.id}`);
   });
 });
