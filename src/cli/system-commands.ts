@@ -160,9 +160,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
   }
 
   withCommon(
-    serve
-      .command('portal')
-      .description('run the contract portal alone (credentialing server at the configured URL)'),
+    serve.command('portal').description('run the contract portal alone: browser front end and API'),
   ).action(
     action(async (options: CommonOptions) => {
       const config = commonConfig(options);
