@@ -162,11 +162,18 @@ export class AccountService {
       return { id: existing.id, email: existing.email, name: input.name, kind: 'operator' };
     }
     const account: PortalAccount = { id: newId('A'), email: input.email, name: input.name, kind: 'operator' };
+    // Several worker processes may start at once with the same config: one insert wins, the rest see it.
     await db
       .insertInto('accounts')
       .values({ ...account, password_hash: hash, created_at: this.now().toISOString() })
+      .onConflict((oc) => oc.column('email').doNothing())
       .execute();
-    return account;
+    const row = await db
+      .selectFrom('accounts')
+      .selectAll()
+      .where('email', '=', input.email)
+      .executeTakeFirstOrThrow();
+    return { id: row.id, email: row.email, name: row.name, kind: row.kind };
   }
 
   private async openSession(account: PortalAccount): Promise<SignedIn> {

@@ -241,6 +241,11 @@ async function* limited(source: Readable, limit: number): AsyncGenerator<Buffer>
  */
 function mountEventStream(app: FastifyInstance, o: PortalApiOptions): void {
   const spec = portal.eventStream;
+  // Open streams never go idle: they are ended when the server closes, or close would wait for them.
+  const open = new Set<FastifyReply['raw']>();
+  app.addHook('preClose', async () => {
+    for (const raw of open) raw.end();
+  });
   app.route({
     method: spec.method,
     url: spec.path,
@@ -276,9 +281,11 @@ function mountEventStream(app: FastifyInstance, o: PortalApiOptions): void {
         });
       }, 15_000);
       heartbeat.unref();
+      open.add(raw);
       const close = () => {
         clearInterval(heartbeat);
         unsubscribe();
+        open.delete(raw);
       };
       raw.on('close', close);
       request.raw.on('close', close);
