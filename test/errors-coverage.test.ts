@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { ERROR_CODES, type ErrorCode } from '../src/errors/index.js';
-import { ALL_ROUTES } from '../src/protocol/index.js';
+import { ALL_ROUTES, PORTAL_ROUTES } from '../src/protocol/index.js';
 
 /*
  * Every code in ERROR_CODES must be asserted by some test, and every refusal a server or the device
@@ -57,6 +57,12 @@ const NOT_PROVOKED: Partial<Record<ErrorCode, string>> = {
 const END_TO_END: ErrorCode[] = [
   ...new Set<ErrorCode>([
     ...ALL_ROUTES.flatMap((route) => route.errors),
+    // The contract portal's API, and what its session check answers on any account route.
+    ...PORTAL_ROUTES.flatMap((route) => route.errors),
+    'SIMCRED_UNAUTHENTICATED',
+    'SIMCRED_FORBIDDEN_ACCOUNT',
+    'SIMCRED_CSRF_INVALID',
+    'SIMCRED_DEVICE_DUPLICATE',
     'SIMCRED_BAD_REQUEST',
     'SIMCRED_BODY_TOO_LARGE',
     'SIMCRED_UNSUPPORTED_MEDIA_TYPE',

@@ -6,7 +6,17 @@ import { loadTlsIdentity } from '../http/index.js';
 import { createLogger } from '../log/logger.js';
 import { OperatorClient } from '../portal/operator-client.js';
 import { runDemo, type DemoSummary } from '../system/demo.js';
-import { SERVABLE_ROLES, startRole, type ServableRole } from '../system/roles.js';
+import {
+  SERVABLE_ROLES,
+  readPasswordFile,
+  startPortal,
+  startRole,
+  type ServableRole,
+} from '../system/roles.js';
+import { AccountService } from '../portal/accounts.js';
+import { openPortalStore } from '../portal/store.js';
+import { roleDatabase } from '../system/wiring.js';
+import { email as emailField } from '../protocol/portal.js';
 import { startSystem, type RunningSystem } from '../system/start.js';
 import { serveAsWorker, startWorkers } from '../system/workers.js';
 import { configuredUrls } from '../system/wiring.js';
@@ -53,9 +63,10 @@ export function registerSystemCommands(program: Command, serve: Command): void {
     program
       .command('up')
       .description('start every role on loopback (embedded default); Ctrl-C stops')
-      .option('--workers <N>', 'processes serving every role on the same ports (one per core)', '1'),
+      .option('--workers <N>', 'processes serving every role on the same ports (one per core)', '1')
+      .option('--json', "print one JSON line with each role's URL once every role listens"),
   ).action(
-    action(async (options: CommonOptions & { workers: string }) => {
+    action(async (options: CommonOptions & { workers: string; json?: boolean }) => {
       const workers = positiveInt('--workers', options.workers, 64);
       const config = commonConfig(options);
       const logger = createLogger({ name: 'simcred', level: config.log.level });
@@ -76,12 +87,18 @@ export function registerSystemCommands(program: Command, serve: Command): void {
         ['hss', urls.hss],
         ['phlr', urls.phlr],
         ['ocsp', urls.ocsp],
+        ['portal', urls.portal],
       ];
-      process.stdout.write(
-        `simcred up — data in ${config.dataDir}${workers > 1 ? `, ${workers} worker processes` : ''}\n`,
-      );
-      for (const [role, url] of rows) process.stdout.write(`  ${role.padEnd(16)} ${url}\n`);
-      process.stdout.write('Ctrl-C stops every role.\n');
+      if (options.json) {
+        // For scripts: every role listens by now; the line holds each role's URL.
+        printJsonLine(urls);
+      } else {
+        process.stdout.write(
+          `simcred up — data in ${config.dataDir}${workers > 1 ? `, ${workers} worker processes` : ''}\n`,
+        );
+        for (const [role, url] of rows) process.stdout.write(`  ${role.padEnd(16)} ${url}\n`);
+        process.stdout.write('Ctrl-C stops every role.\n');
+      }
       await untilSignal(close);
     }),
   );
@@ -141,6 +158,49 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       }),
     );
   }
+
+  withCommon(
+    serve.command('portal').description('run the contract portal alone: browser front end and API'),
+  ).action(
+    action(async (options: CommonOptions) => {
+      const config = commonConfig(options);
+      const logger = createLogger({ name: 'portal', level: config.log.level });
+      const server = await startPortal(config, logger);
+      process.stdout.write(`portal listening on ${server.url}\n`);
+      await untilSignal(() => server.close());
+    }),
+  );
+
+  const portal = program.command('portal').description("the contract portal's accounts");
+  withCommon(
+    portal
+      .command('add-operator')
+      .description('create an operator console account, or set its password (owners sign up in the browser)')
+      .requiredOption('--email <EMAIL>', "the operator's sign-in e-mail")
+      .requiredOption('--password-file <FILE>', 'file whose first line is the password (12–256 characters)')
+      .option('--name <NAME>', 'name shown in the console', 'Operator'),
+  ).action(
+    action(async (options: CommonOptions & { email: string; passwordFile: string; name: string }) => {
+      const email = emailField.safeParse(options.email);
+      if (!email.success) throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--email must be an e-mail address');
+      const password = readPasswordFile(options.passwordFile, '--password-file');
+      const config = commonConfig(options);
+      const db = await openPortalStore(roleDatabase(config, 'portal'));
+      try {
+        const accounts = new AccountService({
+          db,
+          clock: () => new Date(),
+          sessionTtlSeconds: config.portal.sessionTtlSeconds,
+          loginAttempts: config.portal.loginAttempts,
+          loginWindowSeconds: config.portal.loginWindowSeconds,
+        });
+        const account = await accounts.ensureOperator({ email: email.data, password, name: options.name });
+        printJsonLine(account);
+      } finally {
+        await db.destroy();
+      }
+    }),
+  );
 
   const operator = program
     .command('operator')

@@ -15,6 +15,36 @@ export const DEFAULT_PORTS = {
   phlr: 7450,
   portal: 7460,
 } as const;
+/** The portal's catalogue when the config names none. */
+export const DEFAULT_PORTAL_PLANS = [
+  {
+    id: 'retail',
+    name: 'Retail',
+    description: 'One phone or tablet, or a handful.',
+    monthlyPricePerDevice: '4.90',
+    currency: 'EUR',
+    dataPerMonthMb: 10_240,
+    maxDevices: 10,
+  },
+  {
+    id: 'm2m-starter',
+    name: 'M2M starter',
+    description: 'A pilot fleet of meters or trackers.',
+    monthlyPricePerDevice: '0.90',
+    currency: 'EUR',
+    dataPerMonthMb: 50,
+    maxDevices: 1_000,
+  },
+  {
+    id: 'm2m-fleet',
+    name: 'M2M fleet',
+    description: 'Fleets of any size, uploaded as CSV or NDJSON.',
+    monthlyPricePerDevice: '0.40',
+    currency: 'EUR',
+    dataPerMonthMb: 20,
+    maxDevices: 10_000_000,
+  },
+] as const;
 export const DEFAULT_REGISTRATION_TTL_SECONDS = 30 * 24 * 3600;
 export const DEFAULT_OCSP_CLOCK_SKEW_SECONDS = 300;
 
@@ -71,7 +101,9 @@ export const configSchema = z
           .describe('Preliminary HLR (HTTPS): AKA on preliminary credentials and access grants (step 1).'),
         portal: port
           .default(DEFAULT_PORTS.portal)
-          .describe('Reserved for the operator portal; nothing listens on it yet (the portal is a client).'),
+          .describe(
+            'Contract portal (HTTPS): the browser front end and its API (docs/portal.md); a client of the credentialing server.',
+          ),
       })
       .strict()
       .prefault({}),
@@ -241,6 +273,95 @@ export const configSchema = z
           .describe(
             'The responder re-reads revocations at most this often (ms): what it serves is at most this stale; 0 reads on every request.',
           ),
+      })
+      .strict()
+      .prefault({}),
+    portal: z
+      .object({
+        plans: z
+          .array(
+            z
+              .object({
+                id: z
+                  .string()
+                  .regex(/^[a-z0-9-]{1,40}$/)
+                  .describe('Plan id (lower-case letters, digits, hyphens).'),
+                name: z.string().min(1).max(80).describe('Plan name shown to owners.'),
+                description: z.string().max(400).default('').describe('One line shown under the name.'),
+                monthlyPricePerDevice: z
+                  .string()
+                  .regex(/^\d+\.\d{2}$/)
+                  .describe('Price per device and month, e.g. "1.50".'),
+                currency: z
+                  .string()
+                  .regex(/^[A-Z]{3}$/)
+                  .default('EUR')
+                  .describe('ISO 4217 currency of the price.'),
+                dataPerMonthMb: z
+                  .number()
+                  .int()
+                  .nonnegative()
+                  .describe('Data allowance per device and month (MB).'),
+                maxDevices: z
+                  .number()
+                  .int()
+                  .positive()
+                  .describe('Most devices one contract of this plan may hold.'),
+              })
+              .strict(),
+          )
+          .min(1)
+          .default(DEFAULT_PORTAL_PLANS.map((p) => ({ ...p })))
+          .describe("The operator's catalogue of plans owners choose from."),
+        sessionTtlSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(30 * 24 * 3600)
+          .default(12 * 3600)
+          .describe('Lifetime of a portal sign-in session (the session cookie).'),
+        loginAttempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(5)
+          .describe('Failed sign-ins allowed per e-mail address and per client address within the window.'),
+        loginWindowSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(86400)
+          .default(15 * 60)
+          .describe('The window of the sign-in rate limit; a locked-out client may try again after it.'),
+        uploadLimitBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024 * 1024)
+          .default(16 * 1024 * 1024)
+          .describe(
+            'Largest device file an owner may upload (bytes); a larger one is SIMCRED_BODY_TOO_LARGE.',
+          ),
+        registrationServer: z
+          .string()
+          .url()
+          .optional()
+          .describe(
+            'The registration server the portal registers devices with when a file names none (a registration_server column); defaults to the first configured registration server.',
+          ),
+        operators: z
+          .array(
+            z
+              .object({
+                email: z.string().email().describe('Operator sign-in e-mail.'),
+                passwordFile: z.string().min(1).describe('File holding the password (first line).'),
+                name: z.string().min(1).max(120).default('Operator').describe('Name shown in the console.'),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe('Operator console accounts created (or whose password is reset) when the portal starts.'),
       })
       .strict()
       .prefault({}),

@@ -260,6 +260,11 @@ export const ERROR_CODES = {
     meaning:
       'A device file that cannot be read at all: not UTF-8, no dsim_id column in its CSV header, or an unsupported format (bad rows in a readable file are reported one by one instead).',
   },
+  SIMCRED_DEVICE_DUPLICATE: {
+    status: 409,
+    meaning:
+      'A device row refused because its DSIM_ID is already on an earlier row of the same file or belongs to another contract (a device belongs to one contract).',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

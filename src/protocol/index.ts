@@ -6,6 +6,7 @@ export * as hss from './hss.js';
 export * as provisioning from './provisioning.js';
 export * as phlr from './phlr.js';
 export * as ocsp from './ocsp.js';
+export * as portal from './portal.js';
 export * from './service.js';
 import { registrationRoutes } from './registration.js';
 import { credentialingRoutes } from './credentialing.js';
@@ -13,6 +14,7 @@ import { hssRoutes } from './hss.js';
 import { provisioningRoutes } from './provisioning.js';
 import { phlrRoutes } from './phlr.js';
 import { ocspRoutes } from './ocsp.js';
+import { portalRoutes } from './portal.js';
 import type { RouteSpec } from './route.js';
 import { serviceRoutes, type ServingRole } from './service.js';
 
@@ -29,6 +31,12 @@ export const ALL_ROUTES = [
 export const OCSP_ROUTES = ocspRoutes;
 
 /**
+ * The contract portal's browser API (session cookies, not mutual TLS): kept out of ALL_ROUTES, which
+ * is the inter-role protocol the route fuzzer walks.
+ */
+export const PORTAL_ROUTES: readonly RouteSpec[] = portalRoutes;
+
+/**
  * Everything one role serves: its interface, and GET /health and GET /openapi.json. Its OpenAPI
  * document describes exactly these.
  *
@@ -36,6 +44,7 @@ export const OCSP_ROUTES = ocspRoutes;
  *   routesOf('hss').map((r) => `${r.method} ${r.path}`);
  */
 export function routesOf(role: ServingRole): RouteSpec[] {
-  const own: readonly RouteSpec[] = role === 'ocsp' ? OCSP_ROUTES : ALL_ROUTES;
+  const own: readonly RouteSpec[] =
+    role === 'ocsp' ? OCSP_ROUTES : role === 'portal' ? PORTAL_ROUTES : ALL_ROUTES;
   return [...own.filter((r) => r.role === role), ...serviceRoutes(role)];
 }

@@ -103,8 +103,14 @@ function parameters(route: RouteSpec): JsonObject[] {
 
 function requestBody(route: RouteSpec): JsonObject | undefined {
   if (route.bodyFormat === 'binary') {
+    // One entry per media type ("text/csv, application/x-ndjson" is two).
     return route.media?.request
-      ? { required: true, content: { [route.media.request]: { schema: {} } } }
+      ? {
+          required: true,
+          content: Object.fromEntries(
+            route.media.request.split(',').map((type) => [type.trim(), { schema: {} }]),
+          ),
+        }
       : undefined;
   }
   if (!route.body) return undefined;
@@ -170,7 +176,9 @@ function operation(route: RouteSpec): JsonObject {
       ? `peer servers of role ${route.caller.roles.join(', ')} (mutual TLS; the client certificate's CN is simcred-<role>)`
       : route.caller.kind === 'device'
         ? 'devices (no client certificate; the device proves itself in the body)'
-        : 'anyone';
+        : route.caller.kind === 'account'
+          ? `signed-in portal accounts (${route.caller.accounts.join(', ')}): the simcred_session cookie${route.method === 'GET' ? '' : ", and the session's CSRF token in the x-csrf-token header"}`
+          : 'anyone';
   const params = parameters(route);
   const body = requestBody(route);
   return {

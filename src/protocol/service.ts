@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { PUBLIC, defineRoute, type Role } from './route.js';
 
-/** The roles that run a server (the portal is a client only). */
-export type ServingRole = Exclude<Role, 'portal'>;
+/** The roles that run a server (every role: the portal serves its browser front end and API). */
+export type ServingRole = Role;
 export const SERVING_ROLES: readonly ServingRole[] = [
   'credentialing',
   'registration',
@@ -10,6 +10,7 @@ export const SERVING_ROLES: readonly ServingRole[] = [
   'provisioning',
   'phlr',
   'ocsp',
+  'portal',
 ];
 
 export const HealthResponse = z

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import * as x509 from '../crypto/x509.js';
@@ -9,6 +10,7 @@ import { startHssServer } from '../hss/server.js';
 import { ocspStatusChecker } from '../ocsp/checker.js';
 import { startPhlrServer } from '../phlr/server.js';
 import { loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
+import { startPortalServer } from '../portal/server.js';
 import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
 import { loadHssSecrets, loadPhlrSecrets, loadRegistrationSecrets } from './secrets.js';
@@ -149,4 +151,70 @@ export async function startPhlr(
     amf: Buffer.from(config.phlr.amf, 'hex'),
     ...(dependencies.clock ? { clock: dependencies.clock } : {}),
   });
+}
+
+/**
+ * The contract portal (step 0a) on config.ports.portal: its own store, its TLS identity as server and
+ * as the operator API's client, the plans and operator accounts of config.portal. Peers at the
+ * configured URLs unless given (startSystem passes the actual ones).
+ *
+ * @example
+ *   const portal = await startPortal(config, logger);
+ */
+export async function startPortal(
+  config: SimcredConfig,
+  logger: Logger,
+  peers: { credentialing: string; registration: string[] } = configuredUrls(config),
+  dependencies: RoleDependencies = {},
+): Promise<RunningServer> {
+  const settings = config.portal;
+  return startPortalServer({
+    host: config.host,
+    port: config.ports.portal,
+    database: roleDatabase(config, 'portal'),
+    tls: loadTlsIdentity(config.pkiDir, 'portal'),
+    logger,
+    credentialingUrl: peers.credentialing,
+    registrationServer: settings.registrationServer ?? peers.registration[0]!,
+    plans: settings.plans.map((p) => ({
+      id: p.id,
+      name: p.name,
+      description: p.description,
+      monthlyPricePerDevice: { amount: p.monthlyPricePerDevice, currency: p.currency },
+      dataPerMonthMb: p.dataPerMonthMb,
+      maxDevices: p.maxDevices,
+    })),
+    sessionTtlSeconds: settings.sessionTtlSeconds,
+    loginAttempts: settings.loginAttempts,
+    loginWindowSeconds: settings.loginWindowSeconds,
+    uploadLimitBytes: settings.uploadLimitBytes,
+    operators: settings.operators.map((o) => ({
+      email: o.email.trim().toLowerCase(),
+      name: o.name,
+      password: readPasswordFile(o.passwordFile, 'portal.operators[].passwordFile'),
+    })),
+    ...(dependencies.clock ? { clock: dependencies.clock } : {}),
+  });
+}
+
+/** The first line of a password file (an operator's password never sits in the config itself). */
+export function readPasswordFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new SimcredError(
+      missing ? 'SIMCRED_FILE_NOT_FOUND' : 'SIMCRED_IO',
+      `${what}: cannot read ${file}${missing ? ': no such file' : ''}`,
+    );
+  }
+  const password = text.split(/\r?\n/)[0] ?? '';
+  if (password.length < 12 || password.length > 256) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      `${what}: the password in ${file} must be 12–256 characters`,
+    );
+  }
+  return password;
 }

@@ -3,7 +3,7 @@ import type { SimcredConfig } from '../config/index.js';
 import type { RunningServer } from '../http/index.js';
 import { startOcspResponder, type OcspResponder } from '../ocsp/index.js';
 import { initPki, loadPki, type LoadedPki } from '../pki/index.js';
-import { startPhlr, startRole, type RoleDependencies } from './roles.js';
+import { startPhlr, startPortal, startRole, type RoleDependencies } from './roles.js';
 export { roleDatabase, manufacturerRoots } from './wiring.js';
 
 export interface RunningSystem {
@@ -15,6 +15,7 @@ export interface RunningSystem {
     hss: string;
     phlr: string;
     ocsp: string;
+    portal: string;
   };
   /** Each role's server, so an operator tool or a test can stop one (a dependency outage). */
   servers: {
@@ -24,6 +25,7 @@ export interface RunningSystem {
     credentialing: RunningServer;
     registration: RunningServer[];
     provisioning: RunningServer[];
+    portal: RunningServer;
   };
   close(): Promise<void>;
 }
@@ -31,7 +33,7 @@ export interface RunningSystem {
 /**
  * Every role on loopback in this process (the embedded default, DESIGN §5): the OCSP responder, the
  * HSS, the preliminary HLR, the registration and provisioning servers, then the credentialing server
- * that ties them.
+ * that ties them, and the contract portal.
  * Creates the demo PKI on first run. `dependencies.clock` is the time the PHLR, registration and
  * credentialing servers decide expiry by (tests set it; the OCSP responder, the HSS and the provisioning
  * servers keep the real clock).
@@ -86,6 +88,14 @@ export async function startSystem(
       dependencies,
     );
     started.push(credentialing);
+    // The portal last: a client of the credentialing server's operator API.
+    const portal = await startPortal(
+      config,
+      log('portal'),
+      { credentialing: credentialing.url, registration: registration.map((r) => r.url) },
+      dependencies,
+    );
+    started.push(portal);
     return {
       pki,
       urls: {
@@ -95,8 +105,9 @@ export async function startSystem(
         hss: hss.url,
         phlr: phlr.url,
         ocsp: ocsp.url,
+        portal: portal.url,
       },
-      servers: { ocsp, hss, phlr, credentialing, registration, provisioning },
+      servers: { ocsp, hss, phlr, credentialing, registration, provisioning, portal },
       close: () => closeAll(started),
     };
   } catch (err) {

@@ -26,5 +26,6 @@ export function configuredUrls(config: SimcredConfig) {
     hss: https(config.ports.hss),
     phlr: https(config.ports.phlr),
     ocsp: `http://${config.host}:${config.ports.ocsp}`,
+    portal: https(config.ports.portal),
   };
 }

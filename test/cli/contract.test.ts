@@ -99,6 +99,11 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
   'serve hss': { args: (f) => ['--config', f.missing], code: 'SIMCRED_FILE_NOT_FOUND' },
   'serve provisioning': { args: (f) => ['--config', f.junk], code: 'SIMCRED_CONFIG_INVALID' },
   'serve phlr': { args: (f) => ['--dir', f.junk], code: 'SIMCRED_PKI_NOT_INITIALISED' },
+  'serve portal': { args: (f) => ['--dir', f.missing], code: 'SIMCRED_PKI_NOT_INITIALISED' },
+  'portal add-operator': {
+    args: (f) => ['--email', 'not-an-email', '--password-file', f.junk],
+    code: 'SIMCRED_CLI_ARGUMENT',
+  },
   'bench ocsp': { args: () => ['--seconds', 'five'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench e2e': { args: () => ['--devices', '-3'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench register': { args: () => ['--devices', '1e3'], code: 'SIMCRED_CLI_ARGUMENT' },
@@ -261,6 +266,23 @@ const LISTED: Case[] = [
     code: /--url is required.*no AIA.*SIMCRED_CLI_USAGE/,
   },
   {
+    name: 'portal add-operator: a password file that does not exist',
+    args: (f) => ['portal', 'add-operator', '--email', 'ops@example.com', '--password-file', f.missing],
+    code: /--password-file.*SIMCRED_FILE_NOT_FOUND/,
+  },
+  {
+    name: 'portal add-operator: a password shorter than 12 characters',
+    args: (f) => [
+      'portal',
+      'add-operator',
+      '--email',
+      'ops@example.com',
+      '--password-file',
+      f.junk.replace(/junk\.txt$/, 'short.txt'),
+    ],
+    code: /12–256 characters.*SIMCRED_CLI_ARGUMENT/,
+  },
+  {
     name: 'operator register: a line that is not JSON, numbered as in the file',
     args: (f) => ['operator', 'register', '--file', join(f.dir, 'not-json.ndjson')],
     code: /line 3 is not JSON.*SIMCRED_CLI_ARGUMENT/,
@@ -289,6 +311,7 @@ describe('the CLI error contract, every command', () => {
     const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     writeFileSync(f.trailing, Buffer.concat([der, Buffer.from([0])]));
     writeFileSync(join(work.path, 'loud.json'), JSON.stringify({ log: { level: 'loud' } }));
+    writeFileSync(join(work.path, 'short.txt'), 'too short\n');
     writeFileSync(join(work.path, 'not-json.ndjson'), '{"dsimId":"DSIM0000000000000001"}\n\nnot json\n');
     return f;
   })();

@@ -9,6 +9,7 @@ const FREE_PORTS = {
   SIMCRED_PORTS__HSS: '0',
   SIMCRED_PORTS__OCSP: '0',
   SIMCRED_PORTS__PHLR: '0',
+  SIMCRED_PORTS__PORTAL: '0',
 };
 
 test('simcred demo: counts from the modules and the HSS; a second run takes fresh devices', async () => {
