@@ -192,6 +192,20 @@ export class CaStore {
       : undefined;
   }
 
+  /** The registration server each of these devices' factory images names (unknown devices left out). */
+  async registrationServersOf(dsimIds: string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (let i = 0; i < dsimIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('devices')
+        .select(['dsim_id', 'registration_server'])
+        .where('dsim_id', 'in', dsimIds.slice(i, i + 500))
+        .execute();
+      for (const row of rows) found.set(row.dsim_id, row.registration_server);
+    }
+    return found;
+  }
+
   /** Which of these DSIM_IDs are already taken (the factory draws random IDs and must not repeat one). */
   async knownDsimIds(dsimIds: string[]): Promise<Set<string>> {
     const known = new Set<string>();

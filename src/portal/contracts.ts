@@ -46,7 +46,12 @@ export interface ContractServiceOptions {
   payments: PaymentProvider;
   operator: OperatorClient;
   credentialingUrl: () => string;
-  /** Where devices are registered when their row names no registration server. */
+  /**
+   * The registration server each device's factory image names, for rows that name none (typed-in
+   * devices, files without a registration_server column); devices it does not know go to the default.
+   */
+  registrationServersOf: (dsimIds: string[]) => Promise<Map<string, string>>;
+  /** Where devices are registered when neither their row nor the directory names a registration server. */
   registrationServer: () => string;
   hub: EventHub;
   clock: Clock;
@@ -468,11 +473,15 @@ export class ContractService {
           continue;
         }
         seen.set(row.dsimId, row.line);
-        good.push({
-          line: row.line,
-          dsimId: row.dsimId,
-          registrationServer: row.registrationServer ?? this.o.registrationServer(),
-        });
+        good.push({ line: row.line, dsimId: row.dsimId, registrationServer: row.registrationServer ?? '' });
+      }
+      const unnamed = good.filter((g) => g.registrationServer === '').map((g) => g.dsimId);
+      if (unnamed.length > 0) {
+        const named = await this.o.registrationServersOf(unnamed);
+        for (const g of good) {
+          if (g.registrationServer === '')
+            g.registrationServer = named.get(g.dsimId) ?? this.o.registrationServer();
+        }
       }
       if (good.length > 0) await this.admitChunk(contract, good, uploadId, limit, sink);
       await sink.chunkDone?.();

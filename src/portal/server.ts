@@ -22,8 +22,13 @@ export interface PortalServerOptions {
   tls: TlsIdentity;
   logger: Logger;
   credentialingUrl: string;
-  /** Where devices are registered when their row names no registration server. */
+  /** Where devices are registered when neither their row nor the directory names a registration server. */
   registrationServer: string;
+  /**
+   * The manufacturer's device list: which registration server each DSIM_ID's factory image names
+   * (default: none known).
+   */
+  registrationServersOf?: (dsimIds: string[]) => Promise<Map<string, string>>;
   plans: z.infer<typeof Plan>[];
   sessionTtlSeconds: number;
   loginAttempts: number;
@@ -71,6 +76,7 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
     operator,
     credentialingUrl: () => options.credentialingUrl,
     registrationServer: () => options.registrationServer,
+    registrationServersOf: options.registrationServersOf ?? (async () => new Map<string, string>()),
     hub,
     clock,
     log,

@@ -146,7 +146,13 @@ const Page = <T extends z.ZodType>(item: T) =>
 
 const pageQuery = {
   after: z.string().max(64).optional().describe('cursor from the previous page'),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  // Query values are strings: decimal digits only, as the event feed's (src/protocol/credentialing.ts).
+  limit: z
+    .string()
+    .regex(/^([1-9][0-9]?|[1-4][0-9]{2}|500)$/, 'must be a whole number from 1 to 500')
+    .transform(Number)
+    .default(100)
+    .describe('most items in one page, 1 to 500 (default 100)'),
 };
 
 const OWNER = ACCOUNT('owner');

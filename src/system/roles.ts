@@ -9,7 +9,7 @@ import { loadTlsIdentity, type RunningServer } from '../http/index.js';
 import { startHssServer } from '../hss/server.js';
 import { ocspStatusChecker } from '../ocsp/checker.js';
 import { startPhlrServer } from '../phlr/server.js';
-import { loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
+import { CaStore, loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
 import { startPortalServer } from '../portal/server.js';
 import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
@@ -176,6 +176,16 @@ export async function startPortal(
     logger,
     credentialingUrl: peers.credentialing,
     registrationServer: settings.registrationServer ?? peers.registration[0]!,
+    // The manufacturer's device list in this folder (ca.db holds no key): which registration server
+    // each factory image names, so that a device typed in by its DSIM_ID alone is registered there.
+    registrationServersOf: async (dsimIds) => {
+      const store = await CaStore.open(config.pkiDir);
+      try {
+        return await store.registrationServersOf(dsimIds);
+      } finally {
+        await store.close();
+      }
+    },
     plans: settings.plans.map((p) => ({
       id: p.id,
       name: p.name,

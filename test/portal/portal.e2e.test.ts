@@ -2,7 +2,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, fetch } from 'undici';
 import type { Page } from 'playwright-core';
 import { runFleet } from '../../src/device/fleet.js';
 import { HssStore } from '../../src/hss/store.js';
@@ -13,7 +12,6 @@ import {
   listDevices,
   logIn,
   retryPayment,
-  signUp,
 } from '../../src/protocol/portal.js';
 import type { RouteSpec } from '../../src/protocol/route.js';
 import { expectRefusal } from '../helpers/assert.js';
@@ -27,32 +25,15 @@ import {
   scrollsSideways,
   type TestBrowser,
 } from './browser.js';
+import { PortalBrowser } from './api-client.js';
 
 /*
  * The portal end to end (issue 13, "What it must show"): every role and the portal on loopback, an
  * owner in Debian's Chromium, the simulated fleet, the operator console.
- *
- * HANDOVER: written on the front-end branch before the portal server existed, against the API
- * contract (src/protocol/portal.ts) only. Skipped until the portal lands; to enable it after the
- * merge: remove `skip` below, and fill in the two functions under "Wiring" (the portal's URL in the
- * running system, and how an operator account is made), which only the portal branch can know.
  */
-const SKIP =
-  'the portal server (src/portal, `simcred serve portal`) is built on another branch; enable after merging';
 
-// --- Wiring (fill in after the merge) ------------------------------------------------------------
-
-/** The portal's base URL in a running test system. */
-function portalUrl(t: TestSystem): string {
-  const url = (t.system.urls as Record<string, unknown>)['portal'];
-  if (typeof url !== 'string') throw new Error('the running system has no portal URL (system.urls.portal)');
-  return url;
-}
-
-/** An operator account of the portal (its e-mail and password). */
-async function operatorAccount(_t: TestSystem): Promise<{ email: string; password: string }> {
-  throw new Error('operatorAccount: wire to the portal branch (configured operator logins or a CLI command)');
-}
+/** The operator's console login: configured, as an operator's staff accounts are (docs/portal.md). */
+const OPERATOR = { email: 'ops@operator.example', password: 'operator console password' };
 
 // --- The scenario --------------------------------------------------------------------------------
 
@@ -70,65 +51,53 @@ function at(route: RouteSpec, params: Record<string, string>): string {
   return route.path.replace(/:(\w+)/g, (_, key: string) => encodeURIComponent(params[key] ?? ''));
 }
 
-/** A signed-in API caller: the session cookie and the CSRF token, over the portal's HTTPS. */
+/** A signed-in API caller with JSON bodies (the session cookie and CSRF token: test/portal/api-client.ts). */
 class PortalCaller {
-  private cookie = '';
-  csrf = '';
-  constructor(
-    private readonly base: string,
-    private readonly dispatcher: Agent,
-  ) {}
+  private readonly browser: PortalBrowser;
+  constructor(base: string, operatorRoot: string) {
+    this.browser = new PortalBrowser(base, operatorRoot);
+  }
 
-  async send(
-    method: 'GET' | 'POST' | 'DELETE',
-    path: string,
-    body?: unknown,
-    options: { csrf?: boolean } = {},
-  ) {
-    const headers: Record<string, string> = {};
-    if (this.cookie) headers.cookie = this.cookie;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (method !== 'GET' && options.csrf !== false && this.csrf) headers['x-csrf-token'] = this.csrf;
-    const res = await fetch(this.base + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      dispatcher: this.dispatcher,
-    });
-    const setCookie = res.headers.getSetCookie();
-    if (setCookie.length > 0) this.cookie = setCookie.map((c) => c.split(';')[0]).join('; ');
-    const text = await res.text();
-    return { statusCode: res.status, headers: Object.fromEntries(res.headers), text };
+  send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, options: { csrf?: boolean } = {}) {
+    const json = body === undefined ? undefined : JSON.stringify(body);
+    return this.browser.send(method, path, json, json && 'application/json', options.csrf !== false);
   }
 
   async logIn(account: { email: string; password: string }) {
-    const answer = await this.send('POST', logIn.path, { email: account.email, password: account.password });
+    const answer = await this.browser.signIn('/api/v1/session', {
+      email: account.email,
+      password: account.password,
+    });
     assert.equal(answer.statusCode, 200, answer.text);
-    this.csrf = (JSON.parse(answer.text) as { csrfToken: string }).csrfToken;
   }
 
   async signUp(account: typeof OWNER) {
-    const answer = await this.send('POST', signUp.path, account);
+    const answer = await this.browser.signIn('/api/v1/accounts', account);
     assert.equal(answer.statusCode, 200, answer.text);
-    this.csrf = (JSON.parse(answer.text) as { csrfToken: string }).csrfToken;
+  }
+
+  close() {
+    return this.browser.close();
   }
 }
 
-describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
+describe('the portal end to end', { concurrency: false }, () => {
   let t: TestSystem;
   let browser: TestBrowser;
   let base: string;
-  let dispatcher: Agent;
+  let operatorRoot: string;
   let work: { path: string; cleanup(): void };
   let typed: string[];
   let filed: string[];
   let contractId: string;
 
   before(async () => {
-    t = await startTestSystem();
-    base = portalUrl(t);
-    dispatcher = new Agent({ connect: { ca: [t.system.pki.operator.root.pem] } });
     work = tempDir('simcred-portal-e2e-');
+    const passwordFile = join(work.path, 'operator-password');
+    await writeFile(passwordFile, `${OPERATOR.password}\n`);
+    t = await startTestSystem({ portal: { operators: [{ email: OPERATOR.email, passwordFile }] } });
+    base = t.system.urls.portal;
+    operatorRoot = t.system.pki.operator.root.pem;
     const dsimIds = await t.manufacture(TYPED + IN_FILE - 2);
     typed = dsimIds.slice(0, TYPED);
     filed = dsimIds.slice(TYPED);
@@ -138,13 +107,17 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
 
   after(async () => {
     await browser?.close();
-    await dispatcher?.close();
     await t?.close();
     work?.cleanup();
   });
 
   /** A page with its console recorded; the test asserts no CSP violation on every page it opens. */
-  async function open(width = 1280): Promise<{ page: Page; console: string[] }> {
+  async function open(
+    width = 1280,
+    options: { signedIn?: boolean } = {},
+  ): Promise<{ page: Page; console: string[] }> {
+    // Each test signs in as its own account: a session left by the previous one would skip the log-in page.
+    if (!options.signedIn) await browser.context.clearCookies();
     const page = await browser.newPage(width);
     return { page, console: recordConsole(page) };
   }
@@ -160,13 +133,13 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
     await page.getByRole('radio').first().waitFor(); // the plans have loaded
     await saveScreenshot(page, 'contract-new');
 
-    // Keyboard only from here: Tab to each field, type, Space picks the plan, Enter submits.
+    // Keyboard only from here: Tab to each field, type, an arrow key picks the plan, Enter submits.
     await page.locator('main').focus();
     const press = async (keys: string[]) => {
       for (const key of keys) await page.keyboard.press(key);
     };
-    await press(['Tab']); // the first plan
-    await page.keyboard.press('Space');
+    await press(['Tab']); // the first plan (retail: 10 devices at most)
+    await page.keyboard.press('ArrowDown'); // the next, for fleets (1,000)
     await press(['Tab']);
     await page.keyboard.type('Acme Fleet Ltd');
     await press(['Tab']);
@@ -188,7 +161,7 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
     await saveScreenshot(page, 'contract-declined');
 
     // The API refuses too: nothing is registered while the payment is declined.
-    const caller = new PortalCaller(base, dispatcher);
+    const caller = new PortalCaller(base, operatorRoot);
     await caller.logIn(OWNER);
     expectRefusal(
       await caller.send('POST', at(addDevices, { contractId }), { dsimIds: typed }),
@@ -254,7 +227,7 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
       JSON.stringify(report.outcomes.find((o) => !o.ok)),
     );
 
-    const operator = await operatorAccount(t);
+    const operator = OPERATOR;
     const { page, console } = await open();
     await page.goto(`${base}/login`);
     await page.getByLabel('E-mail address').fill(operator.email);
@@ -284,7 +257,8 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
     // The bad rows were never registered: the contract holds exactly the good devices.
     await page.getByLabel(/Search by DSIM_ID/).fill(contractId);
     await page.getByRole('button', { name: 'Search' }).click();
-    await page.getByRole('link', { name: contractId }).click();
+    // The contract is linked from the search result and from its upload.
+    await page.getByRole('link', { name: contractId }).first().click();
     await page.getByText(`${good.length} devices`).first().waitFor();
 
     // A device's page: its timeline across roles.
@@ -293,7 +267,7 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
     assert.ok((await page.locator('.timeline tbody tr').count()) >= 5, 'events of several roles');
     await saveScreenshot(page, 'device');
 
-    const narrow = await open(360);
+    const narrow = await open(360, { signedIn: true });
     await narrow.page.goto(`${base}/console`);
     await narrow.page.getByRole('heading', { level: 1, name: 'Operator console' }).waitFor();
     assert.equal(await scrollsSideways(narrow.page), false, 'the console fits 360 px');
@@ -305,7 +279,7 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
   });
 
   test("an owner cannot open another owner's contract, in the API or in the browser", async () => {
-    const other = new PortalCaller(base, dispatcher);
+    const other = new PortalCaller(base, operatorRoot);
     await other.signUp(OTHER);
     expectRefusal(await other.send('GET', at(getContract, { contractId })), 'SIMCRED_CONTRACT_UNKNOWN');
     expectRefusal(await other.send('GET', at(listDevices, { contractId })), 'SIMCRED_CONTRACT_UNKNOWN');
@@ -322,7 +296,7 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
   });
 
   test('a POST without the CSRF token is refused', async () => {
-    const owner = new PortalCaller(base, dispatcher);
+    const owner = new PortalCaller(base, operatorRoot);
     await owner.logIn(OWNER);
     expectRefusal(
       await owner.send(
@@ -336,7 +310,7 @@ describe('the portal end to end', { skip: SKIP, concurrency: false }, () => {
   });
 
   test('the log-in rate limit holds', async () => {
-    const caller = new PortalCaller(base, dispatcher);
+    const caller = new PortalCaller(base, operatorRoot);
     let last: Awaited<ReturnType<PortalCaller['send']>> | undefined;
     for (let i = 0; i < 50; i++) {
       last = await caller.send('POST', logIn.path, { email: OWNER.email, password: 'wrong password!' });
