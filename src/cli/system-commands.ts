@@ -5,7 +5,7 @@ import { SimcredError } from '../errors/index.js';
 import { loadTlsIdentity } from '../http/index.js';
 import { createLogger } from '../log/logger.js';
 import { OperatorClient } from '../portal/operator-client.js';
-import { runDemo, type DemoSummary } from '../system/demo.js';
+import { runDemo, type DemoLogins, type DemoSummary } from '../system/demo.js';
 import {
   SERVABLE_ROLES,
   readPasswordFile,
@@ -109,32 +109,57 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       .description('drive a fleet of simulated devices through steps 0–12 and print a summary')
       .requiredOption('--devices <N>', 'number of devices')
       .option('--concurrency <C>', 'devices onboarding at once', '32')
+      .option(
+        '--keep-running',
+        'after the summary, keep every role and the portal up until Ctrl-C (npm start)',
+      )
       .option('--json', 'print one JSON line last'),
   ).action(
-    action(async (options: CommonOptions & { devices: string; concurrency: string; json?: boolean }) => {
-      const devices = positiveInt('--devices', options.devices, 10_000_000);
-      const concurrency = positiveInt('--concurrency', options.concurrency, 4096);
-      const config = commonConfig(options);
-      const logger = createLogger({
-        name: 'simcred',
-        level: config.log.level === 'info' ? 'warn' : config.log.level,
-      });
-      let progress: Progress | undefined;
-      const summary = await runDemo(config, {
-        devices,
-        concurrency,
-        logger,
-        onPhase: (phase, total) => {
-          progress?.stop();
-          progress = startProgress(phase, total);
+    action(
+      async (
+        options: CommonOptions & {
+          devices: string;
+          concurrency: string;
+          json?: boolean;
+          keepRunning?: boolean;
         },
-        onProgress: (_phase, done) => progress?.update(done),
-      });
-      progress?.stop();
-      process.stdout.write(formatDemoSummary(summary));
-      if (options.json) printJsonLine(summary);
-      if (summary.failed > 0 || summary.attached < summary.devices) process.exitCode = 1;
-    }),
+      ) => {
+        const devices = positiveInt('--devices', options.devices, 10_000_000);
+        const concurrency = positiveInt('--concurrency', options.concurrency, 4096);
+        const config = commonConfig(options);
+        const logger = createLogger({
+          name: 'simcred',
+          level: config.log.level === 'info' ? 'warn' : config.log.level,
+        });
+        let progress: Progress | undefined;
+        const summary = await runDemo(config, {
+          devices,
+          concurrency,
+          logger,
+          onPhase: (phase, total) => {
+            progress?.stop();
+            progress = startProgress(phase, total);
+          },
+          onProgress: (_phase, done) => progress?.update(done),
+          ...(options.keepRunning
+            ? {
+                hold: async (held, portal) => {
+                  progress?.stop();
+                  process.stdout.write(formatDemoSummary(held) + formatPortalLogins(held, portal));
+                  if (options.json) printJsonLine(held);
+                  await untilSignal(async () => undefined);
+                },
+              }
+            : {}),
+        });
+        progress?.stop();
+        if (!options.keepRunning) {
+          process.stdout.write(formatDemoSummary(summary));
+          if (options.json) printJsonLine(summary);
+        }
+        if (summary.failed > 0 || summary.attached < summary.devices) process.exitCode = 1;
+      },
+    ),
   );
 
   for (const role of SERVABLE_ROLES) {
@@ -325,12 +350,25 @@ export function formatRegisterSummary(summary: {
 }
 
 /** The demo's summary table (counts from the modules and the HSS; latency per device step). */
+/** Where to look at the demo fleet in the browser, and who to sign in as. */
+function formatPortalLogins(s: DemoSummary, portal: { url: string; logins: DemoLogins }): string {
+  const { owner, operator } = portal.logins;
+  return [
+    `The demo fleet is contract ${s.contractId} in the portal: ${portal.url}`,
+    `  owner     ${owner.email}  password ${owner.password}`,
+    `  operator  ${operator.email}  password ${operator.password}`,
+    '  (the browser will warn about the demo operator CA; the logins are kept in the data folder, demo/logins.json)',
+    'Every role and the portal keep running; Ctrl-C stops them.',
+    '',
+  ].join('\n');
+}
+
 export function formatDemoSummary(s: DemoSummary): string {
   const ms = (v: number) => v.toFixed(1).padStart(9);
   const lines = [
     '',
     `simcred demo — ${s.devices} devices (${s.system} system${s.manufactured ? `, ${s.manufactured} manufactured` : ''})`,
-    `  registered ${s.registration.registered} in ${s.registration.elapsedMs} ms` +
+    `  registered ${s.registration.registered} through the portal (contract ${s.contractId}) in ${s.registration.elapsedMs} ms` +
       (s.registration.rejected ? `, ${s.registration.rejected} rejected` : ''),
     `  provisioned ${s.provisioned}, failed ${s.failed}, distinct IMSIs ${s.distinctImsis}, HSS subscribers ${s.hssSubscribers}, attached ${s.attached}`,
     `  ${s.perSecond} onboardings/s, ${(s.elapsedMs / 1000).toFixed(1)} s in all`,

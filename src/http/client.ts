@@ -90,8 +90,9 @@ export class PeerClient {
     body: string | Buffer | AsyncIterable<Uint8Array> | undefined,
     contentType: string,
     signal?: AbortSignal,
+    headers: Record<string, string> = {},
   ): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; text: string }> {
-    const response = await this.open(url, method, body, contentType, signal);
+    const response = await this.open(url, method, body, contentType, signal, headers);
     try {
       return { statusCode: response.statusCode, headers: response.headers, text: await response.body.text() };
     } catch (err) {
@@ -106,13 +107,15 @@ export class PeerClient {
     body: string | Buffer | AsyncIterable<Uint8Array> | undefined,
     contentType: string,
     signal?: AbortSignal,
+    /** Further request headers (a portal session's cookie and CSRF token). */
+    headers: Record<string, string> = {},
   ): Promise<Dispatcher.ResponseData> {
     try {
       return await request(url, {
         method: method as Dispatcher.HttpMethod,
         dispatcher: this.dispatcher,
         ...(signal ? { signal } : {}),
-        headers: body === undefined ? {} : { 'content-type': contentType },
+        headers: body === undefined ? headers : { ...headers, 'content-type': contentType },
         body: body as Dispatcher.DispatchOptions['body'],
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,

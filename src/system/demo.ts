@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
@@ -16,7 +17,8 @@ import {
   readFactoryImage,
   type FactoryServers,
 } from '../pki/index.js';
-import { OperatorClient } from '../portal/operator-client.js';
+import { PortalClient } from '../portal/portal-client.js';
+import * as portal from '../protocol/portal.js';
 import { startSystem, type RunningSystem } from './start.js';
 import { configuredUrls, roleDatabase } from './wiring.js';
 
@@ -26,6 +28,17 @@ export interface DemoOptions {
   logger: Logger;
   onPhase?(phase: 'manufacture' | 'register' | 'onboard', total: number): void;
   onProgress?(phase: 'manufacture' | 'register' | 'onboard', done: number): void;
+  /**
+   * Called with the summary while the system the demo started still runs (`npm start` keeps it up
+   * until Ctrl-C); the system stops when it resolves.
+   */
+  hold?(summary: DemoSummary, portal: { url: string; logins: DemoLogins }): Promise<void>;
+}
+
+/** The demo's portal accounts: the owner whose contract holds the fleet, and an operator. */
+export interface DemoLogins {
+  owner: { email: string; password: string };
+  operator: { email: string; password: string };
 }
 
 export interface DemoSummary {
@@ -39,8 +52,10 @@ export interface DemoSummary {
   elapsedMs: number;
   perSecond: number;
   system: 'in-process' | 'running';
+  /** The demo owner's contract that holds the fleet (registered through the portal). */
+  contractId: string;
   manufactured: number;
-  registration: { registered: number; unchanged: number; rejected: number; elapsedMs: number };
+  registration: { registered: number; rejected: number; elapsedMs: number };
   steps: ReturnType<typeof stepStatistics>;
   failures: Record<string, number>;
 }
@@ -75,10 +90,11 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
   const operatorRoot = (await loadFactoryRoot(config)) ?? '';
   let system: RunningSystem | undefined;
   const running = operatorRoot !== '' && (await runningSystemAnswers(config, operatorRoot));
-  if (!running) system = await startSystem(config, options.logger);
+  const logins = demoLogins(config);
+  if (!running) system = await startSystem(withDemoOperator(config, logins), options.logger);
   const live = system?.urls ?? urls;
   const store = await CaStore.open(config.pkiDir);
-  const operator = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  const owner = new PortalClient(live.portal, loadTlsIdentity(config.pkiDir, 'portal').ca[0]!);
   try {
     // Devices still without credentials, whose factory image names this system's servers: one of its
     // registration servers (ca.db knows it), and its PHLR, OCSP responder and HSS (the image does).
@@ -109,10 +125,39 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
     }
     const dsimIds = fleet.map((d) => d.dsimId);
 
+    // Step 0a as an owner makes it: a contract in the portal, and the fleet uploaded to it.
     options.onPhase?.('register', fleet.length);
-    const registration = await operator.registerDevices(live.credentialing, fleet, (n) =>
-      options.onProgress?.('register', n),
+    const registrationStarted = performance.now();
+    await owner.signIn({ ...logins.owner, name: 'Demo fleet owner' });
+    const contract = await owner.call(portal.createContract, {
+      body: {
+        planId: fleetPlan(config, fleet.length),
+        billing: {
+          name: 'Demo Fleet Ltd',
+          address: '1 Demo Street, Testville',
+          country: 'GB',
+          email: logins.owner.email,
+        },
+        paymentReference: `DEMO-${new Date().toISOString().slice(0, 10)}`,
+      },
+    });
+    let sent = 0;
+    const upload = await owner.upload(
+      contract.id,
+      (function* () {
+        for (const device of fleet) {
+          yield JSON.stringify(device);
+          if (++sent % 1000 === 0) options.onProgress?.('register', sent);
+        }
+      })(),
+      'demo-fleet.ndjson',
     );
+    options.onProgress?.('register', fleet.length);
+    const registration = {
+      registered: upload.accepted,
+      rejected: upload.rejectedCount,
+      elapsedMs: Math.round(performance.now() - registrationStarted),
+    };
 
     options.onPhase?.('onboard', fleet.length);
     const onboardStarted = performance.now();
@@ -136,7 +181,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
     }
     const { hssSubscribers, attached } = await hssFleetCounts(config, dsimIds);
     const failures = failureCounts(report.outcomes);
-    return {
+    const summary: DemoSummary = {
       devices: fleet.length,
       provisioned: imsis.length,
       failed: fleet.length - imsis.length,
@@ -146,21 +191,54 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       elapsedMs: Math.round(performance.now() - started),
       perSecond: Math.round((imsis.length / onboardMs) * 1000 * 10) / 10,
       system: running ? 'running' : 'in-process',
+      contractId: contract.id,
       manufactured: Math.max(missing, 0),
-      registration: {
-        registered: registration.registered,
-        unchanged: registration.unchanged,
-        rejected: registration.rejected.length,
-        elapsedMs: registration.elapsedMs,
-      },
+      registration,
       steps: stepStatistics(report.outcomes),
       failures,
     };
+    await options.hold?.(summary, { url: live.portal, logins });
+    return summary;
   } finally {
-    await operator.close();
+    await owner.close();
     await store.close();
     await system?.close();
   }
+}
+
+/**
+ * The demo's portal logins, made once per data folder (`<dataDir>/demo/logins.json`, readable by its
+ * owner only) so that `npm start` prints the same ones each time.
+ */
+function demoLogins(config: SimcredConfig): DemoLogins {
+  const dir = join(config.dataDir, 'demo');
+  const file = join(dir, 'logins.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DemoLogins;
+  const password = () => randomBytes(15).toString('base64url');
+  const logins: DemoLogins = {
+    owner: { email: 'owner@demo.simcred.example', password: password() },
+    operator: { email: 'operator@demo.simcred.example', password: password() },
+  };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(file, `${JSON.stringify(logins, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'operator-password'), `${logins.operator.password}\n`, { mode: 0o600 });
+  return logins;
+}
+
+/** The configuration with the demo operator among the portal's operator accounts. */
+function withDemoOperator(config: SimcredConfig, logins: DemoLogins): SimcredConfig {
+  const operator = {
+    email: logins.operator.email,
+    passwordFile: join(config.dataDir, 'demo', 'operator-password'),
+    name: 'Demo operator',
+  };
+  return { ...config, portal: { ...config.portal, operators: [...config.portal.operators, operator] } };
+}
+
+/** The smallest plan of the catalogue that holds the fleet (the largest if none does). */
+function fleetPlan(config: SimcredConfig, devices: number): string {
+  const plans = [...config.portal.plans].sort((a, b) => a.maxDevices - b.maxDevices);
+  return (plans.find((p) => p.maxDevices >= devices) ?? plans.at(-1)!).id;
 }
 
 /** Whether a device's factory image names these servers; an unreadable image names none. */
