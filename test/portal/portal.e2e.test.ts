@@ -6,13 +6,7 @@ import type { Page } from 'playwright-core';
 import { runFleet } from '../../src/device/fleet.js';
 import { HssStore } from '../../src/hss/store.js';
 import { roleDatabase } from '../../src/system/start.js';
-import {
-  addDevices,
-  getContract,
-  listDevices,
-  logIn,
-  retryPayment,
-} from '../../src/protocol/portal.js';
+import { addDevices, getContract, listDevices, logIn, retryPayment } from '../../src/protocol/portal.js';
 import type { RouteSpec } from '../../src/protocol/route.js';
 import { expectRefusal } from '../helpers/assert.js';
 import { tempDir } from '../helpers/cli.js';
