@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ACCOUNT, PUBLIC, defineRoute } from './route.js';
 import { dsimId, imsi, timestamp } from './fields.js';
+import { DeviceFeedState } from './credentialing.js';
 
 /*
  * The contract portal's API (step 0a of DESIGN §2): what the browser front end (web/) calls, and
@@ -55,15 +56,7 @@ export const Plan = z
 /** A device's state as the portal last heard it from the credentialing server's event feed. */
 export const PortalDeviceState = z.enum([
   'pending', // accepted by the portal, not yet registered at the credentialing server
-  'registered',
-  'authenticated',
-  'referred',
-  'delivered',
-  'completed',
-  'attached',
-  'failed',
-  'expired',
-  'revoked',
+  ...DeviceFeedState.options, // from the credentialing server's event feed
   'rejected', // refused at registration (e.g. already registered under another contract)
 ]);
 
