@@ -6,6 +6,7 @@ import { SimcredError } from '../errors/index.js';
 import { renderChart } from './chart.js';
 import { formatE2e, runE2eBench, type BenchPhase } from './e2e.js';
 import { formatRegister, runRegisterBench } from './register.js';
+import { formatPortalUpload, runPortalUploadBench } from './portal-upload.js';
 import { DEFAULT_E2E_SIZES, DEFAULT_REGISTER_SIZES, formatScale, runScaleBench } from './scale.js';
 
 /** A progress bar per phase on a terminal (silent otherwise); `label` prefixes the phase name. */
@@ -110,6 +111,34 @@ export function registerBenchCommands(bench: Command): void {
           if (result.failed > 0 || result.attached < result.devices) process.exitCode = 1;
         },
       ),
+    );
+
+  bench
+    .command('portal-upload')
+    .description(
+      "a CSV of N devices uploaded through the portal, next to bench register for the same count: wall times, ratio, the portal's peak RSS",
+    )
+    .requiredOption('--devices <N>', 'number of devices')
+    .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
+    .option('--json', 'print one JSON line last')
+    .action(
+      action(async (options: { devices: string; dir?: string; json?: boolean }) => {
+        const progress = phasedProgress();
+        let result;
+        try {
+          result = await runPortalUploadBench({
+            devices: positiveInt('--devices', options.devices, 100_000_000),
+            dir: options.dir,
+            onPhase: (phase, total) => progress.onPhase(phase, total),
+            onProgress: (phase, done) => progress.onProgress(phase, done),
+          });
+        } finally {
+          progress.stop();
+        }
+        process.stdout.write(formatPortalUpload(result));
+        if (options.json) printJsonLine(result);
+        if (result.accepted < result.devices) process.exitCode = 1;
+      }),
     );
 
   bench

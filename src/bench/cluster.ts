@@ -21,7 +21,8 @@ export type ClusterRole =
   | 'registration-2'
   | 'provisioning-1'
   | 'provisioning-2'
-  | 'credentialing';
+  | 'credentialing'
+  | 'portal';
 
 export const ALL_ROLES: ClusterRole[] = [
   'ocsp',
@@ -106,7 +107,7 @@ export async function startRoles(
         ? ws.urls.registration[index]!
         : base === 'provisioning'
           ? ws.urls.provisioning[index]!
-          : ws.urls[base as 'hss' | 'phlr' | 'credentialing'];
+          : ws.urls[base as 'hss' | 'phlr' | 'credentialing' | 'portal'];
     return group.start({
       name: role,
       url,

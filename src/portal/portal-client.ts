@@ -46,11 +46,12 @@ export class PortalClient {
     return this.request(spec, input.params ?? {}, input.query, body, 'application/json');
   }
 
-  /** Uploads a device list (NDJSON lines, streamed) to a contract; answers the finished upload. */
+  /** Uploads a device list (NDJSON or CSV lines, streamed) to a contract; answers the finished upload. */
   upload(
     contractId: string,
     lines: AsyncIterable<string> | Iterable<string>,
     fileName: string,
+    contentType: 'application/x-ndjson' | 'text/csv' = 'application/x-ndjson',
   ): Promise<ResponseOf<typeof portal.uploadDevices>> {
     const body = (async function* () {
       let buffer = '';
@@ -63,7 +64,7 @@ export class PortalClient {
       }
       if (buffer) yield Buffer.from(buffer);
     })();
-    return this.request(portal.uploadDevices, { contractId }, { fileName }, body, 'application/x-ndjson');
+    return this.request(portal.uploadDevices, { contractId }, { fileName }, body, contentType);
   }
 
   close(): Promise<void> {
