@@ -6,6 +6,7 @@ import { lastJsonLine, runCli, tempDir } from '../helpers/cli.js';
 import type { E2eResult } from '../../src/bench/e2e.js';
 import type { BenchResult } from '../../src/ocsp/bench.js';
 import { syntheticDevices, type RegisterResult } from '../../src/bench/register.js';
+import type { PortalUploadResult } from '../../src/bench/portal-upload.js';
 import type { ScaleResult } from '../../src/bench/scale.js';
 import { processCpuMs, peakRssMiB } from '../../src/bench/processes.js';
 import { DEVICE_STEPS } from '../../src/device/agent.js';
@@ -265,6 +266,21 @@ describe('simcred bench', { concurrency: false }, () => {
       assert.deepEqual(leftovers(data), []);
     } finally {
       dir.cleanup();
+    }
+  });
+
+  it('portal-upload: a CSV of 1,000 devices through the portal, every one accepted, next to register', async () => {
+    const r = await runCli(['bench', 'portal-upload', '--devices', '1000', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /portal ÷ register/);
+    const j = lastJsonLine<PortalUploadResult>(r.stdout);
+    assert.equal(j.bench, 'portal-upload');
+    assert.equal(j.accepted, 1000);
+    assert.equal(j.rejected, 0);
+    assert.equal(j.register.registered, 1000);
+    positive(j.ratio, 'ratio');
+    for (const name of ['portal', 'credentialing', 'registration-1', 'registration-2', 'bench']) {
+      positive(j.peakRssMiB[name], `peakRssMiB.${name}`);
     }
   });
 
