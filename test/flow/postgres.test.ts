@@ -55,6 +55,9 @@ describe('the flow on PostgreSQL', { concurrency: false }, () => {
       owed + (await count(`select count(*) as n from credentialing.audit_events where event = 'withdrawn'`)),
       6,
     );
+    // The fleet came in through the portal, as one contract of the demo owner, kept in its schema.
+    assert.equal(await count('select count(*) as n from portal.contracts'), 1);
+    assert.equal(await count(`select count(*) as n from portal.devices where state <> 'pending'`), 6);
     // AKA state of both the PHLR (access) and the HSS (attach), SQN counters as numbers.
     assert.equal(await count('select count(*) as n from phlr.aka_state where seq_he >= 1'), 6);
     assert.equal(await count('select count(*) as n from hss.aka_state where seq_he >= 1'), 6);

@@ -6,7 +6,14 @@ import type { Page } from 'playwright-core';
 import { runFleet } from '../../src/device/fleet.js';
 import { HssStore } from '../../src/hss/store.js';
 import { roleDatabase } from '../../src/system/start.js';
-import { addDevices, getContract, listDevices, logIn, retryPayment } from '../../src/protocol/portal.js';
+import {
+  addDevices,
+  cancelDevice,
+  getContract,
+  listDevices,
+  logIn,
+  retryPayment,
+} from '../../src/protocol/portal.js';
 import type { RouteSpec } from '../../src/protocol/route.js';
 import { expectRefusal } from '../helpers/assert.js';
 import { tempDir } from '../helpers/cli.js';
@@ -270,6 +277,27 @@ describe('the portal end to end', { concurrency: false }, () => {
     assert.deepEqual(await cspViolations(narrow.page, narrow.console), []);
     await page.close();
     await narrow.page.close();
+  });
+
+  test('a delivered device can be neither added again nor cancelled', async () => {
+    const owner = new PortalCaller(base, operatorRoot);
+    try {
+      await owner.logIn(OWNER);
+      const added = await owner.send('POST', at(addDevices, { contractId }), { dsimIds: [typed[0]!] });
+      assert.equal(added.statusCode, 200, added.text);
+      const body = JSON.parse(added.text) as { accepted: string[]; rejected: { code: string }[] };
+      assert.deepEqual(body.accepted, []);
+      assert.deepEqual(
+        body.rejected.map((r) => r.code),
+        ['SIMCRED_REGISTRATION_USED'],
+      );
+      expectRefusal(
+        await owner.send('DELETE', at(cancelDevice, { contractId, dsimId: typed[0]! })),
+        'SIMCRED_REGISTRATION_USED',
+      );
+    } finally {
+      await owner.close();
+    }
   });
 
   test("an owner cannot open another owner's contract, in the API or in the browser", async () => {
