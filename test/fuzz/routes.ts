@@ -252,10 +252,11 @@ export async function routeTargets(
           )
           .map((value) => {
             if (value === null || typeof value !== 'object' || Array.isArray(value)) return '';
-            const pairs = Object.entries(value as Record<string, unknown>).map(([k, v]): [string, string] => [
-              k,
-              k === 'waitSeconds' && /^[0-9]+$/.test(String(v)) ? '0' : String(v),
-            ]);
+            const pairs = Object.entries(value as Record<string, unknown>).map(([k, v]): [string, string] => {
+              // Generated values may be objects without a prototype, which String() cannot convert.
+              const text = typeof v === 'string' ? v : (JSON.stringify(v) ?? '');
+              return [k, k === 'waitSeconds' && /^[0-9]+$/.test(text) ? '0' : text];
+            });
             return pairs.length === 0 ? '' : `?${new URLSearchParams(pairs).toString()}`;
           })
       : fc.constant('');
