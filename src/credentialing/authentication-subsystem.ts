@@ -97,6 +97,9 @@ export class AuthenticationSubsystem {
 
   private async liveSession(sessionId: string, now: Date): Promise<Registration> {
     const registration = await this.options.store.findBySession(sessionId);
+    if (registration?.state === 'expired') {
+      throw new SimcredError('SIMCRED_REGISTRATION_EXPIRED', 'the registration has expired');
+    }
     if (
       !registration ||
       registration.state !== 'authenticating' ||

@@ -267,6 +267,18 @@ const NO_SESSION = {
   session_expires_at: null,
 } as const;
 
+/**
+ * What expiry clears: the session's nonces and challenge, but not its id, so that a device proving a
+ * session its registration expired under is told SIMCRED_REGISTRATION_EXPIRED, whether the sweep or
+ * the device itself found the expiry first.
+ */
+const EXPIRED_SESSION = {
+  device_nonce: null,
+  session_nonce: null,
+  challenge: null,
+  session_expires_at: null,
+} as const;
+
 /** Past its expiry with nothing delivered: see {@link CredentialingStore.markExpired}. */
 function expiredAt(eb: ExpressionBuilder<CredentialingTables, 'registrations'>, now: Date) {
   const at = now.toISOString();
@@ -812,7 +824,7 @@ export class CredentialingStore {
     return this.transition(dsimId, { event: 'expired', detail: null }, now, (db) =>
       db
         .updateTable('registrations')
-        .set({ state: 'expired', ...NO_SESSION, updated_at: now.toISOString() })
+        .set({ state: 'expired', ...EXPIRED_SESSION, updated_at: now.toISOString() })
         .where('dsim_id', '=', dsimId)
         .where((eb) => expiredAt(eb, now))
         .executeTakeFirst(),
@@ -836,7 +848,7 @@ export class CredentialingStore {
     const expired = await this.db.transaction().execute(async (trx) => {
       const rows = await trx
         .updateTable('registrations')
-        .set({ state: 'expired', ...NO_SESSION, updated_at: now.toISOString() })
+        .set({ state: 'expired', ...EXPIRED_SESSION, updated_at: now.toISOString() })
         .where(
           'dsim_id',
           'in',

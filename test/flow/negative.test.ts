@@ -362,8 +362,10 @@ describe('registrations expire', () => {
       assert.equal(state.state, 'registered');
       const live = await agent.lookupRegistration();
       const session = await agent.openSession(live);
-      // At the end: the open session cannot be proven, and nothing new starts.
+      // At the end: the open session cannot be proven, and nothing new starts — also when the expiry
+      // sweep (run before every read of the operator's event feed) found it before the device did.
       clock.set(expiresAt);
+      await t.operator.events(t.system.urls.credentialing, 0);
       await rejectsWith(agent.proveSession(live, session), 'SIMCRED_REGISTRATION_EXPIRED');
       await rejectsWith(agent.openSession(registration), 'SIMCRED_REGISTRATION_EXPIRED');
       await rejectsWith(agent.lookupRegistration(), 'SIMCRED_REGISTRATION_EXPIRED');
