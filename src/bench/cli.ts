@@ -22,6 +22,16 @@ function phasedProgress(label = '') {
   };
 }
 
+/** Runs a bench with a progress bar per phase, stopped however the run ends. */
+async function withProgress<T>(run: (progress: ReturnType<typeof phasedProgress>) => Promise<T>): Promise<T> {
+  const progress = phasedProgress();
+  try {
+    return await run(progress);
+  } finally {
+    progress.stop();
+  }
+}
+
 function sizes(name: string, text: string): number[] {
   const list = text.split(',').map((s) => positiveInt(name, s.trim(), 100_000_000));
   if (list.length === 0) throw new SimcredError('SIMCRED_CLI_ARGUMENT', `${name} needs at least one size`);
@@ -85,10 +95,8 @@ export function registerBenchCommands(bench: Command): void {
           chart?: string;
           json?: boolean;
         }) => {
-          const progress = phasedProgress();
-          let result;
-          try {
-            result = await runE2eBench({
+          const result = await withProgress((progress) =>
+            runE2eBench({
               devices: positiveInt('--devices', options.devices, 1_000_000),
               concurrency: positiveInt('--concurrency', options.concurrency, 4096),
               ...(options.rate !== undefined ? { rate: positiveInt('--rate', options.rate, 100_000) } : {}),
@@ -100,11 +108,9 @@ export function registerBenchCommands(bench: Command): void {
               colocated: options.colocated === true,
               workers: positiveInt('--workers', options.workers, 64),
               onPhase: (phase: BenchPhase, total) => progress.onPhase(phase, total),
-              onProgress: (phase, done) => progress.onProgress(phase, done),
-            });
-          } finally {
-            progress.stop();
-          }
+              onProgress: progress.onProgress,
+            }),
+          );
           process.stdout.write(formatE2e(result));
           writeChart(options.chart, () => renderChart({ e2e: result }));
           if (options.json) printJsonLine(result);
@@ -123,18 +129,14 @@ export function registerBenchCommands(bench: Command): void {
     .option('--json', 'print one JSON line last')
     .action(
       action(async (options: { devices: string; dir?: string; json?: boolean }) => {
-        const progress = phasedProgress();
-        let result;
-        try {
-          result = await runPortalUploadBench({
+        const result = await withProgress((progress) =>
+          runPortalUploadBench({
             devices: positiveInt('--devices', options.devices, 100_000_000),
             dir: options.dir,
-            onPhase: (phase, total) => progress.onPhase(phase, total),
-            onProgress: (phase, done) => progress.onProgress(phase, done),
-          });
-        } finally {
-          progress.stop();
-        }
+            onPhase: progress.onPhase,
+            onProgress: progress.onProgress,
+          }),
+        );
         process.stdout.write(formatPortalUpload(result));
         if (options.json) printJsonLine(result);
         if (result.accepted < result.devices) process.exitCode = 1;
@@ -152,18 +154,14 @@ export function registerBenchCommands(bench: Command): void {
     .option('--json', 'print one JSON line last')
     .action(
       action(async (options: { devices: string; dir?: string; chart?: string; json?: boolean }) => {
-        const progress = phasedProgress();
-        let result;
-        try {
-          result = await runRegisterBench({
+        const result = await withProgress((progress) =>
+          runRegisterBench({
             devices: positiveInt('--devices', options.devices, 100_000_000),
             dir: options.dir,
-            onPhase: (phase, total) => progress.onPhase(phase, total),
-            onProgress: (phase, done) => progress.onProgress(phase, done),
-          });
-        } finally {
-          progress.stop();
-        }
+            onPhase: progress.onPhase,
+            onProgress: progress.onProgress,
+          }),
+        );
         process.stdout.write(formatRegister(result));
         writeChart(options.chart, () => renderChart({ register: result }));
         if (options.json) printJsonLine(result);

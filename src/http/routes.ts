@@ -32,12 +32,24 @@ export function mountRoute<S extends RouteSpec>(app: FastifyInstance, spec: S, h
     config: { route: spec },
     handler: async (request) => {
       const caller = identifyCaller(request, spec);
-      const params = spec.params ? parse(spec.params, request.params, 'path') : undefined;
-      const query = spec.query ? parse(spec.query, request.query ?? {}, 'query') : undefined;
-      const body = spec.body ? parse(spec.body, request.body ?? {}, 'body') : undefined;
-      return handler({ body, params, query, caller, request } as RouteInput<S>);
+      return handler({ ...parseInput(spec, request), caller, request } as RouteInput<S>);
     },
   });
+}
+
+/**
+ * A request's path parameters, query and body, each validated with the route's own schema (what is
+ * not declared is undefined). Called once the caller is known: an unknown caller's input is not read.
+ */
+export function parseInput(
+  spec: RouteSpec,
+  request: FastifyRequest,
+): { params: unknown; query: unknown; body: unknown } {
+  return {
+    params: spec.params ? parse(spec.params, request.params, 'path') : undefined,
+    query: spec.query ? parse(spec.query, request.query ?? {}, 'query') : undefined,
+    body: spec.body ? parse(spec.body, request.body ?? {}, 'body') : undefined,
+  };
 }
 
 /** Parses with a route schema; the first few issues become one SIMCRED_BAD_REQUEST message. */

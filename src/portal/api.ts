@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { SimcredError } from '../errors/index.js';
-import { parse } from '../http/index.js';
+import { parseInput } from '../http/index.js';
 import * as portal from '../protocol/portal.js';
 import type { RouteSpec } from '../protocol/route.js';
 import { csrfMatches, type AccountService, type PortalAccount, type SignedIn } from './accounts.js';
@@ -48,8 +48,8 @@ interface PortalInput<S extends RouteSpec> {
 
 /**
  * Mounts one portal route: the session check (cookie, account kind, CSRF token on state changes)
- * before anything is read, then path, query and body validated with the route's own schemas (the
- * shared `parse`, as mountRoute does for peer and device routes, whose callers are checked otherwise).
+ * before anything is read, then path, query and body validated as mountRoute validates them
+ * (`parseInput`); only the caller check differs.
  */
 function mountPortalRoute<S extends RouteSpec>(
   app: FastifyInstance,
@@ -64,10 +64,7 @@ function mountPortalRoute<S extends RouteSpec>(
     handler: async (request, reply) => {
       const session =
         spec.caller.kind === 'account' ? await requireSession(request, spec, accounts) : undefined;
-      const params = spec.params ? parse(spec.params, request.params, 'path') : undefined;
-      const query = spec.query ? parse(spec.query, request.query ?? {}, 'query') : undefined;
-      const body = spec.body ? parse(spec.body, request.body ?? {}, 'body') : undefined;
-      return handler({ body, params, query, session, request, reply } as PortalInput<S>);
+      return handler({ ...parseInput(spec, request), session, request, reply } as PortalInput<S>);
     },
   });
 }

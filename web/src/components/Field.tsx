@@ -7,15 +7,28 @@ import type {
 
 type InputProps = Omit<PartialInputHTMLAttributes<HTMLInputElement>, 'id' | 'class'>;
 
+/** What a control needs to point at its hint and error line. */
+interface Described {
+  'aria-describedby': string;
+  'aria-invalid': 'true' | undefined;
+}
+
 /**
- * A labelled input with its hint and its error beside it. The error line is always present and
+ * A labelled control with its hint and its error beside it. The error line is always present and
  * polite-live, so a screen reader announces the server's message for this field when it appears.
  */
-export function TextField(
-  props: InputProps & { id: string; label: string; hint?: string; error?: string | undefined },
-) {
-  const { id, label, hint, error, ...input } = props;
-  const describedBy = [hint ? `${id}-hint` : '', `${id}-error`].filter(Boolean).join(' ');
+function FieldFrame(props: {
+  id: string;
+  label: string;
+  hint?: string | undefined;
+  error?: string | undefined;
+  control: (described: Described) => ComponentChildren;
+}) {
+  const { id, label, hint, error } = props;
+  const described: Described = {
+    'aria-describedby': [hint ? `${id}-hint` : '', `${id}-error`].filter(Boolean).join(' '),
+    'aria-invalid': error ? 'true' : undefined,
+  };
   return (
     <div class={error ? 'field field--invalid' : 'field'}>
       <label for={id}>{label}</label>
@@ -24,15 +37,27 @@ export function TextField(
           {hint}
         </p>
       )}
-      <input
-        id={id}
-        aria-describedby={describedBy}
-        aria-invalid={error ? 'true' : undefined}
-        // preact types <input> per type (roles allowed for each); these fields are text-like, type included.
-        {...(input as InputHTMLAttributes<HTMLInputElement>)}
-      />
+      {props.control(described)}
       <FieldError id={`${id}-error`} error={error} />
     </div>
+  );
+}
+
+export function TextField(
+  props: InputProps & { id: string; label: string; hint?: string; error?: string | undefined },
+) {
+  const { id, label, hint, error, ...input } = props;
+  return (
+    <FieldFrame
+      id={id}
+      label={label}
+      hint={hint}
+      error={error}
+      control={(described) => (
+        // preact types <input> per type (roles allowed for each); these fields are text-like, type included.
+        <input id={id} {...described} {...(input as InputHTMLAttributes<HTMLInputElement>)} />
+      )}
+    />
   );
 }
 
@@ -60,22 +85,13 @@ export function TextAreaField(
   props: TextAreaProps & { id: string; label: string; hint?: string; error?: string | undefined },
 ) {
   const { id, label, hint, error, ...textarea } = props;
-  const describedBy = [hint ? `${id}-hint` : '', `${id}-error`].filter(Boolean).join(' ');
   return (
-    <div class={error ? 'field field--invalid' : 'field'}>
-      <label for={id}>{label}</label>
-      {hint && (
-        <p class="hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-      <textarea
-        id={id}
-        aria-describedby={describedBy}
-        aria-invalid={error ? 'true' : undefined}
-        {...textarea}
-      />
-      <FieldError id={`${id}-error`} error={error} />
-    </div>
+    <FieldFrame
+      id={id}
+      label={label}
+      hint={hint}
+      error={error}
+      control={(described) => <textarea id={id} {...described} {...textarea} />}
+    />
   );
 }
