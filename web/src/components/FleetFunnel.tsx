@@ -64,7 +64,8 @@ export function FleetFunnel(props: { funnel: Funnel }) {
   return (
     <div class="funnel">
       <p class="summary">
-        {formatCount(props.funnel.devices)} devices in {formatCount(props.funnel.contracts)} contracts, as of{' '}
+        {formatCount(props.funnel.devices)} {props.funnel.devices === 1 ? 'device' : 'devices'} in{' '}
+        {formatCount(props.funnel.contracts)} {props.funnel.contracts === 1 ? 'contract' : 'contracts'}, as of{' '}
         {formatTime(props.funnel.at)}.
       </p>
       <div class="funnel__chart">
