@@ -126,13 +126,20 @@ export function registerBenchCommands(bench: Command): void {
     )
     .requiredOption('--devices <N>', 'number of devices')
     .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
+    .option(
+      '--portal-heap <MiB>',
+      "cap the portal's V8 heap (node --max-old-space-size): a file held in memory would not fit",
+    )
     .option('--json', 'print one JSON line last')
     .action(
-      action(async (options: { devices: string; dir?: string; json?: boolean }) => {
+      action(async (options: { devices: string; dir?: string; portalHeap?: string; json?: boolean }) => {
         const result = await withProgress((progress) =>
           runPortalUploadBench({
             devices: positiveInt('--devices', options.devices, 100_000_000),
             dir: options.dir,
+            ...(options.portalHeap !== undefined
+              ? { portalHeapMiB: positiveInt('--portal-heap', options.portalHeap, 65_536) }
+              : {}),
             onPhase: progress.onPhase,
             onProgress: progress.onProgress,
           }),

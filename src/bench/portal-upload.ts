@@ -2,12 +2,14 @@ import { loadPki, initPki } from '../pki/index.js';
 import { PortalClient } from '../portal/portal-client.js';
 import * as portal from '../protocol/portal.js';
 import { benchWorkspace, startRoles } from './cluster.js';
-import { ProcessGroup, machineInfo, peakRssMiB, round, type MachineInfo } from './processes.js';
+import { ProcessGroup, machineInfo, peakRssMiB, residentMiB, round, type MachineInfo } from './processes.js';
 import { runRegisterBench, syntheticDevices, type RegisterResult } from './register.js';
 
 export interface PortalUploadOptions {
   devices: number;
   dir?: string;
+  /** Caps the portal's V8 heap (node --max-old-space-size), MiB: an upload held in memory would fail. */
+  portalHeapMiB?: number;
   onPhase?(phase: 'start' | 'upload' | 'register', total: number): void;
   onProgress?(phase: 'upload' | 'register', done: number): void;
 }
@@ -27,6 +29,14 @@ export interface PortalUploadResult {
   ratio: number;
   /** Peak RSS (VmHWM) per process during the upload, MiB. */
   peakRssMiB: Record<string, number>;
+  /** The portal's V8 heap cap, MiB (null: node's default). */
+  portalHeapMiB: number | null;
+  /**
+   * The portal's resident memory as the upload went on: the largest RSS seen in each tenth of the
+   * upload's wall time (rows are read at a steady rate, so a tenth of the time is about a tenth of
+   * the file). Flat when the file is streamed; rising all along when something is kept per row.
+   */
+  portalRssByTenth: { untilSeconds: number; rssMiB: number }[];
 }
 
 /**
@@ -50,9 +60,16 @@ export async function runPortalUploadBench(options: PortalUploadOptions): Promis
     const servers = await startRoles(
       group,
       ws,
-      ['registration-1', 'registration-2', 'credentialing', 'portal'],
+      ['registration-1', 'registration-2', 'credentialing'],
       pki.operator.root.pem,
     );
+    // The bench's file must fit the portal's upload limit (16 MiB by default, about 200,000 rows).
+    ws.env.SIMCRED_PORTAL__UPLOAD_LIMIT_BYTES = String(
+      Math.min(1024 ** 3, Math.max(16 * 1024 ** 2, options.devices * 128)),
+    );
+    const heapFlags = options.portalHeapMiB ? [`--max-old-space-size=${options.portalHeapMiB}`] : [];
+    const [portalProcess] = await startRoles(group, ws, ['portal'], pki.operator.root.pem, heapFlags);
+    servers.push(portalProcess!);
     const owner = new PortalClient(ws.urls.portal, pki.operator.root.pem);
     try {
       await owner.signIn({ email: 'bench@owner.example', password: 'bench owner password', name: 'Bench' });
@@ -69,21 +86,29 @@ export async function runPortalUploadBench(options: PortalUploadOptions): Promis
         },
       });
       options.onPhase?.('upload', options.devices);
+      // (time since start, RSS) every 200 ms: how the portal's memory moves while it reads the file.
+      const samples: { ms: number; rssMiB: number }[] = [];
+      const sample = () =>
+        samples.push({ ms: performance.now() - started, rssMiB: residentMiB(portalProcess!.pid) });
+      const sampler = setInterval(sample, 200);
       const started = performance.now();
-      const answer = await owner.upload(
-        contract.id,
-        (function* () {
-          yield 'dsim_id,registration_server';
-          let n = 0;
-          for (const d of syntheticDevices(options.devices, ws.urls.registration)) {
-            yield `${d.dsimId},${d.registrationServer}`;
-            if (++n % 1000 === 0) options.onProgress?.('upload', n);
-          }
-        })(),
-        'bench.csv',
-        'text/csv',
-      );
+      const answer = await owner
+        .upload(
+          contract.id,
+          (function* () {
+            yield 'dsim_id,registration_server';
+            let n = 0;
+            for (const d of syntheticDevices(options.devices, ws.urls.registration)) {
+              yield `${d.dsimId},${d.registrationServer}`;
+              if (++n % 1000 === 0) options.onProgress?.('upload', n);
+            }
+          })(),
+          'bench.csv',
+          'text/csv',
+        )
+        .finally(() => clearInterval(sampler));
       const elapsedMs = performance.now() - started;
+      sample();
       const peak: Record<string, number> = {};
       for (const s of servers) peak[s.name] = peakRssMiB(s.pid);
       peak.bench = peakRssMiB('self');
@@ -94,6 +119,8 @@ export async function runPortalUploadBench(options: PortalUploadOptions): Promis
         elapsedMs: round(elapsedMs, 0),
         rowsPerSecond: round((answer.accepted / elapsedMs) * 1000, 0),
         peakRssMiB: peak,
+        portalHeapMiB: options.portalHeapMiB ?? null,
+        portalRssByTenth: byTenth(samples, elapsedMs),
       };
     } finally {
       await owner.close();
@@ -120,6 +147,19 @@ export async function runPortalUploadBench(options: PortalUploadOptions): Promis
   };
 }
 
+/** The largest sample in each tenth of `elapsedMs`. */
+function byTenth(
+  samples: { ms: number; rssMiB: number }[],
+  elapsedMs: number,
+): { untilSeconds: number; rssMiB: number }[] {
+  return Array.from({ length: 10 }, (_, i) => {
+    const from = (i * elapsedMs) / 10;
+    const until = ((i + 1) * elapsedMs) / 10;
+    const inside = samples.filter((s) => s.ms > from && s.ms <= until + (i === 9 ? Infinity : 0));
+    return { untilSeconds: round(until / 1000, 1), rssMiB: Math.max(0, ...inside.map((s) => s.rssMiB)) };
+  });
+}
+
 /** The portal-upload table. */
 export function formatPortalUpload(r: PortalUploadResult): string {
   return [
@@ -136,6 +176,13 @@ export function formatPortalUpload(r: PortalUploadResult): string {
     `  ${'process (during the upload)'.padEnd(28)}${'peak RSS MiB'.padStart(14)}`,
     ...Object.entries(r.peakRssMiB).map(
       ([name, mib]) => `  ${name.padEnd(28)}${mib.toFixed(1).padStart(14)}`,
+    ),
+    '',
+    `  the portal's RSS during the upload${r.portalHeapMiB ? ` (its V8 heap capped at ${r.portalHeapMiB} MiB)` : ''}`,
+    `  ${'upload time'.padEnd(28)}${'RSS MiB'.padStart(14)}`,
+    ...r.portalRssByTenth.map(
+      ({ untilSeconds, rssMiB }) =>
+        `  ${`≤ ${untilSeconds.toFixed(1)} s`.padEnd(28)}${rssMiB.toFixed(1).padStart(14)}`,
     ),
     '',
     '',

@@ -279,6 +279,16 @@ export function peakRssMiB(pid: number | 'self'): number {
   return peak;
 }
 
+/** Resident set size (VmRSS) of one process now, MiB; 0 if unreadable. */
+export function residentMiB(pid: number): number {
+  try {
+    const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb ? Math.round((Number(kb) / 1024) * 10) / 10 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The machine the figures come from. */
 export interface MachineInfo {
   cpus: number;

@@ -44,16 +44,16 @@ export class AccountService {
   private dummyHash: Promise<string> | undefined;
 
   constructor(private readonly options: AccountOptions) {
-    const window = { windowSeconds: options.loginWindowSeconds, clock: options.clock };
-    this.failures = new AttemptLimiter({ limit: options.loginAttempts, ...window });
-    this.signUps = new AttemptLimiter({ limit: SIGNUPS_PER_WINDOW, ...window });
+    const window = { db: options.db, windowSeconds: options.loginWindowSeconds, clock: options.clock };
+    this.failures = new AttemptLimiter({ scope: 'sign-in', limit: options.loginAttempts, ...window });
+    this.signUps = new AttemptLimiter({ scope: 'sign-up', limit: SIGNUPS_PER_WINDOW, ...window });
   }
 
   async signUp(
     input: { email: string; password: string; name: string },
     clientAddress: string,
   ): Promise<SignedIn> {
-    this.throttle(this.signUps.retryAfter(`ip:${clientAddress}`), 'sign-ups from this address');
+    this.throttle(await this.signUps.retryAfter(`ip:${clientAddress}`), 'sign-ups from this address');
     const db = this.options.db;
     const existing = await db
       .selectFrom('accounts')
@@ -65,7 +65,7 @@ export class AccountService {
         'SIMCRED_ACCOUNT_EXISTS',
         `email: an account with ${input.email} already exists`,
       );
-    this.signUps.fail(`ip:${clientAddress}`);
+    await this.signUps.fail(`ip:${clientAddress}`);
     const account: PortalAccount = { id: newId('A'), email: input.email, name: input.name, kind: 'owner' };
     try {
       await db
@@ -98,7 +98,8 @@ export class AccountService {
 
   async logIn(input: { email: string; password: string }, clientAddress: string): Promise<SignedIn> {
     const keys = [`email:${input.email}`, `ip:${clientAddress}`];
-    this.throttle(Math.max(...keys.map((k) => this.failures.retryAfter(k))), 'failed sign-ins');
+    const waits = await Promise.all(keys.map((k) => this.failures.retryAfter(k)));
+    this.throttle(Math.max(...waits), 'failed sign-ins');
     const row = await this.options.db
       .selectFrom('accounts')
       .selectAll()
@@ -109,10 +110,10 @@ export class AccountService {
       ? await verifyPassword(input.password, row.password_hash)
       : (await verifyPassword(input.password, await (this.dummyHash ??= hashPassword(newToken()))), false);
     if (!row || !ok) {
-      for (const key of keys) this.failures.fail(key);
+      for (const key of keys) await this.failures.fail(key);
       throw new SimcredError('SIMCRED_LOGIN_FAILED', 'the e-mail address or the password is wrong');
     }
-    this.failures.reset(`email:${input.email}`);
+    await this.failures.reset(`email:${input.email}`);
     return this.openSession({ id: row.id, email: row.email, name: row.name, kind: row.kind });
   }
 

@@ -18,6 +18,7 @@ import type { Clock } from '../time/clock.js';
 import type { PortalAccount } from './accounts.js';
 import { checkRow, type DeviceRow } from './device-list.js';
 import type { EventHub } from './events.js';
+import type { SharedEvent } from './shared-events.js';
 import type { FeedEvent } from './feed.js';
 import { newId } from './ids.js';
 import type { OperatorClient } from './operator-client.js';
@@ -53,7 +54,10 @@ export interface ContractServiceOptions {
   registrationServersOf: (dsimIds: string[]) => Promise<Map<string, string>>;
   /** Where devices are registered when neither their row nor the directory names a registration server. */
   registrationServer: () => string;
+  /** This instance's browsers: the funnel goes to its operators. */
   hub: EventHub;
+  /** Device and upload events, shared with every portal instance on this database. */
+  events: { publish(events: SharedEvent[]): Promise<void> };
   clock: Clock;
   log: Logger;
 }
@@ -348,7 +352,7 @@ export class ContractService {
       await this.setState(dsimId, 'revoked', reason);
     }
     const updated = await this.deviceRow(dsimId);
-    this.publishDevice(updated, contract.owner_id);
+    await this.publishDevices([updated], contract.owner_id);
     return deviceView(updated!);
   }
 
@@ -414,6 +418,7 @@ export class ContractService {
    * reported, pushed to its owner and the operators. Devices of no contract here are not ours: skipped.
    */
   async applyFeedEvents(events: FeedEvent[]): Promise<void> {
+    const changed: SharedEvent[] = [];
     for (const event of events) {
       if (event.state === null) continue;
       const state: DeviceState = event.state;
@@ -426,8 +431,10 @@ export class ContractService {
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) continue;
       const row = await this.deviceRow(event.dsimId);
-      if (row) this.publishDevice(row, await this.ownerOf(row.contract_id));
+      if (row)
+        changed.push({ type: 'device', ownerId: await this.ownerOf(row.contract_id), data: deviceView(row) });
     }
+    await this.o.events.publish(changed);
   }
 
   stop(): void {
@@ -644,11 +651,9 @@ export class ContractService {
     }
     sink.accepted(registered);
     if (sink.publishDevices) {
-      for (const row of toRegister) {
-        const device = await this.deviceRow(row.dsimId);
-        if (device) this.publishDevice(device, contract.owner_id);
-      }
-    } else this.scheduleFunnel();
+      const devices = await Promise.all(toRegister.map((row) => this.deviceRow(row.dsimId)));
+      await this.publishDevices(devices, contract.owner_id);
+    }
   }
 
   // --- helpers ------------------------------------------------------------------------------
@@ -782,21 +787,22 @@ export class ContractService {
       })
       .where('id', '=', upload.id)
       .execute();
-    this.o.hub.publish({
-      type: 'upload',
-      ownerId,
-      data: sortRejections({ ...upload, rejected: [...upload.rejected] }),
-    });
+    await this.o.events.publish([
+      { type: 'upload', ownerId, data: sortRejections({ ...upload, rejected: [...upload.rejected] }) },
+    ]);
   }
 
-  private publishDevice(row: PortalTables['devices'] | undefined, ownerId: string): void {
-    if (!row) return;
-    this.o.hub.publish({ type: 'device', ownerId, data: deviceView(row) });
-    this.scheduleFunnel();
+  private publishDevices(rows: (PortalTables['devices'] | undefined)[], ownerId: string): Promise<void> {
+    return this.o.events.publish(
+      rows.flatMap((row) => (row ? [{ type: 'device' as const, ownerId, data: deviceView(row) }] : [])),
+    );
   }
 
-  /** The funnel is pushed to operators at most twice a second, however many devices change. */
-  private scheduleFunnel(): void {
+  /**
+   * The funnel is pushed to this instance's operators at most twice a second, however many devices
+   * change (on any instance: called for every device or upload event it reads).
+   */
+  scheduleFunnel(): void {
     if (this.funnelTimer || !this.o.hub.hasOperators()) return;
     this.funnelTimer = setTimeout(() => {
       this.funnelTimer = undefined;

@@ -63,6 +63,9 @@ export class HttpDeviceEventSource implements DeviceEventSource {
   }
 }
 
+/** How often an instance without the lease asks for it again. */
+const LEASE_RETRY_MS = 5000;
+
 /** Longest pause between reads while the credentialing server is down. */
 const MAX_BACKOFF_MS = 30_000;
 
@@ -70,7 +73,7 @@ const MAX_BACKOFF_MS = 30_000;
  * Follows the feed from the persisted cursor for as long as the portal runs: each page's events are
  * applied (device rows updated, browsers told) before the cursor moves, so a restart resumes where it
  * stopped and an event applied twice changes nothing. While the credentialing server is down it backs
- * off (1 s doubling to 30 s).
+ * off (1 s doubling to 30 s). With a lease, only its holder reads, renewing it before each read.
  *
  * @example
  *   const follower = new FeedFollower({ source, cursor, apply, log });
@@ -88,6 +91,8 @@ export class FeedFollower {
       apply(events: FeedEvent[]): Promise<void>;
       log: Logger;
       waitSeconds?: number;
+      /** When given, the feed is followed only while this instance holds it (one instance at a time). */
+      lease?: { acquire(): Promise<boolean>; release(): Promise<void> };
     },
   ) {}
 
@@ -102,6 +107,7 @@ export class FeedFollower {
     this.wake?.();
     await this.options.source.close().catch(() => undefined);
     await this.loop;
+    await this.options.lease?.release().catch(() => undefined);
   }
 
   private async run(): Promise<void> {
@@ -109,6 +115,10 @@ export class FeedFollower {
     let warned = false;
     while (this.running) {
       try {
+        if (this.options.lease && !(await this.options.lease.acquire())) {
+          await this.sleep(LEASE_RETRY_MS);
+          continue;
+        }
         const cursor = await this.options.cursor.load();
         const page = await this.options.source.read(cursor, {
           limit: 500,

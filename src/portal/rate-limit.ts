@@ -1,42 +1,72 @@
+import type { Kysely } from 'kysely';
 import type { Clock } from '../time/clock.js';
+import type { PortalTables } from './store.js';
 
 /**
  * Failed attempts per key (an e-mail address, a client address) in a sliding window: after `limit`
- * failures the key is refused until the oldest falls out of the window. In memory: a restart forgets,
- * which errs towards letting the owner in (the limit is a brake on guessing, not an audit).
+ * failures the key is refused until the oldest falls out of the window. Kept in the portal's
+ * database, so every portal instance on it (simcred up --workers, several hosts) counts the same
+ * attempts: a guesser gains nothing by reaching another instance. Two attempts checked at the same
+ * instant on two instances can both pass; the limit is a brake on guessing, not an exact quota.
  *
  * @example
- *   const limiter = new AttemptLimiter({ limit: 5, windowSeconds: 900, clock: systemClock });
- *   const wait = limiter.retryAfter('ip:127.0.0.1'); // 0 when allowed, else seconds to wait
+ *   const limiter = new AttemptLimiter({ db, scope: 'sign-in', limit: 5, windowSeconds: 900, clock: systemClock });
+ *   const wait = await limiter.retryAfter('ip:127.0.0.1'); // 0 when allowed, else seconds to wait
  */
 export class AttemptLimiter {
-  private readonly failures = new Map<string, number[]>();
+  private failuresSincePrune = 0;
 
-  constructor(private readonly options: { limit: number; windowSeconds: number; clock: Clock }) {}
+  constructor(
+    private readonly options: {
+      db: Kysely<PortalTables>;
+      /** What is limited ('sign-in', 'sign-up'): limiters on one table keep their keys apart. */
+      scope: string;
+      limit: number;
+      windowSeconds: number;
+      clock: Clock;
+    },
+  ) {}
 
   /** Seconds until `key` may try again (0: now). */
-  retryAfter(key: string): number {
-    const recent = this.recent(key);
-    if (recent.length < this.options.limit) return 0;
-    const oldest = recent[recent.length - this.options.limit]!;
-    const freeAt = oldest + this.options.windowSeconds * 1000;
-    return Math.max(1, Math.ceil((freeAt - this.options.clock().getTime()) / 1000));
+  async retryAfter(key: string): Promise<number> {
+    const { db, limit, windowSeconds, clock } = this.options;
+    // The limit-th most recent failure inside the window: once it leaves, the key is free.
+    const recent = await db
+      .selectFrom('attempts')
+      .select('at')
+      .where('key', '=', this.scoped(key))
+      .where('at', '>', this.windowStart())
+      .orderBy('at', 'desc')
+      .limit(limit)
+      .execute();
+    if (recent.length < limit) return 0;
+    const freeAt = Date.parse(recent[limit - 1]!.at) + windowSeconds * 1000;
+    return Math.max(1, Math.ceil((freeAt - clock().getTime()) / 1000));
   }
 
-  fail(key: string): void {
-    const recent = this.recent(key);
-    recent.push(this.options.clock().getTime());
-    this.failures.set(key, recent);
-    // Bounded memory under a spray of addresses: drop the oldest keys.
-    if (this.failures.size > 100_000) this.failures.delete(this.failures.keys().next().value!);
+  async fail(key: string): Promise<void> {
+    const { db, clock } = this.options;
+    await db
+      .insertInto('attempts')
+      .values({ key: this.scoped(key), at: clock().toISOString() })
+      .execute();
+    // Attempts older than the window count for nothing: dropped now and then, so a spray of
+    // addresses does not grow the table without end.
+    if (++this.failuresSincePrune >= 1000) {
+      this.failuresSincePrune = 0;
+      await db.deleteFrom('attempts').where('at', '<=', this.windowStart()).execute();
+    }
   }
 
-  reset(key: string): void {
-    this.failures.delete(key);
+  async reset(key: string): Promise<void> {
+    await this.options.db.deleteFrom('attempts').where('key', '=', this.scoped(key)).execute();
   }
 
-  private recent(key: string): number[] {
-    const since = this.options.clock().getTime() - this.options.windowSeconds * 1000;
-    return (this.failures.get(key) ?? []).filter((t) => t > since);
+  private scoped(key: string): string {
+    return `${this.options.scope}|${key}`;
+  }
+
+  private windowStart(): string {
+    return new Date(this.options.clock().getTime() - this.options.windowSeconds * 1000).toISOString();
   }
 }

@@ -10,8 +10,10 @@ import { ContractService } from './contracts.js';
 import { EventHub } from './events.js';
 import { FeedFollower, HttpDeviceEventSource, type DeviceEventSource } from './feed.js';
 import { defaultFrontEndDir } from './front-end.js';
+import { Lease } from './leases.js';
 import { OperatorClient } from './operator-client.js';
 import { testPaymentProvider, type PaymentProvider } from './payment.js';
+import { SharedEvents } from './shared-events.js';
 import { openPortalStore } from './store.js';
 
 export interface PortalServerOptions {
@@ -43,6 +45,12 @@ export interface PortalServerOptions {
   clock?: Clock;
 }
 
+/**
+ * How long the feed follower's lease lasts unrenewed: it is renewed before every read (a long poll
+ * waits at most 25 s), and another instance takes over this long after its holder died.
+ */
+const FEED_LEASE_SECONDS = 60;
+
 /** JSON bodies of the portal's API are small forms; device files stream past this limit. */
 const JSON_BODY_LIMIT = 64 * 1024;
 
@@ -69,7 +77,8 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
   });
   const operator = new OperatorClient(options.tls);
   const hub = new EventHub();
-  const contracts = new ContractService({
+  const events = new SharedEvents({ db, hub, log, onChange: () => contracts.scheduleFunnel() });
+  const contracts: ContractService = new ContractService({
     db,
     plans: options.plans,
     payments: options.payments ?? testPaymentProvider,
@@ -78,12 +87,15 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
     registrationServer: () => options.registrationServer,
     registrationServersOf: options.registrationServersOf ?? (async () => new Map<string, string>()),
     hub,
+    events,
     clock,
     log,
   });
   const source = options.events ?? new HttpDeviceEventSource(options.tls, () => options.credentialingUrl);
   const follower = new FeedFollower({
     source,
+    // One instance on this database follows the feed; the others take over if it stops or dies.
+    lease: new Lease({ db, name: 'credentialing-feed', ttlSeconds: FEED_LEASE_SECONDS }),
     cursor: {
       async load() {
         const row = await db
@@ -107,11 +119,13 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
   const release = async () => {
     contracts.stop();
     await follower.stop();
+    await events.stop();
     await operator.close();
     await db.destroy();
   };
   try {
     for (const account of options.operators ?? []) await accounts.ensureOperator(account);
+    await events.start();
   } catch (err) {
     await release();
     throw err;

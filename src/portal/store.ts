@@ -1,5 +1,5 @@
-import { sql, type Kysely } from 'kysely';
-import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+import { sql, type Generated, type Kysely } from 'kysely';
+import { autoIncrementKey, openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /** The portal's own store (DESIGN §1: each role its own): accounts, sessions, contracts, devices, uploads. */
 export interface PortalTables {
@@ -61,6 +61,23 @@ export interface PortalTables {
   };
   /** Where the credentialing event feed follower has read up to. */
   feed_cursor: { name: string; cursor: string };
+  /**
+   * What every portal instance on this database shares (simcred up --workers, several hosts): failed
+   * sign-ins and sign-ups per key within the window (rate-limit.ts), ...
+   */
+  attempts: { key: string; at: string };
+  /** ... the events pushed to browsers, tailed by every instance (shared-events.ts), ... */
+  portal_events: {
+    id: Generated<number>;
+    /** The owner who may see it; null for events only operators see. */
+    owner_id: string | null;
+    type: string;
+    /** The PortalEvent's data as JSON. */
+    data: string;
+    at: string;
+  };
+  /** ... and which instance does a job only one may do at a time (the feed follower): leases.ts. */
+  leases: { name: string; holder: string; expires_at: string };
 }
 
 const migrations: Migrations = {
@@ -132,6 +149,31 @@ const migrations: Migrations = {
         .createTable('feed_cursor')
         .addColumn('name', 'text', (c) => c.primaryKey())
         .addColumn('cursor', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+  '0002_shared_between_instances': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('attempts')
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('attempts_key_at').on('attempts').columns(['key', 'at']).execute();
+      await db.schema
+        .createTable('portal_events')
+        .addColumn('id', 'integer', (c) => autoIncrementKey(db, c))
+        .addColumn('owner_id', 'text')
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('portal_events_at').on('portal_events').column('at').execute();
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
         .execute();
     },
   },

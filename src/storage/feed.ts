@@ -22,10 +22,11 @@ export async function lockFeedTail(db: Kysely<unknown>, feed: FeedLock): Promise
 }
 
 /** The feeds, each with its own advisory lock key (any stable number, unique per feed). */
-export type FeedLock = 'credentialing.audit_events' | 'hss.attach_events';
+export type FeedLock = 'credentialing.audit_events' | 'hss.attach_events' | 'portal.portal_events';
 const FEED_LOCK_KEYS: Record<FeedLock, number> = {
   'credentialing.audit_events': 0x51c7ed01,
   'hss.attach_events': 0x51c7ed02,
+  'portal.portal_events': 0x51c7ed03,
 };
 
 /**
