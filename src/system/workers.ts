@@ -52,9 +52,8 @@ export async function startWorkers(
   workers: number,
   logger: Logger,
 ): Promise<WorkerPool> {
-  // The ports `up` listens on (the operator portal is not one of them).
-  const { portal: _portal, ...served } = config.ports;
-  if (Object.values(served).flat().includes(0)) {
+  // Every port `up` listens on, the portal's included: with port 0 each worker would pick its own.
+  if (Object.values(config.ports).flat().includes(0)) {
     throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--workers needs fixed ports (no port 0 in the config)');
   }
   const running = new Set<Worker>();
@@ -101,7 +100,10 @@ export async function startWorkers(
         }
         restarts.push(now);
         logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
-        fork().catch((err: unknown) => logger.error({ err }, 'replacement worker failed to start'));
+        fork().catch((err: unknown) => {
+          // Stopped while it started (the pool is closing): nothing went wrong.
+          if (!closing) logger.error({ err }, 'replacement worker failed to start');
+        });
       });
     });
 

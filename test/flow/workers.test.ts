@@ -6,6 +6,8 @@ import { processTree } from '../../src/bench/processes.js';
 import { startUp } from '../helpers/cli.js';
 import { PeerClient } from '../../src/http/index.js';
 import { initPki, loadPki } from '../../src/pki/index.js';
+import { PortalBrowser } from '../portal/api-client.js';
+import { expectRefusal } from '../helpers/assert.js';
 
 // `simcred up --workers 2`: one primary, two workers each serving every role on the same ports.
 // The whole flow through such a pool is in test/bench (bench e2e --colocated --workers 2).
@@ -61,6 +63,31 @@ describe('simcred up --workers 2', { concurrency: false }, () => {
       await client.close();
     }
   };
+
+  it("every worker's portal counts the same failed sign-ins: new connections, spread over both, lock the account", async () => {
+    // A new browser is a new connection; the primary hands them to the workers in turn.
+    const browser = () => new PortalBrowser(ws.urls.portal, root);
+    const email = `workers-${process.pid}@example.com`;
+    const password = 'a long enough password';
+    const owner = browser();
+    try {
+      assert.equal(
+        (await owner.signIn('/api/v1/accounts', { email, password, name: 'Workers' })).statusCode,
+        200,
+      );
+    } finally {
+      await owner.close();
+    }
+    for (let i = 0; i < 6; i++) {
+      const b = browser();
+      try {
+        const answer = await b.post('/api/v1/session', { email, password: i < 5 ? `wrong ${i}` : password });
+        expectRefusal(answer, i < 5 ? 'SIMCRED_LOGIN_FAILED' : 'SIMCRED_RATE_LIMITED');
+      } finally {
+        await b.close();
+      }
+    }
+  });
 
   it('runs a primary and two workers; a worker that dies is replaced and the roles keep answering', async () => {
     const workers = processTree(pool.pid!).slice(1);
