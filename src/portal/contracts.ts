@@ -461,6 +461,9 @@ export class ContractService {
     },
   ): Promise<void> {
     const limit = this.plan(contract.plan_id)?.maxDevices ?? 0;
+    // The contract's devices, counted once and then kept up to date here: a count per chunk would
+    // make a file's cost grow with the square of its length.
+    const held = { count: -1 };
     for await (const chunk of chunked(rows, CHUNK)) {
       const good: { line: number; dsimId: string; registrationServer: string }[] = [];
       const seen = new Map<string, number>();
@@ -490,7 +493,7 @@ export class ContractService {
             g.registrationServer = named.get(g.dsimId) ?? this.o.registrationServer();
         }
       }
-      if (good.length > 0) await this.admitChunk(contract, good, uploadId, limit, sink);
+      if (good.length > 0) await this.admitChunk(contract, good, uploadId, { limit, held }, sink);
       await sink.chunkDone?.();
     }
   }
@@ -499,13 +502,14 @@ export class ContractService {
     contract: PortalTables['contracts'],
     good: { line: number; dsimId: string; registrationServer: string }[],
     uploadId: string,
-    limit: number,
+    plan: { limit: number; held: { count: number } },
     sink: {
       accepted(dsimIds: string[]): void;
       rejected(rejection: RejectionView): void;
       publishDevices: boolean;
     },
   ): Promise<void> {
+    const { limit, held } = plan;
     const db = this.o.db;
     const now = this.now();
     const existing = new Map(
@@ -550,15 +554,11 @@ export class ContractService {
         sink.accepted([row.dsimId]);
       }
     }
-    // The plan's limit counts every device of the contract that is not refused.
+    // The plan's limit counts every device of the contract that is not refused. Counted afresh at
+    // the start and whenever the limit is near (another upload to the contract may add devices too).
     if (fresh.length > 0) {
-      const held = await db
-        .selectFrom('devices')
-        .select(sql<number>`count(*)`.as('n'))
-        .where('contract_id', '=', contract.id)
-        .where('state', '!=', 'rejected')
-        .executeTakeFirstOrThrow();
-      const room = Math.max(0, limit - Number(held.n));
+      if (held.count < 0 || limit - held.count <= 2 * CHUNK) held.count = await this.heldDevices(contract.id);
+      const room = Math.max(0, limit - held.count);
       for (const row of fresh.splice(room)) {
         sink.rejected({
           line: row.line,
@@ -607,6 +607,7 @@ export class ContractService {
         if (owners.get(row.dsimId) === contract.id) fresh.push(row);
         else sink.rejected(duplicate(row.line, row.dsimId, 'it belongs to another contract'));
       }
+      held.count += fresh.length;
     }
     for (const row of again) {
       await db
@@ -681,19 +682,24 @@ export class ContractService {
       );
     }
     const limit = this.plan(contract.plan_id)?.maxDevices ?? 0;
-    const held = await this.o.db
-      .selectFrom('devices')
-      .select(sql<number>`count(*)`.as('n'))
-      .where('contract_id', '=', contractId)
-      .where('state', '!=', 'rejected')
-      .executeTakeFirstOrThrow();
-    if (Number(held.n) >= limit) {
+    if ((await this.heldDevices(contractId)) >= limit) {
       throw new SimcredError(
         'SIMCRED_PLAN_LIMIT',
         `contract ${contractId}: the plan allows at most ${limit} devices`,
       );
     }
     return contract;
+  }
+
+  /** Devices the plan's limit counts: every device of the contract that is not refused. */
+  private async heldDevices(contractId: string): Promise<number> {
+    const held = await this.o.db
+      .selectFrom('devices')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('contract_id', '=', contractId)
+      .where('state', '!=', 'rejected')
+      .executeTakeFirstOrThrow();
+    return Number(held.n);
   }
 
   private contractQuery() {
