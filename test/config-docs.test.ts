@@ -38,6 +38,13 @@ test('every config field says what it means', () => {
   }
 });
 
+/** Optional sections with a required field: a default inside one is given with that field set. */
+const REQUIRED_WITH: Record<string, Record<string, string>> = {
+  'credentialing.authorisationHook': {
+    SIMCRED_CREDENTIALING__AUTHORISATION_HOOK__URL: 'https://hook.operator.example/authorise',
+  },
+};
+
 test("every field's documented environment variable reaches that field", () => {
   for (const leaf of configLeaves()) {
     const name = envVariableName(leaf.path);
@@ -45,7 +52,10 @@ test("every field's documented environment variable reaches that field", () => {
     if (leaf.default === undefined) continue;
     // The default, given through the variable: an unknown field would be refused (the schema is strict).
     const value: unknown = JSON.parse(leaf.default);
-    const config = loadConfig({ env: { [name]: typeof value === 'string' ? value : leaf.default } });
+    const companions = REQUIRED_WITH[leaf.path.slice(0, -1).join('.')] ?? {};
+    const config = loadConfig({
+      env: { ...companions, [name]: typeof value === 'string' ? value : leaf.default },
+    });
     let node: unknown = config;
     for (const key of leaf.path) node = (node as Record<string, unknown>)[key];
     // dataDir comes back resolved to an absolute path.

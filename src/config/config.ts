@@ -162,6 +162,38 @@ export const configSchema = z
           .max(86400)
           .default(600)
           .describe('Lifetime of the one-time ticket of a referral (step 6).'),
+        authorisationHook: z
+          .object({
+            url: z
+              .url({ protocol: /^https$/ })
+              .describe(
+                "The operator's hook URL (HTTPS); POSTed an AuthorisationRequest per device at step 4.",
+              ),
+            timeoutMs: z
+              .number()
+              .int()
+              .min(100)
+              .max(30_000)
+              .default(2000)
+              .describe('How long the hook has to answer; later is a refusal for now (503, fail closed).'),
+            caFile: z
+              .string()
+              .optional()
+              .describe(
+                "PEM file of the CA(s) that issued the hook's server certificate (default: the operator root).",
+              ),
+            plans: z
+              .array(z.string())
+              .optional()
+              .describe(
+                'The plans the hook may choose; a plan outside this list is a failed hook (default: any).',
+              ),
+          })
+          .strict()
+          .optional()
+          .describe(
+            "The operator's authorisation hook (docs/protocol.md): asked after every check of step 4 whether the device may have a credential, and under which plan. None by default.",
+          ),
       })
       .strict()
       .prefault({}),

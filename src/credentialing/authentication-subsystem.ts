@@ -9,6 +9,7 @@ import { parseDeviceChain, verifyDeviceChain } from '../pki/device-chain.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { openSession, proveSession } from '../protocol/credentialing.js';
 import type { CertificateStatusChecker } from '../ocsp/checker.js';
+import type { AuthorisationHook } from './authorisation-hook.js';
 import type { CredentialingStore, Registration } from './store.js';
 import type { Clock } from '../time/clock.js';
 
@@ -22,6 +23,8 @@ export interface AuthenticationSubsystemOptions {
   log: Logger;
   /** Time for registration and session expiry. */
   clock: Clock;
+  /** The operator's authorisation hook, asked last (none: every device that passed is allowed). */
+  hook?: AuthorisationHook;
 }
 
 /** A device that passed every check of step 4. */
@@ -29,6 +32,8 @@ export interface AuthenticatedDevice {
   registration: Registration;
   certificate: x509.X509Certificate;
   deviceNonce: Buffer;
+  /** The plan the authorisation hook chose (null: none chosen, or no hook). */
+  plan: string | null;
 }
 
 /**
@@ -76,7 +81,10 @@ export class AuthenticationSubsystem {
     };
   }
 
-  /** Step 4: proof of possession, chain to a manufacturer CA, DSIM_ID binding, OCSP "good". */
+  /**
+   * Step 4: proof of possession, chain to a manufacturer CA, DSIM_ID binding, OCSP "good", then the
+   * operator's authorisation hook if configured (last: it is asked only about a device proven genuine).
+   */
   async authenticate(
     sessionId: string,
     proof: BodyOf<typeof proveSession>,
@@ -88,10 +96,14 @@ export class AuthenticationSubsystem {
     const { leaf, issuer } = await verifyDeviceChain(chain, { roots: this.options.manufacturerRoots, now });
     requireDsimBinding(leaf, registration.dsimId);
     await this.options.ocsp.requireGood(leaf, issuer);
+    const authorised = this.options.hook
+      ? await this.options.hook.authorise(registration, leaf)
+      : { plan: null };
     return {
       registration,
       certificate: leaf,
       deviceNonce: fromBase64url(registration.deviceNonce!, 'deviceNonce'),
+      plan: authorised.plan,
     };
   }
 

@@ -70,7 +70,9 @@ export class CredentialingProcessor {
       if (registration) await this.failSession(registration.dsimId, sessionId, err);
       throw err;
     });
-    await this.store.audit(device.registration.dsimId, 'authenticated', null, this.clock());
+    // The plan the operator's hook chose is kept in the audit trail (and so in the feed).
+    const detail = device.plan === null ? null : `plan:${device.plan}`;
+    await this.store.audit(device.registration.dsimId, 'authenticated', detail, this.clock());
     try {
       return await this.credentialing.issueAndRefer(device);
     } catch (err) {

@@ -11,6 +11,7 @@ import type { DatabaseConfig } from '../storage/index.js';
 import { mountCredentialingApi } from './api.js';
 import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import { AuthenticationSubsystem } from './authentication-subsystem.js';
+import { AuthorisationHook } from './authorisation-hook.js';
 import { CredentialingConsumers } from './consumers.js';
 import { CredentialingSubsystem } from './credentialing-subsystem.js';
 import { PeerActionSender } from './peer-actions.js';
@@ -45,6 +46,16 @@ export interface CredentialingServerOptions {
   clock?: Clock;
   /** How often registrations past their expiry are marked expired (default 10 s). */
   expirySweepMs?: number;
+  /** The operator's authorisation hook, asked at the end of step 4 (none by default). */
+  authorisationHook?: AuthorisationHookSettings;
+}
+
+export interface AuthorisationHookSettings {
+  url: string;
+  timeoutMs: number;
+  /** PEM certificates the hook's server certificate must chain to. */
+  ca: string[];
+  plans?: string[];
 }
 
 /**
@@ -69,6 +80,25 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   store.onAudit(() => feedSignal.notify());
   const expiry = new RegistrationExpiry({ store, log, clock, sweepMs: options.expirySweepMs });
   const attachFollower = new AttachFollower({ store, consumers, hssUrl: options.hssUrl, log, clock });
+  const hookSettings = options.authorisationHook;
+  // The hook sees this server's client certificate, so it can tell who asks.
+  const hookClient = hookSettings
+    ? new PeerClient({
+        tls: { ...clientTls(options.tls), ca: hookSettings.ca },
+        timeoutMs: hookSettings.timeoutMs,
+      })
+    : undefined;
+  const hook =
+    hookSettings && hookClient
+      ? new AuthorisationHook({
+          url: hookSettings.url,
+          client: hookClient,
+          timeoutMs: hookSettings.timeoutMs,
+          ...(hookSettings.plans ? { plans: hookSettings.plans } : {}),
+          log,
+          clock,
+        })
+      : undefined;
   const processor = new CredentialingProcessor(
     new RegistrationSubsystem({
       store,
@@ -85,6 +115,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       sessionTtlSeconds: options.sessionTtlSeconds ?? 120,
       log,
       clock,
+      ...(hook ? { hook } : {}),
     }),
     new CredentialingSubsystem({
       store,
@@ -126,6 +157,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       await expiry.stop();
       await peerActions.stop();
       await client.close();
+      await hookClient?.close();
       await store.close();
     },
   });

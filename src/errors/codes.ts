@@ -108,6 +108,15 @@ export const ERROR_CODES = {
     status: 401,
     meaning: 'The device receipt does not verify or does not match the delivered package.',
   },
+  SIMCRED_AUTHORISATION_DENIED: {
+    status: 403,
+    meaning: "The operator's authorisation hook refused this device at step 4 (its reason follows).",
+  },
+  SIMCRED_AUTHORISATION_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      "The operator's authorisation hook did not answer in time or answered no valid decision; the device is refused for now (fail closed) and may retry after Retry-After.",
+  },
 
   // PKI
   SIMCRED_PKI_NOT_INITIALISED: {

@@ -278,6 +278,8 @@ export const proveSession = defineRoute({
     'SIMCRED_CERT_DSIM_MISMATCH',
     'SIMCRED_OCSP_REVOKED',
     'SIMCRED_OCSP_UNKNOWN',
+    'SIMCRED_AUTHORISATION_DENIED',
+    'SIMCRED_AUTHORISATION_UNAVAILABLE',
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
     // The OCSP client's strict checks (src/ocsp/verify.ts), passed on as they are.
     'SIMCRED_OCSP_UNREACHABLE',

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import * as x509 from '../crypto/x509.js';
 import type { SimcredConfig } from '../config/index.js';
-import { startCredentialingServer } from '../credentialing/server.js';
+import { startCredentialingServer, type AuthorisationHookSettings } from '../credentialing/server.js';
 import { SimcredError } from '../errors/index.js';
 import { loadTlsIdentity, type RunningServer } from '../http/index.js';
 import { startHssServer } from '../hss/server.js';
@@ -23,6 +23,19 @@ export type ServableRole = (typeof SERVABLE_ROLES)[number];
 /** What a role takes besides its config: the clock its expiry decisions read (the real one when omitted). */
 export interface RoleDependencies {
   clock?: Clock;
+}
+
+/** The hook's settings with the CA its server certificate is checked against read from its file. */
+function hookSettings(
+  hook: NonNullable<SimcredConfig['credentialing']['authorisationHook']>,
+  pki: LoadedPki,
+): AuthorisationHookSettings {
+  return {
+    url: hook.url,
+    timeoutMs: hook.timeoutMs,
+    ca: hook.caFile ? [readFileSync(hook.caFile, 'utf8')] : [pki.operator.root.pem],
+    ...(hook.plans ? { plans: hook.plans } : {}),
+  };
 }
 
 /**
@@ -72,6 +85,9 @@ export async function startRole(
         registrationTtlSeconds: config.registration.ttlSeconds,
         sessionTtlSeconds: config.credentialing.sessionTtlSeconds,
         ticketTtlSeconds: config.credentialing.ticketTtlSeconds,
+        ...(config.credentialing.authorisationHook
+          ? { authorisationHook: hookSettings(config.credentialing.authorisationHook, pki) }
+          : {}),
         ...(clock ? { clock } : {}),
       });
     case 'registration':
