@@ -2,6 +2,10 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { identifyCaller, mountRoute, parse } from '../http/index.js';
 import {
+  admitGroupDevice,
+  closeGroup,
+  createGroup,
+  listGroups,
   deviceEvents,
   deviceState,
   fetchPackage,
@@ -11,9 +15,14 @@ import {
   revokeRegistration,
   submitReceipt,
 } from '../protocol/credentialing.js';
+import type { EnrollmentGroups } from './enrollment-groups.js';
 import type { CredentialingProcessor } from './processor.js';
 
-export function mountCredentialingApi(app: FastifyInstance, processor: CredentialingProcessor): void {
+export function mountCredentialingApi(
+  app: FastifyInstance,
+  processor: CredentialingProcessor,
+  groups: EnrollmentGroups,
+): void {
   // NDJSON batches are streamed to the registration subsystem, never buffered whole.
   app.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
   app.route({
@@ -40,4 +49,8 @@ export function mountCredentialingApi(app: FastifyInstance, processor: Credentia
   mountRoute(app, proveSession, ({ params, body }) => processor.proveSession(params.sessionId, body));
   mountRoute(app, submitReceipt, ({ body }) => processor.credentialing.acceptReceipt(body));
   mountRoute(app, fetchPackage, ({ body }) => processor.credentialing.handOver(body));
+  mountRoute(app, createGroup, ({ body }) => groups.create(body));
+  mountRoute(app, listGroups, async () => ({ groups: await groups.list() }));
+  mountRoute(app, closeGroup, ({ params }) => groups.close(params.groupId));
+  mountRoute(app, admitGroupDevice, ({ params, body }) => groups.admit(params.groupId, body));
 }

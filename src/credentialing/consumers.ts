@@ -2,8 +2,10 @@ import type { PeerClient } from '../http/index.js';
 import { issueCredentials, releaseSubscribers, subscriberEvents } from '../protocol/hss.js';
 import { referral } from '../protocol/provisioning.js';
 import {
+  pushGroups,
   pushRegistrations,
   withdrawRegistrations,
+  type GroupRecord,
   type RegistrationRecord,
 } from '../protocol/registration.js';
 import type { BodyOf, QueryOf, ResponseOf } from '../protocol/route.js';
@@ -15,6 +17,11 @@ export class CredentialingConsumers {
   /** Step 0b. */
   pushRegistrations(registrationServer: string, registrations: RegistrationRecord[]): Promise<unknown> {
     return this.client.call(registrationServer, pushRegistrations, { body: { registrations } });
+  }
+
+  /** Enrollment groups, to the registration servers that admit their devices. */
+  pushGroups(registrationServer: string, groups: GroupRecord[]): Promise<unknown> {
+    return this.client.call(registrationServer, pushGroups, { body: { groups } });
   }
 
   withdrawRegistrations(registrationServer: string, dsimIds: string[]): Promise<unknown> {

@@ -14,6 +14,7 @@ import { AuthenticationSubsystem } from './authentication-subsystem.js';
 import { AuthorisationHook } from './authorisation-hook.js';
 import { CredentialingConsumers } from './consumers.js';
 import { CredentialingSubsystem } from './credentialing-subsystem.js';
+import { EnrollmentGroups } from './enrollment-groups.js';
 import { PeerActionSender } from './peer-actions.js';
 import { AttachFollower } from './attach-follower.js';
 import { RegistrationExpiry } from './expiry.js';
@@ -99,6 +100,15 @@ export async function startCredentialingServer(options: CredentialingServerOptio
           clock,
         })
       : undefined;
+  const groups = new EnrollmentGroups({
+    store,
+    consumers,
+    manufacturerRoots: options.manufacturerRoots,
+    credentialingUrl,
+    ttlSeconds: options.registrationTtlSeconds,
+    log,
+    clock,
+  });
   const processor = new CredentialingProcessor(
     new RegistrationSubsystem({
       store,
@@ -145,7 +155,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     logger: log,
     tls: options.tls,
     mount: (app) => {
-      mountCredentialingApi(app, processor);
+      mountCredentialingApi(app, processor, groups);
       // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
       app.addHook('preClose', (done) => {
         feedSignal.close();

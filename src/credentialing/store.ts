@@ -7,6 +7,7 @@ import {
   type DatabaseConfig,
   type Migrations,
 } from '../storage/index.js';
+import { GroupStore } from './group-store.js';
 
 /**
  * The credentialing server's records, one row per device. Every state change is a conditional update
@@ -26,7 +27,7 @@ import {
 export type RegistrationStateName =
   'registered' | 'authenticating' | 'referred' | 'delivered' | 'completed' | 'revoked' | 'expired';
 
-interface CredentialingTables {
+export interface CredentialingTables {
   registrations: {
     dsim_id: string;
     registration_nonce: string;
@@ -48,6 +49,22 @@ interface CredentialingTables {
     package: string | null;
     updated_at: string;
   };
+  /** Enrollment groups (group-store.ts): a device CA enrolled instead of a list of DSIM_IDs. */
+  enrollment_groups: {
+    id: string;
+    name: string;
+    ca_subject: string;
+    ca_sha256: string;
+    dsim_pattern: string | null;
+    cap: number | null;
+    admitted: number;
+    /** JSON array of URLs. */
+    registration_servers: string;
+    active: number;
+    created_at: string;
+  };
+  /** Each device admitted through a group, once: what its cap counts. */
+  group_members: { dsim_id: string; group_id: string; admitted_at: string };
   audit_events: {
     id: Generated<number>;
     dsim_id: string;
@@ -176,6 +193,29 @@ const migrations: Migrations = {
         .createIndex('registrations_expiry')
         .on('registrations')
         .columns(['state', 'expires_at'])
+        .execute();
+    },
+  },
+  '0004_enrollment_groups': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('enrollment_groups')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('ca_subject', 'text', (c) => c.notNull())
+        .addColumn('ca_sha256', 'text', (c) => c.notNull())
+        .addColumn('dsim_pattern', 'text')
+        .addColumn('cap', 'integer')
+        .addColumn('admitted', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('registration_servers', 'text', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('group_members')
+        .addColumn('dsim_id', 'text', (c) => c.primaryKey())
+        .addColumn('group_id', 'text', (c) => c.notNull())
+        .addColumn('admitted_at', 'text', (c) => c.notNull())
         .execute();
     },
   },
@@ -330,6 +370,11 @@ export class CredentialingStore {
 
   static async open(database: DatabaseConfig): Promise<CredentialingStore> {
     return new CredentialingStore(await openDatabase<CredentialingTables>(database, migrations));
+  }
+
+  /** The enrollment groups, in this store's database. */
+  groups(): GroupStore {
+    return new GroupStore(this.db);
   }
 
   async find(dsimId: string): Promise<Registration | undefined> {

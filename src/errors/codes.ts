@@ -108,6 +108,19 @@ export const ERROR_CODES = {
     status: 401,
     meaning: 'The device receipt does not verify or does not match the delivered package.',
   },
+  SIMCRED_GROUP_UNKNOWN: { status: 404, meaning: 'No open enrollment group with this id.' },
+  SIMCRED_GROUP_CA_MISMATCH: {
+    status: 403,
+    meaning: "The device's certificate was not issued by the enrollment group's CA.",
+  },
+  SIMCRED_GROUP_PATTERN_MISMATCH: {
+    status: 403,
+    meaning: "The device is of an enrolled CA, but its DSIM_ID is outside every such group's pattern.",
+  },
+  SIMCRED_GROUP_CAP_REACHED: {
+    status: 403,
+    meaning: 'The enrollment group has admitted as many devices as its cap allows.',
+  },
   SIMCRED_AUTHORISATION_DENIED: {
     status: 403,
     meaning: "The operator's authorisation hook refused this device at step 4 (its reason follows).",

@@ -2,6 +2,9 @@ import { Readable } from 'node:stream';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
 import { PeerClient, clientTls, ndjsonLines, type TlsIdentity } from '../http/index.js';
 import {
+  closeGroup,
+  createGroup,
+  listGroups,
   deviceEvents,
   deviceState,
   registerDevices,
@@ -112,6 +115,22 @@ export class OperatorClient {
       params: { dsimId },
       body: reason ? { reason } : {},
     });
+  }
+
+  /** Enrols a device CA as an enrollment group (pushed to its registration servers). */
+  createGroup(
+    credentialingUrl: string,
+    body: z.infer<NonNullable<typeof createGroup.body>>,
+  ): Promise<ResponseOf<typeof createGroup>> {
+    return this.client.call(credentialingUrl, createGroup, { body });
+  }
+
+  listGroups(credentialingUrl: string): Promise<ResponseOf<typeof listGroups>> {
+    return this.client.call(credentialingUrl, listGroups);
+  }
+
+  closeGroup(credentialingUrl: string, groupId: string): Promise<ResponseOf<typeof closeGroup>> {
+    return this.client.call(credentialingUrl, closeGroup, { params: { groupId } });
   }
 
   close(): Promise<void> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
+import { dsimPattern } from './dsim-pattern.js';
 import {
   base64url,
   certificateChain,
@@ -332,6 +333,122 @@ export const fetchPackage = defineRoute({
   ],
 });
 
+// --- Enrollment groups ------------------------------------------------------------------------
+
+export const EnrollmentGroup = z
+  .object({
+    id: z.string().regex(/^grp_[0-9a-f]{16}$/),
+    name: z.string(),
+    caSubject: z.string().describe("the enrolled CA's subject"),
+    caSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    dsimPattern: dsimPattern.nullable(),
+    cap: z.number().int().positive().nullable().describe('most devices admitted (null: no cap)'),
+    admitted: z.number().int().describe('devices admitted so far (each counted once)'),
+    registrationServers: z.array(httpsUrl),
+    active: z.boolean(),
+    createdAt: timestamp,
+  })
+  .strict();
+
+export const createGroup = defineRoute({
+  id: 'credentialing.createGroup',
+  role: 'credentialing',
+  steps: '0a, 0b',
+  method: 'POST',
+  path: '/v1/operator/groups',
+  caller: peer('portal'),
+  summary:
+    "Enrol a manufacturer's device CA instead of listing DSIM_IDs (optionally a DSIM_ID pattern and a cap): the group is pushed to the registration servers named, which admit its devices as they turn up, each with its own registration nonce.",
+  body: z
+    .object({
+      name: z.string().min(1).max(100),
+      caCertificate: z
+        .string()
+        .min(100)
+        .max(8192)
+        .describe('the issuing CA of the devices: base64 DER or PEM'),
+      dsimPattern: dsimPattern.optional(),
+      cap: z.number().int().positive().max(100_000_000).optional(),
+      registrationServers: z.array(httpsUrl).min(1).max(16),
+    })
+    .strict(),
+  response: EnrollmentGroup,
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_CERT_INVALID',
+    'SIMCRED_CERT_UNTRUSTED',
+    'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
+});
+
+export const listGroups = defineRoute({
+  id: 'credentialing.listGroups',
+  role: 'credentialing',
+  steps: '0a',
+  method: 'GET',
+  path: '/v1/operator/groups',
+  caller: peer('portal'),
+  summary: 'Every enrollment group with the devices admitted so far.',
+  response: z.object({ groups: z.array(EnrollmentGroup) }).strict(),
+  errors: ['SIMCRED_UNAUTHENTICATED_PEER'],
+});
+
+export const closeGroup = defineRoute({
+  id: 'credentialing.closeGroup',
+  role: 'credentialing',
+  steps: '0a',
+  method: 'POST',
+  path: '/v1/operator/groups/:groupId/close',
+  caller: peer('portal'),
+  summary:
+    'Close a group: its registration servers stop admitting its devices (those already admitted keep their registrations).',
+  params: z.object({ groupId: z.string().regex(/^grp_[0-9a-f]{16}$/) }).strict(),
+  response: EnrollmentGroup,
+  errors: ['SIMCRED_GROUP_UNKNOWN', 'SIMCRED_DEPENDENCY_UNAVAILABLE', 'SIMCRED_UNAUTHENTICATED_PEER'],
+});
+
+export const admitGroupDevice = defineRoute({
+  id: 'credentialing.admitGroupDevice',
+  role: 'credentialing',
+  steps: '2, 0b',
+  method: 'POST',
+  path: '/v1/groups/:groupId/admissions',
+  caller: peer('registration'),
+  summary:
+    "A registration server asks for a registration for an unlisted device of the group that proved itself at step 2 (its chain is checked again here). The device gets a fresh registration nonce, counted once against the group's cap; a device that already has a live registration gets it again.",
+  params: z.object({ groupId: z.string().regex(/^grp_[0-9a-f]{16}$/) }).strict(),
+  body: z
+    .object({
+      dsimId,
+      certificateChain,
+      registrationServer: httpsUrl.describe('the asking registration server, one of the group’s'),
+    })
+    .strict(),
+  response: z
+    .object({
+      dsimId,
+      registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
+      credentialingUrl: httpsUrl,
+      expiresAt: timestamp,
+    })
+    .strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_GROUP_UNKNOWN',
+    'SIMCRED_GROUP_CA_MISMATCH',
+    'SIMCRED_GROUP_PATTERN_MISMATCH',
+    'SIMCRED_GROUP_CAP_REACHED',
+    'SIMCRED_REGISTRATION_USED',
+    'SIMCRED_REGISTRATION_REVOKED',
+    'SIMCRED_CERT_INVALID',
+    'SIMCRED_CERT_UNTRUSTED',
+    'SIMCRED_CERT_DSIM_MISMATCH',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+    'SIMCRED_FORBIDDEN_PEER',
+  ],
+});
+
 export const credentialingRoutes = [
   registerDevices,
   deviceState,
@@ -341,4 +458,8 @@ export const credentialingRoutes = [
   proveSession,
   submitReceipt,
   fetchPackage,
+  createGroup,
+  listGroups,
+  closeGroup,
+  admitGroupDevice,
 ];

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
+import { dsimPattern } from './dsim-pattern.js';
 import {
   base64url,
   certificateChain,
@@ -106,7 +107,51 @@ export const lookup = defineRoute({
     'SIMCRED_PROOF_INVALID',
     'SIMCRED_REGISTRATION_UNKNOWN',
     'SIMCRED_REGISTRATION_EXPIRED',
+    'SIMCRED_GROUP_PATTERN_MISMATCH',
+    'SIMCRED_GROUP_CAP_REACHED',
+    'SIMCRED_REGISTRATION_REVOKED',
+    'SIMCRED_REGISTRATION_USED',
+    'SIMCRED_DEPENDENCY_UNAVAILABLE',
   ],
 });
 
-export const registrationRoutes = [pushRegistrations, withdrawRegistrations, lookupChallenge, lookup];
+/**
+ * An enrollment group as a registration server keeps it: devices whose certificate was issued by
+ * this CA (and whose DSIM_ID matches the pattern) are admitted without being listed, by asking the
+ * credentialing server that pushed the group for a registration (credentialing.admitGroupDevice).
+ */
+export const GroupRecord = z
+  .object({
+    groupId: z.string().regex(/^grp_[0-9a-f]{16}$/),
+    caSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .describe("SHA-256 of the issuing CA's certificate (DER), hex"),
+    dsimPattern: dsimPattern.nullable().describe('null: any DSIM_ID'),
+    credentialingUrl: httpsUrl,
+    active: z.boolean().describe('false: the group was closed; its devices are no longer admitted'),
+  })
+  .strict();
+export type GroupRecord = z.infer<typeof GroupRecord>;
+
+export const pushGroups = defineRoute({
+  id: 'registration.pushGroups',
+  role: 'registration',
+  steps: '0b',
+  method: 'POST',
+  path: '/v1/groups',
+  caller: peer('credentialing'),
+  summary:
+    'Store (or replace) enrollment groups: devices of their CA that turn up unlisted at step 2 are admitted through the credentialing server that pushed the group.',
+  body: z.object({ groups: z.array(GroupRecord).min(1).max(100) }).strict(),
+  response: z.object({ stored: z.number().int() }).strict(),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
+export const registrationRoutes = [
+  pushRegistrations,
+  withdrawRegistrations,
+  lookupChallenge,
+  lookup,
+  pushGroups,
+];

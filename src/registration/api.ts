@@ -3,6 +3,7 @@ import { mountRoute } from '../http/index.js';
 import {
   lookup,
   lookupChallenge,
+  pushGroups,
   pushRegistrations,
   withdrawRegistrations,
 } from '../protocol/registration.js';
@@ -13,6 +14,9 @@ export function mountRegistrationApi(app: FastifyInstance, processor: Registrati
     processor.push(body, caller.kind === 'peer' ? caller.subject : 'unknown'),
   );
   mountRoute(app, withdrawRegistrations, ({ body }) => processor.withdraw(body));
+  mountRoute(app, pushGroups, ({ body, caller }) =>
+    processor.pushGroups(body, caller.kind === 'peer' ? caller.subject : 'unknown'),
+  );
   mountRoute(app, lookupChallenge, async ({ body }) => processor.challenge(body));
   mountRoute(app, lookup, ({ body }) => processor.lookup(body));
 }

@@ -3,19 +3,23 @@ import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
 import { lookupProofMessage } from '../crypto/lookup-proof.js';
 import { verifyDeviceMessage } from '../crypto/device-signature.js';
-import { SimcredError } from '../errors/index.js';
+import { createHash } from 'node:crypto';
+import { SimcredError, isSimcredError } from '../errors/index.js';
+import type { admitGroupDevice } from '../protocol/credentialing.js';
+import { matchesDsimPattern } from '../protocol/dsim-pattern.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
 import { parseDeviceChain, verifyDeviceChain } from '../pki/device-chain.js';
 import { verifyGrant } from '../phlr/grant.js';
 import type {
   lookup,
   lookupChallenge,
+  pushGroups,
   pushRegistrations,
   withdrawRegistrations,
 } from '../protocol/registration.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { LookupChallenges } from './challenge.js';
-import type { RegistrationStore } from './store.js';
+import type { RegistrationStore, StoredRegistration } from './store.js';
 import type { Clock } from '../time/clock.js';
 
 export interface RegistrationProcessorOptions {
@@ -29,6 +33,14 @@ export interface RegistrationProcessorOptions {
   log: Logger;
   /** Time for grants, challenges and registration expiry. */
   clock: Clock;
+  /** Asks a group's credentialing server to admit an unlisted device (credentialing.admitGroupDevice). */
+  admit: (
+    credentialingUrl: string,
+    groupId: string,
+    body: BodyOf<typeof admitGroupDevice>,
+  ) => Promise<ResponseOf<typeof admitGroupDevice>>;
+  /** This server's URL as enrollment groups name it. */
+  url: () => string;
 }
 
 /** Registration server work (role 14): keep pushed records; give a device its nonce once it proves itself (step 2). */
@@ -44,6 +56,13 @@ export class RegistrationProcessor {
       pushedBy,
     );
     return { stored };
+  }
+
+  async pushGroups(
+    body: BodyOf<typeof pushGroups>,
+    pushedBy: string,
+  ): Promise<ResponseOf<typeof pushGroups>> {
+    return { stored: await this.options.store.upsertGroups(body.groups, pushedBy) };
   }
 
   async withdraw(
@@ -73,9 +92,13 @@ export class RegistrationProcessor {
     if (!verifyDeviceMessage(chain[0]!, lookupProofMessage({ challenge, dsimId: body.dsimId }), body)) {
       throw new SimcredError('SIMCRED_PROOF_INVALID', 'the signature over the challenge does not verify');
     }
-    const { leaf } = await verifyDeviceChain(chain, { roots: this.options.manufacturerRoots, now });
+    const { leaf, issuer } = await verifyDeviceChain(chain, { roots: this.options.manufacturerRoots, now });
     requireDsimBinding(leaf, body.dsimId);
-    const registration = await this.options.store.find(body.dsimId);
+    let registration = await this.options.store.find(body.dsimId);
+    if (!registration || registration.expiresAt <= now) {
+      // Not listed (or its listing expired): a device of an enrolled CA is admitted by its group.
+      registration = (await this.admitted(body, issuer, now)) ?? registration;
+    }
     if (!registration)
       throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
     if (registration.expiresAt <= now) {
@@ -88,4 +111,69 @@ export class RegistrationProcessor {
       expiresAt: registration.expiresAt.toISOString(),
     };
   }
+
+  /**
+   * The registration an enrollment group gives a device that proved itself: undefined when no open
+   * group has its issuing CA; SIMCRED_GROUP_PATTERN_MISMATCH when groups of its CA exist but none
+   * takes its DSIM_ID; SIMCRED_GROUP_CAP_REACHED when every open one that takes it is full.
+   * The record is kept as a pushed one is, owned by the credentialing server that pushed the group.
+   */
+  private async admitted(
+    body: BodyOf<typeof lookup>,
+    issuer: x509.X509Certificate,
+    now: Date,
+  ): Promise<StoredRegistration | undefined> {
+    const caSha256 = createHash('sha256').update(Buffer.from(issuer.rawData)).digest('hex');
+    const groups = await this.options.store.groupsOfCa(caSha256);
+    if (groups.length === 0) return undefined;
+    const matching = groups.filter((g) => matchesDsimPattern(g.dsimPattern, body.dsimId));
+    if (matching.length === 0) {
+      throw new SimcredError(
+        'SIMCRED_GROUP_PATTERN_MISMATCH',
+        `${body.dsimId} is outside the DSIM_ID pattern of every enrollment group of its CA`,
+      );
+    }
+    let full: unknown;
+    for (const group of matching) {
+      try {
+        const record = await this.options.admit(group.credentialingUrl, group.groupId, {
+          dsimId: body.dsimId,
+          certificateChain: body.certificateChain,
+          registrationServer: this.options.url(),
+        });
+        const stored = { ...record, expiresAt: new Date(record.expiresAt) };
+        await this.options.store.upsert([stored], group.pushedBy);
+        this.options.log.debug({ dsimId: body.dsimId, groupId: group.groupId }, 'admitted by its group');
+        return stored.expiresAt > now ? stored : undefined;
+      } catch (err) {
+        // A full group (or one closed meanwhile) leaves the next one to try.
+        if (isSimcredError(err) && err.code === 'SIMCRED_GROUP_CAP_REACHED') {
+          full = err;
+          continue;
+        }
+        // Closed at the credentialing server, its close not yet here: as if it were not.
+        if (isSimcredError(err) && err.code === 'SIMCRED_GROUP_UNKNOWN') continue;
+        if (isSimcredError(err) && DEVICE_REFUSALS.has(err.code)) throw err;
+        // Anything else is the credentialing server failing us (down, or refusing this server).
+        throw isSimcredError(err) && err.code === 'SIMCRED_DEPENDENCY_UNAVAILABLE'
+          ? err
+          : new SimcredError(
+              'SIMCRED_DEPENDENCY_UNAVAILABLE',
+              'the enrollment group could not admit the device',
+              {
+                retryAfter: 2,
+                cause: err,
+              },
+            );
+      }
+    }
+    if (full) throw full;
+    return undefined;
+  }
 }
+/** The credentialing server's answers about the device itself, passed on to it as they are. */
+const DEVICE_REFUSALS = new Set([
+  'SIMCRED_GROUP_PATTERN_MISMATCH',
+  'SIMCRED_REGISTRATION_REVOKED',
+  'SIMCRED_REGISTRATION_USED',
+]);

@@ -1,7 +1,14 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
-import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
+import {
+  PeerClient,
+  clientTls,
+  startRoleServer,
+  type RunningServer,
+  type TlsIdentity,
+} from '../http/index.js';
+import { admitGroupDevice } from '../protocol/credentialing.js';
 import type { DatabaseConfig } from '../storage/index.js';
 import { mountRegistrationApi } from './api.js';
 import { LookupChallenges } from './challenge.js';
@@ -25,6 +32,8 @@ export interface RegistrationServerOptions {
   challengeTtlSeconds?: number;
   /** The real clock when omitted (tests set the time). */
   clock?: Clock;
+  /** The URL devices reach this server at, as enrollment groups name it (defaults to the listening address). */
+  publicUrl?: string;
 }
 
 /**
@@ -35,6 +44,9 @@ export interface RegistrationServerOptions {
  */
 export async function startRegistrationServer(options: RegistrationServerOptions): Promise<RunningServer> {
   const store = await RegistrationStore.open(options.database);
+  // Enrollment groups' admissions: this server asks the group's credentialing server, as itself.
+  const client = new PeerClient({ tls: clientTls(options.tls) });
+  let url = options.publicUrl ?? '';
   const processor = new RegistrationProcessor({
     store,
     challenges: new LookupChallenges(
@@ -46,8 +58,11 @@ export async function startRegistrationServer(options: RegistrationServerOptions
     grantClockSkewSeconds: options.grantClockSkewSeconds ?? 30,
     log: options.logger,
     clock: options.clock ?? systemClock,
+    admit: (credentialingUrl, groupId, body) =>
+      client.call(credentialingUrl, admitGroupDevice, { params: { groupId }, body }),
+    url: () => url,
   });
-  return startRoleServer({
+  const server = await startRoleServer({
     role: 'registration',
     host: options.host,
     port: options.port,
@@ -56,6 +71,11 @@ export async function startRegistrationServer(options: RegistrationServerOptions
     // A push carries up to 2,000 records of ~200 bytes.
     bodyLimit: 1024 * 1024,
     mount: (app) => mountRegistrationApi(app, processor),
-    release: () => store.close(),
+    release: async () => {
+      await client.close();
+      await store.close();
+    },
   });
+  url ||= server.url;
+  return server;
 }

@@ -11,6 +11,15 @@ interface RegistrationTables {
     /** Which credentialing server pushed it: only that one may replace or withdraw it. */
     pushed_by: string;
   };
+  /** Enrollment groups: CAs whose unlisted devices are admitted through their credentialing server. */
+  enrollment_groups: {
+    group_id: string;
+    ca_sha256: string;
+    dsim_pattern: string | null;
+    credentialing_url: string;
+    active: number;
+    pushed_by: string;
+  };
 }
 
 const migrations: Migrations = {
@@ -26,7 +35,34 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  '0002_enrollment_groups': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('enrollment_groups')
+        .addColumn('group_id', 'text', (c) => c.primaryKey())
+        .addColumn('ca_sha256', 'text', (c) => c.notNull())
+        .addColumn('dsim_pattern', 'text')
+        .addColumn('credentialing_url', 'text', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('pushed_by', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('enrollment_groups_ca')
+        .on('enrollment_groups')
+        .column('ca_sha256')
+        .execute();
+    },
+  },
 };
+
+export interface StoredGroup {
+  groupId: string;
+  caSha256: string;
+  dsimPattern: string | null;
+  credentialingUrl: string;
+  /** The credentialing server that pushed it (its certificate's subject). */
+  pushedBy: string;
+}
 
 export interface StoredRegistration {
   dsimId: string;
@@ -93,6 +129,53 @@ export class RegistrationStore {
           expiresAt: new Date(row.expires_at),
         }
       : undefined;
+  }
+
+  /** Stores (or replaces) enrollment groups; a closed one is kept inactive. */
+  async upsertGroups(
+    groups: {
+      groupId: string;
+      caSha256: string;
+      dsimPattern: string | null;
+      credentialingUrl: string;
+      active: boolean;
+    }[],
+    pushedBy: string,
+  ): Promise<number> {
+    for (const g of groups) {
+      const row = {
+        group_id: g.groupId,
+        ca_sha256: g.caSha256,
+        dsim_pattern: g.dsimPattern,
+        credentialing_url: g.credentialingUrl,
+        active: g.active ? 1 : 0,
+        pushed_by: pushedBy,
+      };
+      await this.db
+        .insertInto('enrollment_groups')
+        .values(row)
+        .onConflict((oc) => oc.column('group_id').doUpdateSet(row))
+        .execute();
+    }
+    return groups.length;
+  }
+
+  /** The open groups of a CA (by its certificate's SHA-256), in a stable order. */
+  async groupsOfCa(caSha256: string): Promise<StoredGroup[]> {
+    const rows = await this.db
+      .selectFrom('enrollment_groups')
+      .selectAll()
+      .where('ca_sha256', '=', caSha256)
+      .where('active', '=', 1)
+      .orderBy('group_id')
+      .execute();
+    return rows.map((r) => ({
+      groupId: r.group_id,
+      caSha256: r.ca_sha256,
+      dsimPattern: r.dsim_pattern,
+      credentialingUrl: r.credentialing_url,
+      pushedBy: r.pushed_by,
+    }));
   }
 
   async close(): Promise<void> {

@@ -134,6 +134,9 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
     args: (f) => ['DSIM0000000000000000', '--dir', f.missing],
     code: 'SIMCRED_PKI_NOT_INITIALISED',
   },
+  'operator groups add': { args: () => ['--name', 'meters', '--cap', 'lots'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator groups list': { args: (f) => ['--config', f.junk], code: 'SIMCRED_CONFIG_INVALID' },
+  'operator groups close': { args: () => ['group-1'], code: 'SIMCRED_CLI_ARGUMENT' },
 };
 
 /** The cases every command gets from the walk of the command tree. */

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import * as x509 from '../../src/crypto/x509.js';
 import { DeviceAgent } from '../../src/device/agent.js';
@@ -9,7 +10,7 @@ import { TrustedModule } from '../../src/device/trusted-module.js';
 import { clientTls, loadTlsIdentity } from '../../src/http/index.js';
 import { buildOcspRequest, decodeGetPath } from '../../src/ocsp/index.js';
 import { ocspStatusChecker } from '../../src/ocsp/checker.js';
-import { loadFactoryImage, type TlsRole } from '../../src/pki/index.js';
+import { loadFactoryImage, readManifest, type TlsRole } from '../../src/pki/index.js';
 import { SERVING_ROLES, routeErrors, routesOf, type ServingRole } from '../../src/protocol/index.js';
 import { defaultServerUrls, openApiDocument, type OpenApiDocument } from '../../src/protocol/openapi.js';
 import { startTestSystem, type TestSystem } from '../flow/harness.js';
@@ -205,6 +206,43 @@ describe('the live roles agree with their OpenAPI documents', () => {
         credentialingUrl: urls.credentialing,
         expiresAt: new Date(Date.now() + 600_000).toISOString(),
       }),
+      200,
+    );
+    // Enrollment groups: enrol the device CA, list, a registration server's admission, the push, close.
+    const manifest = readManifest(t.config.pkiDir);
+    const group = await post(portal, `${urls.credentialing}/v1/operator/groups`, {
+      name: 'openapi',
+      caCertificate: readFileSync(join(t.config.pkiDir, manifest.manufacturer.deviceCa.cert), 'utf8'),
+      dsimPattern: dsimIds[2],
+      registrationServers: [urls.registration[0]],
+    });
+    assert.equal(group.statusCode, 200, group.text);
+    const groupId = (JSON.parse(group.text) as { id: string }).id;
+    await done(get(portal, `${urls.credentialing}/v1/operator/groups`), 200);
+    await done(
+      post(peerClient('registration'), `${urls.credentialing}/v1/groups/${groupId}/admissions`, {
+        dsimId: dsimIds[2],
+        certificateChain: TrustedModule.fromFactoryImage(third, { persist: false }).certificateChain,
+        registrationServer: urls.registration[0],
+      }),
+      200,
+    );
+    await done(
+      post(credentialing, `${urls.registration[0]}/v1/groups`, {
+        groups: [
+          {
+            groupId: 'grp_00000000000000ff',
+            caSha256: '0'.repeat(64),
+            dsimPattern: null,
+            credentialingUrl: urls.credentialing,
+            active: false,
+          },
+        ],
+      }),
+      200,
+    );
+    await done(
+      portal.send(`${urls.credentialing}/v1/operator/groups/${groupId}/close`, 'POST', undefined, ''),
       200,
     );
     // Documented refusals where a success would need state a real flow has already used up.
