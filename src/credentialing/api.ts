@@ -2,14 +2,17 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { identifyCaller, mountRoute, parse } from '../http/index.js';
 import {
+  deleteDevice,
   deviceEvents,
   deviceState,
   fetchPackage,
   openSession,
   proveSession,
   registerDevices,
+  resumeDevice,
   revokeRegistration,
   submitReceipt,
+  suspendDevice,
 } from '../protocol/credentialing.js';
 import type { CredentialingProcessor } from './processor.js';
 
@@ -36,6 +39,9 @@ export function mountCredentialingApi(app: FastifyInstance, processor: Credentia
   mountRoute(app, deviceState, ({ params }) => processor.deviceState(params.dsimId));
   mountRoute(app, deviceEvents, ({ query }) => processor.deviceEvents(query));
   mountRoute(app, revokeRegistration, ({ params, body }) => processor.revoke(params.dsimId, body));
+  mountRoute(app, suspendDevice, ({ params, body }) => processor.suspend(params.dsimId, body));
+  mountRoute(app, resumeDevice, ({ params, body }) => processor.resume(params.dsimId, body));
+  mountRoute(app, deleteDevice, ({ params, body }) => processor.delete(params.dsimId, body));
   mountRoute(app, openSession, ({ body }) => processor.openSession(body));
   mountRoute(app, proveSession, ({ params, body }) => processor.proveSession(params.sessionId, body));
   mountRoute(app, submitReceipt, ({ body }) => processor.credentialing.acceptReceipt(body));

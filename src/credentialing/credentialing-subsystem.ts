@@ -141,8 +141,10 @@ export class CredentialingSubsystem {
     if (!registration) throw new SimcredError('SIMCRED_TICKET_INVALID', 'ticket not valid');
     if (registration.state === 'revoked')
       throw new SimcredError('SIMCRED_REGISTRATION_REVOKED', 'registration revoked');
-    if (registration.state === 'completed')
+    if (registration.state === 'completed' || registration.state === 'suspended')
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration used');
+    if (registration.state === 'deleted')
+      throw new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the operator deleted this subscription');
     if (
       (registration.state !== 'referred' && registration.state !== 'delivered') ||
       !registration.ticketDigest ||
