@@ -229,7 +229,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
 
   const operator = program
     .command('operator')
-    .description("the operator's API: register, inspect, revoke devices");
+    .description("the operator's API: register, inspect, revoke, suspend, resume, delete devices");
   withCommon(
     operator
       .command('register')
@@ -275,7 +275,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
   withCommon(
     operator
       .command('revoke')
-      .description('revoke a registration before delivery')
+      .description('revoke a registration at any step (after delivery the HSS subscriber is released)')
       .argument('<DSIM_ID>')
       .option('--reason <TEXT>'),
   ).action(
