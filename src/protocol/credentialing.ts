@@ -216,7 +216,7 @@ export const deviceState = defineRoute({
 export const revokeRegistration = defineRoute({
   id: 'credentialing.revokeRegistration',
   role: 'credentialing',
-  steps: '0b–9',
+  steps: 'all',
   method: 'POST',
   path: '/v1/operator/devices/:dsimId/revoke',
   caller: peer('portal'),

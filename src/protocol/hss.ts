@@ -46,7 +46,7 @@ export const ReleaseOutcome = z.enum(['released', 'absent']);
 export const releaseSubscribers = defineRoute({
   id: 'hss.releaseSubscribers',
   role: 'hss',
-  steps: '0b–9',
+  steps: 'all',
   method: 'POST',
   path: '/v1/subscribers/release',
   caller: peer('credentialing'),
