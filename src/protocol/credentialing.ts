@@ -364,6 +364,8 @@ export const proveSession = defineRoute({
     // The HSS's own refusals of step 5, passed through (retrying will not change them).
     'SIMCRED_IMSI_EXHAUSTED',
     'SIMCRED_DEVICE_KEY_MISMATCH',
+    // The operator deleted the subscription while the package was being made.
+    'SIMCRED_SUBSCRIPTION_ENDED',
   ],
 });
 
