@@ -109,11 +109,12 @@ export class PeerActionSender {
       claimed += actions.length;
       const { owed, moot } = await this.stillOwed(actions);
       await this.options.store.completePeerActions(
-        moot.map((a) => ({
+        moot.map(({ action: a, state }) => ({
           id: a.id,
           dsimId: a.dsimId,
           event: `${a.kind}-moot`,
-          detail: 'registered again',
+          // Why it is no longer owed: the device was registered again, or the operator decided otherwise.
+          detail: state === undefined ? null : `now ${state}`,
         })),
         this.clock(),
       );
@@ -128,14 +129,18 @@ export class PeerActionSender {
    * round) is not sent, so whatever order a suspend and a resume are retried in, the HSS ends in
    * the state the credentialing server holds.
    */
-  private async stillOwed(actions: PeerAction[]): Promise<{ owed: PeerAction[]; moot: PeerAction[] }> {
+  private async stillOwed(actions: PeerAction[]): Promise<{
+    owed: PeerAction[];
+    moot: { action: PeerAction; state: RegistrationStateName | undefined }[];
+  }> {
     const records = await this.options.store.findMany([...new Set(actions.map((a) => a.dsimId))]);
     const owed: PeerAction[] = [];
-    const moot: PeerAction[] = [];
+    const moot: { action: PeerAction; state: RegistrationStateName | undefined }[] = [];
     for (const action of actions) {
       const state = records.get(action.dsimId)?.state;
       const due = state !== undefined && OWED_IN[action.kind].includes(state);
-      (due ? owed : moot).push(action);
+      if (due) owed.push(action);
+      else moot.push({ action, state });
     }
     return { owed, moot };
   }

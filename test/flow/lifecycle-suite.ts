@@ -224,5 +224,27 @@ export function lifecycleSuite(name: string, database: () => Promise<Store>): vo
       await auditShows(dsimId, 'subscriber-resumed', minuteOn);
       await device.agent.attach();
     });
+
+    test('suspended and resumed while the HSS is down: the HSS ends as the operator left it, resumed', async () => {
+      const device = await onboarded();
+      const dsimId = device.module.dsimId;
+      const port = Number(new URL(t.system.urls.hss).port);
+      await replacementHss!.close();
+      await suspend(dsimId);
+      await resume(dsimId);
+      replacementHss = await startRole(
+        { ...t.config, ports: { ...t.config.ports, hss: port } },
+        'hss',
+        1,
+        t.logger,
+        undefined,
+        { clock: clock.now },
+      );
+      const minuteOn = () => clock.advance(60);
+      assert.equal(await auditShows(dsimId, 'subscriber-resumed', minuteOn), device.imsi);
+      // The suspension was not sent after all: the record had moved on (whichever was retried first).
+      assert.equal(await auditShows(dsimId, 'suspend-moot', minuteOn), 'now completed');
+      await device.agent.attach();
+    });
   });
 }
