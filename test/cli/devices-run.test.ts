@@ -145,4 +145,16 @@ describe('simcred devices run, against a running simcred up', { concurrency: fal
     const stranger = await cli('devices', 'run', '--dsim', 'DSIM00000000000000AB');
     assert.match(stranger.stderr, /no factory image.*\(SIMCRED_CLI_ARGUMENT\)\n$/);
   });
+
+  test('with no system running on the data folder it refuses to start, retryable', async () => {
+    process.kill(-up.pid!, 'SIGTERM');
+    await new Promise<void>((resolve) => up.once('exit', () => resolve()));
+    const r = await cli('devices', 'run', '--count', '1');
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.match(
+      r.stderr,
+      /start `simcred up` on this data folder first \(SIMCRED_DEPENDENCY_UNAVAILABLE\)\n$/,
+    );
+  });
 });
