@@ -145,6 +145,28 @@ export class PeerActionSender {
     return { owed, moot };
   }
 
+  /**
+   * After a suspend or resume landed at the HSS, the record is read again: if the operator decided
+   * the opposite meanwhile (its call may have reached the HSS before this one, sent by another
+   * instance), the opposite is owed once more, so the HSS ends as the record says.
+   */
+  private async followUp(batch: {
+    kind: 'suspend' | 'resume';
+    target: string;
+    actions: PeerAction[];
+  }): Promise<void> {
+    const opposite: PeerActionKind = batch.kind === 'suspend' ? 'resume' : 'suspend';
+    const records = await this.options.store.findMany(batch.actions.map((a) => a.dsimId));
+    const again = batch.actions
+      .filter((a) => {
+        const state = records.get(a.dsimId)?.state;
+        return state !== undefined && OWED_IN[opposite].includes(state);
+      })
+      .map((a) => ({ kind: opposite, dsimId: a.dsimId, target: batch.target }));
+    // Due now: the drain under way claims them before it stops.
+    await this.options.store.queuePeerActions(again, this.clock());
+  }
+
   /** One HSS call for a batch of one kind; every answer lists an outcome and an IMSI per DSIM_ID. */
   private async callHss(
     kind: Exclude<PeerActionKind, 'withdraw'>,
@@ -193,6 +215,9 @@ export class PeerActionSender {
           }),
           this.clock(),
         );
+        if (batch.kind === 'suspend' || batch.kind === 'resume') {
+          await this.followUp({ kind: batch.kind, target: batch.target, actions: batch.actions });
+        }
       }
     } catch (err) {
       const code = isSimcredError(err) ? err.code : 'SIMCRED_INTERNAL';
