@@ -6,6 +6,7 @@ import { registerPhlrCommands } from '../phlr/cli.js';
 import { registerBenchCommands } from '../bench/cli.js';
 import type { ErrorCode } from '../errors/index.js';
 import { registerSystemCommands } from './system-commands.js';
+import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { oneLine } from './run.js';
 
 /**
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerOcspCommands(program, serve, bench);
   registerAkaCommands(program);
   registerSystemCommands(program, serve);
+  registerLifecycleCommands(program);
   registerPhlrCommands(serve);
   registerBenchCommands(bench);
   for (const command of allCommands(program)) {

@@ -231,7 +231,9 @@ export function registerSystemCommands(program: Command, serve: Command): void {
 
   const operator = program
     .command('operator')
-    .description("the operator's API: register, inspect, revoke devices; enrollment groups");
+    .description(
+      "the operator's API: register, inspect, revoke, suspend, resume, delete devices; enrollment groups",
+    );
   groupCommands(operator);
   withCommon(
     operator
@@ -278,7 +280,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
   withCommon(
     operator
       .command('revoke')
-      .description('revoke a registration before delivery')
+      .description('revoke a registration at any step (after delivery the HSS subscriber is released)')
       .argument('<DSIM_ID>')
       .option('--reason <TEXT>'),
   ).action(

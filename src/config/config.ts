@@ -220,6 +220,14 @@ export const configSchema = z
           .max(30 * 24 * 3600)
           .default(7 * 24 * 3600)
           .describe('Lifetime of a credential package (its exp), at most 30 days.'),
+        imsiQuarantineSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .default(30 * 24 * 3600)
+          .describe(
+            'How long an IMSI released by a revocation or a deletion is kept from every new subscriber (30 days by default); after that it is allocated again before fresh IMSIs of the range.',
+          ),
         kek: z
           .string()
           .optional()

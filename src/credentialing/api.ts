@@ -6,14 +6,17 @@ import {
   closeGroup,
   createGroup,
   listGroups,
+  deleteDevice,
   deviceEvents,
   deviceState,
   fetchPackage,
   openSession,
   proveSession,
   registerDevices,
+  resumeDevice,
   revokeRegistration,
   submitReceipt,
+  suspendDevice,
 } from '../protocol/credentialing.js';
 import type { EnrollmentGroups } from './enrollment-groups.js';
 import type { CredentialingProcessor } from './processor.js';
@@ -45,6 +48,9 @@ export function mountCredentialingApi(
   mountRoute(app, deviceState, ({ params }) => processor.deviceState(params.dsimId));
   mountRoute(app, deviceEvents, ({ query }) => processor.deviceEvents(query));
   mountRoute(app, revokeRegistration, ({ params, body }) => processor.revoke(params.dsimId, body));
+  mountRoute(app, suspendDevice, ({ params, body }) => processor.suspend(params.dsimId, body));
+  mountRoute(app, resumeDevice, ({ params, body }) => processor.resume(params.dsimId, body));
+  mountRoute(app, deleteDevice, ({ params, body }) => processor.delete(params.dsimId, body));
   mountRoute(app, openSession, ({ body }) => processor.openSession(body));
   mountRoute(app, proveSession, ({ params, body }) => processor.proveSession(params.sessionId, body));
   mountRoute(app, submitReceipt, ({ body }) => processor.credentialing.acceptReceipt(body));

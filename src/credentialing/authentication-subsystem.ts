@@ -141,7 +141,10 @@ async function checkRegistrationLive(
       throw new SimcredError('SIMCRED_REGISTRATION_REVOKED', 'the registration was revoked');
     case 'delivered':
     case 'completed':
+    case 'suspended':
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the registration was already used');
+    case 'deleted':
+      throw new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the operator deleted this subscription');
     case 'expired':
       throw new SimcredError('SIMCRED_REGISTRATION_EXPIRED', 'the registration has expired');
   }

@@ -1,5 +1,12 @@
 import type { PeerClient } from '../http/index.js';
-import { issueCredentials, releaseSubscribers, subscriberEvents } from '../protocol/hss.js';
+import {
+  deleteSubscribers,
+  issueCredentials,
+  releaseSubscribers,
+  resumeSubscribers,
+  subscriberEvents,
+  suspendSubscribers,
+} from '../protocol/hss.js';
 import { referral } from '../protocol/provisioning.js';
 import {
   pushGroups,
@@ -42,6 +49,28 @@ export class CredentialingConsumers {
     body: BodyOf<typeof releaseSubscribers>,
   ): Promise<ResponseOf<typeof releaseSubscribers>> {
     return this.client.call(hssUrl, releaseSubscribers, { body });
+  }
+
+  /** The operator's lifecycle decisions, applied at the HSS (each idempotent). */
+  suspendSubscribers(
+    hssUrl: string,
+    body: BodyOf<typeof suspendSubscribers>,
+  ): Promise<ResponseOf<typeof suspendSubscribers>> {
+    return this.client.call(hssUrl, suspendSubscribers, { body });
+  }
+
+  resumeSubscribers(
+    hssUrl: string,
+    body: BodyOf<typeof resumeSubscribers>,
+  ): Promise<ResponseOf<typeof resumeSubscribers>> {
+    return this.client.call(hssUrl, resumeSubscribers, { body });
+  }
+
+  deleteSubscribers(
+    hssUrl: string,
+    body: BodyOf<typeof deleteSubscribers>,
+  ): Promise<ResponseOf<typeof deleteSubscribers>> {
+    return this.client.call(hssUrl, deleteSubscribers, { body });
   }
 
   /** First attaches after a cursor (step 12), waiting up to query.waitSeconds for one. */

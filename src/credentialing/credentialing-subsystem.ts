@@ -104,6 +104,18 @@ export class CredentialingSubsystem {
           'the registration was revoked during the session',
         );
       }
+      if (current?.state === 'deleted') {
+        // As above: the deletion's call may have reached the HSS first; this subscriber must go too.
+        await store.queuePeerActions(
+          [{ kind: 'delete', dsimId: registration.dsimId, target: this.options.hssUrl }],
+          now,
+        );
+        this.options.peerActions.kick();
+        throw new SimcredError(
+          'SIMCRED_SUBSCRIPTION_ENDED',
+          'the subscription was deleted during the session',
+        );
+      }
       throw new SimcredError('SIMCRED_SESSION_UNKNOWN', 'the session ended while the package was being made');
     }
     try {
@@ -141,8 +153,10 @@ export class CredentialingSubsystem {
     if (!registration) throw new SimcredError('SIMCRED_TICKET_INVALID', 'ticket not valid');
     if (registration.state === 'revoked')
       throw new SimcredError('SIMCRED_REGISTRATION_REVOKED', 'registration revoked');
-    if (registration.state === 'completed')
+    if (registration.state === 'completed' || registration.state === 'suspended')
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration used');
+    if (registration.state === 'deleted')
+      throw new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the operator deleted this subscription');
     if (
       (registration.state !== 'referred' && registration.state !== 'delivered') ||
       !registration.ticketDigest ||

@@ -126,7 +126,13 @@ export class EnrollmentGroups {
       // The operator revoked this device: a group must not bring it back.
       throw new SimcredError('SIMCRED_REGISTRATION_REVOKED', 'the registration was revoked');
     }
-    if (current?.state === 'delivered' || current?.state === 'completed') {
+    if (current?.state === 'deleted') {
+      throw new SimcredError(
+        'SIMCRED_SUBSCRIPTION_ENDED',
+        'the device was deleted; it is never admitted again',
+      );
+    }
+    if (current?.state === 'delivered' || current?.state === 'completed' || current?.state === 'suspended') {
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the registration was already used');
     }
     const live =

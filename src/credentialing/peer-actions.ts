@@ -4,7 +4,7 @@ import { isSimcredError } from '../errors/index.js';
 import { MAX_RELEASES_PER_CALL } from '../protocol/hss.js';
 import { MAX_RECORDS_PER_PUSH } from '../protocol/registration.js';
 import type { CredentialingConsumers } from './consumers.js';
-import type { CredentialingStore, PeerAction, PeerActionKind } from './store.js';
+import type { CredentialingStore, PeerAction, PeerActionKind, RegistrationStateName } from './store.js';
 
 export interface PeerActionSenderOptions {
   store: CredentialingStore;
@@ -24,8 +24,9 @@ const CLAIM_BATCH = 500;
 
 /**
  * Drains the credentialing server's outbox of peer actions (CredentialingStore.peer_actions): the
- * withdrawal of a used or revoked registration from its registration server, and the release of a
- * revoked device's subscriber at the HSS. Each action was written in the transaction of the state
+ * withdrawal of a used or revoked registration from its registration server, the release of a
+ * revoked device's subscriber at the HSS, and the operator's suspend, resume and delete at the HSS.
+ * Each action was written in the transaction of the state
  * change that owes it, so a peer that is down, or a process that dies, delays it but never loses it:
  * a failed call is retried with backoff, a crashed sender's claim lapses. Both calls are idempotent,
  * so an action sent twice (a lease that lapsed mid-call) does no harm.
@@ -108,11 +109,12 @@ export class PeerActionSender {
       claimed += actions.length;
       const { owed, moot } = await this.stillOwed(actions);
       await this.options.store.completePeerActions(
-        moot.map((a) => ({
+        moot.map(({ action: a, state }) => ({
           id: a.id,
           dsimId: a.dsimId,
           event: `${a.kind}-moot`,
-          detail: 'registered again',
+          // Why it is no longer owed: the device was registered again, or the operator decided otherwise.
+          detail: state === undefined ? null : `now ${state}`,
         })),
         this.clock(),
       );
@@ -123,21 +125,65 @@ export class PeerActionSender {
   /**
    * An action is sent only while the device's record still calls for it: a device registered again
    * since (the operator re-registered a revoked device) must keep its new registration and whatever
-   * subscriber its new onboarding got.
+   * subscriber its new onboarding got; a suspension the operator has since resumed (or the other way
+   * round) is not sent, so whatever order a suspend and a resume are retried in, the HSS ends in
+   * the state the credentialing server holds.
    */
-  private async stillOwed(actions: PeerAction[]): Promise<{ owed: PeerAction[]; moot: PeerAction[] }> {
+  private async stillOwed(actions: PeerAction[]): Promise<{
+    owed: PeerAction[];
+    moot: { action: PeerAction; state: RegistrationStateName | undefined }[];
+  }> {
     const records = await this.options.store.findMany([...new Set(actions.map((a) => a.dsimId))]);
     const owed: PeerAction[] = [];
-    const moot: PeerAction[] = [];
+    const moot: { action: PeerAction; state: RegistrationStateName | undefined }[] = [];
     for (const action of actions) {
       const state = records.get(action.dsimId)?.state;
-      const due =
-        action.kind === 'release'
-          ? state === 'revoked'
-          : state === 'revoked' || state === 'expired' || state === 'delivered' || state === 'completed';
-      (due ? owed : moot).push(action);
+      const due = state !== undefined && OWED_IN[action.kind].includes(state);
+      if (due) owed.push(action);
+      else moot.push({ action, state });
     }
     return { owed, moot };
+  }
+
+  /**
+   * After a suspend or resume landed at the HSS, the record is read again: if the operator decided
+   * the opposite meanwhile (its call may have reached the HSS before this one, sent by another
+   * instance), the opposite is owed once more, so the HSS ends as the record says.
+   */
+  private async followUp(batch: {
+    kind: 'suspend' | 'resume';
+    target: string;
+    actions: PeerAction[];
+  }): Promise<void> {
+    const opposite: PeerActionKind = batch.kind === 'suspend' ? 'resume' : 'suspend';
+    const records = await this.options.store.findMany(batch.actions.map((a) => a.dsimId));
+    const again = batch.actions
+      .filter((a) => {
+        const state = records.get(a.dsimId)?.state;
+        return state !== undefined && OWED_IN[opposite].includes(state);
+      })
+      .map((a) => ({ kind: opposite, dsimId: a.dsimId, target: batch.target }));
+    // Due now: the drain under way claims them before it stops.
+    await this.options.store.queuePeerActions(again, this.clock());
+  }
+
+  /** One HSS call for a batch of one kind; every answer lists an outcome and an IMSI per DSIM_ID. */
+  private async callHss(
+    kind: Exclude<PeerActionKind, 'withdraw'>,
+    hssUrl: string,
+    dsimIds: string[],
+  ): Promise<{ dsimId: string; outcome: string; imsi: string | null }[]> {
+    const { consumers } = this.options;
+    switch (kind) {
+      case 'release':
+        return (await consumers.releaseSubscribers(hssUrl, { dsimIds, reason: 'revoked' })).results;
+      case 'suspend':
+        return (await consumers.suspendSubscribers(hssUrl, { dsimIds })).results;
+      case 'resume':
+        return (await consumers.resumeSubscribers(hssUrl, { dsimIds })).results;
+      case 'delete':
+        return (await consumers.deleteSubscribers(hssUrl, { dsimIds, reason: 'deleted' })).results;
+    }
   }
 
   private async send(batch: { kind: PeerActionKind; target: string; actions: PeerAction[] }): Promise<void> {
@@ -156,20 +202,22 @@ export class PeerActionSender {
           this.clock(),
         );
       } else {
-        const { results } = await consumers.releaseSubscribers(batch.target, { dsimIds, reason: 'revoked' });
+        const results = await this.callHss(batch.kind, batch.target, dsimIds);
         const outcome = new Map(results.map((r) => [r.dsimId, r]));
+        const applied = APPLIED_EVENT[batch.kind];
         await store.completePeerActions(
           batch.actions.map((a) => {
             const r = outcome.get(a.dsimId);
-            // Audited either way: the IMSI released, or why the subscriber stays (it attached).
-            return r?.outcome === 'released'
-              ? { id: a.id, dsimId: a.dsimId, event: 'subscriber-released', detail: r.imsi }
-              : r?.outcome === 'attached'
-                ? { id: a.id, dsimId: a.dsimId, event: 'subscriber-kept', detail: `attached ${r.imsi}` }
-                : { id: a.id, dsimId: a.dsimId, event: 'subscriber-none', detail: null };
+            // Audited either way: what the HSS did (with the IMSI), or that it had no subscriber.
+            return r && r.outcome !== 'absent'
+              ? { id: a.id, dsimId: a.dsimId, event: applied, detail: r.imsi }
+              : { id: a.id, dsimId: a.dsimId, event: 'subscriber-none', detail: null };
           }),
           this.clock(),
         );
+        if (batch.kind === 'suspend' || batch.kind === 'resume') {
+          await this.followUp({ kind: batch.kind, target: batch.target, actions: batch.actions });
+        }
       }
     } catch (err) {
       const code = isSimcredError(err) ? err.code : 'SIMCRED_INTERNAL';
@@ -188,6 +236,23 @@ export class PeerActionSender {
     }
   }
 }
+
+/** The registration states in which an action of each kind is still owed (else it is dropped as moot). */
+const OWED_IN: Record<PeerActionKind, readonly RegistrationStateName[]> = {
+  withdraw: ['revoked', 'expired', 'delivered', 'completed', 'suspended', 'deleted'],
+  release: ['revoked'],
+  suspend: ['suspended'],
+  resume: ['delivered', 'completed'],
+  delete: ['deleted'],
+};
+
+/** The audit event that records an HSS action applied. */
+const APPLIED_EVENT: Record<Exclude<PeerActionKind, 'withdraw'>, string> = {
+  release: 'subscriber-released',
+  suspend: 'subscriber-suspended',
+  resume: 'subscriber-resumed',
+  delete: 'subscriber-deleted',
+};
 
 /** Actions grouped by kind and peer, in calls no larger than the peer's route allows. */
 function batches(actions: PeerAction[]): { kind: PeerActionKind; target: string; actions: PeerAction[] }[] {

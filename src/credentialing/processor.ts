@@ -5,10 +5,13 @@ import type { BodyOf, QueryOf, ResponseOf } from '../protocol/route.js';
 import {
   stateOfEvent,
   type deviceEvents,
+  type deleteDevice,
   type deviceState,
   type openSession,
   type proveSession,
+  type resumeDevice,
   type revokeRegistration,
+  type suspendDevice,
 } from '../protocol/credentialing.js';
 import { longPoll, type FeedSignal } from '../storage/index.js';
 import type { RegistrationExpiry } from './expiry.js';
@@ -147,16 +150,87 @@ export class CredentialingProcessor {
     if (!registration)
       throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
     if (registration.state === 'revoked') return { dsimId, state: 'revoked' };
+    if (registration.state === 'deleted') throw ended();
     // The audit event, the withdrawal from the registration server and the release of any subscriber
     // the HSS allocated are written with the revocation; the sender delivers them, retrying while a
     // peer is down (the revoked state refuses the device meanwhile).
     if (
       !(await this.store.revoke(registration, body.reason ?? null, this.credentialing.hssUrl, this.clock()))
     ) {
-      throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the credentials were already delivered');
+      // Moved meanwhile: answer from the state it moved to (revoked or deleted by another call).
+      return this.revoke(dsimId, body);
     }
     this.peerActions.kick();
     return { dsimId, state: 'revoked' };
+  }
+
+  /**
+   * The subscription's life after delivery. Each decision is a conditional state change written with
+   * its audit event and the HSS call it owes (the outbox, src/credentialing/peer-actions.ts), so the
+   * operator's answer never waits on the HSS and an HSS that is down gets the change once it is back.
+   * Idempotent: suspending a suspended device, resuming an active one, deleting a deleted one answer
+   * as if done now.
+   */
+  async suspend(
+    dsimId: string,
+    body: BodyOf<typeof suspendDevice>,
+  ): Promise<ResponseOf<typeof suspendDevice>> {
+    const registration = await this.lifecycleTarget(dsimId);
+    if (registration.state === 'suspended') return { dsimId, state: 'suspended' };
+    if (!(await this.store.suspend(dsimId, body.reason ?? null, this.credentialing.hssUrl, this.clock()))) {
+      return this.suspend(dsimId, body);
+    }
+    this.peerActions.kick();
+    return { dsimId, state: 'suspended' };
+  }
+
+  async resume(dsimId: string, body: BodyOf<typeof resumeDevice>): Promise<ResponseOf<typeof resumeDevice>> {
+    const registration = await this.lifecycleTarget(dsimId);
+    if (registration.state === 'delivered' || registration.state === 'completed') {
+      return { dsimId, state: registration.state };
+    }
+    if (!(await this.store.resume(dsimId, body.reason ?? null, this.credentialing.hssUrl, this.clock()))) {
+      return this.resume(dsimId, body);
+    }
+    this.peerActions.kick();
+    const resumed = await this.store.find(dsimId);
+    return { dsimId, state: resumed?.state === 'delivered' ? 'delivered' : 'completed' };
+  }
+
+  async delete(dsimId: string, body: BodyOf<typeof deleteDevice>): Promise<ResponseOf<typeof deleteDevice>> {
+    const registration = await this.store.find(dsimId);
+    if (!registration)
+      throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
+    if (registration.state !== 'deleted') {
+      // False only if another call deleted it meanwhile: deleted either way.
+      await this.store.delete(registration, body.reason ?? null, this.credentialing.hssUrl, this.clock());
+      this.peerActions.kick();
+    }
+    return { dsimId, state: 'deleted' };
+  }
+
+  /** The registration a suspend or resume acts on: one whose subscription exists and has not ended. */
+  private async lifecycleTarget(dsimId: string) {
+    const registration = await this.store.find(dsimId);
+    if (!registration)
+      throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
+    switch (registration.state) {
+      case 'delivered':
+      case 'completed':
+      case 'suspended':
+        return registration;
+      case 'deleted':
+        throw ended();
+      case 'revoked':
+        // Revoked after delivery, its subscriber was released; before, it never had one.
+        if (registration.packageId)
+          throw new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the subscription was revoked');
+        break;
+    }
+    throw new SimcredError(
+      'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+      `the device has no subscription yet (${registration.state})`,
+    );
   }
 
   private async auditFailure(dsimId: string, event: string, err: unknown): Promise<void> {
@@ -166,12 +240,17 @@ export class CredentialingProcessor {
   }
 }
 
+function ended(): SimcredError {
+  return new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the operator deleted this subscription');
+}
+
 /**
  * A peer's 4xx surprise (our request was refused) is still our dependency failing: a retryable 503
  * for the device. Errors of our own making pass through as they are.
  */
 const PASSED_THROUGH = new Set([
   'SIMCRED_REGISTRATION_REVOKED',
+  'SIMCRED_SUBSCRIPTION_ENDED',
   'SIMCRED_SESSION_UNKNOWN',
   'SIMCRED_DEPENDENCY_UNAVAILABLE',
   'SIMCRED_IMSI_EXHAUSTED',

@@ -116,7 +116,17 @@ export class RegistrationSubsystem {
     for (const { lineNumber, device } of devices) {
       const current = existing.get(device.dsimId);
       const live = current && current.expiresAt > now;
-      if (current && (current.state === 'delivered' || current.state === 'completed')) {
+      if (current?.state === 'deleted') {
+        if (summary.rejected.length < MAX_REJECTIONS_LISTED)
+          summary.rejected.push({
+            line: lineNumber,
+            code: 'SIMCRED_SUBSCRIPTION_ENDED',
+            message: `${device.dsimId} was deleted; a deleted device is never registered again`,
+          });
+      } else if (
+        current &&
+        (current.state === 'delivered' || current.state === 'completed' || current.state === 'suspended')
+      ) {
         if (summary.rejected.length < MAX_REJECTIONS_LISTED)
           summary.rejected.push({
             line: lineNumber,

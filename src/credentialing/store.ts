@@ -19,13 +19,25 @@ import { GroupStore } from './group-store.js';
  *                                       whose delivery failed may open a new one)
  *   any state before delivered → revoked;  registered or authenticating past its expiry, or referred
  *   past its expiry with its ticket lapsed → expired (a periodic sweep, or the late device, finds it)
+ *   after delivery (the subscription's life, docs/architecture.md):
+ *     delivered | completed ⇄ suspended (resume goes back to the state it came from, `resume_state`)
+ *     delivered | completed | suspended → revoked (the HSS subscriber is released)
+ *   any state → deleted (final: the subscription ends for good and the DSIM_ID is never registered again)
  *
  * Every change is also an audit event, written in its transaction; the audit events, numbered, are
  * the operator's event feed (credentialing.deviceEvents), each mapped to the state it moves its
  * device to by EVENT_STATES in src/protocol/credentialing.ts.
  */
 export type RegistrationStateName =
-  'registered' | 'authenticating' | 'referred' | 'delivered' | 'completed' | 'revoked' | 'expired';
+  | 'registered'
+  | 'authenticating'
+  | 'referred'
+  | 'delivered'
+  | 'completed'
+  | 'revoked'
+  | 'expired'
+  | 'suspended'
+  | 'deleted';
 
 export interface CredentialingTables {
   registrations: {
@@ -47,6 +59,8 @@ export interface CredentialingTables {
     imsi: string | null;
     package_id: string | null;
     package: string | null;
+    /** While suspended: the state a resume goes back to (delivered or completed). */
+    resume_state: RegistrationStateName | null;
     updated_at: string;
   };
   /** Enrollment groups (group-store.ts): a device CA enrolled instead of a list of DSIM_IDs. */
@@ -106,8 +120,11 @@ interface FeedCursorTable {
   feed_cursors: { name: string; position: number };
 }
 
-/** withdraw: the registration server forgets the record; release: the HSS frees the subscriber. */
-export type PeerActionKind = 'withdraw' | 'release';
+/**
+ * withdraw: the registration server forgets the record; release: the HSS frees the subscriber of a
+ * revoked device; suspend, resume, delete: the operator's lifecycle decisions, applied at the HSS.
+ */
+export type PeerActionKind = 'withdraw' | 'release' | 'suspend' | 'resume' | 'delete';
 
 export interface PeerAction {
   id: number;
@@ -217,6 +234,11 @@ const migrations: Migrations = {
         .addColumn('group_id', 'text', (c) => c.notNull())
         .addColumn('admitted_at', 'text', (c) => c.notNull())
         .execute();
+    },
+  },
+  '0005_lifecycle': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('registrations').addColumn('resume_state', 'text').execute();
     },
   },
 };
@@ -457,7 +479,7 @@ export class CredentialingStore {
                   eb('registrations.state', 'in', ['revoked', 'expired']),
                   eb.and([
                     eb('registrations.expires_at', '<=', now.toISOString()),
-                    eb('registrations.state', 'not in', ['delivered', 'completed']),
+                    eb('registrations.state', 'not in', ['delivered', 'completed', 'suspended', 'deleted']),
                   ]),
                 ]),
               ),
@@ -719,9 +741,10 @@ export class CredentialingStore {
   }
 
   /**
-   * Revocation wins over any step before delivery. In the same transaction: the audit event, the
-   * withdrawal from the registration server and the release of any subscriber the HSS allocated for
-   * the device (step 5 may have run; the package will never be delivered).
+   * Revocation, at any step: before delivery it wins over the step under way; after delivery (also
+   * completed, attached or suspended) it ends the subscription. In the same transaction: the audit
+   * event, the withdrawal from the registration server and the release of any subscriber the HSS
+   * allocated for the device (step 5 may have run). Only a deleted device cannot be revoked.
    */
   async revoke(
     registration: { dsimId: string; registrationServer: string },
@@ -742,10 +765,19 @@ export class CredentialingStore {
             ...NO_SESSION,
             package: null,
             ticket_digest: null,
+            resume_state: null,
             updated_at: now.toISOString(),
           })
           .where('dsim_id', '=', dsimId)
-          .where('state', 'in', ['registered', 'authenticating', 'referred', 'expired'])
+          .where('state', 'in', [
+            'registered',
+            'authenticating',
+            'referred',
+            'expired',
+            'delivered',
+            'completed',
+            'suspended',
+          ])
           .executeTakeFirst(),
       (db) =>
         queueActions(
@@ -756,6 +788,92 @@ export class CredentialingStore {
           ],
           now,
         ),
+    );
+  }
+
+  /**
+   * Suspends a delivered or completed device's subscription: 'suspended' (remembering the state to
+   * resume to), audited, and the suspension queued for the HSS, in one transaction. False when the
+   * device is in no state that has a subscription to suspend.
+   */
+  async suspend(dsimId: string, reason: string | null, hssUrl: string, now: Date): Promise<boolean> {
+    return this.transition(
+      dsimId,
+      { event: 'suspended', detail: reason },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set((eb) => ({ state: 'suspended', resume_state: eb.ref('state'), updated_at: now.toISOString() }))
+          .where('dsim_id', '=', dsimId)
+          .where('state', 'in', ['delivered', 'completed'])
+          .executeTakeFirst(),
+      (db) => queueActions(db, [{ kind: 'suspend', dsimId, target: hssUrl }], now),
+    );
+  }
+
+  /** A suspended subscription back to the state it was suspended from; audited; the HSS told. */
+  async resume(dsimId: string, reason: string | null, hssUrl: string, now: Date): Promise<boolean> {
+    return this.transition(
+      dsimId,
+      { event: 'resumed', detail: reason },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({
+            state: sql<RegistrationStateName>`coalesce(resume_state, 'completed')`,
+            resume_state: null,
+            updated_at: now.toISOString(),
+          })
+          .where('dsim_id', '=', dsimId)
+          .where('state', '=', 'suspended')
+          .executeTakeFirst(),
+      (db) => queueActions(db, [{ kind: 'resume', dsimId, target: hssUrl }], now),
+    );
+  }
+
+  /**
+   * Deletes a device's subscription for good, from any state but deleted: 'deleted' (final; the
+   * session, ticket and package are dropped), audited, the withdrawal from the registration server
+   * and the deletion of the HSS subscriber queued, in one transaction.
+   */
+  async delete(
+    registration: { dsimId: string; registrationServer: string },
+    reason: string | null,
+    hssUrl: string,
+    now: Date,
+  ): Promise<boolean> {
+    const { dsimId } = registration;
+    return this.transition(
+      dsimId,
+      { event: 'deleted', detail: reason },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({
+            state: 'deleted',
+            ...NO_SESSION,
+            package: null,
+            ticket_digest: null,
+            resume_state: null,
+            updated_at: now.toISOString(),
+          })
+          .where('dsim_id', '=', dsimId)
+          .where('state', '!=', 'deleted')
+          .executeTakeFirst(),
+      async (db) => {
+        await queueActions(
+          db,
+          [
+            { kind: 'withdraw', dsimId, target: registration.registrationServer },
+            { kind: 'delete', dsimId, target: hssUrl },
+          ],
+          now,
+        );
+        await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+      },
     );
   }
 

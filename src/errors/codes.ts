@@ -130,6 +130,16 @@ export const ERROR_CODES = {
     meaning:
       "The operator's authorisation hook did not answer in time or answered no valid decision; the device is refused for now (fail closed) and may retry after Retry-After.",
   },
+  SIMCRED_SUBSCRIPTION_NOT_PROVISIONED: {
+    status: 409,
+    meaning:
+      'The device has no subscription to suspend or resume yet (its credentials were not delivered); revoke or delete it instead.',
+  },
+  SIMCRED_SUBSCRIPTION_ENDED: {
+    status: 410,
+    meaning:
+      'The subscription was deleted or revoked after delivery (its subscriber released at the HSS): it can no longer be suspended, resumed or attached.',
+  },
 
   // PKI
   SIMCRED_PKI_NOT_INITIALISED: {
@@ -233,6 +243,10 @@ export const ERROR_CODES = {
     status: 409,
     meaning:
       'No AKA challenge is pending for this subscriber (never issued, already answered, replaced or expired); ask for a new one.',
+  },
+  SIMCRED_SUBSCRIPTION_SUSPENDED: {
+    status: 403,
+    meaning: 'The operator suspended this subscription: the HSS refuses its attach until it is resumed.',
   },
   SIMCRED_GRANT_INVALID: {
     status: 401,

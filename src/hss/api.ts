@@ -7,6 +7,9 @@ import {
   issueCredentials,
   releaseSubscribers,
   subscriberEvents,
+  suspendSubscribers,
+  resumeSubscribers,
+  deleteSubscribers,
 } from '../protocol/hss.js';
 import type { HssAttach } from './attach.js';
 import type { HssProcessor } from './processor.js';
@@ -21,6 +24,10 @@ export function mountHssApi(
   mountRoute(app, issueCredentials, ({ body }) => processor.issue(body));
   mountRoute(app, releaseSubscribers, ({ body }) => processor.release(body));
   mountRoute(app, subscriberEvents, ({ query }) => feed.events(query));
+  // The operator's lifecycle decisions, sent by the credentialing server's outbox.
+  mountRoute(app, suspendSubscribers, ({ body }) => processor.suspend(body));
+  mountRoute(app, resumeSubscribers, ({ body }) => processor.resume(body));
+  mountRoute(app, deleteSubscribers, ({ body }) => processor.delete(body));
   // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
   app.addHook('preClose', (done) => {
     feed.close();

@@ -65,6 +65,8 @@ export class HssAttach {
 
   async respond(body: BodyOf<typeof attachResponse>): Promise<ResponseOf<typeof attachResponse>> {
     try {
+      // Checked again at the answer: a suspension that lands after the challenge still refuses.
+      await this.amfOf(body.imsi);
       await this.aka.verify(body.imsi, Buffer.from(body.res, 'hex'));
     } catch (err) {
       this.options.log.info(
@@ -78,10 +80,18 @@ export class HssAttach {
     return { attached: true };
   }
 
+  /** The subscriber's AMF, once it is known to be allowed to attach (not suspended, not ended). */
   private async amfOf(imsi: string): Promise<Buffer> {
     const subscriber = await this.options.store.findByImsi(imsi);
     if (!subscriber) {
+      // Released (revoked or deleted) and not allocated again: the subscription ended.
+      if (await this.options.store.isReleased(imsi)) {
+        throw new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the subscription of this IMSI has ended');
+      }
       throw new SimcredError('SIMCRED_AKA_SUBSCRIBER_UNKNOWN', 'no subscriber with this identity');
+    }
+    if (subscriber.suspended) {
+      throw new SimcredError('SIMCRED_SUBSCRIPTION_SUSPENDED', 'the operator suspended this subscription');
     }
     return Buffer.from(subscriber.amf, 'hex');
   }

@@ -12,7 +12,14 @@ import {
 } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
-import type { issueCredentials, releaseSubscribers } from '../protocol/hss.js';
+import type {
+  deleteSubscribers,
+  issueCredentials,
+  releaseSubscribers,
+  resumeSubscribers,
+  suspendSubscribers,
+} from '../protocol/hss.js';
+import { systemClock, type Clock } from '../time/clock.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { HssStore, Subscriber } from './store.js';
 
@@ -27,7 +34,12 @@ export interface SubscriptionProfile {
   op: Buffer;
   amf: string;
   packageTtlSeconds: number;
+  /** How long a released IMSI waits before a new subscriber may get it (30 days when omitted). */
+  imsiQuarantineSeconds?: number;
 }
+
+/** The default quarantine of a released IMSI: 30 days. */
+export const DEFAULT_IMSI_QUARANTINE_SECONDS = 30 * 24 * 3600;
 
 export interface HssProcessorOptions {
   store: HssStore;
@@ -38,6 +50,8 @@ export interface HssProcessorOptions {
   /** Package signer certificate first, then the operator CA (PEM). */
   operatorChainPem: string[];
   log: Logger;
+  /** Time of releases and of the quarantine decision (tests move it); the real clock when omitted. */
+  clock?: Clock;
 }
 
 /**
@@ -46,7 +60,11 @@ export interface HssProcessorOptions {
  * same IMSI/K/OPc; another device key for the same DSIM_ID is refused.
  */
 export class HssProcessor {
-  constructor(private readonly options: HssProcessorOptions) {}
+  private readonly clock: Clock;
+
+  constructor(private readonly options: HssProcessorOptions) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   async issue(body: BodyOf<typeof issueCredentials>): Promise<ResponseOf<typeof issueCredentials>> {
     const { store, profile, kek } = this.options;
@@ -60,8 +78,13 @@ export class HssProcessor {
       .digest('base64url');
 
     const msinDigits = 15 - profile.plmn.length;
-    const result = await store.createSubscriber(body.dsimId, profile.capacity, (index) => {
-      const imsi = profile.plmn + String(profile.firstMsin + index).padStart(msinDigits, '0');
+    const quarantineMs = (profile.imsiQuarantineSeconds ?? DEFAULT_IMSI_QUARANTINE_SECONDS) * 1000;
+    const allocation = {
+      capacity: profile.capacity,
+      imsiOf: (index: number) => profile.plmn + String(profile.firstMsin + index).padStart(msinDigits, '0'),
+      reusableBefore: new Date(this.clock().getTime() - quarantineMs),
+    };
+    const result = await store.createSubscriber(body.dsimId, allocation, (imsi) => {
       const k = randomBytes(16);
       const opc = computeOpc(k, profile.op);
       return {
@@ -73,6 +96,7 @@ export class HssProcessor {
         amf: profile.amf,
         sqn: 0,
         state: 'provisioned',
+        suspended: false,
         packageId: '',
         deviceNonce: '',
         package: '',
@@ -97,15 +121,51 @@ export class HssProcessor {
     return { imsi: subscriber.imsi, packageId, package: pkg };
   }
 
-  /** Revoked before delivery: release each subscriber that never attached (see HssStore.releaseSubscriber). */
-  async release(
-    body: BodyOf<typeof releaseSubscribers>,
-    now = new Date(),
+  /** Revoked: release each subscriber, attached or not (see HssStore.releaseSubscriber). */
+  async release(body: BodyOf<typeof releaseSubscribers>): Promise<ResponseOf<typeof releaseSubscribers>> {
+    return this.end(body, body.reason ?? 'revoked', 'subscriber released');
+  }
+
+  /** Deleted by the operator: the subscription ends as a release does, for good. */
+  async delete(body: BodyOf<typeof deleteSubscribers>): Promise<ResponseOf<typeof deleteSubscribers>> {
+    return this.end(body, body.reason ?? 'deleted', 'subscriber deleted');
+  }
+
+  async suspend(body: BodyOf<typeof suspendSubscribers>): Promise<ResponseOf<typeof suspendSubscribers>> {
+    const results: ResponseOf<typeof suspendSubscribers>['results'] = [];
+    for (const dsimId of new Set(body.dsimIds)) {
+      const { outcome, imsi } = await this.options.store.setSuspended(dsimId, true, this.clock());
+      if (outcome === 'absent') results.push({ dsimId, outcome, imsi });
+      else {
+        this.options.log.info({ dsimId, imsi }, 'subscriber suspended');
+        results.push({ dsimId, outcome: 'suspended', imsi });
+      }
+    }
+    return { results };
+  }
+
+  async resume(body: BodyOf<typeof resumeSubscribers>): Promise<ResponseOf<typeof resumeSubscribers>> {
+    const results: ResponseOf<typeof resumeSubscribers>['results'] = [];
+    for (const dsimId of new Set(body.dsimIds)) {
+      const { outcome, imsi } = await this.options.store.setSuspended(dsimId, false, this.clock());
+      if (outcome === 'absent') results.push({ dsimId, outcome, imsi });
+      else {
+        this.options.log.info({ dsimId, imsi }, 'subscriber resumed');
+        results.push({ dsimId, outcome: 'resumed', imsi });
+      }
+    }
+    return { results };
+  }
+
+  private async end(
+    body: { dsimIds: string[] },
+    reason: string,
+    message: string,
   ): Promise<ResponseOf<typeof releaseSubscribers>> {
     const results: ResponseOf<typeof releaseSubscribers>['results'] = [];
     for (const dsimId of new Set(body.dsimIds)) {
-      const { outcome, imsi } = await this.options.store.releaseSubscriber(dsimId, body.reason ?? null, now);
-      if (outcome === 'released') this.options.log.info({ dsimId, imsi }, 'subscriber released');
+      const { outcome, imsi } = await this.options.store.releaseSubscriber(dsimId, reason, this.clock());
+      if (outcome === 'released') this.options.log.info({ dsimId, imsi }, message);
       results.push({ dsimId, outcome, imsi });
     }
     return { results };

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
+import type { Clock } from '../time/clock.js';
 import { mountHssApi } from './api.js';
 import { HssAttach } from './attach.js';
 import { AttachFeed } from './attach-feed.js';
@@ -20,6 +21,8 @@ export interface HssServerOptions {
   operatorChainPem: string[];
   /** How long an attach challenge waits for its RES; 60 s when omitted. */
   attachChallengeTtlSeconds?: number;
+  /** Time of releases and IMSI quarantine (tests move it); the real clock when omitted. */
+  clock?: Clock;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Generated, Kysely } from 'kysely';
+import { SqliteAdapter, sql, type Generated, type Kysely } from 'kysely';
 import { AkaStateStore, createAkaStateTable } from '../aka/state-store.js';
 import {
   autoIncrementKey,
@@ -10,7 +10,8 @@ import {
 
 /**
  * The HSS's HLR and credential repository: one subscriber per DSIM_ID, K and OPc sealed at rest
- * (AES-256-GCM under the key-encryption key, bound to the IMSI), IMSIs never reused.
+ * (AES-256-GCM under the key-encryption key, bound to the IMSI). A released IMSI (its subscriber
+ * revoked or deleted) is quarantined: allocated again only once the configured period has passed.
  */
 interface HssTables {
   subscribers: {
@@ -23,13 +24,18 @@ interface HssTables {
     /** The SQN the package gave the module (its starting point); attach SQNs live in aka_state. */
     sqn: number;
     state: 'provisioned' | 'active';
+    /** Set while the operator has the subscription suspended: attach is refused, nothing else changes. */
+    suspended_at: string | null;
     package_id: string;
     device_nonce: string;
     package: string;
     created_at: string;
   };
   imsi_allocation: { name: string; next_index: number };
-  /** IMSIs whose subscriber was released (revoked before delivery): kept aside, never allocated again. */
+  /**
+   * IMSIs whose subscriber was released (revoked or deleted): kept aside until the quarantine has
+   * passed, then allocated again (the row goes with the allocation).
+   */
   released_imsis: { imsi: string; dsim_id: string; released_at: string; reason: string | null };
   /**
    * Each subscriber's first attach with its downloaded credentials, numbered: the feed the
@@ -94,6 +100,36 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  '0005_lifecycle': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('subscribers').addColumn('suspended_at', 'text').execute();
+      // An IMSI reused after its quarantine attaches for the first time again: one first attach per
+      // subscriber, no longer per IMSI (markActive's conditional update already allows only one).
+      if (db.getExecutor().adapter instanceof SqliteAdapter) {
+        // SQLite cannot drop a column's UNIQUE: the table is rebuilt, ids (the feed's cursor) kept.
+        await db.schema.alterTable('attach_events').renameTo('attach_events_0004').execute();
+        await db.schema
+          .createTable('attach_events')
+          .addColumn('id', 'integer', (c) => autoIncrementKey(db, c))
+          .addColumn('imsi', 'text', (c) => c.notNull())
+          .addColumn('dsim_id', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .execute();
+        await sql`insert into attach_events (id, imsi, dsim_id, at) select id, imsi, dsim_id, at from attach_events_0004`.execute(
+          db,
+        );
+        await db.schema.dropTable('attach_events_0004').execute();
+      } else {
+        await db.schema.alterTable('attach_events').dropConstraint('attach_events_imsi_key').execute();
+      }
+      // Allocation looks for the oldest released IMSI past its quarantine.
+      await db.schema
+        .createIndex('released_imsis_at')
+        .on('released_imsis')
+        .columns(['released_at', 'imsi'])
+        .execute();
+    },
+  },
 };
 
 /** A subscriber's first attach, as the HSS's feed lists it. */
@@ -104,7 +140,16 @@ export interface AttachEvent {
   at: Date;
 }
 
-export type ReleaseOutcome = 'released' | 'attached' | 'absent';
+export type ReleaseOutcome = 'released' | 'absent';
+export type SuspendOutcome = 'suspended' | 'resumed' | 'absent';
+
+/** How createSubscriber finds an IMSI: a quarantined one released before `reusableBefore`, else the next index. */
+export interface ImsiAllocation {
+  capacity: number;
+  imsiOf(index: number): string;
+  /** Released IMSIs whose release is at or before this instant may be allocated again. */
+  reusableBefore: Date;
+}
 
 export type Subscriber = {
   imsi: string;
@@ -115,6 +160,7 @@ export type Subscriber = {
   amf: string;
   sqn: number;
   state: 'provisioned' | 'active';
+  suspended: boolean;
   packageId: string;
   deviceNonce: string;
   package: string;
@@ -130,6 +176,7 @@ const fromRow = (r: Row): Subscriber => ({
   amf: r.amf,
   sqn: Number(r.sqn),
   state: r.state,
+  suspended: r.suspended_at !== null,
   packageId: r.package_id,
   deviceNonce: r.device_nonce,
   package: r.package,
@@ -168,14 +215,16 @@ export class HssStore {
   }
 
   /**
-   * Allocates the next IMSI index and inserts the subscriber built for it (without its package yet),
-   * in one transaction: an IMSI is consumed only with its subscriber. Returns the existing subscriber instead when the
-   * DSIM_ID already has one (a concurrent request won), so one DSIM_ID never gets two IMSIs.
+   * Allocates an IMSI and inserts the subscriber built for it (without its package yet), in one
+   * transaction: an IMSI is consumed only with its subscriber. The oldest released IMSI whose
+   * quarantine has passed is taken first, else the next index of the range. Returns the existing
+   * subscriber instead when the DSIM_ID already has one (a concurrent request won), so one DSIM_ID
+   * never gets two IMSIs.
    */
   async createSubscriber(
     dsimId: string,
-    capacity: number,
-    build: (index: number) => Subscriber,
+    allocation: ImsiAllocation,
+    build: (imsi: string) => Subscriber,
   ): Promise<{ subscriber: Subscriber; created: boolean } | 'exhausted'> {
     return this.db.transaction().execute(async (trx) => {
       const existing = await trx
@@ -184,16 +233,20 @@ export class HssStore {
         .where('dsim_id', '=', dsimId)
         .executeTakeFirst();
       if (existing) return { subscriber: fromRow(existing), created: false };
-      // One atomic increment (row-locked on PostgreSQL): concurrent requests never share an index.
-      const counter = await trx
-        .updateTable('imsi_allocation')
-        .set((eb) => ({ next_index: eb('next_index', '+', 1) }))
-        .where('name', '=', 'imsi')
-        .returning('next_index')
-        .executeTakeFirstOrThrow();
-      const index = Number(counter.next_index) - 1;
-      if (index >= capacity) return 'exhausted' as const;
-      const s = build(index);
+      let imsi = await this.takeQuarantinedImsi(trx, allocation.reusableBefore);
+      if (imsi === undefined) {
+        // One atomic increment (row-locked on PostgreSQL): concurrent requests never share an index.
+        const counter = await trx
+          .updateTable('imsi_allocation')
+          .set((eb) => ({ next_index: eb('next_index', '+', 1) }))
+          .where('name', '=', 'imsi')
+          .returning('next_index')
+          .executeTakeFirstOrThrow();
+        const index = Number(counter.next_index) - 1;
+        if (index >= allocation.capacity) return 'exhausted' as const;
+        imsi = allocation.imsiOf(index);
+      }
+      const s = build(imsi);
       await trx
         .insertInto('subscribers')
         .values({
@@ -205,6 +258,7 @@ export class HssStore {
           amf: s.amf,
           sqn: s.sqn,
           state: s.state,
+          suspended_at: null,
           package_id: s.packageId,
           device_nonce: s.deviceNonce,
           package: s.package,
@@ -216,9 +270,36 @@ export class HssStore {
   }
 
   /**
-   * Releases the subscriber of a DSIM_ID that never attached: the row (sealed K and OPc, package) and
-   * its AKA state are deleted and the IMSI recorded as released, in one transaction; the DSIM_ID may
-   * later be credentialed anew, with a new IMSI. A subscriber that has attached is left as it is.
+   * The oldest released IMSI whose quarantine has passed, taken out of released_imsis (undefined when
+   * none is). The delete is the claim: of two concurrent allocations only one deletes the row (on
+   * PostgreSQL the second waits for the first's commit and deletes nothing), and the loser takes the
+   * next index instead.
+   */
+  private async takeQuarantinedImsi(
+    trx: Kysely<HssTables>,
+    reusableBefore: Date,
+  ): Promise<string | undefined> {
+    const candidate = await trx
+      .selectFrom('released_imsis')
+      .select('imsi')
+      .where('released_at', '<=', reusableBefore.toISOString())
+      .orderBy('released_at')
+      .orderBy('imsi')
+      .executeTakeFirst();
+    if (!candidate) return undefined;
+    const taken = await trx
+      .deleteFrom('released_imsis')
+      .where('imsi', '=', candidate.imsi)
+      .executeTakeFirst();
+    return Number(taken.numDeletedRows) === 1 ? candidate.imsi : undefined;
+  }
+
+  /**
+   * Ends the subscription of a DSIM_ID (revoked or deleted by the operator), attached or not: the row
+   * (sealed K and OPc, package) and its AKA state are deleted and the IMSI recorded as released, in
+   * one transaction; from then on the IMSI cannot attach, and it is quarantined before any new
+   * subscriber gets it. The DSIM_ID may later be credentialed anew, with another IMSI. Idempotent:
+   * a DSIM_ID without a subscriber is 'absent'.
    */
   async releaseSubscriber(
     dsimId: string,
@@ -227,19 +308,11 @@ export class HssStore {
   ): Promise<{ outcome: ReleaseOutcome; imsi: string | null }> {
     return this.db.transaction().execute(async (trx) => {
       const row = await trx
-        .selectFrom('subscribers')
-        .select(['imsi', 'state'])
+        .deleteFrom('subscribers')
         .where('dsim_id', '=', dsimId)
+        .returning('imsi')
         .executeTakeFirst();
       if (!row) return { outcome: 'absent' as const, imsi: null };
-      if (row.state !== 'provisioned') return { outcome: 'attached' as const, imsi: row.imsi };
-      // Conditional on the state read above: an attach that lands meanwhile keeps the subscriber.
-      const deleted = await trx
-        .deleteFrom('subscribers')
-        .where('imsi', '=', row.imsi)
-        .where('state', '=', 'provisioned')
-        .executeTakeFirst();
-      if (Number(deleted.numDeletedRows) !== 1) return { outcome: 'attached' as const, imsi: row.imsi };
       await (trx as unknown as Kysely<{ aka_state: { subscriber: string } }>)
         .deleteFrom('aka_state')
         .where('subscriber', '=', row.imsi)
@@ -252,7 +325,38 @@ export class HssStore {
     });
   }
 
-  /** Released IMSIs, oldest first (what the lifecycle's quarantine will read). */
+  /**
+   * Suspends (`suspended` true) or resumes the subscriber of a DSIM_ID; idempotent (a second suspend
+   * keeps the first one's time). Only the flag changes: K, OPc, SQN and whether it ever attached stay.
+   */
+  async setSuspended(
+    dsimId: string,
+    suspended: boolean,
+    now: Date,
+  ): Promise<{ outcome: SuspendOutcome; imsi: string | null }> {
+    const row = await this.db
+      .updateTable('subscribers')
+      .set((eb) => ({
+        suspended_at: suspended ? eb.fn.coalesce('suspended_at', eb.val(now.toISOString())) : null,
+      }))
+      .where('dsim_id', '=', dsimId)
+      .returning('imsi')
+      .executeTakeFirst();
+    if (!row) return { outcome: 'absent', imsi: null };
+    return { outcome: suspended ? 'suspended' : 'resumed', imsi: row.imsi };
+  }
+
+  /** True if this IMSI was released and not allocated again (what an attach with it is told). */
+  async isReleased(imsi: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('released_imsis')
+      .select('imsi')
+      .where('imsi', '=', imsi)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Released IMSIs still in quarantine or waiting for reuse, oldest first. */
   async releasedImsis(): Promise<
     { imsi: string; dsimId: string; releasedAt: Date; reason: string | null }[]
   > {

@@ -105,7 +105,7 @@ export class OperatorClient {
     });
   }
 
-  /** Revokes a registration at any step before delivery. */
+  /** Revokes a registration (after delivery too: its subscriber is then released at the HSS). */
   revoke(
     credentialingUrl: string,
     dsimId: string,

@@ -64,6 +64,7 @@ export const registerDevices = defineRoute({
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_REGISTRATION_USED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
   ],
 });
 
@@ -75,13 +76,18 @@ export const RegistrationState = z.enum([
   'completed',
   'revoked',
   'expired',
+  // The subscription's life after delivery (docs/architecture.md).
+  'suspended',
+  'deleted',
 ]);
 
 /**
  * A device's state as the operator follows it (the portal's timeline): the registration states, with
  * `authenticated` for a device that passed step 4, `attached` once the HSS saw its first attach with
  * the downloaded credentials (step 12), and `failed` when a refusal ended its session (the audit
- * event's detail names the code). A failed device may start over and move on.
+ * event's detail names the code). A failed device may start over and move on. After delivery the
+ * operator's lifecycle decisions: `suspended`, `active` (resumed: it may attach again; the state
+ * it was suspended from is not repeated), `revoked` (the subscriber released) and `deleted` (final).
  */
 export const DeviceFeedState = z.enum([
   'registered',
@@ -93,6 +99,9 @@ export const DeviceFeedState = z.enum([
   'failed',
   'expired',
   'revoked',
+  'suspended',
+  'active',
+  'deleted',
 ]);
 export type DeviceFeedState = z.infer<typeof DeviceFeedState>;
 
@@ -111,6 +120,9 @@ export const EVENT_STATES: Readonly<Record<string, DeviceFeedState>> = {
   failed: 'failed',
   expired: 'expired',
   revoked: 'revoked',
+  suspended: 'suspended',
+  resumed: 'active',
+  deleted: 'deleted',
 };
 
 /** The state an audit event moves its device to, or null (see EVENT_STATES). */
@@ -205,15 +217,76 @@ export const deviceState = defineRoute({
 export const revokeRegistration = defineRoute({
   id: 'credentialing.revokeRegistration',
   role: 'credentialing',
-  steps: '0b–9',
+  steps: 'all',
   method: 'POST',
   path: '/v1/operator/devices/:dsimId/revoke',
   caller: peer('portal'),
-  summary: 'Revoke a registration at any step before delivery; it is withdrawn from its registration server.',
+  summary:
+    'Revoke a registration at any step: it is withdrawn from its registration server, and any subscriber the HSS allocated for the device is released — also after delivery, completion or attach (the subscription ends; its IMSI is quarantined). Idempotent. A revoked device may be registered again.',
   params: z.object({ dsimId }).strict(),
   body: z.object({ reason: z.string().max(200).optional() }).strict(),
   response: z.object({ dsimId, state: z.literal('revoked') }).strict(),
-  errors: ['SIMCRED_REGISTRATION_UNKNOWN', 'SIMCRED_REGISTRATION_USED', 'SIMCRED_UNAUTHENTICATED_PEER'],
+  errors: ['SIMCRED_REGISTRATION_UNKNOWN', 'SIMCRED_SUBSCRIPTION_ENDED', 'SIMCRED_UNAUTHENTICATED_PEER'],
+});
+
+/** The body of the lifecycle routes: an optional reason, kept in the audit trail. */
+const LifecycleBody = z.object({ reason: z.string().max(200).optional() }).strict();
+
+export const suspendDevice = defineRoute({
+  id: 'credentialing.suspendDevice',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/operator/devices/:dsimId/suspend',
+  caller: peer('portal'),
+  summary:
+    "Suspend a delivered device's subscription: the HSS refuses its attach (SIMCRED_SUBSCRIPTION_SUSPENDED) until it is resumed. The state changes at once; the HSS is told through the server's outbox (retried while it is down; the audit trail shows `subscriber-suspended` once applied). Idempotent.",
+  params: z.object({ dsimId }).strict(),
+  body: LifecycleBody,
+  response: z.object({ dsimId, state: z.literal('suspended') }).strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
+});
+
+export const resumeDevice = defineRoute({
+  id: 'credentialing.resumeDevice',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/operator/devices/:dsimId/resume',
+  caller: peer('portal'),
+  summary:
+    'Resume a suspended subscription: the device may attach again (through the outbox, as suspend). The answer is the registration state it returns to (delivered or completed); the event feed shows `active`. Resuming a device that is not suspended changes nothing.',
+  params: z.object({ dsimId }).strict(),
+  body: LifecycleBody,
+  response: z.object({ dsimId, state: z.enum(['delivered', 'completed']) }).strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
+});
+
+export const deleteDevice = defineRoute({
+  id: 'credentialing.deleteDevice',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/operator/devices/:dsimId/delete',
+  caller: peer('portal'),
+  summary:
+    "End a device's subscription for good, at any step: the registration ends in the final state `deleted` (never registered again), it is withdrawn from its registration server, and the HSS subscriber is deleted (K and OPc erased, attach refused with SIMCRED_SUBSCRIPTION_ENDED, the IMSI quarantined before reuse) through the outbox. Idempotent.",
+  params: z.object({ dsimId }).strict(),
+  body: LifecycleBody,
+  response: z.object({ dsimId, state: z.literal('deleted') }).strict(),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_REGISTRATION_UNKNOWN', 'SIMCRED_UNAUTHENTICATED_PEER'],
 });
 
 // --- Device API -------------------------------------------------------------------------------
@@ -246,6 +319,7 @@ export const openSession = defineRoute({
     'SIMCRED_SESSION_NONCE_INVALID',
     'SIMCRED_DEVICE_NONCE_REUSED',
     'SIMCRED_SESSION_IN_PROGRESS',
+    'SIMCRED_SUBSCRIPTION_ENDED',
   ],
 });
 
@@ -293,6 +367,8 @@ export const proveSession = defineRoute({
     // The HSS's own refusals of step 5, passed through (retrying will not change them).
     'SIMCRED_IMSI_EXHAUSTED',
     'SIMCRED_DEVICE_KEY_MISMATCH',
+    // The operator deleted the subscription while the package was being made.
+    'SIMCRED_SUBSCRIPTION_ENDED',
   ],
 });
 
@@ -330,6 +406,7 @@ export const fetchPackage = defineRoute({
     'SIMCRED_REGISTRATION_REVOKED',
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_FORBIDDEN_PEER',
+    'SIMCRED_SUBSCRIPTION_ENDED',
   ],
 });
 
@@ -441,6 +518,7 @@ export const admitGroupDevice = defineRoute({
     'SIMCRED_GROUP_CAP_REACHED',
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_REGISTRATION_REVOKED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
     'SIMCRED_CERT_INVALID',
     'SIMCRED_CERT_UNTRUSTED',
     'SIMCRED_CERT_DSIM_MISMATCH',
@@ -462,4 +540,7 @@ export const credentialingRoutes = [
   listGroups,
   closeGroup,
   admitGroupDevice,
+  suspendDevice,
+  resumeDevice,
+  deleteDevice,
 ];

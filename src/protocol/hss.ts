@@ -41,17 +41,17 @@ export const issueCredentials = defineRoute({
 /** Most DSIM_IDs in one release call (the credentialing server's outbox sends them in batches). */
 export const MAX_RELEASES_PER_CALL = 500;
 
-export const ReleaseOutcome = z.enum(['released', 'attached', 'absent']);
+export const ReleaseOutcome = z.enum(['released', 'absent']);
 
 export const releaseSubscribers = defineRoute({
   id: 'hss.releaseSubscribers',
   role: 'hss',
-  steps: '0b–9',
+  steps: 'all',
   method: 'POST',
   path: '/v1/subscribers/release',
   caller: peer('credentialing'),
   summary:
-    'The operator revoked these devices before delivery: each subscriber that never attached is released (K and OPc erased, the IMSI kept aside as released, never allocated again) so that no IMSI stays allocated to a package nobody will receive. A subscriber that has attached is kept and reported as such; one that does not exist is reported absent. Idempotent.',
+    'The operator revoked these devices (at any step, also after delivery or attach): each subscriber is released — K and OPc erased, its attach refused from then on, the IMSI quarantined (hss.imsiQuarantineSeconds) before it is allocated again. One that does not exist is reported absent. Idempotent.',
   body: z
     .object({
       dsimIds: z.array(dsimId).min(1).max(MAX_RELEASES_PER_CALL),
@@ -63,6 +63,63 @@ export const releaseSubscribers = defineRoute({
       results: z.array(z.object({ dsimId, outcome: ReleaseOutcome, imsi: imsi.nullable() }).strict()),
     })
     .strict(),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
+/** The body of the lifecycle calls: a batch of DSIM_IDs, as the credentialing server's outbox sends them. */
+const LifecycleBatch = z
+  .object({
+    dsimIds: z.array(dsimId).min(1).max(MAX_RELEASES_PER_CALL),
+    reason: z.string().max(200).optional(),
+  })
+  .strict();
+
+const lifecycleResults = <T extends z.ZodType>(outcome: T) =>
+  z
+    .object({
+      results: z.array(z.object({ dsimId, outcome, imsi: imsi.nullable() }).strict()),
+    })
+    .strict();
+
+export const suspendSubscribers = defineRoute({
+  id: 'hss.suspendSubscribers',
+  role: 'hss',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/subscribers/suspend',
+  caller: peer('credentialing'),
+  summary:
+    "The operator suspended these devices' subscriptions: each subscriber's attach is refused (SIMCRED_SUBSCRIPTION_SUSPENDED) until it is resumed; K, OPc and SQN stay. One that does not exist is reported absent. Idempotent.",
+  body: LifecycleBatch,
+  response: lifecycleResults(z.enum(['suspended', 'absent'])),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
+export const resumeSubscribers = defineRoute({
+  id: 'hss.resumeSubscribers',
+  role: 'hss',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/subscribers/resume',
+  caller: peer('credentialing'),
+  summary:
+    'The operator resumed these suspended subscriptions: each subscriber may attach again. One that does not exist is reported absent. Idempotent (resuming an active subscriber changes nothing).',
+  body: LifecycleBatch,
+  response: lifecycleResults(z.enum(['resumed', 'absent'])),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
+export const deleteSubscribers = defineRoute({
+  id: 'hss.deleteSubscribers',
+  role: 'hss',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/subscribers/delete',
+  caller: peer('credentialing'),
+  summary:
+    'The operator deleted these subscriptions for good: as a release, each subscriber is ended (K and OPc erased, attach refused with SIMCRED_SUBSCRIPTION_ENDED) and its IMSI quarantined before reuse. One that does not exist is reported absent. Idempotent.',
+  body: LifecycleBatch,
+  response: lifecycleResults(ReleaseOutcome),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });
 
@@ -108,7 +165,14 @@ export const attachChallenge = defineRoute({
     "A fresh AKA challenge (RAND, AUTN) for an IMSI, made with the subscriber's K/OPc and its next SQN; replaces any pending one.",
   body: z.object({ imsi }).strict(),
   response: AkaChallenge,
-  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_AKA_SUBSCRIBER_UNKNOWN', 'SIMCRED_SECRET_DECRYPT_FAILED'],
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
+    'SIMCRED_SECRET_DECRYPT_FAILED',
+    // The operator's lifecycle decisions (docs/aka.md).
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+  ],
 });
 
 export const attachResponse = defineRoute({
@@ -122,7 +186,7 @@ export const attachResponse = defineRoute({
     "The device's RES for the pending challenge; when it equals XRES the device is attached and the subscriber becomes active. One answer per challenge.",
   body: z.object({ imsi, res }).strict(),
   response: z.object({ attached: z.literal(true) }).strict(),
-  errors: [...AKA_RESPONSE_ERRORS],
+  errors: [...AKA_RESPONSE_ERRORS, 'SIMCRED_SUBSCRIPTION_SUSPENDED', 'SIMCRED_SUBSCRIPTION_ENDED'],
 });
 
 export const attachResync = defineRoute({
@@ -142,6 +206,8 @@ export const attachResync = defineRoute({
     'SIMCRED_AKA_NO_CHALLENGE',
     'SIMCRED_AKA_AUTS_INVALID',
     'SIMCRED_SECRET_DECRYPT_FAILED',
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
   ],
 });
 
@@ -152,4 +218,7 @@ export const hssRoutes = [
   attachChallenge,
   attachResponse,
   attachResync,
+  suspendSubscribers,
+  resumeSubscribers,
+  deleteSubscribers,
 ];

@@ -123,6 +123,7 @@ export async function startRole(
         kek: secrets.kek,
         operatorSigningKey: pki.operator.packageSigner.privateKey(),
         operatorChainPem: [pki.operator.packageSigner.pem, pki.operator.operatorCa.pem],
+        ...(clock ? { clock } : {}),
       });
     }
   }

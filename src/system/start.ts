@@ -35,8 +35,8 @@ export interface RunningSystem {
  * HSS, the preliminary HLR, the registration and provisioning servers, then the credentialing server
  * that ties them, and the contract portal.
  * Creates the demo PKI on first run. `dependencies.clock` is the time the PHLR, registration and
- * credentialing servers decide expiry by (tests set it; the OCSP responder, the HSS and the provisioning
- * servers keep the real clock).
+ * credentialing servers decide expiry by, and the HSS its IMSI quarantine (tests set it; the OCSP
+ * responder, the HSS's attach challenges and the provisioning servers keep the real clock).
  *
  * @example
  *   const system = await startSystem(loadConfig(), logger);
@@ -62,7 +62,7 @@ export async function startSystem(
       generationCheckMs: config.ocsp.revocationCheckMs,
     });
     started.push(ocsp);
-    const hss = await startRole(config, 'hss', 1, log('hss'));
+    const hss = await startRole(config, 'hss', 1, log('hss'), undefined, dependencies);
     started.push(hss);
     const phlr = await startPhlr(config, log('phlr'), dependencies);
     started.push(phlr);

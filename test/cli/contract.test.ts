@@ -137,6 +137,19 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
   'operator groups add': { args: () => ['--name', 'meters', '--cap', 'lots'], code: 'SIMCRED_CLI_ARGUMENT' },
   'operator groups list': { args: (f) => ['--config', f.junk], code: 'SIMCRED_CONFIG_INVALID' },
   'operator groups close': { args: () => ['group-1'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator suspend': {
+    args: (f) => ['DSIM0000000000000000', '--dir', f.missing],
+    code: 'SIMCRED_PKI_NOT_INITIALISED',
+  },
+  'operator resume': {
+    args: (f) => ['DSIM0000000000000000', '--config', f.junk],
+    code: 'SIMCRED_CONFIG_INVALID',
+  },
+  'operator delete': {
+    args: (f) => ['DSIM0000000000000000', '--config', f.missing],
+    code: 'SIMCRED_FILE_NOT_FOUND',
+  },
+  'devices run': { args: (f) => ['--dir', f.dir, '--count', 'some'], code: 'SIMCRED_CLI_ARGUMENT' },
 };
 
 /** The cases every command gets from the walk of the command tree. */

@@ -257,6 +257,13 @@ describe('the live roles agree with their OpenAPI documents', () => {
     const auts = randomBytes(14).toString('hex');
     await done(post(device, `${urls.hss}/v1/attach/resync`, { imsi: subscription.imsi, rand, auts }), 409);
     await done(post(device, `${urls.phlr}/v1/aka/resync`, { pimsi: module.pimsi, rand, auts }), 409);
+    // The subscription's lifecycle, once the attach routes are done with the device's subscriber.
+    const operatorDevice = `${urls.credentialing}/v1/operator/devices/${dsimIds[0]}`;
+    await done(post(portal, `${operatorDevice}/suspend`, { reason: 'test' }), 200);
+    await done(post(portal, `${operatorDevice}/resume`, {}), 200);
+    await done(post(portal, `${operatorDevice}/delete`, {}), 200);
+    for (const action of ['suspend', 'resume', 'delete'])
+      await done(post(credentialing, `${urls.hss}/v1/subscribers/${action}`, { dsimIds: [stray] }), 200);
 
     // OCSP, both bindings, about the device's own certificate.
     const [leaf, issuer] = module.certificateChain.map((c) => Buffer.from(c, 'base64'));

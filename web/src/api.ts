@@ -39,6 +39,9 @@ export const DEVICE_STATES: readonly DeviceState[] = [
   'expired',
   'revoked',
   'rejected',
+  'suspended',
+  'active',
+  'deleted',
 ];
 
 /** States in which a device can still be cancelled: its credentials have not been delivered. */

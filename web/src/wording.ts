@@ -14,6 +14,9 @@ export const STATE_WORDS: Record<DeviceState, string> = {
   expired: 'registration expired',
   revoked: 'cancelled or revoked',
   rejected: 'refused at registration',
+  suspended: 'suspended by the operator',
+  active: 'resumed, may use the network again',
+  deleted: 'subscription deleted',
 };
 
 /**

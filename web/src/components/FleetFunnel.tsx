@@ -19,6 +19,9 @@ const COLOURS: Record<DeviceState, string> = {
   expired: '#e67700',
   revoked: '#862e9c',
   rejected: '#a61e4d',
+  suspended: '#f08c00',
+  active: '#37b24d',
+  deleted: '#495057',
 };
 
 /**

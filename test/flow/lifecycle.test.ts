@@ -1,0 +1,3 @@
+import { lifecycleSuite } from './lifecycle-suite.js';
+
+lifecycleSuite('subscription lifecycle at the HSS (SQLite)', () => Promise.resolve(undefined));
