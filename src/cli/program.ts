@@ -7,6 +7,7 @@ import { registerBenchCommands } from '../bench/cli.js';
 import type { ErrorCode } from '../errors/index.js';
 import { registerSystemCommands } from './system-commands.js';
 import { oneLine } from './run.js';
+import { registerNotifyCommands } from '../notify/cli.js';
 
 /**
  * Builds the `simcred` command tree; each module adds its own commands. Building runs nothing:
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerSystemCommands(program, serve);
   registerPhlrCommands(serve);
   registerBenchCommands(bench);
+  registerNotifyCommands(program);
   for (const command of allCommands(program)) {
     // commander's own message is printed by usageErrorAndExit, as the contract's one line.
     command.configureOutput({ outputError: () => undefined });

@@ -1,4 +1,12 @@
-import { sql, type ExpressionBuilder, type Generated, type Kysely, type UpdateResult } from 'kysely';
+import {
+  sql,
+  type ColumnType,
+  type ExpressionBuilder,
+  type Generated,
+  type Kysely,
+  type Selectable,
+  type UpdateResult,
+} from 'kysely';
 import { randomToken, tokenDigest } from '../crypto/digest.js';
 import {
   autoIncrementKey,
@@ -7,6 +15,7 @@ import {
   type DatabaseConfig,
   type Migrations,
 } from '../storage/index.js';
+import { OrderStore, WebhookStore, orderMigrations, type OrderTables } from './order-store.js';
 
 /**
  * The credentialing server's records, one row per device. Every state change is a conditional update
@@ -47,6 +56,8 @@ interface CredentialingTables {
     package_id: string | null;
     package: string | null;
     updated_at: string;
+    /** The order (registration batch) this registration came from; null for rows older than orders. */
+    order_id: ColumnType<string | null, string | null | undefined, string | null>;
   };
   audit_events: {
     id: Generated<number>;
@@ -54,6 +65,8 @@ interface CredentialingTables {
     at: string;
     event: string;
     detail: string | null;
+    /** The device's order when the event happened (filled in by insertAudit). */
+    order_id: ColumnType<string | null, string | null | undefined, string | null>;
   };
   /** Device nonces that opened a session, per DSIM_ID (digests): a replayed step 3 is refused. */
   device_nonces: {
@@ -179,6 +192,7 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  ...orderMigrations,
 };
 
 export interface Registration {
@@ -212,6 +226,7 @@ export interface AuditEvent {
 export interface NumberedAuditEvent extends AuditEvent {
   id: number;
   dsimId: string;
+  orderId: string | null;
 }
 
 type AuditRow = { dsim_id: string; at: string; event: string; detail: string | null };
@@ -223,16 +238,28 @@ type AuditRow = { dsim_id: string; at: string; event: string; detail: string | n
  */
 async function insertAudit(db: Kysely<CredentialingTables>, rows: AuditRow[]): Promise<void> {
   if (rows.length === 0) return;
+  // Each event carries its device's order as of this transaction (read before the feed lock, so the
+  // lock is still held only for the insert and the commit).
+  const orders = new Map<string, string | null>();
+  const ids = [...new Set(rows.map((r) => r.dsim_id))];
+  for (let i = 0; i < ids.length; i += 500) {
+    const found = await db
+      .selectFrom('registrations')
+      .select(['dsim_id', 'order_id'])
+      .where('dsim_id', 'in', ids.slice(i, i + 500))
+      .execute();
+    for (const r of found) orders.set(r.dsim_id, r.order_id);
+  }
   await lockFeedTail(db as unknown as Kysely<unknown>, 'credentialing.audit_events');
   for (let i = 0; i < rows.length; i += 500) {
     await db
       .insertInto('audit_events')
-      .values(rows.slice(i, i + 500))
+      .values(rows.slice(i, i + 500).map((r) => ({ ...r, order_id: orders.get(r.dsim_id) ?? null })))
       .execute();
   }
 }
 
-type Row = CredentialingTables['registrations'];
+type Row = Selectable<CredentialingTables['registrations']>;
 const date = (v: string | null) => (v === null ? null : new Date(v));
 
 function fromRow(row: Row): Registration {
@@ -316,7 +343,15 @@ async function queueActions(
 export class CredentialingStore {
   private readonly auditListeners = new Set<() => void>();
 
-  private constructor(private readonly db: Kysely<CredentialingTables>) {}
+  /** Registration batches as orders (issue 14). */
+  readonly orders: OrderStore;
+  /** Webhooks and their outbox of deliveries (issue 14). */
+  readonly webhooks: WebhookStore;
+
+  private constructor(private readonly db: Kysely<CredentialingTables>) {
+    this.orders = new OrderStore(db as unknown as Kysely<OrderTables>);
+    this.webhooks = new WebhookStore(db as unknown as Kysely<OrderTables>);
+  }
 
   /** Called after every commit that wrote audit events (the feed's long polls wait on it). */
   onAudit(listener: () => void): () => void {
@@ -370,6 +405,8 @@ export class CredentialingStore {
   async saveRegistrations(
     records: { dsimId: string; registrationNonce: string; registrationServer: string; expiresAt: Date }[],
     now: Date,
+    /** The order (batch) these registrations join; a replaced registration moves to it. */
+    orderId: string | null = null,
   ): Promise<void> {
     if (records.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
@@ -383,6 +420,7 @@ export class CredentialingStore {
           expires_at: r.expiresAt.toISOString(),
           pushed: 0,
           updated_at: now.toISOString(),
+          order_id: orderId,
         }));
         await trx
           .insertInto('registrations')
@@ -404,6 +442,7 @@ export class CredentialingStore {
                 ticket_expires_at: null,
                 package_id: null,
                 package: null,
+                order_id: eb.ref('excluded.order_id'),
               }))
               // Only a dead registration is replaced: a concurrent batch or a hand-over that moved
               // the row since the caller read it wins (the caller re-reads what was stored).
@@ -891,6 +930,7 @@ export class CredentialingStore {
       at: new Date(r.at),
       event: r.event,
       detail: r.detail,
+      orderId: r.order_id,
     }));
   }
 

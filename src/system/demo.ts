@@ -18,6 +18,7 @@ import {
   type FactoryServers,
 } from '../pki/index.js';
 import { PortalClient } from '../portal/portal-client.js';
+import { OrdersClient } from '../notify/orders-client.js';
 import * as portal from '../protocol/portal.js';
 import { startSystem, type RunningSystem } from './start.js';
 import { configuredUrls, roleDatabase } from './wiring.js';
@@ -33,6 +34,8 @@ export interface DemoOptions {
    * until Ctrl-C); the system stops when it resolves.
    */
   hold?(summary: DemoSummary, portal: { url: string; logins: DemoLogins }): Promise<void>;
+  /** `--notify URL`: a webhook subscribed to the demo's order(s) before the devices start. */
+  notify?: { url: string; secret?: string | undefined };
 }
 
 /** The demo's portal accounts: the owner whose contract holds the fleet, and an operator. */
@@ -58,6 +61,8 @@ export interface DemoSummary {
   registration: { registered: number; rejected: number; elapsedMs: number };
   steps: ReturnType<typeof stepStatistics>;
   failures: Record<string, number>;
+  /** With --notify: the webhooks subscribed (one per order the upload became) and their secret. */
+  notify?: { url: string; secret: string; webhooks: { id: string; orderId: string }[] };
 }
 
 async function runningSystemAnswers(config: SimcredConfig, operatorRoot: string): Promise<boolean> {
@@ -159,6 +164,10 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       elapsedMs: Math.round(performance.now() - registrationStarted),
     };
 
+    const notify = options.notify
+      ? await subscribeDemoOrders(config, live.credentialing, `contract ${contract.id}`, options.notify)
+      : undefined;
+
     options.onPhase?.('onboard', fleet.length);
     const onboardStarted = performance.now();
     let done = 0;
@@ -196,6 +205,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       registration,
       steps: stepStatistics(report.outcomes),
       failures,
+      ...(notify ? { notify } : {}),
     };
     await options.hold?.(summary, { url: live.portal, logins });
     return summary;
@@ -273,5 +283,40 @@ export async function hssFleetCounts(
     };
   } finally {
     await hss.close();
+  }
+}
+
+/**
+ * The demo's `--notify URL`: the portal registers an upload in chunks, each an order labelled with
+ * the contract; each of those orders gets the webhook, all with one secret. An order's webhook is
+ * sent its events from the order's start, so subscribing after the upload misses nothing.
+ */
+async function subscribeDemoOrders(
+  config: SimcredConfig,
+  credentialingUrl: string,
+  label: string,
+  notify: { url: string; secret?: string | undefined },
+): Promise<{ url: string; secret: string; webhooks: { id: string; orderId: string }[] }> {
+  const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  try {
+    const secret = notify.secret ?? randomBytes(32).toString('base64url');
+    const webhooks: { id: string; orderId: string }[] = [];
+    for (let before: number | undefined; ;) {
+      const page = await client.listOrders(credentialingUrl, { limit: 1000, ...(before ? { before } : {}) });
+      for (const order of page.orders.filter((o) => o.label === label)) {
+        const { webhook } = await client.addWebhook(credentialingUrl, {
+          url: notify.url,
+          secret,
+          orderId: order.id,
+        });
+        webhooks.push({ id: webhook.id, orderId: order.id });
+      }
+      // The contract was made just now: its orders are among the newest.
+      if (page.next === null || webhooks.length > 0) break;
+      before = page.next;
+    }
+    return { url: notify.url, secret, webhooks };
+  } finally {
+    await client.close();
   }
 }

@@ -72,6 +72,7 @@ export async function startRole(
         registrationTtlSeconds: config.registration.ttlSeconds,
         sessionTtlSeconds: config.credentialing.sessionTtlSeconds,
         ticketTtlSeconds: config.credentialing.ticketTtlSeconds,
+        notify: config.notify,
         ...(clock ? { clock } : {}),
       });
     case 'registration':
