@@ -352,8 +352,8 @@ export function formatRegisterSummary(summary: {
   orderId?: string | null;
 }): string {
   const lines = [
-    `registered ${summary.registered}, unchanged ${summary.unchanged}, rejected ${summary.rejected.length}` +
-      (summary.orderId ? `; order ${summary.orderId}` : ''),
+    `registered ${summary.registered}, unchanged ${summary.unchanged}, rejected ${summary.rejected.length}`,
+    ...(summary.orderId ? [`order ${summary.orderId}`] : []),
   ];
   if (summary.rejected.length > 0) {
     const width = Math.max(...summary.rejected.map((r) => r.code.length));

@@ -134,6 +134,19 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
     args: (f) => ['DSIM0000000000000000', '--dir', f.missing],
     code: 'SIMCRED_PKI_NOT_INITIALISED',
   },
+  'operator orders list': { args: () => ['--limit', '0'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator orders show': { args: () => ['order-7'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator orders cancel': {
+    args: (f) => ['ord_AAAAAAAAAAAAAAAAAAAAAA', '--config', f.missing],
+    code: 'SIMCRED_FILE_NOT_FOUND',
+  },
+  'operator webhooks add': {
+    args: (f) => ['http://192.0.2.7/hook', '--dir', f.dir, '--secret', 'short'],
+    code: 'SIMCRED_CLI_ARGUMENT',
+  },
+  'operator webhooks list': { args: (f) => ['--dir', f.missing], code: 'SIMCRED_PKI_NOT_INITIALISED' },
+  'operator webhooks remove': { args: () => ['hook-1'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator webhooks deliveries': { args: () => ['--limit', 'all'], code: 'SIMCRED_CLI_ARGUMENT' },
 };
 
 /** The cases every command gets from the walk of the command tree. */
