@@ -482,6 +482,18 @@ export class WebhookStore {
       .execute();
   }
 
+  /**
+   * Forgets delivered deliveries acknowledged before `before` (the outbox would otherwise grow with
+   * every event forever); pending and dead ones stay until their webhook is removed.
+   */
+  async pruneDelivered(before: Date): Promise<void> {
+    await this.db
+      .deleteFrom('webhook_deliveries')
+      .where('state', '=', 'delivered')
+      .where('delivered_at', '<', before.toISOString())
+      .execute();
+  }
+
   /** Newest first; `failed`: not delivered and failed at least once. */
   async deliveries(options: {
     failed: boolean;

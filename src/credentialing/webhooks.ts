@@ -79,6 +79,7 @@ export class WebhookDispatcher {
   private readonly clock: Clock;
   private readonly agent: Agent;
   private unsubscribe: (() => void) | undefined;
+  private prunedAt = 0;
 
   constructor(private readonly options: WebhookDispatcherOptions) {
     this.clock = options.clock ?? systemClock;
@@ -136,6 +137,7 @@ export class WebhookDispatcher {
     const webhooks = await this.options.store.webhooks.list();
     if (webhooks.length === 0) return;
     for (const webhook of webhooks) await this.expand(webhook);
+    await this.prune();
     const byId = new Map(webhooks.map((w) => [w.id, w]));
     for (;;) {
       if (this.stopped) return;
@@ -143,6 +145,16 @@ export class WebhookDispatcher {
       if (claimed.length === 0) return;
       await this.sendRound(claimed, byId);
     }
+  }
+
+  /** Delivered rows are kept as long as a delivery may live (notify.maxAgeSeconds), pruned hourly. */
+  private async prune(): Promise<void> {
+    const now = this.clock().getTime();
+    if (now - this.prunedAt < 3_600_000) return;
+    this.prunedAt = now;
+    await this.options.store.webhooks.pruneDelivered(
+      new Date(now - this.options.settings.maxAgeSeconds * 1000),
+    );
   }
 
   private leaseMs(): number {
