@@ -17,6 +17,10 @@ import type { ResponseOf } from '../../src/protocol/route.js';
 import { startRole } from '../../src/system/roles.js';
 import { rejectsWith } from '../helpers/assert.js';
 import { startTestSystem, type TestSystem } from './harness.js';
+import { benchWorkspace } from '../../src/bench/cluster.js';
+import { initPki, manufactureDevices } from '../../src/pki/index.js';
+import { OperatorClient } from '../../src/portal/operator-client.js';
+import { startUp } from '../helpers/cli.js';
 
 type FeedEvent = ResponseOf<typeof deviceEvents>['events'][number];
 
@@ -473,5 +477,67 @@ test('config webhooks; a delivery the receiver keeps refusing is dead after maxA
     await orders.close();
     await t.close();
     await new Promise<void>((resolve) => refusing.close(() => resolve()));
+  }
+});
+
+test('simcred up --workers 2: two processes share the outbox; every state change once at least, in order per device', async () => {
+  const ws = await benchWorkspace();
+  await initPki(ws.config.pkiDir);
+  const env = { ...ws.env, SIMCRED_NOTIFY__RETRY_BASE_MS: '50', SIMCRED_NOTIFY__RETRY_MAX_MS: '500' };
+  const { child, exited } = await startUp(['--dir', ws.dataDir, '--workers', '2'], env);
+  const receiver = new TestReceiver();
+  const orders = new OrdersClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
+  const operator = new OperatorClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
+  try {
+    await receiver.up();
+    const { secret } = await orders.addWebhook(ws.urls.credentialing, { url: receiver.url });
+    receiver.receiver = new WebhookReceiver({ secret });
+    const made = await manufactureDevices({
+      dir: ws.config.pkiDir,
+      count: 16,
+      registrationServers: ws.urls.registration,
+      servers: { phlr: ws.urls.phlr, ocsp: ws.urls.ocsp, hss: ws.urls.hss },
+      workers: 0,
+    });
+    const dsimIds = made.devices.map((d) => d.dsimId);
+    await operator.registerDevices(
+      ws.urls.credentialing,
+      dsimIds.map((dsimId, i) => ({ dsimId, registrationServer: ws.urls.registration[i % 2]! })),
+    );
+    const report = await runFleet({ pkiDir: ws.config.pkiDir, dsimIds, concurrency: 8 });
+    assert.ok(report.outcomes.every((o) => o.ok));
+    const expected = new Map<string, number[]>();
+    await until(async () => {
+      const events: FeedEvent[] = [];
+      for (let after = 0; ;) {
+        const page = await operator.events(ws.urls.credentialing, after, { limit: 1000 });
+        if (page.events.length === 0) break;
+        events.push(...page.events.filter((e) => e.state !== null));
+        after = page.next;
+      }
+      expected.clear();
+      for (const e of events) expected.set(e.dsimId, [...(expected.get(e.dsimId) ?? []), e.id]);
+      const arrived = new Set(receiver.arrivals.map((n) => n.eventId));
+      return (
+        events.filter((e) => e.state === 'attached').length === dsimIds.length &&
+        events.every((e) => arrived.has(e.id))
+      );
+    });
+    const firstArrival = new Map<string, number[]>();
+    const seen = new Set<number>();
+    for (const n of receiver.arrivals) {
+      if (seen.has(n.eventId)) continue;
+      seen.add(n.eventId);
+      firstArrival.set(n.dsimId, [...(firstArrival.get(n.dsimId) ?? []), n.eventId]);
+    }
+    for (const dsimId of dsimIds) assert.deepEqual(firstArrival.get(dsimId), expected.get(dsimId), dsimId);
+    assert.deepEqual(receiver.refusals, []);
+  } finally {
+    await orders.close();
+    await operator.close();
+    await receiver.down();
+    process.kill(-child.pid!, 'SIGTERM');
+    await exited;
+    ws.cleanup();
   }
 });
