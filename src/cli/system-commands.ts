@@ -398,7 +398,7 @@ export function formatDemoSummary(s: DemoSummary): string {
   if (s.notify) {
     lines.push(
       '',
-      `  notifications to ${s.notify.url}: ${s.notify.webhooks.map((w) => `${w.id} (order ${w.orderId})`).join(', ')}`,
+      `  notifications to ${s.notify.url}: ${s.notify.webhooks.map((w) => `${w.id} (order ${w.orderId})`).join(', ')}; ${s.notify.delivered} delivered`,
       `  webhook secret ${s.notify.secret}`,
     );
   }

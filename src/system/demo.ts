@@ -62,7 +62,13 @@ export interface DemoSummary {
   steps: ReturnType<typeof stepStatistics>;
   failures: Record<string, number>;
   /** With --notify: the webhooks subscribed (one per order the upload became) and their secret. */
-  notify?: { url: string; secret: string; webhooks: { id: string; orderId: string }[] };
+  notify?: {
+    url: string;
+    secret: string;
+    webhooks: { id: string; orderId: string }[];
+    /** Notifications acknowledged by the receiver when the summary was made. */
+    delivered: number;
+  };
 }
 
 async function runningSystemAnswers(config: SimcredConfig, operatorRoot: string): Promise<boolean> {
@@ -181,6 +187,13 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
     });
     const onboardMs = performance.now() - onboardStarted;
+    if (notify) {
+      // Every onboarded device makes 6 state changes (registered … attached): give the receiver a
+      // moment to have them before the summary (and, without --keep-running, the system's stop;
+      // what is still owed then stays in the outbox for the next start).
+      const provisioned = report.outcomes.filter((o) => o.ok).length;
+      notify.delivered = await notificationsDelivered(config, live.credentialing, notify, provisioned * 6);
+    }
 
     // Count from what the modules and the HSS hold, not from the driver's tally.
     const imsis: string[] = [];
@@ -296,7 +309,7 @@ async function subscribeDemoOrders(
   credentialingUrl: string,
   label: string,
   notify: { url: string; secret?: string | undefined },
-): Promise<{ url: string; secret: string; webhooks: { id: string; orderId: string }[] }> {
+): Promise<NonNullable<DemoSummary['notify']>> {
   const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
   try {
     const secret = notify.secret ?? randomBytes(32).toString('base64url');
@@ -315,7 +328,29 @@ async function subscribeDemoOrders(
       if (page.next === null || webhooks.length > 0) break;
       before = page.next;
     }
-    return { url: notify.url, secret, webhooks };
+    return { url: notify.url, secret, webhooks, delivered: 0 };
+  } finally {
+    await client.close();
+  }
+}
+
+/** Waits (up to 15 s) until the demo's webhooks have `expected` deliveries acknowledged; returns how many. */
+async function notificationsDelivered(
+  config: SimcredConfig,
+  credentialingUrl: string,
+  notify: NonNullable<DemoSummary['notify']>,
+  expected: number,
+): Promise<number> {
+  const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  const ids = new Set(notify.webhooks.map((w) => w.id));
+  const deadline = Date.now() + 15_000;
+  try {
+    for (;;) {
+      const { webhooks } = await client.listWebhooks(credentialingUrl);
+      const delivered = webhooks.filter((w) => ids.has(w.id)).reduce((sum, w) => sum + w.delivered, 0);
+      if (delivered >= expected || Date.now() > deadline) return delivered;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   } finally {
     await client.close();
   }

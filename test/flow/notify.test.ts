@@ -4,81 +4,26 @@
 // loopback, a real HTTP receiver; no timing assertions (waits are bounded by the test's timeout).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { runFleet } from '../../src/device/fleet.js';
 import { loadTlsIdentity } from '../../src/http/index.js';
 import { OrdersClient } from '../../src/notify/orders-client.js';
-import { WebhookReceiver, type RefusalReason } from '../../src/notify/receiver.js';
+import { WebhookReceiver } from '../../src/notify/receiver.js';
 import { signatureHeader } from '../../src/notify/signature.js';
-import type { WebhookNotification } from '../../src/protocol/orders.js';
 import type { deviceEvents } from '../../src/protocol/credentialing.js';
 import type { ResponseOf } from '../../src/protocol/route.js';
 import { startRole } from '../../src/system/roles.js';
 import { rejectsWith } from '../helpers/assert.js';
 import { startTestSystem, type TestSystem } from './harness.js';
+import { TestReceiver, until } from '../helpers/webhook-receiver.js';
 import { benchWorkspace } from '../../src/bench/cluster.js';
 import { initPki, manufactureDevices } from '../../src/pki/index.js';
 import { OperatorClient } from '../../src/portal/operator-client.js';
-import { startUp } from '../helpers/cli.js';
+import { lastJsonLine, runCli, startUp } from '../helpers/cli.js';
+import type { DemoSummary } from '../../src/system/demo.js';
 
 type FeedEvent = ResponseOf<typeof deviceEvents>['events'][number];
-
-/** Polls `check` every 100 ms until it holds; the test's own timeout bounds the wait. */
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 100));
-}
-
-/**
- * An operator's receiver on loopback: the receiver helper's listener, which can be taken down (its
- * port closed: connections refused) and brought back on the same port.
- */
-class TestReceiver {
-  private server: Server | undefined;
-  port = 0;
-  secret = '';
-  receiver: WebhookReceiver | undefined;
-  readonly arrivals: WebhookNotification[] = [];
-  readonly refusals: RefusalReason[] = [];
-  /** Every request as it came: raw body and signature header (for the replay test). */
-  readonly raw: { body: string; header: string }[] = [];
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/hooks/simcred`;
-  }
-
-  async up(): Promise<void> {
-    const server = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (c: Buffer) => chunks.push(c));
-      request.on('end', () =>
-        this.raw.push({
-          body: Buffer.concat(chunks).toString('utf8'),
-          header: String(request.headers['simcred-signature'] ?? ''),
-        }),
-      );
-      if (!this.receiver) {
-        response.writeHead(503).end();
-        return;
-      }
-      this.receiver.listener(
-        (n) => void this.arrivals.push(n),
-        (reason) => void this.refusals.push(reason),
-      )(request, response);
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as AddressInfo).port;
-    this.server = server;
-  }
-
-  async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 describe('notifications to a webhook', () => {
   let t: TestSystem;
@@ -538,6 +483,61 @@ test('simcred up --workers 2: two processes share the outbox; every state change
     await receiver.down();
     process.kill(-child.pid!, 'SIGTERM');
     await exited;
+    ws.cleanup();
+  }
+});
+
+test("simcred demo --notify: the demo order's every state change reaches the receiver, verified", async () => {
+  const ws = await benchWorkspace();
+  const receiver = new TestReceiver();
+  const secret = 'the demo receiver secret';
+  receiver.receiver = new WebhookReceiver({ secret });
+  try {
+    await receiver.up();
+    const r = await runCli(
+      [
+        'demo',
+        '--devices',
+        '5',
+        '--dir',
+        ws.dataDir,
+        '--notify',
+        receiver.url,
+        '--notify-secret',
+        secret,
+        '--json',
+      ],
+      { env: ws.env },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const summary = lastJsonLine<DemoSummary>(r.stdout);
+    assert.equal(summary.notify!.webhooks.length, 1);
+    assert.equal(summary.notify!.delivered, 30);
+    assert.match(
+      r.stdout,
+      /notifications to http:\/\/127\.0\.0\.1:\d+\/hooks\/simcred: whk_\S+ \(order ord_\S+\); 30 delivered/,
+    );
+    const orderId = summary.notify!.webhooks[0]!.orderId;
+    const byDevice = new Map<string, string[]>();
+    for (const n of receiver.arrivals) {
+      assert.equal(n.orderId, orderId);
+      const states = byDevice.get(n.dsimId) ?? [];
+      if (!states.includes(n.state)) states.push(n.state);
+      byDevice.set(n.dsimId, states);
+    }
+    assert.equal(byDevice.size, 5);
+    for (const states of byDevice.values())
+      assert.deepEqual(states, [
+        'registered',
+        'authenticated',
+        'referred',
+        'delivered',
+        'completed',
+        'attached',
+      ]);
+    assert.deepEqual(receiver.refusals, []);
+  } finally {
+    await receiver.down();
     ws.cleanup();
   }
 });
