@@ -38,6 +38,8 @@ export interface NotifyResult {
   eventsPerSecond: number;
   /** From the audit event's time (its `at`) to its receipt at the local receiver, ms. */
   lagMs: { p50: number; p95: number; p99: number; max: number };
+  /** The same, per state: where the lag comes from. */
+  lagByState: { state: string; count: number; p50: number; p99: number }[];
   /** From the fleet's end to the last notification's receipt: what was still queued, ms. */
   drainMs: number;
   /** The credentialing server's CPU during the fleet and drain, per notification, ms (it also runs the flow). */
@@ -58,7 +60,7 @@ export interface NotifyResult {
 export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResult> {
   const ws = await benchWorkspace(options.dir);
   const group = new ProcessGroup(ws.env);
-  const arrivals: { eventId: number; lagMs: number; at: number; receivedAt: number }[] = [];
+  const arrivals: { eventId: number; state: string; lagMs: number; at: number; receivedAt: number }[] = [];
   let refused = 0;
   let receiverServer: Server | undefined;
   try {
@@ -74,7 +76,7 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
         (n) => {
           const receivedAt = Date.now();
           const at = Date.parse(n.at);
-          arrivals.push({ eventId: n.eventId, at, receivedAt, lagMs: receivedAt - at });
+          arrivals.push({ eventId: n.eventId, state: n.state, at, receivedAt, lagMs: receivedAt - at });
         },
         () => refused++,
       )(request, response),
@@ -185,6 +187,10 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
         p99: percentile(lags, 99),
         max: Math.max(...lags),
       },
+      lagByState: [...new Set(unique.map((a) => a.state))].map((state) => {
+        const of = unique.filter((a) => a.state === state).map((a) => a.lagMs);
+        return { state, count: of.length, p50: percentile(of, 50), p99: percentile(of, 99) };
+      }),
       drainMs: Math.max(0, last - fleetEnd),
       credentialingCpuMs: round(cpuMs / Math.max(1, unique.length), 3),
       refused,
@@ -212,6 +218,9 @@ export function formatNotify(r: NotifyResult): string {
     `  onboarded ${r.provisioned} in ${(r.onboardMs / 1000).toFixed(1)} s: ${r.onboardingsPerSecond} onboardings/s`,
     `  notified ${r.events} state changes (${r.duplicates} duplicates, ${r.refused} refused): ${r.eventsPerSecond} events/s`,
     `  lag from state change to receipt: p50 ${r.lagMs.p50} ms, p95 ${r.lagMs.p95} ms, p99 ${r.lagMs.p99} ms, max ${r.lagMs.max} ms`,
+    ...r.lagByState.map(
+      (s) => `    ${s.state.padEnd(14)} ${String(s.count).padStart(7)}  p50 ${s.p50} ms, p99 ${s.p99} ms`,
+    ),
     `  last notification ${r.drainMs} ms after the fleet's end; credentialing CPU ${r.credentialingCpuMs} ms per notification (flow included)`,
     '',
   ].join('\n');

@@ -457,6 +457,52 @@ export class WebhookStore {
     }));
   }
 
+  /**
+   * The next delivery of one (webhook, device), claimed as {@link claim} would, once the one before it
+   * was acknowledged: a device's burst of events goes out one after the other without waiting for
+   * the next round. Undefined when it has none pending, or its next one is not due (or taken).
+   */
+  async claimNext(
+    webhookId: string,
+    dsimId: string,
+    now: Date,
+    leaseMs: number,
+  ): Promise<ClaimedDelivery | undefined> {
+    const at = now.toISOString();
+    const head = await this.db
+      .selectFrom('webhook_deliveries')
+      .select(['id', 'webhook_id', 'event_id', 'dsim_id', 'body', 'attempts', 'created_at', 'due_at'])
+      .where('webhook_id', '=', webhookId)
+      .where('dsim_id', '=', dsimId)
+      .where('state', '=', 'pending')
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (!head || head.due_at > at) return undefined;
+    const taken = await this.db
+      .updateTable('webhook_deliveries')
+      .set((eb) => ({
+        claim: randomToken(16),
+        due_at: new Date(now.getTime() + leaseMs).toISOString(),
+        attempts: eb('attempts', '+', 1),
+        last_attempt_at: at,
+      }))
+      .where('id', '=', head.id)
+      .where('state', '=', 'pending')
+      .where('due_at', '<=', at)
+      .executeTakeFirst();
+    if (Number(taken.numUpdatedRows) !== 1) return undefined;
+    return {
+      id: Number(head.id),
+      webhookId: head.webhook_id,
+      eventId: Number(head.event_id),
+      dsimId: head.dsim_id,
+      body: head.body,
+      attempts: Number(head.attempts) + 1,
+      createdAt: new Date(head.created_at),
+    };
+  }
+
   /** Acknowledged (a 2xx): delivered, never sent again. */
   async delivered(ids: number[], now: Date): Promise<void> {
     if (ids.length === 0) return;

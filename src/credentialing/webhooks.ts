@@ -43,7 +43,7 @@ export const DEFAULT_NOTIFY: NotifySettings = {
 
 /** Audit events read per page when deliveries are made from the feed; deliveries claimed per round. */
 const EXPAND_PAGE = 1000;
-const CLAIM_BATCH = 500;
+const CLAIM_BATCH = 200;
 
 export interface WebhookDispatcherOptions {
   store: CredentialingStore;
@@ -134,16 +134,17 @@ export class WebhookDispatcher {
 
   /** Makes deliveries from new events, then sends what is due until nothing is. */
   async drain(): Promise<void> {
-    const webhooks = await this.options.store.webhooks.list();
-    if (webhooks.length === 0) return;
-    for (const webhook of webhooks) await this.expand(webhook);
     await this.prune();
-    const byId = new Map(webhooks.map((w) => [w.id, w]));
     for (;;) {
       if (this.stopped) return;
+      // Each round first makes deliveries of what was committed meanwhile: under a steady flow of
+      // events the rounds never run dry, and new events must not wait for them to.
+      const webhooks = await this.options.store.webhooks.list();
+      if (webhooks.length === 0) return;
+      for (const webhook of webhooks) await this.expand(webhook);
       const claimed = await this.options.store.webhooks.claim(this.clock(), this.leaseMs(), CLAIM_BATCH);
       if (claimed.length === 0) return;
-      await this.sendRound(claimed, byId);
+      await this.sendRound(claimed, new Map(webhooks.map((w) => [w.id, w])));
     }
   }
 
@@ -195,45 +196,51 @@ export class WebhookDispatcher {
 
   /**
    * Step 2 for one claimed round (at most one delivery per device and webhook), `concurrency` at a
-   * time. A webhook that cannot be reached at all (connection refused, timeout) is not tried again in
+   * time; after each acknowledged delivery the device's next one is claimed at once (claimNext), so a
+   * burst of one device's events does not wait a round per event. A webhook that cannot be reached at all (connection refused, timeout) is not tried again in
    * this round: its other deliveries wait the same backoff instead of each failing on their own.
    */
   private async sendRound(claimed: ClaimedDelivery[], webhooks: Map<string, WebhookRow>): Promise<void> {
     const { store, settings } = this.options;
-    const delivered: number[] = [];
     const unreachable = new Map<string, { error: string; delayMs: number }>();
     const queue = [...claimed];
     const worker = async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
-        const delivery = next;
-        const webhook = webhooks.get(delivery.webhookId) ?? (await store.webhooks.find(delivery.webhookId));
-        if (!webhook) continue; // removed meanwhile, its deliveries with it
-        const down = unreachable.get(webhook.id);
-        if (down) {
-          await this.failed(delivery, `not sent: ${down.error}`, down.delayMs);
-          continue;
+        // A device's deliveries one after the other: each acknowledged one lets its next be claimed.
+        for (let delivery: ClaimedDelivery | undefined = next; delivery;) {
+          const webhook: WebhookRow | undefined =
+            webhooks.get(delivery.webhookId) ?? (await store.webhooks.find(delivery.webhookId));
+          if (!webhook) break; // removed meanwhile, its deliveries with it
+          const down = unreachable.get(webhook.id);
+          if (down) {
+            await this.failed(delivery, `not sent: ${down.error}`, down.delayMs);
+            break;
+          }
+          const outcome = await this.post(webhook, delivery);
+          if (outcome === 'ok') {
+            await store.webhooks.delivered([delivery.id], this.clock());
+            delivery = this.stopped
+              ? undefined
+              : await store.webhooks.claimNext(webhook.id, delivery.dsimId, this.clock(), this.leaseMs());
+            continue;
+          }
+          const delayMs = this.backoffMs(delivery.attempts);
+          if (outcome.unreachable) unreachable.set(webhook.id, { error: outcome.error, delayMs });
+          this.options.log.warn(
+            {
+              webhookId: webhook.id,
+              eventId: delivery.eventId,
+              attempts: delivery.attempts,
+              error: outcome.error,
+            },
+            'webhook delivery failed; retrying later',
+          );
+          await this.failed(delivery, outcome.error, delayMs);
+          break;
         }
-        const outcome = await this.post(webhook, delivery);
-        if (outcome === 'ok') {
-          delivered.push(delivery.id);
-          continue;
-        }
-        const delayMs = this.backoffMs(delivery.attempts);
-        if (outcome.unreachable) unreachable.set(webhook.id, { error: outcome.error, delayMs });
-        this.options.log.warn(
-          {
-            webhookId: webhook.id,
-            eventId: delivery.eventId,
-            attempts: delivery.attempts,
-            error: outcome.error,
-          },
-          'webhook delivery failed; retrying later',
-        );
-        await this.failed(delivery, outcome.error, delayMs);
       }
     };
     await Promise.all(Array.from({ length: Math.min(settings.concurrency, claimed.length) }, worker));
-    await store.webhooks.delivered(delivered, this.clock());
   }
 
   private async failed(delivery: ClaimedDelivery, error: string, delayMs: number): Promise<void> {
