@@ -1,9 +1,8 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { percentile, runFleet } from '../device/fleet.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
 import { OrdersClient } from '../notify/orders-client.js';
-import { WebhookReceiver } from '../notify/receiver.js';
 import { CaStore, initPki, loadPki, manufactureDevices } from '../pki/index.js';
 import { OperatorClient } from '../portal/operator-client.js';
 import { importSubscribers } from '../protocol/phlr.js';
@@ -62,7 +61,7 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
   const group = new ProcessGroup(ws.env);
   const arrivals: { eventId: number; state: string; lagMs: number; at: number; receivedAt: number }[] = [];
   let refused = 0;
-  let receiverServer: Server | undefined;
+  let receiverWorker: Worker | undefined;
   try {
     await initPki(ws.config.pkiDir);
     const pki = await loadPki(ws.config.pkiDir);
@@ -70,23 +69,39 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
     const servers = await startRoles(group, ws, ALL_ROLES, pki.operator.root.pem);
     const credentialing = servers.find((s) => s.name === 'credentialing')!;
 
-    let receiver: WebhookReceiver | undefined;
-    receiverServer = createServer((request, response) =>
-      receiver!.listener(
-        (n) => {
-          const receivedAt = Date.now();
-          const at = Date.parse(n.at);
-          arrivals.push({ eventId: n.eventId, state: n.state, at, receivedAt, lagMs: receivedAt - at });
+    // The receiver runs in a worker thread (notify-receiver.ts): its clock of receipt is not held up
+    // by the devices' crypto in this thread.
+    const secret = randomBytes(32).toString('base64url');
+    receiverWorker = new Worker(new URL('./notify-receiver.js', import.meta.url), { workerData: { secret } });
+    const port = await new Promise<number>((resolve, reject) => {
+      receiverWorker!.once('error', reject);
+      receiverWorker!.on(
+        'message',
+        (m: {
+          port?: number;
+          refused?: string;
+          eventId?: number;
+          state?: string;
+          at?: number;
+          receivedAt?: number;
+        }) => {
+          if (m.port !== undefined) resolve(m.port);
+          else if (m.refused !== undefined) refused++;
+          else
+            arrivals.push({
+              eventId: m.eventId!,
+              state: m.state!,
+              at: m.at!,
+              receivedAt: m.receivedAt!,
+              lagMs: m.receivedAt! - m.at!,
+            });
         },
-        () => refused++,
-      )(request, response),
-    );
-    await new Promise<void>((resolve) => receiverServer!.listen(0, '127.0.0.1', resolve));
-    const receiverUrl = `http://127.0.0.1:${(receiverServer.address() as AddressInfo).port}/simcred`;
+      );
+    });
+    const receiverUrl = `http://127.0.0.1:${port}/simcred`;
     const orders = new OrdersClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
     try {
-      const { secret } = await orders.addWebhook(ws.urls.credentialing, { url: receiverUrl });
-      receiver = new WebhookReceiver({ secret });
+      await orders.addWebhook(ws.urls.credentialing, { url: receiverUrl, secret });
     } finally {
       await orders.close();
     }
@@ -196,9 +211,11 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
       refused,
     };
   } finally {
-    if (receiverServer) {
-      receiverServer.closeAllConnections();
-      await new Promise<void>((resolve) => receiverServer!.close(() => resolve()));
+    if (receiverWorker) {
+      const worker = receiverWorker;
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      worker.postMessage({ close: true });
+      await exited;
     }
     await group.close();
     ws.cleanup();
