@@ -42,9 +42,9 @@ export function registerNotifyCommands(program: Command): void {
       .argument('<ORDER_ID>'),
   ).action(
     action(async (orderId: string, options: CommonOptions) => {
-      await withClient(options, async (client, url) =>
-        printJsonLine(await client.showOrder(url, orderIdArg(orderId))),
-      );
+      // Arguments first: a wrong one is refused before the config or the PKI is read.
+      const id = orderIdArg(orderId);
+      await withClient(options, async (client, url) => printJsonLine(await client.showOrder(url, id)));
     }),
   );
   withCommonOptions(
@@ -55,8 +55,9 @@ export function registerNotifyCommands(program: Command): void {
       .option('--reason <TEXT>'),
   ).action(
     action(async (orderId: string, options: CommonOptions & { reason?: string }) => {
+      const id = orderIdArg(orderId);
       await withClient(options, async (client, url) =>
-        printJsonLine(await client.cancelOrder(url, orderIdArg(orderId), options.reason)),
+        printJsonLine(await client.cancelOrder(url, id, options.reason)),
       );
     }),
   );
@@ -80,11 +81,12 @@ export function registerNotifyCommands(program: Command): void {
       ) => {
         if (options.secret !== undefined && (options.secret.length < 16 || options.secret.length > 256))
           throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--secret must be 16 to 256 characters');
+        const orderId = options.order === undefined ? undefined : orderIdArg(options.order);
         await withClient(options, async (client, url) => {
           const added = await client.addWebhook(url, {
             url: target,
             ...(options.secret ? { secret: options.secret } : {}),
-            ...(options.order ? { orderId: orderIdArg(options.order) } : {}),
+            ...(orderId ? { orderId } : {}),
           });
           if (options.json) printJsonLine(added);
           else
