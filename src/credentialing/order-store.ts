@@ -49,7 +49,7 @@ export interface OrderTables {
 }
 
 export const orderMigrations: Migrations = {
-  '0004_orders_and_webhooks': {
+  '0006_orders_and_webhooks': {
     async up(db: Kysely<unknown>) {
       await db.schema
         .createTable('orders')
