@@ -6,6 +6,7 @@ import { SimcredError } from '../errors/index.js';
 import { renderChart } from './chart.js';
 import { formatE2e, runE2eBench, type BenchPhase } from './e2e.js';
 import { formatRegister, runRegisterBench } from './register.js';
+import { formatNotify, runNotifyBench } from './notify.js';
 import { formatPortalUpload, runPortalUploadBench } from './portal-upload.js';
 import { DEFAULT_E2E_SIZES, DEFAULT_REGISTER_SIZES, formatScale, runScaleBench } from './scale.js';
 
@@ -173,6 +174,32 @@ export function registerBenchCommands(bench: Command): void {
         writeChart(options.chart, () => renderChart({ register: result }));
         if (options.json) printJsonLine(result);
         if (result.registered + result.unchanged < result.devices) process.exitCode = 1;
+      }),
+    );
+
+  bench
+    .command('notify')
+    .description(
+      'webhook notifications at end-to-end speed: N devices through the flow, every state change to a local receiver: events/s, lag p50/p99',
+    )
+    .requiredOption('--devices <N>', 'number of devices (manufactured fresh)')
+    .option('--concurrency <C>', 'devices onboarding at once', '64')
+    .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
+    .option('--json', 'print one JSON line last')
+    .action(
+      action(async (options: { devices: string; concurrency: string; dir?: string; json?: boolean }) => {
+        const result = await withProgress((progress) =>
+          runNotifyBench({
+            devices: positiveInt('--devices', options.devices, 1_000_000),
+            concurrency: positiveInt('--concurrency', options.concurrency, 4096),
+            ...(options.dir ? { dir: options.dir } : {}),
+            onPhase: progress.onPhase,
+            onProgress: progress.onProgress,
+          }),
+        );
+        process.stdout.write(formatNotify(result));
+        if (options.json) printJsonLine(result);
+        if (result.provisioned < result.devices || result.refused > 0) process.exitCode = 1;
       }),
     );
 

@@ -8,6 +8,7 @@ import type { ErrorCode } from '../errors/index.js';
 import { registerSystemCommands } from './system-commands.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { oneLine } from './run.js';
+import { registerNotifyCommands } from '../notify/cli.js';
 
 /**
  * Builds the `simcred` command tree; each module adds its own commands. Building runs nothing:
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerLifecycleCommands(program);
   registerPhlrCommands(serve);
   registerBenchCommands(bench);
+  registerNotifyCommands(program);
   for (const command of allCommands(program)) {
     // commander's own message is printed by usageErrorAndExit, as the contract's one line.
     command.configureOutput({ outputError: () => undefined });

@@ -115,6 +115,8 @@ export function registerSystemCommands(program: Command, serve: Command): void {
         '--keep-running',
         'after the summary, keep every role and the portal up until Ctrl-C (npm start)',
       )
+      .option('--notify <URL>', "subscribe a webhook to the demo's order (its secret is printed)")
+      .option('--notify-secret <S>', 'the webhook secret for --notify (generated when absent)')
       .option('--json', 'print one JSON line last'),
   ).action(
     action(
@@ -124,6 +126,8 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           concurrency: string;
           json?: boolean;
           keepRunning?: boolean;
+          notify?: string;
+          notifySecret?: string;
         },
       ) => {
         const devices = positiveInt('--devices', options.devices, 10_000_000);
@@ -138,6 +142,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           devices,
           concurrency,
           logger,
+          ...(options.notify ? { notify: { url: options.notify, secret: options.notifySecret } } : {}),
           onPhase: (phase, total) => {
             progress?.stop();
             progress = startProgress(phase, total);
@@ -242,27 +247,37 @@ export function registerSystemCommands(program: Command, serve: Command): void {
         'register devices from an NDJSON file of {"dsimId","registrationServer"} lines (- for stdin)',
       )
       .requiredOption('--file <FILE>', 'NDJSON device list')
+      .option('--label <TEXT>', 'a label for the order the batch becomes')
+      .option('--order <ORDER_ID>', 'add the batch to this existing order')
       .option('--json', 'print one JSON line last'),
   ).action(
-    action(async (options: CommonOptions & { file: string; json?: boolean }) => {
-      const config = commonConfig(options);
-      const { devices, fileLines } = readDeviceList(options.file);
-      const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
-      const progress = startProgress('register', devices.length);
-      try {
-        const sent = await client.registerDevices(configuredUrls(config).credentialing, devices, (n) =>
-          progress.update(n),
-        );
-        progress.stop();
-        // The server numbers the devices it was sent; the user knows the lines of their file.
-        const summary = { ...sent, rejected: sent.rejected.map((r) => atFileLine(r, fileLines)) };
-        if (options.json) printJsonLine(summary);
-        else process.stdout.write(formatRegisterSummary(summary));
-      } finally {
-        progress.stop();
-        await client.close();
-      }
-    }),
+    action(
+      async (options: CommonOptions & { file: string; label?: string; order?: string; json?: boolean }) => {
+        const config = commonConfig(options);
+        const { devices, fileLines } = readDeviceList(options.file);
+        const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
+        const progress = startProgress('register', devices.length);
+        try {
+          const sent = await client.registerDevices(
+            configuredUrls(config).credentialing,
+            devices,
+            (n) => progress.update(n),
+            {
+              ...(options.label ? { label: options.label } : {}),
+              ...(options.order ? { order: options.order } : {}),
+            },
+          );
+          progress.stop();
+          // The server numbers the devices it was sent; the user knows the lines of their file.
+          const summary = { ...sent, rejected: sent.rejected.map((r) => atFileLine(r, fileLines)) };
+          if (options.json) printJsonLine(summary);
+          else process.stdout.write(formatRegisterSummary(summary));
+        } finally {
+          progress.stop();
+          await client.close();
+        }
+      },
+    ),
   );
   withCommon(
     operator.command('state').description("a device's state and audit trail").argument('<DSIM_ID>'),
@@ -429,9 +444,11 @@ export function formatRegisterSummary(summary: {
   registered: number;
   unchanged: number;
   rejected: Rejection[];
+  orderId?: string | null;
 }): string {
   const lines = [
     `registered ${summary.registered}, unchanged ${summary.unchanged}, rejected ${summary.rejected.length}`,
+    ...(summary.orderId ? [`order ${summary.orderId}`] : []),
   ];
   if (summary.rejected.length > 0) {
     const width = Math.max(...summary.rejected.map((r) => r.code.length));
@@ -473,6 +490,13 @@ export function formatDemoSummary(s: DemoSummary): string {
       (r) => `  ${r.step.padEnd(10)}${String(r.count).padStart(8)} ${ms(r.p50)} ${ms(r.p95)} ${ms(r.p99)}`,
     ),
   ];
+  if (s.notify) {
+    lines.push(
+      '',
+      `  notifications to ${s.notify.url}: ${s.notify.webhooks.map((w) => `${w.id} (order ${w.orderId})`).join(', ')}; ${s.notify.delivered} delivered`,
+      `  webhook secret ${s.notify.secret}`,
+    );
+  }
   if (Object.keys(s.failures).length > 0) {
     lines.push('', '  failures:', ...Object.entries(s.failures).map(([code, n]) => `    ${code}: ${n}`));
   }

@@ -414,6 +414,90 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    notify: z
+      .object({
+        webhooks: z
+          .array(
+            z
+              .object({
+                url: z
+                  .string()
+                  .max(512)
+                  .describe(
+                    'Where notifications are POSTed (https; http only to loopback unless allowHttp).',
+                  ),
+                secret: z
+                  .string()
+                  .min(16)
+                  .max(256)
+                  .describe(
+                    'The signing secret the receiver verifies Simcred-Signature with (never logged).',
+                  ),
+                orderId: z
+                  .string()
+                  .regex(/^ord_[A-Za-z0-9_-]{22}$/)
+                  .optional()
+                  .describe("Only this order's devices (absent: every device)."),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe(
+            'Webhooks declared here, besides those added with `simcred operator webhooks add`: kept in step with the config at each start (one removed from the config is removed with its pending deliveries).',
+          ),
+        allowHttp: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Allow http:// webhook URLs to any host; by default https only, or http to a loopback address.',
+          ),
+        maxAttempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(50)
+          .describe('A delivery that failed this many times is dead (given up, still listed).'),
+        maxAgeSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(365 * 24 * 3600)
+          .default(3 * 24 * 3600)
+          .describe('A delivery not acknowledged within this long of its event is dead.'),
+        retryBaseMs: z
+          .number()
+          .int()
+          .min(10)
+          .max(3_600_000)
+          .default(1000)
+          .describe('First wait after a failed delivery; it doubles with each failure (with jitter).'),
+        retryMaxMs: z
+          .number()
+          .int()
+          .min(10)
+          .max(24 * 3_600_000)
+          .default(300_000)
+          .describe('Longest wait between two attempts of a delivery.'),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(120_000)
+          .default(10_000)
+          .describe(
+            'Timeout of one POST to a webhook (connect, headers, body); a timeout is a failed attempt.',
+          ),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(1024)
+          .default(32)
+          .describe('Deliveries in flight at once per credentialing process (each a different device).'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -32,12 +32,17 @@ export function mountCredentialingApi(
     method: registerDevices.method,
     url: registerDevices.path,
     handler: async (request, reply) => {
-      identifyCaller(request, registerDevices);
+      const caller = identifyCaller(request, registerDevices);
+      const query = parse(registerDevices.query!, request.query ?? {}, 'query');
       const body = request.body as Readable | undefined;
       if (!body || typeof body.iterator !== 'function') {
         parse(registerDevices.body!, undefined, 'body');
       }
-      const progress = processor.registerDevices(body!.iterator({ destroyOnReturn: false }));
+      const progress = processor.registerDevices(body!.iterator({ destroyOnReturn: false }), {
+        placedBy: caller.kind === 'peer' ? caller.subject : 'unknown',
+        label: query.label ?? null,
+        appendTo: query.order,
+      });
       // A batch that stops early (a registration server down) has not read the whole request: the
       // rest is read and dropped, so the client finishes sending and reads the summary instead of
       // having its connection torn down mid-upload.

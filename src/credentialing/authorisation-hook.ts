@@ -43,7 +43,7 @@ export class AuthorisationHook {
   async authorise(registration: Registration, certificate: x509.X509Certificate): Promise<Authorisation> {
     const request: z.infer<typeof AuthorisationRequest> = {
       dsimId: registration.dsimId,
-      orderId: null,
+      orderId: registration.orderId,
       registrationServer: registration.registrationServer,
       device: {
         subject: certificate.subject,

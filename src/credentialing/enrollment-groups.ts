@@ -15,6 +15,7 @@ import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { Clock } from '../time/clock.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { StoredGroup } from './group-store.js';
+import { newOrderId } from './order-store.js';
 import type { CredentialingStore } from './store.js';
 
 export interface EnrollmentGroupsOptions {
@@ -43,6 +44,13 @@ export class EnrollmentGroups {
   async create(body: BodyOf<typeof createGroup>): Promise<z.infer<typeof EnrollmentGroup>> {
     const ca = await this.trustedDeviceCa(body.caCertificate);
     const groups = this.options.store.groups();
+    const now = this.options.clock();
+    // The group's devices are one order: listed, counted and notified like a registration batch's.
+    const orderId = newOrderId();
+    await this.options.store.orders.create(
+      { id: orderId, placedBy: 'enrollment group', label: `group ${body.name}` },
+      now,
+    );
     const group: StoredGroup = {
       id: `grp_${randomBytes(8).toString('hex')}`,
       name: body.name,
@@ -53,7 +61,8 @@ export class EnrollmentGroups {
       admitted: 0,
       registrationServers: [...new Set(body.registrationServers)],
       active: true,
-      createdAt: this.options.clock(),
+      orderId,
+      createdAt: now,
     };
     await groups.create(group);
     try {
@@ -151,6 +160,7 @@ export class EnrollmentGroups {
           },
         ],
         now,
+        group.orderId,
       );
       await store.audit(body.dsimId, 'admitted', groupId, now);
     }
@@ -220,6 +230,7 @@ function view(group: StoredGroup): z.infer<typeof EnrollmentGroup> {
     admitted: group.admitted,
     registrationServers: group.registrationServers,
     active: group.active,
+    orderId: group.orderId,
     createdAt: group.createdAt.toISOString(),
   };
 }

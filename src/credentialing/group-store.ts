@@ -13,6 +13,8 @@ export interface StoredGroup {
   admitted: number;
   registrationServers: string[];
   active: boolean;
+  /** The order its devices' registrations belong to. */
+  orderId: string;
   createdAt: Date;
 }
 
@@ -37,6 +39,7 @@ export class GroupStore {
         admitted: 0,
         registration_servers: JSON.stringify(group.registrationServers),
         active: group.active ? 1 : 0,
+        order_id: group.orderId,
         created_at: group.createdAt.toISOString(),
       })
       .execute();
@@ -101,6 +104,7 @@ function fromRow(row: CredentialingTables['enrollment_groups']): StoredGroup {
     admitted: Number(row.admitted),
     registrationServers: JSON.parse(row.registration_servers) as string[],
     active: Number(row.active) === 1,
+    orderId: row.order_id,
     createdAt: new Date(row.created_at),
   };
 }

@@ -40,8 +40,11 @@ export class CredentialingProcessor {
   ) {}
 
   /** Steps 0a–0b: an NDJSON body in, NDJSON progress out. */
-  registerDevices(body: AsyncIterable<Buffer | string>): Readable {
-    const lines = this.registration.registerStream(body);
+  registerDevices(
+    body: AsyncIterable<Buffer | string>,
+    order?: { placedBy: string; label: string | null; appendTo?: string | undefined },
+  ): Readable {
+    const lines = this.registration.registerStream(body, order);
     return Readable.from(
       (async function* () {
         for await (const line of lines) yield `${JSON.stringify(line)}\n`;
@@ -137,6 +140,7 @@ export class CredentialingProcessor {
         event: e.event,
         state: stateOfEvent(e.event),
         detail: e.detail,
+        orderId: e.orderId,
       })),
       next: events.at(-1)?.id ?? query.after,
     };

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { CredentialingConsumers } from './consumers.js';
 import type { Clock } from '../time/clock.js';
 import type { CredentialingStore, Registration } from './store.js';
+import { newOrderId } from './order-store.js';
 
 /** Devices handled per database transaction and per push to a registration server. */
 export const REGISTRATION_CHUNK = 1000;
@@ -16,7 +17,8 @@ export const MAX_REJECTIONS_LISTED = 1000;
 
 type Summary = z.infer<typeof RegistrationSummary>;
 export type RegistrationProgress =
-  { progress: number } | (Summary & { error: { code: string; message: string } | null });
+  | { progress: number }
+  | (Summary & { error: { code: string; message: string } | null; orderId: string | null });
 
 export interface RegistrationSubsystemOptions {
   store: CredentialingStore;
@@ -43,8 +45,16 @@ export class RegistrationSubsystem {
    * Registers an NDJSON stream of devices, yielding a progress line per chunk and the summary last.
    * A registration server that is down stops the batch with the summary so far and the error.
    */
-  async *registerStream(body: AsyncIterable<Buffer | string>): AsyncGenerator<RegistrationProgress> {
+  async *registerStream(
+    body: AsyncIterable<Buffer | string>,
+    /** The order this batch becomes: who placed it (the calling peer) and the caller's label. */
+    order: { placedBy: string; label: string | null; appendTo?: string | undefined } = {
+      placedBy: 'unknown',
+      label: null,
+    },
+  ): AsyncGenerator<RegistrationProgress> {
     const started = Date.now();
+    let orderId: string | null = null;
     const summary: Summary = { registered: 0, unchanged: 0, rejected: [], elapsedMs: 0 };
     let error: { code: string; message: string } | null = null;
     let seen = 0;
@@ -59,6 +69,19 @@ export class RegistrationSubsystem {
       yield { progress: upTo };
     };
     try {
+      const id = order.appendTo ?? newOrderId();
+      if (order.appendTo) {
+        const existing = await this.options.store.orders.find(order.appendTo);
+        if (!existing) throw new SimcredError('SIMCRED_ORDER_UNKNOWN', `no order ${order.appendTo}`);
+        if (existing.cancelledAt)
+          throw new SimcredError('SIMCRED_ORDER_CANCELLED', `order ${order.appendTo} is cancelled`);
+      } else {
+        await this.options.store.orders.create(
+          { id, placedBy: order.placedBy, label: order.label },
+          this.options.clock(),
+        );
+      }
+      orderId = id;
       for await (const lines of chunked(ndjsonLines(body), REGISTRATION_CHUNK)) {
         const devices: { lineNumber: number; device: z.infer<typeof DeviceToRegister> }[] = [];
         for (const { lineNumber, text } of lines) {
@@ -75,7 +98,7 @@ export class RegistrationSubsystem {
               summary.rejected.push({ line: lineNumber, code: e.code, message: e.message });
           }
         }
-        const prepared = await this.prepareChunk(devices, summary);
+        const prepared = await this.prepareChunk(devices, summary, id);
         yield* settle();
         summary.unchanged += prepared.unchanged;
         seen += lines.length;
@@ -93,13 +116,14 @@ export class RegistrationSubsystem {
       error = { code: e.code, message: e.code === 'SIMCRED_INTERNAL' ? 'internal error' : e.message };
     }
     summary.elapsedMs = Date.now() - started;
-    yield { ...summary, error };
+    yield { ...summary, error, orderId };
   }
 
   /** A chunk's database side: fresh nonces stored, and what to push to which registration server. */
   private async prepareChunk(
     devices: { lineNumber: number; device: z.infer<typeof DeviceToRegister> }[],
     summary: Summary,
+    orderId: string,
   ): Promise<{ byServer: Map<string, RegistrationRecord[]>; registered: number; unchanged: number }> {
     const { store, ttlSeconds } = this.options;
     const credentialingUrl = this.options.credentialingUrl();
@@ -146,7 +170,7 @@ export class RegistrationSubsystem {
         });
       }
     }
-    await store.saveRegistrations(fresh, now);
+    await store.saveRegistrations(fresh, now, orderId);
     // Push what the store holds now (another batch or a hand-over may have won a row meanwhile):
     // live, not yet pushed registrations, with their stored nonce.
     const stored = await store.findMany([...fresh, ...toPush].map((r) => r.dsimId));

@@ -24,6 +24,9 @@ import { provisioningChooser, type ProvisioningPolicy } from './provisioning-pol
 import { RegistrationSubsystem } from './registration-subsystem.js';
 import { CredentialingStore } from './store.js';
 import { systemClock, type Clock } from '../time/clock.js';
+import { mountOrderApi } from './order-api.js';
+import { OrderService } from './orders.js';
+import { DEFAULT_NOTIFY, WebhookDispatcher, WebhookService, type NotifySettings } from './webhooks.js';
 
 export interface CredentialingServerOptions {
   host: string;
@@ -47,6 +50,8 @@ export interface CredentialingServerOptions {
   clock?: Clock;
   /** How often registrations past their expiry are marked expired (default 10 s). */
   expirySweepMs?: number;
+  /** Notifications: config webhooks, URL policy, retries (issue 14). */
+  notify?: NotifySettings;
   /** The operator's authorisation hook, asked at the end of step 4 (none by default). */
   authorisationHook?: AuthorisationHookSettings;
 }
@@ -148,6 +153,15 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     clock,
     { signal: feedSignal, expiry },
   );
+  const notify = options.notify ?? DEFAULT_NOTIFY;
+  const orders = new OrderService(store, (dsimId, reason) => processor.revoke(dsimId, { reason }), clock);
+  const webhooks = new WebhookService(store, notify, clock);
+  await webhooks.syncConfig().catch(async (err: unknown) => {
+    await client.close();
+    await store.close();
+    throw err;
+  });
+  const dispatcher = new WebhookDispatcher({ store, log, settings: notify, clock });
   const server = await startRoleServer({
     role: 'credentialing',
     host: options.host,
@@ -156,6 +170,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     tls: options.tls,
     mount: (app) => {
       mountCredentialingApi(app, processor, groups);
+      mountOrderApi(app, orders, webhooks, store);
       // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
       app.addHook('preClose', (done) => {
         feedSignal.close();
@@ -163,6 +178,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       });
     },
     release: async () => {
+      await dispatcher.stop();
       await attachFollower.stop();
       await expiry.stop();
       await peerActions.stop();
@@ -175,5 +191,6 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   peerActions.start();
   expiry.start();
   attachFollower.start();
+  dispatcher.start();
   return server;
 }

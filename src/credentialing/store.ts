@@ -1,4 +1,12 @@
-import { sql, type ExpressionBuilder, type Generated, type Kysely, type UpdateResult } from 'kysely';
+import {
+  sql,
+  type ColumnType,
+  type ExpressionBuilder,
+  type Generated,
+  type Kysely,
+  type Selectable,
+  type UpdateResult,
+} from 'kysely';
 import { randomToken, tokenDigest } from '../crypto/digest.js';
 import {
   autoIncrementKey,
@@ -8,6 +16,7 @@ import {
   type Migrations,
 } from '../storage/index.js';
 import { GroupStore } from './group-store.js';
+import { OrderStore, WebhookStore, orderMigrations, type OrderTables } from './order-store.js';
 
 /**
  * The credentialing server's records, one row per device. Every state change is a conditional update
@@ -62,6 +71,8 @@ export interface CredentialingTables {
     /** While suspended: the state a resume goes back to (delivered or completed). */
     resume_state: RegistrationStateName | null;
     updated_at: string;
+    /** The order (registration batch) this registration came from; null for rows older than orders. */
+    order_id: ColumnType<string | null, string | null | undefined, string | null>;
   };
   /** Enrollment groups (group-store.ts): a device CA enrolled instead of a list of DSIM_IDs. */
   enrollment_groups: {
@@ -75,6 +86,8 @@ export interface CredentialingTables {
     /** JSON array of URLs. */
     registration_servers: string;
     active: number;
+    /** The order its admitted devices' registrations belong to (one per group). */
+    order_id: string;
     created_at: string;
   };
   /** Each device admitted through a group, once: what its cap counts. */
@@ -85,6 +98,8 @@ export interface CredentialingTables {
     at: string;
     event: string;
     detail: string | null;
+    /** The device's order when the event happened (filled in by insertAudit). */
+    order_id: ColumnType<string | null, string | null | undefined, string | null>;
   };
   /** Device nonces that opened a session, per DSIM_ID (digests): a replayed step 3 is refused. */
   device_nonces: {
@@ -226,6 +241,7 @@ const migrations: Migrations = {
         .addColumn('admitted', 'integer', (c) => c.notNull().defaultTo(0))
         .addColumn('registration_servers', 'text', (c) => c.notNull())
         .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('order_id', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
       await db.schema
@@ -241,6 +257,7 @@ const migrations: Migrations = {
       await db.schema.alterTable('registrations').addColumn('resume_state', 'text').execute();
     },
   },
+  ...orderMigrations,
 };
 
 export interface Registration {
@@ -262,6 +279,8 @@ export interface Registration {
   imsi: string | null;
   packageId: string | null;
   package: string | null;
+  /** The order (registration batch or enrollment group) of this registration; null before orders. */
+  orderId: string | null;
 }
 
 export interface AuditEvent {
@@ -274,6 +293,7 @@ export interface AuditEvent {
 export interface NumberedAuditEvent extends AuditEvent {
   id: number;
   dsimId: string;
+  orderId: string | null;
 }
 
 type AuditRow = { dsim_id: string; at: string; event: string; detail: string | null };
@@ -285,16 +305,28 @@ type AuditRow = { dsim_id: string; at: string; event: string; detail: string | n
  */
 async function insertAudit(db: Kysely<CredentialingTables>, rows: AuditRow[]): Promise<void> {
   if (rows.length === 0) return;
+  // Each event carries its device's order as of this transaction (read before the feed lock, so the
+  // lock is still held only for the insert and the commit).
+  const orders = new Map<string, string | null>();
+  const ids = [...new Set(rows.map((r) => r.dsim_id))];
+  for (let i = 0; i < ids.length; i += 500) {
+    const found = await db
+      .selectFrom('registrations')
+      .select(['dsim_id', 'order_id'])
+      .where('dsim_id', 'in', ids.slice(i, i + 500))
+      .execute();
+    for (const r of found) orders.set(r.dsim_id, r.order_id);
+  }
   await lockFeedTail(db as unknown as Kysely<unknown>, 'credentialing.audit_events');
   for (let i = 0; i < rows.length; i += 500) {
     await db
       .insertInto('audit_events')
-      .values(rows.slice(i, i + 500))
+      .values(rows.slice(i, i + 500).map((r) => ({ ...r, order_id: orders.get(r.dsim_id) ?? null })))
       .execute();
   }
 }
 
-type Row = CredentialingTables['registrations'];
+type Row = Selectable<CredentialingTables['registrations']>;
 const date = (v: string | null) => (v === null ? null : new Date(v));
 
 function fromRow(row: Row): Registration {
@@ -317,6 +349,7 @@ function fromRow(row: Row): Registration {
     imsi: row.imsi,
     packageId: row.package_id,
     package: row.package,
+    orderId: row.order_id ?? null,
   };
 }
 
@@ -378,7 +411,15 @@ async function queueActions(
 export class CredentialingStore {
   private readonly auditListeners = new Set<() => void>();
 
-  private constructor(private readonly db: Kysely<CredentialingTables>) {}
+  /** Registration batches as orders (issue 14). */
+  readonly orders: OrderStore;
+  /** Webhooks and their outbox of deliveries (issue 14). */
+  readonly webhooks: WebhookStore;
+
+  private constructor(private readonly db: Kysely<CredentialingTables>) {
+    this.orders = new OrderStore(db as unknown as Kysely<OrderTables>);
+    this.webhooks = new WebhookStore(db as unknown as Kysely<OrderTables>);
+  }
 
   /** Called after every commit that wrote audit events (the feed's long polls wait on it). */
   onAudit(listener: () => void): () => void {
@@ -437,6 +478,8 @@ export class CredentialingStore {
   async saveRegistrations(
     records: { dsimId: string; registrationNonce: string; registrationServer: string; expiresAt: Date }[],
     now: Date,
+    /** The order (batch) these registrations join; a replaced registration moves to it. */
+    orderId: string | null = null,
   ): Promise<void> {
     if (records.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
@@ -450,6 +493,7 @@ export class CredentialingStore {
           expires_at: r.expiresAt.toISOString(),
           pushed: 0,
           updated_at: now.toISOString(),
+          order_id: orderId,
         }));
         await trx
           .insertInto('registrations')
@@ -471,6 +515,7 @@ export class CredentialingStore {
                 ticket_expires_at: null,
                 package_id: null,
                 package: null,
+                order_id: eb.ref('excluded.order_id'),
               }))
               // Only a dead registration is replaced: a concurrent batch or a hand-over that moved
               // the row since the caller read it wins (the caller re-reads what was stored).
@@ -1054,6 +1099,7 @@ export class CredentialingStore {
       at: new Date(r.at),
       event: r.event,
       detail: r.detail,
+      orderId: r.order_id,
     }));
   }
 

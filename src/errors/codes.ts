@@ -141,6 +141,16 @@ export const ERROR_CODES = {
       'The subscription was deleted or revoked after delivery (its subscriber released at the HSS): it can no longer be suspended, resumed or attached.',
   },
 
+  // Orders and notifications (issue 14; docs/protocol.md)
+  SIMCRED_ORDER_UNKNOWN: { status: 404, meaning: 'No order with this id.' },
+  SIMCRED_ORDER_CANCELLED: { status: 409, meaning: 'The order is cancelled: no device can be added to it.' },
+  SIMCRED_WEBHOOK_UNKNOWN: { status: 404, meaning: 'No webhook with this id (it may have been removed).' },
+  SIMCRED_WEBHOOK_URL_REFUSED: {
+    status: 400,
+    meaning:
+      'A webhook URL that is not https (http only to a loopback address, or with notify.allowHttp), or that has credentials, a fragment or no host.',
+  },
+
   // PKI
   SIMCRED_PKI_NOT_INITIALISED: {
     status: 400,

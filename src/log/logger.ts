@@ -21,6 +21,8 @@ export const SECRET_FIELDS = [
   'kek',
   'password',
   'authorization',
+  // A webhook's signing secret (issue 14).
+  'secret',
 ];
 
 /**

@@ -623,6 +623,9 @@ export class ContractService {
     const summary = await this.o.operator.registerDevices(
       this.o.credentialingUrl(),
       toRegister.map((r) => ({ dsimId: r.dsimId, registrationServer: r.registrationServer })),
+      undefined,
+      // Each upload is an order at the credentialing server, named after its contract.
+      { label: `contract ${contract.id}` },
     );
     const refused = new Map<number, { code: string; message: string }>();
     for (const r of summary.rejected) refused.set(r.line, r);

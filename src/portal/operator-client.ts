@@ -40,6 +40,8 @@ export class OperatorClient {
     credentialingUrl: string,
     devices: Iterable<Device> | AsyncIterable<Device>,
     onProgress: (registeredLines: number) => void = () => {},
+    /** The label of the order the batch becomes (issue 14). */
+    options: { label?: string; order?: string } = {},
   ): Promise<Summary> {
     const body = Readable.from(
       (async function* () {
@@ -55,7 +57,7 @@ export class OperatorClient {
       })(),
     );
     const response = await this.client.open(
-      `${credentialingUrl}${registerDevices.path}`,
+      `${credentialingUrl}${registerDevices.path}${registrationQuery(options)}`,
       registerDevices.method,
       body,
       'application/x-ndjson',
@@ -136,4 +138,13 @@ export class OperatorClient {
   close(): Promise<void> {
     return this.client.close();
   }
+}
+
+/** The registration batch's query: the order's label, or the order to add to (issue 14). */
+function registrationQuery(options: { label?: string; order?: string }): string {
+  const query = new URLSearchParams();
+  if (options.label) query.set('label', options.label);
+  if (options.order) query.set('order', options.order);
+  const text = query.toString();
+  return text ? `?${text}` : '';
 }

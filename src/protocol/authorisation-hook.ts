@@ -10,7 +10,10 @@ import { dsimId, httpsUrl, timestamp } from './fields.js';
 export const AuthorisationRequest = z
   .object({
     dsimId,
-    orderId: z.string().nullable().describe('the order the device was registered in (null before orders)'),
+    orderId: z
+      .string()
+      .nullable()
+      .describe('the order the device was registered in (null for a registration older than orders)'),
     registrationServer: httpsUrl,
     device: z
       .object({

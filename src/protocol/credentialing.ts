@@ -42,6 +42,29 @@ export const RegistrationOutcome = z
   .object({
     ...RegistrationSummary.shape,
     error: z.object({ code: z.string(), message: z.string() }).strict().nullable(),
+    orderId: z
+      .string()
+      .nullable()
+      .describe('the order this batch became (null only when the batch stopped before it was created)'),
+  })
+  .strict();
+
+/** The query of a registration batch: an optional label for the order it becomes. */
+export const RegistrationQuery = z
+  .object({
+    label: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe("the order's label, shown when orders are listed (a contract, a purchase order number)"),
+    order: z
+      .string()
+      .regex(/^ord_[A-Za-z0-9_-]{22}$/)
+      .optional()
+      .describe(
+        'add the batch to this existing order instead of a new one (not a cancelled one); `label` is then ignored',
+      ),
   })
   .strict();
 
@@ -53,11 +76,12 @@ export const registerDevices = defineRoute({
   path: '/v1/operator/registrations',
   caller: peer('portal'),
   summary:
-    'Register a batch of devices, streamed as NDJSON (one device per line; any size). Each gets a fresh registration nonce and expiry, pushed to its registration server. Progress lines {"progress":n} stream back; the summary is the last line. Re-registering a live registration leaves it unchanged.',
+    'Register a batch of devices, streamed as NDJSON (one device per line; any size). Each gets a fresh registration nonce and expiry, pushed to its registration server. Progress lines {"progress":n} stream back; the summary is the last line. Re-registering a live registration leaves it unchanged. The batch becomes an order (its id is in the summary; `label` names it); a device whose registration is written afresh joins it, a live one left unchanged stays in its own order.',
   bodyFormat: 'ndjson',
   body: DeviceToRegister,
   response: RegistrationOutcome,
   progress: RegistrationProgress,
+  query: RegistrationQuery,
   // Rejected lines and a batch stopped early carry their codes inside the 200 stream.
   errors: [
     'SIMCRED_BAD_REQUEST',
@@ -65,6 +89,8 @@ export const registerDevices = defineRoute({
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_ORDER_UNKNOWN',
+    'SIMCRED_ORDER_CANCELLED',
   ],
 });
 
@@ -169,6 +195,12 @@ export const DeviceEvent = z
       'the state this event moves the device to; null for an event that changes no state',
     ),
     detail: z.string().nullable().describe('the refusal code of a failed step, an IMSI, a server, a reason'),
+    orderId: z
+      .string()
+      .nullable()
+      .describe(
+        'the order the device belonged to when the event happened (null: before orders, or no registration)',
+      ),
   })
   .strict();
 
@@ -423,6 +455,7 @@ export const EnrollmentGroup = z
     admitted: z.number().int().describe('devices admitted so far (each counted once)'),
     registrationServers: z.array(httpsUrl),
     active: z.boolean(),
+    orderId: z.string().describe('the order its admitted devices belong to (orders, notifications)'),
     createdAt: timestamp,
   })
   .strict();

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { NOTIFICATIONS_DOC } from './notify-doc.js';
+import { WebhookNotification } from './orders.js';
 import { ERROR_CODES } from '../errors/index.js';
 import { OCSP_ROUTES } from './index.js';
 import { routeErrors, type RouteSpec } from './route.js';
@@ -157,5 +159,6 @@ export function renderProtocolDoc(
   for (const route of more.ocsp) out.push(...renderRoute(route));
   out.push('## every role (the OCSP responder included)', '');
   for (const route of more.everyRole) out.push(...renderRoute(route));
+  out.push(...NOTIFICATIONS_DOC, ...fieldTable('The notification body', WebhookNotification));
   return out.join('\n');
 }

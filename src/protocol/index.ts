@@ -7,6 +7,7 @@ export * as provisioning from './provisioning.js';
 export * as phlr from './phlr.js';
 export * as ocsp from './ocsp.js';
 export * as portal from './portal.js';
+export * as orders from './orders.js';
 export * from './service.js';
 import { registrationRoutes } from './registration.js';
 import { credentialingRoutes } from './credentialing.js';
@@ -15,12 +16,14 @@ import { provisioningRoutes } from './provisioning.js';
 import { phlrRoutes } from './phlr.js';
 import { ocspRoutes } from './ocsp.js';
 import { portalRoutes } from './portal.js';
+import { orderRoutes } from './orders.js';
 import type { RouteSpec } from './route.js';
 import { serviceRoutes, type ServingRole } from './service.js';
 
 /** Every JSON route of every interface (docs/protocol.md is generated from this list). */
 export const ALL_ROUTES = [
   ...credentialingRoutes,
+  ...orderRoutes,
   ...registrationRoutes,
   ...hssRoutes,
   ...provisioningRoutes,

@@ -18,6 +18,7 @@ import {
   type FactoryServers,
 } from '../pki/index.js';
 import { PortalClient } from '../portal/portal-client.js';
+import { OrdersClient } from '../notify/orders-client.js';
 import * as portal from '../protocol/portal.js';
 import { startSystem, type RunningSystem } from './start.js';
 import { configuredUrls, roleDatabase } from './wiring.js';
@@ -33,6 +34,8 @@ export interface DemoOptions {
    * until Ctrl-C); the system stops when it resolves.
    */
   hold?(summary: DemoSummary, portal: { url: string; logins: DemoLogins }): Promise<void>;
+  /** `--notify URL`: a webhook subscribed to the demo's order(s) before the devices start. */
+  notify?: { url: string; secret?: string | undefined };
 }
 
 /** The demo's portal accounts: the owner whose contract holds the fleet, and an operator. */
@@ -58,6 +61,14 @@ export interface DemoSummary {
   registration: { registered: number; rejected: number; elapsedMs: number };
   steps: ReturnType<typeof stepStatistics>;
   failures: Record<string, number>;
+  /** With --notify: the webhooks subscribed (one per order the upload became) and their secret. */
+  notify?: {
+    url: string;
+    secret: string;
+    webhooks: { id: string; orderId: string }[];
+    /** Notifications acknowledged by the receiver when the summary was made. */
+    delivered: number;
+  };
 }
 
 async function runningSystemAnswers(config: SimcredConfig, operatorRoot: string): Promise<boolean> {
@@ -159,6 +170,10 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       elapsedMs: Math.round(performance.now() - registrationStarted),
     };
 
+    const notify = options.notify
+      ? await subscribeDemoOrders(config, live.credentialing, `contract ${contract.id}`, options.notify)
+      : undefined;
+
     options.onPhase?.('onboard', fleet.length);
     const onboardStarted = performance.now();
     let done = 0;
@@ -172,6 +187,13 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
     });
     const onboardMs = performance.now() - onboardStarted;
+    if (notify) {
+      // Every onboarded device makes 6 state changes (registered … attached): give the receiver a
+      // moment to have them before the summary (and, without --keep-running, the system's stop;
+      // what is still owed then stays in the outbox for the next start).
+      const provisioned = report.outcomes.filter((o) => o.ok).length;
+      notify.delivered = await notificationsDelivered(config, live.credentialing, notify, provisioned * 6);
+    }
 
     // Count from what the modules and the HSS hold, not from the driver's tally.
     const imsis: string[] = [];
@@ -196,6 +218,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       registration,
       steps: stepStatistics(report.outcomes),
       failures,
+      ...(notify ? { notify } : {}),
     };
     await options.hold?.(summary, { url: live.portal, logins });
     return summary;
@@ -273,5 +296,62 @@ export async function hssFleetCounts(
     };
   } finally {
     await hss.close();
+  }
+}
+
+/**
+ * The demo's `--notify URL`: the portal registers an upload in chunks, each an order labelled with
+ * the contract; each of those orders gets the webhook, all with one secret. An order's webhook is
+ * sent its events from the order's start, so subscribing after the upload misses nothing.
+ */
+async function subscribeDemoOrders(
+  config: SimcredConfig,
+  credentialingUrl: string,
+  label: string,
+  notify: { url: string; secret?: string | undefined },
+): Promise<NonNullable<DemoSummary['notify']>> {
+  const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  try {
+    const secret = notify.secret ?? randomBytes(32).toString('base64url');
+    const webhooks: { id: string; orderId: string }[] = [];
+    for (let before: number | undefined; ;) {
+      const page = await client.listOrders(credentialingUrl, { limit: 1000, ...(before ? { before } : {}) });
+      for (const order of page.orders.filter((o) => o.label === label)) {
+        const { webhook } = await client.addWebhook(credentialingUrl, {
+          url: notify.url,
+          secret,
+          orderId: order.id,
+        });
+        webhooks.push({ id: webhook.id, orderId: order.id });
+      }
+      // The contract was made just now: its orders are among the newest.
+      if (page.next === null || webhooks.length > 0) break;
+      before = page.next;
+    }
+    return { url: notify.url, secret, webhooks, delivered: 0 };
+  } finally {
+    await client.close();
+  }
+}
+
+/** Waits (up to 15 s) until the demo's webhooks have `expected` deliveries acknowledged; returns how many. */
+async function notificationsDelivered(
+  config: SimcredConfig,
+  credentialingUrl: string,
+  notify: NonNullable<DemoSummary['notify']>,
+  expected: number,
+): Promise<number> {
+  const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  const ids = new Set(notify.webhooks.map((w) => w.id));
+  const deadline = Date.now() + 15_000;
+  try {
+    for (;;) {
+      const { webhooks } = await client.listWebhooks(credentialingUrl);
+      const delivered = webhooks.filter((w) => ids.has(w.id)).reduce((sum, w) => sum + w.delivered, 0);
+      if (delivered >= expected || Date.now() > deadline) return delivered;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    await client.close();
   }
 }

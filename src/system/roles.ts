@@ -88,6 +88,7 @@ export async function startRole(
         ...(config.credentialing.authorisationHook
           ? { authorisationHook: hookSettings(config.credentialing.authorisationHook, pki) }
           : {}),
+        notify: config.notify,
         ...(clock ? { clock } : {}),
       });
     case 'registration':

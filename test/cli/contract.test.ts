@@ -107,6 +107,7 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
   'bench ocsp': { args: () => ['--seconds', 'five'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench e2e': { args: () => ['--devices', '-3'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench register': { args: () => ['--devices', '1e3'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'bench notify': { args: () => ['--devices', '10', '--concurrency', '0'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench portal-upload': { args: () => ['--devices', 'all'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench scale': { args: () => ['--register-sizes', '10,,20'], code: 'SIMCRED_CLI_ARGUMENT' },
   'pki init': { args: (f) => ['--dir', join(f.junk, 'pki')], code: 'SIMCRED_IO' },
@@ -150,6 +151,19 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
     code: 'SIMCRED_FILE_NOT_FOUND',
   },
   'devices run': { args: (f) => ['--dir', f.dir, '--count', 'some'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator orders list': { args: () => ['--limit', '0'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator orders show': { args: () => ['order-7'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator orders cancel': {
+    args: (f) => ['ord_AAAAAAAAAAAAAAAAAAAAAA', '--config', f.missing],
+    code: 'SIMCRED_FILE_NOT_FOUND',
+  },
+  'operator webhooks add': {
+    args: (f) => ['http://192.0.2.7/hook', '--dir', f.dir, '--secret', 'short'],
+    code: 'SIMCRED_CLI_ARGUMENT',
+  },
+  'operator webhooks list': { args: (f) => ['--dir', f.missing], code: 'SIMCRED_PKI_NOT_INITIALISED' },
+  'operator webhooks remove': { args: () => ['hook-1'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator webhooks deliveries': { args: () => ['--limit', 'all'], code: 'SIMCRED_CLI_ARGUMENT' },
 };
 
 /** The cases every command gets from the walk of the command tree. */

@@ -123,6 +123,7 @@ describe("the operator's authorisation hook at step 4", () => {
     assert.equal(authenticated?.detail, 'plan:iot-premium');
     const request = asked.at(-1)!;
     assert.equal(request.body.dsimId, dsimId);
+    assert.match(String(request.body.orderId), /^ord_/, 'the order the device was registered in');
     assert.match(String((request.body.device as { subject: string }).subject), new RegExp(dsimId));
     assert.match(String((request.body.device as { sha256: string }).sha256), /^[0-9a-f]{64}$/);
     assert.match(request.clientSubject, /credentialing/);

@@ -77,6 +77,7 @@ describe('enrollment groups: devices of an enrolled CA onboard without being lis
 
     const listed = (await t.operator.listGroups(credentialingUrl())).groups.find((g) => g.id === group.id)!;
     assert.equal(listed.admitted, FLEET);
+    assert.match(group.orderId, /^ord_/);
     const hss = await HssStore.open(roleDatabase(t.config, 'hss'));
     const credentialing = await CredentialingStore.open(roleDatabase(t.config, 'credentialing'));
     try {
@@ -86,6 +87,7 @@ describe('enrollment groups: devices of an enrolled CA onboard without being lis
       for (const dsimId of fleet.slice(0, 50)) {
         const registration = (await credentialing.find(dsimId))!;
         assert.equal(registration.state, 'completed');
+        assert.equal(registration.orderId, group.orderId, 'the group is its devices’ order');
         nonces.add(registration.registrationNonce);
         const trail = await credentialing.auditTrail(dsimId);
         assert.ok(trail.some((e) => e.event === 'admitted' && e.detail === group.id));

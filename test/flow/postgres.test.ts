@@ -5,6 +5,8 @@ import { benchWorkspace, type BenchWorkspace } from '../../src/bench/cluster.js'
 import type { DemoSummary } from '../../src/system/demo.js';
 import { lastJsonLine, runCli, startUp } from '../helpers/cli.js';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
+import { TestReceiver } from '../helpers/webhook-receiver.js';
+import { WebhookReceiver } from '../../src/notify/receiver.js';
 
 // Every role's store on a real PostgreSQL server (each role its own schema on one database): the
 // whole flow in one process, then through `simcred up --workers 2`, the deployment PostgreSQL is for.
@@ -63,10 +65,28 @@ describe('the flow on PostgreSQL', { concurrency: false }, () => {
     assert.equal(await count('select count(*) as n from hss.aka_state where seq_he >= 1'), 6);
   });
 
-  it('simcred up --workers 2 on the same database: a second fleet through the pool', async () => {
+  it('simcred up --workers 2 on the same database: a second fleet through the pool, notified', async () => {
     const pool = await startUp(['--dir', ws.dataDir, '--workers', '2'], env);
+    // Its notifications to a receiver: the pool's two processes share the outbox on PostgreSQL.
+    const receiver = new TestReceiver();
+    receiver.receiver = new WebhookReceiver({ secret: 'a secret for postgres' });
+    await receiver.up();
     try {
-      const r = await runCli(['demo', '--devices', '8', '--dir', ws.dataDir, '--json'], { env });
+      const r = await runCli(
+        [
+          'demo',
+          '--devices',
+          '8',
+          '--dir',
+          ws.dataDir,
+          '--json',
+          '--notify',
+          receiver.url,
+          '--notify-secret',
+          'a secret for postgres',
+        ],
+        { env },
+      );
       assert.equal(r.code, 0, r.stderr);
       const summary = lastJsonLine<DemoSummary>(r.stdout);
       assert.equal(summary.system, 'running');
@@ -76,7 +96,31 @@ describe('the flow on PostgreSQL', { concurrency: false }, () => {
       // Both fleets, IMSIs never shared although two processes allocate them.
       assert.equal(await count('select count(distinct imsi) as n from hss.subscribers'), 14);
       assert.equal(await count(`select count(*) as n from hss.subscribers where state = 'active'`), 14);
+      // Every state change of the 8 devices, registered … attached, each in order, verified.
+      assert.equal(summary.notify!.delivered, 48);
+      const states = new Map<string, string[]>();
+      for (const n of receiver.arrivals) {
+        const seen = states.get(n.dsimId) ?? [];
+        if (!seen.includes(n.state)) seen.push(n.state);
+        states.set(n.dsimId, seen);
+      }
+      assert.equal(states.size, 8);
+      for (const seen of states.values())
+        assert.deepEqual(seen, [
+          'registered',
+          'authenticated',
+          'referred',
+          'delivered',
+          'completed',
+          'attached',
+        ]);
+      assert.deepEqual(receiver.refusals, []);
+      assert.equal(
+        await count(`select count(*) as n from credentialing.webhook_deliveries where state = 'delivered'`),
+        48,
+      );
     } finally {
+      await receiver.down();
       process.kill(pool.child.pid!, 'SIGTERM');
       assert.equal(await pool.exited, 0);
     }

@@ -167,6 +167,25 @@ describe('the live roles agree with their OpenAPI documents', () => {
     await done(post(portal, `${urls.credentialing}/v1/operator/devices/${dsimIds[1]}/revoke`, {}), 200);
     await done(get(portal, `${urls.credentialing}/v1/operator/events?after=0&limit=50&waitSeconds=0`), 200);
     await done(get(credentialing, `${urls.hss}/v1/subscribers/events?after=0&waitSeconds=0`), 200);
+    // Orders and webhooks (issue 14).
+    const { orderId } = JSON.parse(registered.text.trim().split('\n').pop()!) as { orderId: string };
+    await done(get(portal, `${urls.credentialing}/v1/operator/orders?limit=10`), 200);
+    await done(get(portal, `${urls.credentialing}/v1/operator/orders/${orderId}`), 200);
+    await done(
+      post(portal, `${urls.credentialing}/v1/operator/orders/${orderId}/cancel`, { reason: 'test' }),
+      200,
+    );
+    const hook = await post(portal, `${urls.credentialing}/v1/operator/webhooks`, {
+      url: 'https://ops.example.net/hook',
+    });
+    assert.equal(hook.statusCode, 200, hook.text);
+    const webhookId = (JSON.parse(hook.text) as { webhook: { id: string } }).webhook.id;
+    await done(get(portal, `${urls.credentialing}/v1/operator/webhooks`), 200);
+    await done(get(portal, `${urls.credentialing}/v1/operator/webhooks/deliveries?failed=true&limit=5`), 200);
+    await done(
+      portal.send(`${urls.credentialing}/v1/operator/webhooks/${webhookId}`, 'DELETE', undefined, ''),
+      200,
+    );
     await done(post(portal, `${urls.phlr}/v1/subscribers/import`, {}), 200);
     const stray = 'DSIM00000000000000FF';
     await done(
