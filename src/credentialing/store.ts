@@ -797,43 +797,7 @@ export class CredentialingStore {
     hssUrl: string,
     now: Date,
   ): Promise<boolean> {
-    const { dsimId } = registration;
-    return this.transition(
-      dsimId,
-      { event: 'revoked', detail: reason },
-      now,
-      (db) =>
-        db
-          .updateTable('registrations')
-          .set({
-            state: 'revoked',
-            ...NO_SESSION,
-            package: null,
-            ticket_digest: null,
-            resume_state: null,
-            updated_at: now.toISOString(),
-          })
-          .where('dsim_id', '=', dsimId)
-          .where('state', 'in', [
-            'registered',
-            'authenticating',
-            'referred',
-            'expired',
-            'delivered',
-            'completed',
-            'suspended',
-          ])
-          .executeTakeFirst(),
-      (db) =>
-        queueActions(
-          db,
-          [
-            { kind: 'withdraw', dsimId, target: registration.registrationServer },
-            { kind: 'release', dsimId, target: hssUrl },
-          ],
-          now,
-        ),
-    );
+    return this.end(registration, 'revoked', reason, hssUrl, now);
   }
 
   /**
@@ -889,16 +853,45 @@ export class CredentialingStore {
     hssUrl: string,
     now: Date,
   ): Promise<boolean> {
+    return this.end(registration, 'deleted', reason, hssUrl, now);
+  }
+
+  /**
+   * The shared path of revoke and delete: the session, ticket and package dropped, audited, the
+   * withdrawal from the registration server and the HSS's part (release, or delete) queued, in one
+   * transaction. Revoke comes from any state but deleted and revoked; delete from any but deleted,
+   * and also forgets the device nonces (a deleted device never opens a session again).
+   */
+  private end(
+    registration: { dsimId: string; registrationServer: string },
+    final: 'revoked' | 'deleted',
+    reason: string | null,
+    hssUrl: string,
+    now: Date,
+  ): Promise<boolean> {
     const { dsimId } = registration;
+    const endsFrom: RegistrationStateName[] =
+      final === 'revoked'
+        ? ['registered', 'authenticating', 'referred', 'expired', 'delivered', 'completed', 'suspended']
+        : [
+            'registered',
+            'authenticating',
+            'referred',
+            'expired',
+            'delivered',
+            'completed',
+            'suspended',
+            'revoked',
+          ];
     return this.transition(
       dsimId,
-      { event: 'deleted', detail: reason },
+      { event: final, detail: reason },
       now,
       (db) =>
         db
           .updateTable('registrations')
           .set({
-            state: 'deleted',
+            state: final,
             ...NO_SESSION,
             package: null,
             ticket_digest: null,
@@ -906,18 +899,18 @@ export class CredentialingStore {
             updated_at: now.toISOString(),
           })
           .where('dsim_id', '=', dsimId)
-          .where('state', '!=', 'deleted')
+          .where('state', 'in', endsFrom)
           .executeTakeFirst(),
       async (db) => {
         await queueActions(
           db,
           [
             { kind: 'withdraw', dsimId, target: registration.registrationServer },
-            { kind: 'delete', dsimId, target: hssUrl },
+            { kind: final === 'revoked' ? 'release' : 'delete', dsimId, target: hssUrl },
           ],
           now,
         );
-        await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+        if (final === 'deleted') await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
       },
     );
   }
