@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../time/clock.js';
 import { isSimcredError } from '../errors/index.js';
+import { CoalescedRun } from '../storage/index.js';
 import { MAX_RELEASES_PER_CALL } from '../protocol/hss.js';
 import { MAX_RECORDS_PER_PUSH } from '../protocol/registration.js';
 import type { CredentialingConsumers } from './consumers.js';
@@ -37,9 +38,14 @@ const CLAIM_BATCH = 500;
  */
 export class PeerActionSender {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
+  private readonly loop = new CoalescedRun(
+    () => this.drain(),
+    (err: unknown) =>
+      this.options.log.warn(
+        { code: isSimcredError(err) ? err.code : 'unknown' },
+        'peer actions: drain failed',
+      ),
+  );
   private readonly clock: () => Date;
 
   constructor(private readonly options: PeerActionSenderOptions) {
@@ -55,29 +61,12 @@ export class PeerActionSender {
 
   /** Drain soon (coalesced: a burst of deliveries becomes one batch per peer). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.drain().catch((err: unknown) => {
-          this.options.log.warn(
-            { code: isSimcredError(err) ? err.code : 'unknown' },
-            'peer actions: drain failed',
-          );
-        });
-      } while (this.again && !this.stopped);
-    })().finally(() => {
-      this.running = undefined;
-    });
+    this.loop.kick();
   }
 
   /** Waits for the drain under way (tests, shutdown). */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   /**
@@ -85,7 +74,7 @@ export class PeerActionSender {
    * peers are up; what fails stays in the outbox for the next start).
    */
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.loop.stop();
     if (this.timer) clearInterval(this.timer);
     await this.idle();
     await this.drain().catch((err: unknown) => {

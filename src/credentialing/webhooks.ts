@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { randomToken } from '../crypto/digest.js';
 import { SimcredError, isSimcredError } from '../errors/index.js';
+import { CoalescedRun } from '../storage/index.js';
 import { stateOfEvent } from '../protocol/credentialing.js';
 import type { WebhookNotification } from '../protocol/orders.js';
 import { signatureHeader } from '../notify/signature.js';
@@ -73,9 +74,15 @@ export interface WebhookDispatcherOptions {
  */
 export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
   private stopped = false;
+  private readonly loop = new CoalescedRun(
+    () => this.drain(),
+    (err: unknown) =>
+      this.options.log.warn(
+        { code: isSimcredError(err) ? err.code : 'unknown', err: isSimcredError(err) ? undefined : err },
+        'webhooks: drain failed',
+      ),
+  );
   private readonly clock: Clock;
   private readonly agent: Agent;
   private unsubscribe: (() => void) | undefined;
@@ -99,33 +106,17 @@ export class WebhookDispatcher {
 
   /** Drain soon (coalesced). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.drain().catch((err: unknown) => {
-          this.options.log.warn(
-            { code: isSimcredError(err) ? err.code : 'unknown', err: isSimcredError(err) ? undefined : err },
-            'webhooks: drain failed',
-          );
-        });
-      } while (this.again && !this.stopped);
-    })().finally(() => {
-      this.running = undefined;
-    });
+    this.loop.kick();
   }
 
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   /** Stops; what is pending stays in the outbox for the next start (of this or another instance). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.loop.stop();
     this.unsubscribe?.();
     if (this.timer) clearInterval(this.timer);
     await this.idle();

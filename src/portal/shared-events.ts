@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { lockFeedTail } from '../storage/index.js';
+import { CoalescedRun, lockFeedTail } from '../storage/index.js';
 import type { EventHub, PortalEvent } from './events.js';
 import type { PortalTables } from './store.js';
 
@@ -27,9 +27,12 @@ const PAGE = 1000;
 export class SharedEvents {
   private last = 0;
   private timer: NodeJS.Timeout | undefined;
-  private reading: Promise<void> | undefined;
-  private again = false;
   private prunedAt = 0;
+  /** One read at a time; a kick during a read asks for one more after it. */
+  private readonly reader = new CoalescedRun(
+    () => this.readAll(),
+    (err: unknown) => this.options.log.warn({ err }, 'portal events not read'),
+  );
 
   constructor(
     private readonly options: {
@@ -48,14 +51,14 @@ export class SharedEvents {
       .select((eb) => eb.fn.max('id').as('id'))
       .executeTakeFirst();
     this.last = Number(row?.id ?? 0);
-    this.timer = setInterval(() => this.tail(), TAIL_MS);
+    this.timer = setInterval(() => this.reader.kick(), TAIL_MS);
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    this.timer = undefined;
-    await this.reading;
+    this.reader.stop();
+    await this.reader.idle();
   }
 
   /** Appends events (in one transaction); this instance's browsers get them on the next read, at once. */
@@ -69,25 +72,7 @@ export class SharedEvents {
         .values(events.map((e) => ({ owner_id: e.ownerId, type: e.type, data: JSON.stringify(e.data), at })))
         .execute();
     });
-    this.tail();
-  }
-
-  /** One read at a time; a call during a read asks for one more after it. */
-  private tail(): void {
-    if (this.timer === undefined) return;
-    if (this.reading) {
-      this.again = true;
-      return;
-    }
-    this.reading = this.readAll()
-      .catch((err: unknown) => this.options.log.warn({ err }, 'portal events not read'))
-      .finally(() => {
-        this.reading = undefined;
-        if (this.again) {
-          this.again = false;
-          this.tail();
-        }
-      });
+    this.reader.kick();
   }
 
   private async readAll(): Promise<void> {
