@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { percentile, runFleet } from '../device/fleet.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
-import { OrdersClient } from '../notify/orders-client.js';
-import { CaStore, initPki, loadPki, manufactureDevices } from '../pki/index.js';
 import { OperatorClient } from '../portal/operator-client.js';
+import { CaStore, initPki, loadPki, manufactureDevices } from '../pki/index.js';
 import { importSubscribers } from '../protocol/phlr.js';
 import { ALL_ROLES, benchWorkspace, startRoles } from './cluster.js';
 import { ProcessGroup, cpuMsByProcess, machineInfo, round, type MachineInfo } from './processes.js';
@@ -99,7 +98,7 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
       );
     });
     const receiverUrl = `http://127.0.0.1:${port}/simcred`;
-    const orders = new OrdersClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
+    const orders = new OperatorClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
     try {
       await orders.addWebhook(ws.urls.credentialing, { url: receiverUrl, secret });
     } finally {

@@ -9,6 +9,7 @@ import { registerSystemCommands } from './system-commands.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { oneLine } from './run.js';
 import { registerNotifyCommands } from '../notify/cli.js';
+import { registerGroupCommands } from './group-commands.js';
 
 /**
  * Builds the `simcred` command tree; each module adds its own commands. Building runs nothing:
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerPhlrCommands(serve);
   registerBenchCommands(bench);
   registerNotifyCommands(program);
+  registerGroupCommands(program);
   for (const command of allCommands(program)) {
     // commander's own message is printed by usageErrorAndExit, as the contract's one line.
     command.configureOutput({ outputError: () => undefined });

@@ -1,12 +1,10 @@
 import type { Command } from 'commander';
 import cluster from 'node:cluster';
-import { join } from 'node:path';
 import { loadConfig, type SimcredConfig } from '../config/index.js';
 import { SimcredError } from '../errors/index.js';
 import { loadTlsIdentity } from '../http/index.js';
 import { createLogger } from '../log/logger.js';
 import { OperatorClient } from '../portal/operator-client.js';
-import { readManifest } from '../pki/index.js';
 import { runDemo, type DemoLogins, type DemoSummary } from '../system/demo.js';
 import {
   SERVABLE_ROLES,
@@ -239,7 +237,6 @@ export function registerSystemCommands(program: Command, serve: Command): void {
     .description(
       "the operator's API: register, inspect, revoke, suspend, resume, delete devices; enrollment groups",
     );
-  groupCommands(operator);
   withCommon(
     operator
       .command('register')
@@ -309,96 +306,6 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       }
     }),
   );
-}
-
-/** `simcred operator groups …`: enrollment groups (a device CA enrolled instead of a list of DSIM_IDs). */
-function groupCommands(operator: Command): void {
-  const groups = operator
-    .command('groups')
-    .description('enrollment groups: admit the devices of a CA without listing them');
-  withCommonOptions(
-    groups
-      .command('add')
-      .description(
-        'enrol a device CA; its devices are admitted as they turn up, each with its own registration',
-      )
-      .requiredOption('--name <NAME>', 'a name for the group')
-      .option('--ca <FILE>', "the devices' issuing CA certificate, PEM (default: the PKI folder's device CA)")
-      .option('--pattern <GLOB>', 'only DSIM_IDs matching this glob (* ? [0-7]), e.g. DSIM00AB*')
-      .option('--cap <N>', 'admit at most N devices')
-      .option(
-        '--registration-server <URL...>',
-        'registration servers that admit its devices (default: every configured one)',
-      ),
-  ).action(
-    action(
-      async (
-        options: CommonOptions & {
-          name: string;
-          ca?: string;
-          pattern?: string;
-          cap?: string;
-          registrationServer?: string[];
-        },
-      ) => {
-        const cap = options.cap !== undefined ? positiveInt('--cap', options.cap, 100_000_000) : undefined;
-        const config = commonConfig(options);
-        const caFile =
-          options.ca ?? join(config.pkiDir, readManifest(config.pkiDir).manufacturer.deviceCa.cert);
-        const urls = configuredUrls(config);
-        await withOperator(config, async (client) =>
-          printJsonLine(
-            await client.createGroup(urls.credentialing, {
-              name: options.name,
-              caCertificate: readInputFile('--ca', caFile).toString('utf8'),
-              ...(options.pattern !== undefined ? { dsimPattern: options.pattern } : {}),
-              ...(cap !== undefined ? { cap } : {}),
-              registrationServers: options.registrationServer ?? urls.registration,
-            }),
-          ),
-        );
-      },
-    ),
-  );
-  withCommonOptions(
-    groups.command('list').description('every group, with the devices admitted so far'),
-  ).action(
-    action(async (options: CommonOptions) => {
-      const config = commonConfig(options);
-      await withOperator(config, async (client) =>
-        printJsonLine(await client.listGroups(configuredUrls(config).credentialing)),
-      );
-    }),
-  );
-  withCommonOptions(
-    groups.command('close').description('stop admitting a group’s devices').argument('<GROUP_ID>'),
-  ).action(
-    action(async (groupId: string, options: CommonOptions) => {
-      if (!/^grp_[0-9a-f]{16}$/.test(groupId)) {
-        throw new SimcredError(
-          'SIMCRED_CLI_ARGUMENT',
-          'GROUP_ID is grp_ and 16 hex digits (see operator groups list)',
-        );
-      }
-      const config = commonConfig(options);
-      await withOperator(config, async (client) =>
-        printJsonLine(await client.closeGroup(configuredUrls(config).credentialing, groupId)),
-      );
-    }),
-  );
-}
-
-/** Runs `work` with the operator API's client (the portal's certificate), closed afterwards. */
-async function withOperator(
-  config: SimcredConfig,
-  work: (client: OperatorClient) => Promise<void>,
-): Promise<void> {
-  const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
-  try {
-    await work(client);
-  } finally {
-    await client.close();
-  }
 }
 
 interface Rejection {

@@ -6,7 +6,7 @@ import type { listDeliveries, listOrders, listWebhooks, Order } from '../protoco
 import { configuredUrls } from '../system/wiring.js';
 import { commonConfig, withCommonOptions, type CommonOptions } from '../cli/system-commands.js';
 import { action, positiveInt, printJsonLine } from '../cli/run.js';
-import { OrdersClient } from './orders-client.js';
+import { OperatorClient } from '../portal/operator-client.js';
 
 /**
  * `simcred operator orders list|show|cancel` and `simcred operator webhooks add|list|remove|deliveries`:
@@ -28,7 +28,7 @@ export function registerNotifyCommands(program: Command): void {
     action(async (options: CommonOptions & { limit: string; before?: string; json?: boolean }) => {
       const limit = positiveInt('--limit', options.limit, 1000);
       const before = options.before === undefined ? undefined : positiveInt('--before', options.before);
-      await withClient(options, async (client, url) => {
+      await withOperatorClient(options, async (client, url) => {
         const page = await client.listOrders(url, { limit, ...(before ? { before } : {}) });
         if (options.json) printJsonLine(page);
         else process.stdout.write(formatOrders(page));
@@ -44,7 +44,9 @@ export function registerNotifyCommands(program: Command): void {
     action(async (orderId: string, options: CommonOptions) => {
       // Arguments first: a wrong one is refused before the config or the PKI is read.
       const id = orderIdArg(orderId);
-      await withClient(options, async (client, url) => printJsonLine(await client.showOrder(url, id)));
+      await withOperatorClient(options, async (client, url) =>
+        printJsonLine(await client.showOrder(url, id)),
+      );
     }),
   );
   withCommonOptions(
@@ -56,7 +58,7 @@ export function registerNotifyCommands(program: Command): void {
   ).action(
     action(async (orderId: string, options: CommonOptions & { reason?: string }) => {
       const id = orderIdArg(orderId);
-      await withClient(options, async (client, url) =>
+      await withOperatorClient(options, async (client, url) =>
         printJsonLine(await client.cancelOrder(url, id, options.reason)),
       );
     }),
@@ -82,7 +84,7 @@ export function registerNotifyCommands(program: Command): void {
         if (options.secret !== undefined && (options.secret.length < 16 || options.secret.length > 256))
           throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--secret must be 16 to 256 characters');
         const orderId = options.order === undefined ? undefined : orderIdArg(options.order);
-        await withClient(options, async (client, url) => {
+        await withOperatorClient(options, async (client, url) => {
           const added = await client.addWebhook(url, {
             url: target,
             ...(options.secret ? { secret: options.secret } : {}),
@@ -105,7 +107,7 @@ export function registerNotifyCommands(program: Command): void {
       .option('--json', 'print one JSON line'),
   ).action(
     action(async (options: CommonOptions & { json?: boolean }) => {
-      await withClient(options, async (client, url) => {
+      await withOperatorClient(options, async (client, url) => {
         const list = await client.listWebhooks(url);
         if (options.json) printJsonLine(list);
         else process.stdout.write(formatWebhooks(list));
@@ -121,7 +123,7 @@ export function registerNotifyCommands(program: Command): void {
           'SIMCRED_CLI_ARGUMENT',
           `${JSON.stringify(webhookId)} is not a webhook id (whk_…)`,
         );
-      await withClient(options, async (client, url) =>
+      await withOperatorClient(options, async (client, url) =>
         printJsonLine(await client.removeWebhook(url, webhookId)),
       );
     }),
@@ -140,7 +142,7 @@ export function registerNotifyCommands(program: Command): void {
         options: CommonOptions & { failed?: boolean; webhook?: string; limit: string; json?: boolean },
       ) => {
         const limit = positiveInt('--limit', options.limit, 1000);
-        await withClient(options, async (client, url) => {
+        await withOperatorClient(options, async (client, url) => {
           const page = await client.deliveries(url, {
             failed: options.failed ?? false,
             limit,
@@ -154,12 +156,13 @@ export function registerNotifyCommands(program: Command): void {
   );
 }
 
-async function withClient(
+/** Runs `run` with the operator API's client (the portal's certificate) and the configured credentialing URL. */
+export async function withOperatorClient(
   options: CommonOptions,
-  run: (client: OrdersClient, credentialingUrl: string) => Promise<void>,
+  run: (client: OperatorClient, credentialingUrl: string) => Promise<void>,
 ): Promise<void> {
   const config = commonConfig(options);
-  const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
   try {
     await run(client, configuredUrls(config).credentialing);
   } finally {

@@ -11,6 +11,15 @@ import {
   revokeRegistration,
   type DeviceToRegister,
 } from '../protocol/credentialing.js';
+import {
+  addWebhook,
+  cancelOrder,
+  listDeliveries,
+  listOrders,
+  listWebhooks,
+  removeWebhook,
+  showOrder,
+} from '../protocol/orders.js';
 import type { ResponseOf } from '../protocol/route.js';
 import type { z } from 'zod';
 
@@ -18,8 +27,10 @@ type Device = z.infer<typeof DeviceToRegister>;
 type Summary = Omit<z.infer<typeof registerDevices.response>, 'error'>;
 
 /**
- * The operator's side of step 0a–0b: streams a device list of any size to the credentialing server
- * as NDJSON and follows its progress lines. Authenticated with the portal's TLS certificate.
+ * The operator's client of the credentialing server's operator API (mutual TLS with the portal's
+ * certificate): streams a device list of any size as NDJSON and follows its progress lines (steps
+ * 0a–0b); a device's state, the event feed, revoke and the lifecycle; enrollment groups; orders and
+ * webhooks. What the portal, `simcred operator …`, the demo and the benches call.
  *
  * @example
  *   const summary = await new OperatorClient(loadTlsIdentity(pkiDir, 'portal'))
@@ -133,6 +144,52 @@ export class OperatorClient {
 
   closeGroup(credentialingUrl: string, groupId: string): Promise<ResponseOf<typeof closeGroup>> {
     return this.client.call(credentialingUrl, closeGroup, { params: { groupId } });
+  }
+
+  // --- orders and webhooks (issue 14) ---
+
+  listOrders(
+    url: string,
+    query: { before?: number; limit?: number } = {},
+  ): Promise<ResponseOf<typeof listOrders>> {
+    return this.client.call(url, listOrders, { query });
+  }
+
+  showOrder(url: string, orderId: string): Promise<ResponseOf<typeof showOrder>> {
+    return this.client.call(url, showOrder, { params: { orderId } });
+  }
+
+  cancelOrder(url: string, orderId: string, reason?: string): Promise<ResponseOf<typeof cancelOrder>> {
+    return this.client.call(url, cancelOrder, { params: { orderId }, body: reason ? { reason } : {} });
+  }
+
+  addWebhook(
+    url: string,
+    body: { url: string; secret?: string; orderId?: string },
+  ): Promise<ResponseOf<typeof addWebhook>> {
+    return this.client.call(url, addWebhook, { body });
+  }
+
+  listWebhooks(url: string): Promise<ResponseOf<typeof listWebhooks>> {
+    return this.client.call(url, listWebhooks, {});
+  }
+
+  removeWebhook(url: string, webhookId: string): Promise<ResponseOf<typeof removeWebhook>> {
+    return this.client.call(url, removeWebhook, { params: { webhookId } });
+  }
+
+  deliveries(
+    url: string,
+    query: { failed?: boolean; webhookId?: string; before?: number; limit?: number } = {},
+  ): Promise<ResponseOf<typeof listDeliveries>> {
+    return this.client.call(url, listDeliveries, {
+      query: {
+        ...(query.failed ? { failed: 'true' } : {}),
+        webhookId: query.webhookId,
+        before: query.before,
+        limit: query.limit,
+      },
+    });
   }
 
   close(): Promise<void> {

@@ -18,7 +18,7 @@ import {
   type FactoryServers,
 } from '../pki/index.js';
 import { PortalClient } from '../portal/portal-client.js';
-import { OrdersClient } from '../notify/orders-client.js';
+import { OperatorClient } from '../portal/operator-client.js';
 import * as portal from '../protocol/portal.js';
 import { startSystem, type RunningSystem } from './start.js';
 import { configuredUrls, roleDatabase } from './wiring.js';
@@ -310,7 +310,7 @@ async function subscribeDemoOrders(
   label: string,
   notify: { url: string; secret?: string | undefined },
 ): Promise<NonNullable<DemoSummary['notify']>> {
-  const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
   try {
     const secret = notify.secret ?? randomBytes(32).toString('base64url');
     const webhooks: { id: string; orderId: string }[] = [];
@@ -341,7 +341,7 @@ async function notificationsDelivered(
   notify: NonNullable<DemoSummary['notify']>,
   expected: number,
 ): Promise<number> {
-  const client = new OrdersClient(loadTlsIdentity(config.pkiDir, 'portal'));
+  const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
   const ids = new Set(notify.webhooks.map((w) => w.id));
   const deadline = Date.now() + 15_000;
   try {

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { runFleet } from '../../src/device/fleet.js';
 import { loadTlsIdentity } from '../../src/http/index.js';
-import { OrdersClient } from '../../src/notify/orders-client.js';
+import { OperatorClient } from '../../src/portal/operator-client.js';
 import { WebhookReceiver } from '../../src/notify/receiver.js';
 import { signatureHeader } from '../../src/notify/signature.js';
 import type { deviceEvents } from '../../src/protocol/credentialing.js';
@@ -19,7 +19,6 @@ import { startTestSystem, type TestSystem } from './harness.js';
 import { TestReceiver, until } from '../helpers/webhook-receiver.js';
 import { benchWorkspace } from '../../src/bench/cluster.js';
 import { initPki, manufactureDevices } from '../../src/pki/index.js';
-import { OperatorClient } from '../../src/portal/operator-client.js';
 import { lastJsonLine, runCli, startUp } from '../helpers/cli.js';
 import type { DemoSummary } from '../../src/system/demo.js';
 
@@ -27,7 +26,7 @@ type FeedEvent = ResponseOf<typeof deviceEvents>['events'][number];
 
 describe('notifications to a webhook', () => {
   let t: TestSystem;
-  let orders: OrdersClient;
+  let orders: OperatorClient;
   const receiver = new TestReceiver();
   const restarted: { close(): Promise<void> }[] = [];
   const url = () => t.system.urls.credentialing;
@@ -37,7 +36,7 @@ describe('notifications to a webhook', () => {
     t = await startTestSystem({
       notify: { retryBaseMs: 50, retryMaxMs: 500, timeoutMs: 3000, maxAttempts: 10_000 },
     });
-    orders = new OrdersClient(loadTlsIdentity(t.config.pkiDir, 'portal'));
+    orders = new OperatorClient(loadTlsIdentity(t.config.pkiDir, 'portal'));
     await receiver.up();
   });
   after(async () => {
@@ -403,7 +402,7 @@ test('config webhooks; a delivery the receiver keeps refusing is dead after maxA
       retryMaxMs: 40,
     },
   });
-  const orders = new OrdersClient(loadTlsIdentity(t.config.pkiDir, 'portal'));
+  const orders = new OperatorClient(loadTlsIdentity(t.config.pkiDir, 'portal'));
   try {
     const [webhook] = (await orders.listWebhooks(t.system.urls.credentialing)).webhooks;
     assert.equal(webhook!.source, 'config');
@@ -431,7 +430,7 @@ test('simcred up --workers 2: two processes share the outbox; every state change
   const env = { ...ws.env, SIMCRED_NOTIFY__RETRY_BASE_MS: '50', SIMCRED_NOTIFY__RETRY_MAX_MS: '500' };
   const { child, exited } = await startUp(['--dir', ws.dataDir, '--workers', '2'], env);
   const receiver = new TestReceiver();
-  const orders = new OrdersClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
+  const orders = new OperatorClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
   const operator = new OperatorClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
   try {
     await receiver.up();
