@@ -15,18 +15,26 @@ import type { HssStore } from './store.js';
  */
 export class AttachFeed {
   private readonly signal = new FeedSignal();
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(private readonly store: HssStore) {
     store.onAttach(() => this.signal.notify());
   }
 
   async events(query: QueryOf<typeof subscriberEvents>): Promise<ResponseOf<typeof subscriberEvents>> {
-    const events = await longPoll(
+    const poll = longPoll(
       () => this.store.attachEventsAfter(query.after, query.limit),
       (found) => found.length > 0,
       query.waitSeconds,
       this.signal,
     );
+    this.inFlight.add(poll);
+    let events: Awaited<typeof poll>;
+    try {
+      events = await poll;
+    } finally {
+      this.inFlight.delete(poll);
+    }
     return {
       events: events.map((e) => ({
         id: e.id,
@@ -39,8 +47,12 @@ export class AttachFeed {
     };
   }
 
-  /** Releases the waiting polls (the server is closing). */
-  close(): void {
+  /**
+   * Releases the waiting polls (the server is closing) and waits until each has read for the last
+   * time: the store may close after this, not under a poll.
+   */
+  async close(): Promise<void> {
     this.signal.close();
+    await Promise.allSettled([...this.inFlight]);
   }
 }

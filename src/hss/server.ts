@@ -43,14 +43,26 @@ export async function startHssServer(
     challengeTtlSeconds: options.attachChallengeTtlSeconds ?? 60,
     log: options.logger,
   });
+  const feed = new AttachFeed(store);
   const server = await startRoleServer({
     role: 'hss',
     host: options.host,
     port: options.port,
     logger: options.logger,
     tls: options.tls,
-    mount: (app) => mountHssApi(app, processor, attach, new AttachFeed(store)),
-    release: () => store.close(),
+    mount: (app) => {
+      mountHssApi(app, processor, attach, feed);
+      // Long polls waiting on the attach feed answer at once when the server begins to close.
+      app.addHook('preClose', (done) => {
+        void feed.close();
+        done();
+      });
+    },
+    // The store closes only after every long poll has read for the last time.
+    release: async () => {
+      await feed.close();
+      await store.close();
+    },
   });
   return { ...server, store };
 }

@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { benchWorkspace, type BenchWorkspace } from '../../src/bench/cluster.js';
 import { processTree } from '../../src/bench/processes.js';
 import { startUp } from '../helpers/cli.js';
-import { PeerClient } from '../../src/http/index.js';
+import { PeerClient, clientTls, loadTlsIdentity } from '../../src/http/index.js';
 import { initPki, loadPki } from '../../src/pki/index.js';
 import { PortalBrowser } from '../portal/api-client.js';
 import { expectRefusal } from '../helpers/assert.js';
@@ -37,12 +37,13 @@ describe('simcred up --workers 2', { concurrency: false }, () => {
   let pool: ChildProcess;
   let root: string;
   let exited: Promise<number | null>;
+  let stderr: () => string;
 
   before(async () => {
     ws = await benchWorkspace();
     await initPki(ws.config.pkiDir);
     root = (await loadPki(ws.config.pkiDir)).operator.root.pem;
-    ({ child: pool, exited } = await startUp(['--dir', ws.dataDir, '--workers', '2'], ws.env));
+    ({ child: pool, exited, stderr } = await startUp(['--dir', ws.dataDir, '--workers', '2'], ws.env));
   });
 
   after(async () => {
@@ -107,8 +108,26 @@ describe('simcred up --workers 2', { concurrency: false }, () => {
   it('SIGTERM to the primary stops every worker, which close their roles and exit', async () => {
     const everyone = processTree(pool.pid!);
     assert.equal(everyone.length, 3);
+    // A long poll of the HSS's attach feed waits in a worker as SIGTERM arrives (as the credentialing
+    // server's own follower does): it must be answered before the HSS's store closes, not read from a
+    // closed store.
+    const follower = new PeerClient({
+      tls: clientTls(loadTlsIdentity(ws.config.pkiDir, 'credentialing')),
+      timeoutMs: 30_000,
+      connections: 1,
+    });
+    const waiting = follower.send(
+      `${ws.urls.hss}/v1/subscribers/events?after=999999&waitSeconds=25`,
+      'GET',
+      undefined,
+      '',
+    );
+    await new Promise((r) => setTimeout(r, 500));
     process.kill(pool.pid!, 'SIGTERM');
+    const answer = await waiting.finally(() => follower.close());
+    assert.equal(answer.statusCode, 200, answer.text);
     assert.equal(await exited, 0);
     await until('every worker gone', () => (everyone.some(alive) ? undefined : true));
+    assert.doesNotMatch(stderr(), /database connection is not open/);
   });
 });

@@ -49,6 +49,8 @@ export interface RunningUp {
   child: ChildProcess;
   /** Resolves with the exit code when the primary exits. */
   exited: Promise<number | null>;
+  /** What every process of the pool wrote to stderr so far (the roles' logs). */
+  stderr(): string;
 }
 
 /**
@@ -62,8 +64,12 @@ export interface RunningUp {
 export async function startUp(args: string[], env: Record<string, string>): Promise<RunningUp> {
   const child = spawn(process.execPath, [CLI, 'up', ...args], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stdout = '';
@@ -72,7 +78,9 @@ export async function startUp(args: string[], env: Record<string, string>): Prom
       stdout += d.toString();
       if (stdout.includes('Ctrl-C stops every role')) resolve();
     });
-    void exited.then((code) => reject(new Error(`simcred up exited (${code}): ${stdout}`)));
+    void exited.then((code) =>
+      reject(new Error(`simcred up exited (${code}): ${stdout}${stderr.slice(-4000)}`)),
+    );
   });
-  return { child, exited };
+  return { child, exited, stderr: () => stderr };
 }
