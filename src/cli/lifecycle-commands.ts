@@ -1,24 +1,16 @@
 import type { Command } from 'commander';
 import { SimcredError } from '../errors/index.js';
-import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
-import { deleteDevice, resumeDevice, suspendDevice } from '../protocol/credentialing.js';
+import { withOperatorClient } from '../notify/cli.js';
 import { runDevices, type DevicesRunSummary } from '../system/devices-run.js';
-import { configuredUrls } from '../system/wiring.js';
 import { startProgress, type Progress } from './progress.js';
 import { action, oneLine, positiveInt, printJsonLine } from './run.js';
 import { commonConfig, withCommonOptions, type CommonOptions } from './system-commands.js';
 
 /** The operator API's lifecycle routes, by the command that calls each. */
 const LIFECYCLE = {
-  suspend: {
-    route: suspendDevice,
-    description: "suspend a delivered device's subscription (attach refused)",
-  },
-  resume: { route: resumeDevice, description: 'resume a suspended subscription (attach works again)' },
-  delete: {
-    route: deleteDevice,
-    description: "end a device's subscription for good (HSS subscriber deleted, IMSI quarantined)",
-  },
+  suspend: "suspend a delivered device's subscription (attach refused)",
+  resume: 'resume a suspended subscription (attach works again)',
+  delete: "end a device's subscription for good (HSS subscriber deleted, IMSI quarantined)",
 } as const;
 
 /**
@@ -30,7 +22,7 @@ export function registerLifecycleCommands(program: Command): void {
   const devices = program.commands.find((c) => c.name() === 'devices');
   if (!operator || !devices) throw new Error('the operator and devices command groups come first');
 
-  for (const [name, { route, description }] of Object.entries(LIFECYCLE)) {
+  for (const [name, description] of Object.entries(LIFECYCLE)) {
     withCommonOptions(
       operator
         .command(name)
@@ -39,18 +31,9 @@ export function registerLifecycleCommands(program: Command): void {
         .option('--reason <TEXT>', 'kept in the audit trail'),
     ).action(
       action(async (dsimId: string, options: CommonOptions & { reason?: string }) => {
-        const config = commonConfig(options);
-        const client = new PeerClient({ tls: clientTls(loadTlsIdentity(config.pkiDir, 'portal')) });
-        try {
-          printJsonLine(
-            await client.call(configuredUrls(config).credentialing, route, {
-              params: { dsimId },
-              body: options.reason ? { reason: options.reason } : {},
-            }),
-          );
-        } finally {
-          await client.close();
-        }
+        await withOperatorClient(options, async (client, url) =>
+          printJsonLine(await client.lifecycle(url, name as keyof typeof LIFECYCLE, dsimId, options.reason)),
+        );
       }),
     );
   }

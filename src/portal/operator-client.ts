@@ -2,6 +2,9 @@ import { Readable } from 'node:stream';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
 import { PeerClient, clientTls, ndjsonLines, type TlsIdentity } from '../http/index.js';
 import {
+  deleteDevice,
+  resumeDevice,
+  suspendDevice,
   closeGroup,
   createGroup,
   listGroups,
@@ -131,6 +134,17 @@ export class OperatorClient {
   }
 
   /** Enrols a device CA as an enrollment group (pushed to its registration servers). */
+  /** A delivered subscription suspended, resumed, or ended for good (`simcred operator suspend|resume|delete`). */
+  lifecycle(
+    credentialingUrl: string,
+    change: 'suspend' | 'resume' | 'delete',
+    dsimId: string,
+    reason?: string,
+  ): Promise<ResponseOf<typeof suspendDevice | typeof resumeDevice | typeof deleteDevice>> {
+    const route = { suspend: suspendDevice, resume: resumeDevice, delete: deleteDevice }[change];
+    return this.client.call(credentialingUrl, route, { params: { dsimId }, body: reason ? { reason } : {} });
+  }
+
   createGroup(
     credentialingUrl: string,
     body: z.infer<NonNullable<typeof createGroup.body>>,

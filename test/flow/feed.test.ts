@@ -11,7 +11,7 @@ import type { ResponseOf } from '../../src/protocol/route.js';
 import { startRole } from '../../src/system/roles.js';
 import { expectRefusal, rejectsWith } from '../helpers/assert.js';
 import { ManualClock } from '../helpers/clock.js';
-import { startTestSystem, type TestSystem } from './harness.js';
+import { restartCredentialing, startTestSystem, type TestSystem } from './harness.js';
 
 type FeedEvent = ResponseOf<typeof deviceEvents>['events'][number];
 
@@ -193,20 +193,7 @@ describe('the operator event feed', () => {
     await follow(() => attachedCount(second!) === 1);
 
     // The credentialing server restarts: its follower resumes from the cursor in its database.
-    const { urls } = t.system;
-    await t.system.servers.credentialing.close();
-    restarted.push(
-      await startRole(
-        {
-          ...t.config,
-          ports: { ...t.config.ports, credentialing: Number(new URL(urls.credentialing).port) },
-        },
-        'credentialing',
-        1,
-        t.logger,
-        { ocsp: urls.ocsp, hss: urls.hss, provisioning: urls.provisioning },
-      ),
-    );
+    restarted.push(await restartCredentialing(t));
     await (await t.device(third!)).agent.onboard();
     // In feed order: had the cursor been lost, the earlier attaches would come again before this one.
     await follow(() => attachedCount(third!) === 1);

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { loadConfig, type SimcredConfig } from '../../src/config/index.js';
-import { loadTlsIdentity } from '../../src/http/index.js';
+import { loadTlsIdentity, type RunningServer } from '../../src/http/index.js';
+import { startRole } from '../../src/system/roles.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { manufactureDevices } from '../../src/pki/index.js';
 import { OperatorClient } from '../../src/portal/operator-client.js';
@@ -128,4 +129,20 @@ export async function startTestSystem(
       dir.cleanup();
     },
   };
+}
+
+/**
+ * Stops the test system's credentialing server and starts it again on the same port and store (a
+ * restart, as an operator's would be); the caller closes the one returned.
+ */
+export async function restartCredentialing(t: TestSystem): Promise<RunningServer> {
+  const { urls } = t.system;
+  await t.system.servers.credentialing.close();
+  return startRole(
+    { ...t.config, ports: { ...t.config.ports, credentialing: Number(new URL(urls.credentialing).port) } },
+    'credentialing',
+    1,
+    t.logger,
+    { ocsp: urls.ocsp, hss: urls.hss, provisioning: urls.provisioning },
+  );
 }

@@ -13,10 +13,9 @@ import { WebhookReceiver } from '../../src/notify/receiver.js';
 import { signatureHeader } from '../../src/notify/signature.js';
 import type { deviceEvents } from '../../src/protocol/credentialing.js';
 import type { ResponseOf } from '../../src/protocol/route.js';
-import { startRole } from '../../src/system/roles.js';
 import { rejectsWith } from '../helpers/assert.js';
-import { startTestSystem, type TestSystem } from './harness.js';
-import { TestReceiver, until } from '../helpers/webhook-receiver.js';
+import { restartCredentialing, startTestSystem, type TestSystem } from './harness.js';
+import { ONBOARDING_STATES, TestReceiver, statesByDevice, until } from '../helpers/webhook-receiver.js';
 import { benchWorkspace } from '../../src/bench/cluster.js';
 import { initPki, manufactureDevices } from '../../src/pki/index.js';
 import { lastJsonLine, runCli, startUp } from '../helpers/cli.js';
@@ -107,20 +106,7 @@ describe('notifications to a webhook', () => {
     assert.ok(failed.nextAttemptAt !== null);
 
     // The credentialing server restarts while deliveries are owed: they are in its database.
-    const urls = t.system.urls;
-    await t.system.servers.credentialing.close();
-    restarted.push(
-      await startRole(
-        {
-          ...t.config,
-          ports: { ...t.config.ports, credentialing: Number(new URL(urls.credentialing).port) },
-        },
-        'credentialing',
-        1,
-        t.logger,
-        { ocsp: urls.ocsp, hss: urls.hss, provisioning: urls.provisioning },
-      ),
-    );
+    restarted.push(await restartCredentialing(t));
 
     // Receiver back: the last third onboards; everything owed arrives.
     await receiver.up();
@@ -148,18 +134,7 @@ describe('notifications to a webhook', () => {
     for (const dsimId of dsimIds) {
       assert.deepEqual(firstArrival.get(dsimId), expected.get(dsimId), `${dsimId}: every event, in order`);
     }
-    const states = receiver.arrivals
-      .filter((n) => n.dsimId === dsimIds[0])
-      .map((n) => n.state)
-      .filter((s, i, all) => all.indexOf(s) === i);
-    assert.deepEqual(states, [
-      'registered',
-      'authenticated',
-      'referred',
-      'delivered',
-      'completed',
-      'attached',
-    ]);
+    assert.deepEqual(statesByDevice(receiver.arrivals).get(dsimIds[0]!), ONBOARDING_STATES);
     // Each notification names its order, as the feed does.
     for (const n of receiver.arrivals) {
       assert.equal(n.orderId, dsimIds.indexOf(n.dsimId) < 18 ? first.orderId : second.orderId);
@@ -517,23 +492,10 @@ test("simcred demo --notify: the demo order's every state change reaches the rec
       /notifications to http:\/\/127\.0\.0\.1:\d+\/hooks\/simcred: whk_\S+ \(order ord_\S+\); 30 delivered/,
     );
     const orderId = summary.notify!.webhooks[0]!.orderId;
-    const byDevice = new Map<string, string[]>();
-    for (const n of receiver.arrivals) {
-      assert.equal(n.orderId, orderId);
-      const states = byDevice.get(n.dsimId) ?? [];
-      if (!states.includes(n.state)) states.push(n.state);
-      byDevice.set(n.dsimId, states);
-    }
+    for (const n of receiver.arrivals) assert.equal(n.orderId, orderId);
+    const byDevice = statesByDevice(receiver.arrivals);
     assert.equal(byDevice.size, 5);
-    for (const states of byDevice.values())
-      assert.deepEqual(states, [
-        'registered',
-        'authenticated',
-        'referred',
-        'delivered',
-        'completed',
-        'attached',
-      ]);
+    for (const states of byDevice.values()) assert.deepEqual(states, ONBOARDING_STATES);
     assert.deepEqual(receiver.refusals, []);
   } finally {
     await receiver.down();

@@ -5,7 +5,7 @@ import { benchWorkspace, type BenchWorkspace } from '../../src/bench/cluster.js'
 import type { DemoSummary } from '../../src/system/demo.js';
 import { lastJsonLine, runCli, startUp } from '../helpers/cli.js';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
-import { TestReceiver } from '../helpers/webhook-receiver.js';
+import { ONBOARDING_STATES, TestReceiver, statesByDevice } from '../helpers/webhook-receiver.js';
 import { WebhookReceiver } from '../../src/notify/receiver.js';
 
 // Every role's store on a real PostgreSQL server (each role its own schema on one database): the
@@ -98,22 +98,9 @@ describe('the flow on PostgreSQL', { concurrency: false }, () => {
       assert.equal(await count(`select count(*) as n from hss.subscribers where state = 'active'`), 14);
       // Every state change of the 8 devices, registered … attached, each in order, verified.
       assert.equal(summary.notify!.delivered, 48);
-      const states = new Map<string, string[]>();
-      for (const n of receiver.arrivals) {
-        const seen = states.get(n.dsimId) ?? [];
-        if (!seen.includes(n.state)) seen.push(n.state);
-        states.set(n.dsimId, seen);
-      }
+      const states = statesByDevice(receiver.arrivals);
       assert.equal(states.size, 8);
-      for (const seen of states.values())
-        assert.deepEqual(seen, [
-          'registered',
-          'authenticated',
-          'referred',
-          'delivered',
-          'completed',
-          'attached',
-        ]);
+      for (const seen of states.values()) assert.deepEqual(seen, ONBOARDING_STATES);
       assert.deepEqual(receiver.refusals, []);
       assert.equal(
         await count(`select count(*) as n from credentialing.webhook_deliveries where state = 'delivered'`),

@@ -58,3 +58,24 @@ export class TestReceiver {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
+
+/** A device's states through a whole onboarding, in the order they are notified. */
+export const ONBOARDING_STATES = [
+  'registered',
+  'authenticated',
+  'referred',
+  'delivered',
+  'completed',
+  'attached',
+];
+
+/** Each device's states in the order they first arrived (a redelivery counts once). */
+export function statesByDevice(arrivals: readonly WebhookNotification[]): Map<string, string[]> {
+  const byDevice = new Map<string, string[]>();
+  for (const n of arrivals) {
+    const states = byDevice.get(n.dsimId) ?? [];
+    if (!states.includes(n.state)) states.push(n.state);
+    byDevice.set(n.dsimId, states);
+  }
+  return byDevice;
+}
