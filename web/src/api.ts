@@ -42,6 +42,7 @@ export const DEVICE_STATES: readonly DeviceState[] = [
   'suspended',
   'active',
   'deleted',
+  'reprovisioned',
 ];
 
 /** States in which a device can still be cancelled: its credentials have not been delivered. */
