@@ -22,6 +22,13 @@ export const DeviceToRegister = z
   .object({
     dsimId,
     registrationServer: httpsUrl.describe('the registration server named in the factory image'),
+    alsoAt: z
+      .array(httpsUrl)
+      .max(7)
+      .optional()
+      .describe(
+        "further registration servers the device's factory image lists (it tries them in order): the record is pushed to each",
+      ),
   })
   .strict();
 
@@ -340,7 +347,11 @@ const IssuedRegistration = z
     registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
     credentialingUrl: httpsUrl,
     expiresAt: timestamp,
-    generation: z.number().int().min(1).describe('which credentialing of the device (1, then one more per re-provisioning)'),
+    generation: z
+      .number()
+      .int()
+      .min(1)
+      .describe('which credentialing of the device (1, then one more per re-provisioning)'),
   })
   .strict();
 
