@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
 import { dsimPattern } from './dsim-pattern.js';
+import { RegistrationRecord } from './registration.js';
 import {
   base64url,
   certificateChain,
@@ -340,20 +341,17 @@ export const deleteDevice = defineRoute({
 
 // --- Device API -------------------------------------------------------------------------------
 
-/** A registration the credentialing server writes at a registration server's request (a group's admission, a device's re-provisioning). */
-const IssuedRegistration = z
-  .object({
-    dsimId,
-    registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
-    credentialingUrl: httpsUrl,
-    expiresAt: timestamp,
-    generation: z
-      .number()
-      .int()
-      .min(1)
-      .describe('which credentialing of the device (1, then one more per re-provisioning)'),
-  })
-  .strict();
+/**
+ * A registration the credentialing server writes at a registration server's request (a group's
+ * admission, a device's re-provisioning): the record a push carries, its generation always named.
+ */
+const IssuedRegistration = RegistrationRecord.extend({
+  generation: z
+    .number()
+    .int()
+    .min(1)
+    .describe('which credentialing of the device (1, then one more per re-provisioning)'),
+}).strict();
 
 export const reprovisionDevice = defineRoute({
   id: 'credentialing.reprovisionDevice',
