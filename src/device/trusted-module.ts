@@ -5,14 +5,18 @@ import type * as x509 from '../crypto/x509.js';
 import { signDeviceMessage } from '../crypto/device-signature.js';
 import { lookupProofMessage } from '../crypto/lookup-proof.js';
 import {
-  openPackage,
+  DEFAULT_PACKAGE_FORMAT,
+  openAnyPackage,
+  packageFormatOf,
   openSecret,
   proofOfPossessionMessage,
   sealSecret,
   signReceipt,
   toBase64url,
   type Credentials,
+  type PackageFormat,
 } from '../crypto/index.js';
+import { SimcredError } from '../errors/index.js';
 import type { DeviceSignatureAlgorithm } from '../crypto/algorithms.js';
 import type { LoadedFactoryImage } from '../pki/index.js';
 import { UsimSqnState, type UsimSqnStateJson } from '../aka/sqn.js';
@@ -80,6 +84,8 @@ export class TrustedModule {
     readonly certificateChain: string[],
     private readonly storageDir: string | undefined,
     private readonly preliminary: { pimsi: string; kPimsi: string; opcPimsi: string },
+    /** The package formats the factory image says the module opens (undefined: JOSE only, not declared). */
+    readonly packageFormats: PackageFormat[] | undefined = undefined,
   ) {
     this.preliminaryUsim = new Usim({
       k: Buffer.from(preliminary.kPimsi, 'hex'),
@@ -98,6 +104,7 @@ export class TrustedModule {
       chain,
       options.persist === false ? undefined : image.dir,
       image.image.preliminary,
+      image.image.packageFormats,
     );
     module.load();
     return module;
@@ -157,7 +164,14 @@ export class TrustedModule {
       checkSigner(signer: x509.X509Certificate, issuer: x509.X509Certificate): Promise<void>;
     },
   ): Promise<InstalledSubscription> {
-    const opened = await openPackage(jws, {
+    const format = packageFormatOf(jws);
+    if (!(this.packageFormats ?? [DEFAULT_PACKAGE_FORMAT]).includes(format)) {
+      throw new SimcredError(
+        'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
+        `this module does not open ${format} packages`,
+      );
+    }
+    const opened = await openAnyPackage(jws, {
       operatorRoots: options.operatorRoots,
       dsimId: this.dsimId,
       deviceNonce: options.deviceNonce,

@@ -266,6 +266,11 @@ export const ERROR_CODES = {
     meaning:
       "The XML Signature's Reference does not cover the document element, or the signature sits elsewhere than as its last child (signature wrapping).",
   },
+  SIMCRED_PACKAGE_FORMAT_UNSUPPORTED: {
+    status: 422,
+    meaning:
+      'The device opens none of the package formats this deployment seals (credentialing.packageFormats), or a package came in a format the device does not open.',
+  },
 
   // Network access (DESIGN §2 steps 1, 2 and 12: preliminary HLR, access grant, attach; docs/aka.md)
   SIMCRED_AKA_SUBSCRIBER_UNKNOWN: {
