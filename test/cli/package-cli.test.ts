@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastJsonLine, runCli, tempDir, type CliResult } from '../helpers/cli.js';
 import { readFactoryImage } from '../../src/pki/index.js';
+import type { ErrorCode } from '../../src/errors/index.js';
 
 const CREDENTIALS = {
   imsi: '001010123456789',
@@ -28,7 +29,8 @@ function ok(r: CliResult): Record<string, unknown> {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   return lastJsonLine(r.stdout);
 }
-function refused(r: CliResult, code: string): void {
+/** The CLI contract's one error line, ending in this code, and nothing on stdout. */
+function assertOneLineError(r: CliResult, code: ErrorCode): void {
   assert.notEqual(r.code, 0, r.stdout);
   assert.equal(r.stdout, '');
   assert.match(r.stderr.trim(), new RegExp(`^simcred: error: .*\\(${code}\\)$`));
@@ -113,28 +115,31 @@ test('package open: another device, another nonce, a tampered or hostile package
   const out = join(tmp.path, 'bad.xml');
   ok(await seal('ec', 'xml', out));
   const xml = readFileSync(out, 'utf8');
-  refused(await open('rsa', out), 'SIMCRED_PACKAGE_DECRYPT_FAILED');
-  refused(await open('ec', out, '--dsim', devices.rsa), 'SIMCRED_PACKAGE_BINDING_MISMATCH');
-  refused(
+  assertOneLineError(await open('rsa', out), 'SIMCRED_PACKAGE_DECRYPT_FAILED');
+  assertOneLineError(await open('ec', out, '--dsim', devices.rsa), 'SIMCRED_PACKAGE_BINDING_MISMATCH');
+  assertOneLineError(
     await open('ec', out, '--device-nonce', Buffer.alloc(32, 8).toString('base64url')),
     'SIMCRED_PACKAGE_BINDING_MISMATCH',
   );
-  refused(
+  assertOneLineError(
     await open('ec', writeText('tampered.xml', xml.replace('<IssuedAt>', '<IssuedAt>2'))),
     'SIMCRED_PACKAGE_SIGNATURE_INVALID',
   );
-  refused(
+  assertOneLineError(
     await open('ec', writeText('dtd.xml', `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>${xml}`)),
     'SIMCRED_XML_DTD_FORBIDDEN',
   );
-  refused(await open('ec', writeText('junk.xml', '<CredentialPackage')), 'SIMCRED_XML_MALFORMED');
+  assertOneLineError(await open('ec', writeText('junk.xml', '<CredentialPackage')), 'SIMCRED_XML_MALFORMED');
 });
 
 test('package seal: bad input is refused before anything is written', async () => {
   const out = join(tmp.path, 'never.xml');
   // An RSA device's XML package needs its certificate (xml-encryption writes it into KeyInfo).
-  refused(await seal('rsa', 'xml', out, device('rsa', 'device.key.pem')), 'SIMCRED_CRYPTO_KEY_UNSUPPORTED');
-  refused(
+  assertOneLineError(
+    await seal('rsa', 'xml', out, device('rsa', 'device.key.pem')),
+    'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
+  );
+  assertOneLineError(
     await runCli([
       'package',
       'seal',
@@ -149,7 +154,7 @@ test('package seal: bad input is refused before anything is written', async () =
     ]),
     'SIMCRED_BAD_REQUEST',
   );
-  refused(
+  assertOneLineError(
     await runCli([
       'package',
       'seal',
@@ -165,6 +170,9 @@ test('package seal: bad input is refused before anything is written', async () =
     'SIMCRED_CLI_ARGUMENT',
   );
   // The device certificate binds another DSIM_ID than the request names.
-  refused(await seal('ec', 'xml', out, device('rsa', 'device.crt.pem')), 'SIMCRED_PACKAGE_BINDING_MISMATCH');
+  assertOneLineError(
+    await seal('ec', 'xml', out, device('rsa', 'device.crt.pem')),
+    'SIMCRED_PACKAGE_BINDING_MISMATCH',
+  );
   assert.throws(() => readFileSync(out));
 });

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import * as x509 from '../../src/crypto/x509.js';
-import { SimcredError, type ErrorCode } from '../../src/errors/index.js';
 import { sealXmlPackage, inspectXmlPackage, openXmlPackage } from '../../src/crypto/xml-package.js';
 import { signEnveloped } from '../../src/crypto/xml-signature.js';
 import type { SealInput } from '../../src/crypto/package-common.js';
 import { buildFixture, CREDENTIALS } from './fixture.js';
+import { rejectsWith } from '../helpers/assert.js';
 
 const f = await buildFixture();
 const roots = [f.operatorRoot.pem];
@@ -66,14 +66,6 @@ const openAs = (device: KeyObject, dsimId: string, over: object = {}) => ({
   devicePrivateKey: device,
   ...over,
 });
-
-async function refused(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof SimcredError, String(error));
-    assert.equal(error.code, code, error.message);
-    return true;
-  });
-}
 
 for (const [name, device, dsimId, input, keyManagement] of [
   ['EC P-256', f.deviceEc.privateKey, 'dsim-ec-0001', sealInput, 'http://www.w3.org/2009/xmlenc11#ECDH-ES'],
@@ -245,7 +237,7 @@ test('our device opens a package that xmlsec1 encrypted (RSA) and signed', async
   const opened = await openXmlPackage(xml, openAs(f.deviceRsa.privateKey, 'dsim-rsa-0001'));
   assert.deepEqual(opened.credentials, CREDENTIALS);
   // The same, but the sealed Credentials name another package than the signed fields do.
-  await refused(
+  await rejectsWith(
     openXmlPackage(
       xmlsec1Package({ sealedPackageId: 'pkg-other' }),
       openAs(f.deviceRsa.privateKey, 'dsim-rsa-0001'),
@@ -271,15 +263,18 @@ const openEc = (xml: string, over: object = {}) =>
   openXmlPackage(xml, openAs(f.deviceEc.privateKey, 'dsim-ec-0001', over));
 
 test('malformed XML: SIMCRED_XML_MALFORMED', async () => {
-  await refused(
+  await rejectsWith(
     inspect('<CredentialPackage xmlns="urn:simcred:xml-package:1"><PackageId>'),
     'SIMCRED_XML_MALFORMED',
   );
-  await refused(inspect(ecPackage.replace('</DsimId>', '</Dsim>')), 'SIMCRED_XML_MALFORMED');
-  await refused(inspect('not xml at all'), 'SIMCRED_XML_MALFORMED');
+  await rejectsWith(inspect(ecPackage.replace('</DsimId>', '</Dsim>')), 'SIMCRED_XML_MALFORMED');
+  await rejectsWith(inspect('not xml at all'), 'SIMCRED_XML_MALFORMED');
   // An entity reference without any DTD is undeclared, hence not well-formed.
-  await refused(inspect(ecPackage.replace('<DsimId>dsim-ec-0001', '<DsimId>&xxe;')), 'SIMCRED_XML_MALFORMED');
-  await refused(
+  await rejectsWith(
+    inspect(ecPackage.replace('<DsimId>dsim-ec-0001', '<DsimId>&xxe;')),
+    'SIMCRED_XML_MALFORMED',
+  );
+  await rejectsWith(
     inspect(ecPackage.replace('<PackageId>', '<?evil instruction?><PackageId>')),
     'SIMCRED_XML_MALFORMED',
   );
@@ -287,9 +282,9 @@ test('malformed XML: SIMCRED_XML_MALFORMED', async () => {
 
 test('a DTD, an external entity, billion laughs: SIMCRED_XML_DTD_FORBIDDEN, nothing expanded or fetched', async () => {
   const dtd = '<!DOCTYPE CredentialPackage [<!ELEMENT CredentialPackage ANY>]>';
-  await refused(inspect(dtd + ecPackage), 'SIMCRED_XML_DTD_FORBIDDEN');
+  await rejectsWith(inspect(dtd + ecPackage), 'SIMCRED_XML_DTD_FORBIDDEN');
   const external = '<!DOCTYPE CredentialPackage [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>';
-  await refused(
+  await rejectsWith(
     inspect(external + ecPackage.replace('<DsimId>dsim-ec-0001', '<DsimId>&xxe;')),
     'SIMCRED_XML_DTD_FORBIDDEN',
   );
@@ -300,25 +295,25 @@ test('a DTD, an external entity, billion laughs: SIMCRED_XML_DTD_FORBIDDEN, noth
       (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i === 0 ? '' : i};`.repeat(10)}">`,
     ).join('') +
     ']><CredentialPackage xmlns="urn:simcred:xml-package:1">&lol9;</CredentialPackage>';
-  await refused(inspect(laughs), 'SIMCRED_XML_DTD_FORBIDDEN');
-  await refused(
+  await rejectsWith(inspect(laughs), 'SIMCRED_XML_DTD_FORBIDDEN');
+  await rejectsWith(
     openEc('<!doctype CredentialPackage SYSTEM "http://127.0.0.1:1/x.dtd">' + ecPackage),
     'SIMCRED_XML_DTD_FORBIDDEN',
   );
 });
 
 test('oversized or too deeply nested: SIMCRED_XML_TOO_LARGE', async () => {
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace('</Expires>', `</Expires><!--${'x'.repeat(70_000)}-->`)),
     'SIMCRED_XML_TOO_LARGE',
   );
   const deep = '<a>'.repeat(40) + '</a>'.repeat(40);
-  await refused(inspect(ecPackage.replace('</Expires>', `</Expires>${deep}`)), 'SIMCRED_XML_TOO_LARGE');
+  await rejectsWith(inspect(ecPackage.replace('</Expires>', `</Expires>${deep}`)), 'SIMCRED_XML_TOO_LARGE');
   const wide = '<a/>'.repeat(3000);
-  await refused(inspect(ecPackage.replace('</Expires>', `</Expires>${wide}`)), 'SIMCRED_XML_TOO_LARGE');
+  await rejectsWith(inspect(ecPackage.replace('</Expires>', `</Expires>${wide}`)), 'SIMCRED_XML_TOO_LARGE');
   // Depth far beyond the limit does not crash the parser (no recursion on our side).
   const abyss = '<a>'.repeat(10_000) + '</a>'.repeat(10_000);
-  await refused(inspect(ecPackage.replace('</Expires>', `</Expires>${abyss}`)), 'SIMCRED_XML_TOO_LARGE');
+  await rejectsWith(inspect(ecPackage.replace('</Expires>', `</Expires>${abyss}`)), 'SIMCRED_XML_TOO_LARGE');
 });
 
 test('a wrapped signature: SIMCRED_XML_SIGNATURE_WRAPPED', async () => {
@@ -328,20 +323,20 @@ test('a wrapped signature: SIMCRED_XML_SIGNATURE_WRAPPED', async () => {
     .replace(SIGNATURE, '')
     .replace('<DsimId>dsim-ec-0001</DsimId>', '<DsimId>dsim-evil</DsimId>')
     .replace('</CredentialPackage>', `<Wrapper>${genuine}</Wrapper></CredentialPackage>`);
-  await refused(inspect(forged), 'SIMCRED_XML_SIGNATURE_WRAPPED');
+  await rejectsWith(inspect(forged), 'SIMCRED_XML_SIGNATURE_WRAPPED');
   // The signature moved into the EncryptedData, away from the document element.
   const signature = SIGNATURE.exec(ecPackage)![0];
   const moved = ecPackage
     .replace(SIGNATURE, '')
     .replace('</xenc:EncryptedData>', `${signature}</xenc:EncryptedData>`);
-  await refused(inspect(moved), 'SIMCRED_XML_SIGNATURE_WRAPPED');
+  await rejectsWith(inspect(moved), 'SIMCRED_XML_SIGNATURE_WRAPPED');
   // The reference pointed at an element instead of the whole document.
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace('<ds:Reference URI="">', '<ds:Reference URI="#evil">')),
     'SIMCRED_XML_SIGNATURE_WRAPPED',
   );
   // The signature not last: content after it.
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace('</CredentialPackage>', '<Extra/></CredentialPackage>')),
     'SIMCRED_XML_SIGNATURE_WRAPPED',
   );
@@ -349,17 +344,17 @@ test('a wrapped signature: SIMCRED_XML_SIGNATURE_WRAPPED', async () => {
 
 test('a second signature, or a second reference: SIMCRED_XML_SIGNATURE_NOT_SINGLE', async () => {
   const signature = SIGNATURE.exec(ecPackage)![0];
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace('</CredentialPackage>', `${signature}</CredentialPackage>`)),
     'SIMCRED_XML_SIGNATURE_NOT_SINGLE',
   );
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace('<PackageId>', `${signature}<PackageId>`)),
     'SIMCRED_XML_SIGNATURE_NOT_SINGLE',
   );
-  await refused(inspect(ecPackage.replace(SIGNATURE, '')), 'SIMCRED_XML_SIGNATURE_NOT_SINGLE');
+  await rejectsWith(inspect(ecPackage.replace(SIGNATURE, '')), 'SIMCRED_XML_SIGNATURE_NOT_SINGLE');
   const reference = /<ds:Reference[\s\S]*<\/ds:Reference>/.exec(ecPackage)![0];
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace(reference, reference + reference)),
     'SIMCRED_XML_SIGNATURE_NOT_SINGLE',
   );
@@ -369,8 +364,8 @@ test('signed by a TLS key of the operator CA, not the package signer: SIMCRED_PA
   const xml = await sealXmlPackage(
     sealInput({ operatorSigningKey: f.tlsSigner.key, operatorChainPem: [f.tlsSigner.pem, f.operatorCa.pem] }),
   );
-  await refused(inspect(xml), 'SIMCRED_PACKAGE_CHAIN_INVALID');
-  await refused(openEc(xml), 'SIMCRED_PACKAGE_CHAIN_INVALID');
+  await rejectsWith(inspect(xml), 'SIMCRED_PACKAGE_CHAIN_INVALID');
+  await rejectsWith(openEc(xml), 'SIMCRED_PACKAGE_CHAIN_INVALID');
   // A package signer of another operator, and a chain that stops short of the root.
   const foreign = await sealXmlPackage(
     sealInput({
@@ -378,31 +373,31 @@ test('signed by a TLS key of the operator CA, not the package signer: SIMCRED_PA
       operatorChainPem: [f.foreignSigner.pem, f.foreignCa.pem],
     }),
   );
-  await refused(inspect(foreign), 'SIMCRED_PACKAGE_CHAIN_INVALID');
+  await rejectsWith(inspect(foreign), 'SIMCRED_PACKAGE_CHAIN_INVALID');
   const short = await sealXmlPackage(sealInput({ operatorChainPem: [f.signer.pem] }));
-  await refused(inspect(short), 'SIMCRED_PACKAGE_CHAIN_INVALID');
+  await rejectsWith(inspect(short), 'SIMCRED_PACKAGE_CHAIN_INVALID');
 });
 
 test('a package for another device: SIMCRED_PACKAGE_BINDING_MISMATCH, or SIMCRED_PACKAGE_DECRYPT_FAILED with its key', async () => {
-  await refused(
+  await rejectsWith(
     openXmlPackage(ecPackage, openAs(f.deviceEc2.privateKey, 'dsim-ec-0002')),
     'SIMCRED_PACKAGE_BINDING_MISMATCH',
   );
-  await refused(
+  await rejectsWith(
     openEc(ecPackage, { deviceNonce: Buffer.alloc(32, 0xb2) }),
     'SIMCRED_PACKAGE_BINDING_MISMATCH',
   );
   // Another device claiming this DSIM_ID and nonce still cannot decrypt it, EC or RSA.
-  await refused(
+  await rejectsWith(
     openXmlPackage(ecPackage, openAs(f.deviceEc2.privateKey, 'dsim-ec-0001')),
     'SIMCRED_PACKAGE_DECRYPT_FAILED',
   );
-  await refused(
+  await rejectsWith(
     openXmlPackage(ecPackage, openAs(f.deviceRsa.privateKey, 'dsim-ec-0001')),
     'SIMCRED_PACKAGE_DECRYPT_FAILED',
   );
   // Sealing to a certificate that binds another DSIM_ID is refused before anything is made.
-  await refused(sealXmlPackage(sealInput({ dsimId: 'dsim-other' })), 'SIMCRED_PACKAGE_BINDING_MISMATCH');
+  await rejectsWith(sealXmlPackage(sealInput({ dsimId: 'dsim-other' })), 'SIMCRED_PACKAGE_BINDING_MISMATCH');
 });
 
 test('tampered ciphertext: SIMCRED_PACKAGE_SIGNATURE_INVALID; re-signed by an insider, SIMCRED_PACKAGE_DECRYPT_FAILED', async () => {
@@ -415,27 +410,30 @@ test('tampered ciphertext: SIMCRED_PACKAGE_SIGNATURE_INVALID; re-signed by an in
     const bytes = Buffer.from(content, 'base64');
     bytes[20]! ^= 0x01;
     const tampered = xml.replace(content, bytes.toString('base64'));
-    await refused(openXmlPackage(tampered, openAs(device, dsimId)), 'SIMCRED_PACKAGE_SIGNATURE_INVALID');
-    await refused(inspect(tampered), 'SIMCRED_PACKAGE_SIGNATURE_INVALID');
-    await refused(openXmlPackage(resign(tampered), openAs(device, dsimId)), 'SIMCRED_PACKAGE_DECRYPT_FAILED');
+    await rejectsWith(openXmlPackage(tampered, openAs(device, dsimId)), 'SIMCRED_PACKAGE_SIGNATURE_INVALID');
+    await rejectsWith(inspect(tampered), 'SIMCRED_PACKAGE_SIGNATURE_INVALID');
+    await rejectsWith(
+      openXmlPackage(resign(tampered), openAs(device, dsimId)),
+      'SIMCRED_PACKAGE_DECRYPT_FAILED',
+    );
   }
   // A signed field changed after signing.
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace(/<Expires>\d+/, '<Expires>9999999999')),
     'SIMCRED_PACKAGE_SIGNATURE_INVALID',
   );
 });
 
 test('algorithms outside the allow-list: SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', async () => {
-  await refused(
+  await rejectsWith(
     inspect(resign(ecPackage.replace('xmlenc11#aes256-gcm', 'xmlenc#aes256-cbc'))),
     'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED',
   );
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace('xmldsig-more#ecdsa-sha256', 'xmldsig-more#rsa-sha256')),
     'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED',
   );
-  await refused(
+  await rejectsWith(
     inspect(
       ecPackage.replace(
         '<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>',
@@ -444,7 +442,7 @@ test('algorithms outside the allow-list: SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', 
     ),
     'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED',
   );
-  await refused(
+  await rejectsWith(
     inspect(
       ecPackage.replace(
         '<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>',
@@ -457,26 +455,26 @@ test('algorithms outside the allow-list: SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', 
 
 test('expired, and the package shape: SIMCRED_PACKAGE_EXPIRED, SIMCRED_PACKAGE_MALFORMED', async () => {
   const later = new Date(Date.now() + 2 * 3600 * 1000);
-  await refused(
+  await rejectsWith(
     inspectXmlPackage(ecPackage, { operatorRoots: roots, now: later }),
     'SIMCRED_PACKAGE_EXPIRED',
   );
-  await refused(openEc(ecPackage, { now: later }), 'SIMCRED_PACKAGE_EXPIRED');
+  await rejectsWith(openEc(ecPackage, { now: later }), 'SIMCRED_PACKAGE_EXPIRED');
   assert.ok(await inspectXmlPackage(ecPackage, { operatorRoots: roots, now: later, allowExpired: true }));
-  await refused(
+  await rejectsWith(
     inspect(resign(ecPackage.replace('<IssuedAt>', '<Extra>1</Extra><IssuedAt>'))),
     'SIMCRED_PACKAGE_MALFORMED',
   );
-  await refused(
+  await rejectsWith(
     inspect(resign(ecPackage.replace(/<DeviceNonce>[^<]+/, '<DeviceNonce>not+base64url'))),
     'SIMCRED_PACKAGE_MALFORMED',
   );
-  await refused(
+  await rejectsWith(
     inspect(ecPackage.replace('xmlns="urn:simcred:xml-package:1"', 'xmlns="urn:other"')),
     'SIMCRED_PACKAGE_MALFORMED',
   );
   // An RSA device's package needs the device certificate (xml-encryption writes it into KeyInfo).
-  await refused(
+  await rejectsWith(
     sealXmlPackage(rsaInput({ devicePublicKey: f.deviceRsa.publicKey })),
     'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
   );

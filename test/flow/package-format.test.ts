@@ -8,6 +8,10 @@ import { runFleet } from '../../src/device/fleet.js';
 import { manufactureDevices } from '../../src/pki/index.js';
 import { choosePackageFormat } from '../../src/credentialing/credentialing-subsystem.js';
 import { SimcredError } from '../../src/errors/index.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sealPackage } from '../../src/crypto/index.js';
+import { rejectsWith } from '../helpers/assert.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 
 async function manufacture(
@@ -45,41 +49,65 @@ test('choosePackageFormat: the deployment order decides among what the device op
   );
 });
 
-test('devices that open XML get XML packages (EC and RSA), the others JOSE; all attach', async () => {
-  const t = await startTestSystem({ credentialing: { packageFormats: ['xml', 'jose'] } });
+test('a deployment sealing XML only: XML devices (EC and RSA) get XML packages and attach; a device that opens only JOSE is refused at step 4', async () => {
+  const t = await startTestSystem({ credentialing: { packageFormats: ['xml'] } });
   try {
     const xmlOnly = [
       ...(await manufacture(t, 3, 'ec', ['xml'])),
       ...(await manufacture(t, 2, 'rsa', ['xml'])),
     ];
     const both = await manufacture(t, 2, 'ec', ['jose', 'xml']);
-    const undeclared = await manufacture(t, 2, 'ec');
-    const dsimIds = [...xmlOnly, ...both, ...undeclared];
+    const joseOnly = await manufacture(t, 1, 'ec');
+    const dsimIds = [...xmlOnly, ...both, ...joseOnly];
     const summary = await t.register(dsimIds);
     assert.equal(summary.registered, dsimIds.length);
     const report = await runFleet({ pkiDir: t.config.pkiDir, dsimIds, concurrency: 4 });
+    const failed = report.outcomes.filter((o) => !o.ok);
     assert.deepEqual(
-      report.outcomes.filter((o) => !o.ok).map((o) => o.error),
-      [],
+      failed.map((o) => o.dsimId),
+      joseOnly,
+      JSON.stringify(failed.map((o) => o.error)),
     );
-    for (const dsimId of dsimIds) {
+    assert.equal(failed[0]!.error!.code, 'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED');
+    for (const dsimId of [...xmlOnly, ...both]) {
       const subscriber = (await t.subscriber(dsimId))!;
       assert.equal(subscriber.state, 'active', `${dsimId} did not attach`);
-      const expected = undeclared.includes(dsimId) ? 'jose' : 'xml';
-      assert.equal(subscriber.package.startsWith('<') ? 'xml' : 'jose', expected, dsimId);
+      assert.ok(subscriber.package.startsWith('<CredentialPackage'), dsimId);
     }
+    // Refused before the HSS was asked: no IMSI for the JOSE-only device.
+    assert.equal(await t.subscriber(joseOnly[0]!), undefined);
+
     // A module refuses, before any check, a package in a format its image does not declare.
+    const jose = await sealPackage({
+      credentials: {
+        imsi: '001010000000001',
+        k: '00'.repeat(16),
+        opc: '11'.repeat(16),
+        amf: '8000',
+        sqn: '000000000000',
+        plmn: '00101',
+      },
+      dsimId: xmlOnly[0]!,
+      deviceNonce: Buffer.alloc(32, 1),
+      devicePublicKey: readDeviceCertificate(t, xmlOnly[0]!),
+      operatorSigningKey: t.system.pki.operator.packageSigner.privateKey(),
+      operatorChainPem: [t.system.pki.operator.packageSigner.pem, t.system.pki.operator.operatorCa.pem],
+      ttlSeconds: 60,
+    });
     const device = await t.device(xmlOnly[0]!);
-    const jose = (await t.subscriber(undeclared[0]!))!.package;
-    await assert.rejects(
+    await rejectsWith(
       device.module.installPackage(jose, {
-        deviceNonce: Buffer.alloc(32),
+        deviceNonce: Buffer.alloc(32, 1),
         operatorRoots: [],
         checkSigner: async () => undefined,
       }),
-      (e: unknown) => e instanceof SimcredError && e.code === 'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
+      'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
     );
   } finally {
     await t.close();
   }
 });
+
+function readDeviceCertificate(t: TestSystem, dsimId: string): string {
+  return readFileSync(join(t.config.pkiDir, 'devices', dsimId, 'device.crt.pem'), 'utf8');
+}
