@@ -361,10 +361,12 @@ function readPackageFields(root: Element): { fields: PackageFields; encryptedDat
       'the package fields are not PackageId, DsimId, DeviceNonce, IssuedAt, Expires, EncryptedData',
     );
   }
-  return { fields: parseFieldValues(values, 'SIMCRED_PACKAGE_MALFORMED'), encryptedData };
+  return { fields: parseFieldValues(values), encryptedData };
 }
 
-function parseFieldValues(values: string[], code: 'SIMCRED_PACKAGE_MALFORMED'): PackageFields {
+/** The signed (or sealed) binding fields, checked as the JOSE payload's are. */
+function parseFieldValues(values: string[]): PackageFields {
+  const code = 'SIMCRED_PACKAGE_MALFORMED';
   const [packageId, dsimId, deviceNonce, iatText, expText] = values as [
     string,
     string,
@@ -560,7 +562,7 @@ function readCredentialsXml(plaintext: Buffer): { fields: PackageFields; credent
     const children = elementChildren(root);
     const values = children.length === names.length ? readFieldElements(children, names) : undefined;
     if (values === undefined) throw new Error('fields');
-    const fields = parseFieldValues(values.slice(0, PACKAGE_FIELDS.length), 'SIMCRED_PACKAGE_MALFORMED');
+    const fields = parseFieldValues(values.slice(0, PACKAGE_FIELDS.length));
     const raw = Object.fromEntries(
       CREDENTIAL_FIELDS.map(([, key], i) => [key, values[PACKAGE_FIELDS.length + i]]),
     );

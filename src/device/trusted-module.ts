@@ -153,25 +153,26 @@ export class TrustedModule {
   }
 
   /**
-   * Step 11–12: verify the operator signature and chain, that the package names this module's
-   * DSIM_ID and device nonce, the signer's status (the caller's OCSP check), then decrypt and store.
+   * Step 11–12: a package in a format the factory image declares (JOSE, or XML: docs/crypto.md §6b);
+   * verify the operator signature and chain, that the package names this module's DSIM_ID and device
+   * nonce, the signer's status (the caller's OCSP check), then decrypt and store.
    */
   async installPackage(
-    jws: string,
+    packageText: string,
     options: {
       deviceNonce: Buffer;
       operatorRoots: x509.X509Certificate[];
       checkSigner(signer: x509.X509Certificate, issuer: x509.X509Certificate): Promise<void>;
     },
   ): Promise<InstalledSubscription> {
-    const format = packageFormatOf(jws);
+    const format = packageFormatOf(packageText);
     if (!(this.packageFormats ?? [DEFAULT_PACKAGE_FORMAT]).includes(format)) {
       throw new SimcredError(
         'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
         `this module does not open ${format} packages`,
       );
     }
-    const opened = await openAnyPackage(jws, {
+    const opened = await openAnyPackage(packageText, {
       operatorRoots: options.operatorRoots,
       dsimId: this.dsimId,
       deviceNonce: options.deviceNonce,
