@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { randomToken, sameToken, tokenDigest } from '../crypto/digest.js';
 import {
+  choosePackageFormat,
   DEFAULT_PACKAGE_FORMAT,
   fromBase64url,
   inspectAnyPackage,
@@ -221,26 +222,4 @@ export class CredentialingSubsystem {
     await store.markCompleted(body.dsimId, registration.imsi ?? null, now);
     return { dsimId: body.dsimId, state: 'completed' };
   }
-}
-
-/**
- * The package format for a device: the first of the deployment's formats (default: JOSE, then XML) that
- * the device opens (a device that names none opens JOSE only, as every device did before the XML
- * package). None in common: SIMCRED_PACKAGE_FORMAT_UNSUPPORTED.
- *
- * @example
- *   choosePackageFormat(['jose', 'xml'], ['xml']); // 'xml'
- */
-export function choosePackageFormat(
-  deployment: readonly PackageFormat[] = ['jose', 'xml'],
-  device: readonly PackageFormat[] = [DEFAULT_PACKAGE_FORMAT],
-): PackageFormat {
-  const chosen = deployment.find((format) => device.includes(format));
-  if (chosen === undefined) {
-    throw new SimcredError(
-      'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
-      `the device opens ${device.join(', ')}; this deployment seals ${deployment.join(', ')}`,
-    );
-  }
-  return chosen;
 }

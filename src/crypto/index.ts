@@ -65,6 +65,7 @@ export {
   PACKAGE_FORMATS,
   DEFAULT_PACKAGE_FORMAT,
   packageFormatOf,
+  choosePackageFormat,
   sealPackageAs,
   inspectAnyPackage,
   openAnyPackage,

@@ -6,13 +6,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runFleet } from '../../src/device/fleet.js';
 import { manufactureDevices } from '../../src/pki/index.js';
-import { choosePackageFormat } from '../../src/credentialing/credentialing-subsystem.js';
 import { SimcredError } from '../../src/errors/index.js';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sealPackage } from '../../src/crypto/index.js';
+import { choosePackageFormat, sealPackage } from '../../src/crypto/index.js';
 import { rejectsWith } from '../helpers/assert.js';
 import { startTestSystem, type TestSystem } from './harness.js';
+import { lastJsonLine, runCli, tempDir } from '../helpers/cli.js';
+import { loadConfig } from '../../src/config/index.js';
+import { HssStore } from '../../src/hss/store.js';
+import { roleDatabase } from '../../src/system/start.js';
 
 async function manufacture(
   t: TestSystem,
@@ -111,3 +114,53 @@ test('a deployment sealing XML only: XML devices (EC and RSA) get XML packages a
 function readDeviceCertificate(t: TestSystem, dsimId: string): string {
   return readFileSync(join(t.config.pkiDir, 'devices', dsimId, 'device.crt.pem'), 'utf8');
 }
+
+test('simcred demo --package-format xml: every device provisioned with an XML package and attached', async () => {
+  const dir = tempDir('simcred-demo-xml-');
+  try {
+    const result = await runCli(
+      [
+        'demo',
+        '--devices',
+        '6',
+        '--dir',
+        dir.path,
+        '--concurrency',
+        '3',
+        '--package-format',
+        'xml',
+        '--json',
+      ],
+      {
+        env: {
+          SIMCRED_PORTS__CREDENTIALING: '0',
+          SIMCRED_PORTS__REGISTRATION: '[0,0]',
+          SIMCRED_PORTS__PROVISIONING: '[0,0]',
+          SIMCRED_PORTS__HSS: '0',
+          SIMCRED_PORTS__OCSP: '0',
+          SIMCRED_PORTS__PHLR: '0',
+          SIMCRED_PORTS__PORTAL: '0',
+        },
+      },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const summary = lastJsonLine<Record<string, number>>(result.stdout);
+    assert.equal(summary.provisioned, 6);
+    assert.equal(summary.attached, 6);
+    const hss = await HssStore.open(roleDatabase(loadConfig({ overrides: { dataDir: dir.path } }), 'hss'));
+    try {
+      const dsimIds = readdirSync(join(dir.path, 'pki', 'devices'));
+      assert.equal(dsimIds.length, 6);
+      const formats: string[] = [];
+      for (const dsimId of dsimIds) {
+        const subscriber = (await hss.findByDsimId(dsimId))!;
+        formats.push(subscriber.package.startsWith('<CredentialPackage') ? 'xml' : 'jose');
+      }
+      assert.deepEqual(formats, Array(6).fill('xml'));
+    } finally {
+      await hss.close();
+    }
+  } finally {
+    dir.cleanup();
+  }
+});
