@@ -8,41 +8,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import * as x509 from '../../src/crypto/x509.js';
 import { sealXmlPackage, inspectXmlPackage, openXmlPackage } from '../../src/crypto/xml-package.js';
 import { signEnveloped } from '../../src/crypto/xml-signature.js';
 import type { SealInput } from '../../src/crypto/package-common.js';
-import { buildFixture, CREDENTIALS } from './fixture.js';
+import { buildFixture, CREDENTIALS, deviceRsaCertificatePem } from './fixture.js';
 import { rejectsWith } from '../helpers/assert.js';
 
 const f = await buildFixture();
 const roots = [f.operatorRoot.pem];
 const chain = [f.signer.pem, f.operatorCa.pem];
 const nonce = Buffer.alloc(32, 0xa1);
-const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-const DAY = 24 * 3600 * 1000;
 
-/** An RSA device certificate from the fixture's manufacturer CA (xml-encryption writes it into KeyInfo). */
-const deviceRsaCertPem = (
-  await x509.X509CertificateGenerator.create({
-    serialNumber: 'a002',
-    subject: 'CN=dsim-rsa-0001',
-    issuer: f.manufacturerCa.cert.subject,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 365 * DAY),
-    signingAlgorithm: EC,
-    publicKey: await x509.PublicKey.create(f.deviceRsa.publicKey.export({ format: 'der', type: 'spki' })),
-    signingKey: f.manufacturerCa.keys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-        true,
-      ),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'urn:simcred:dsim:dsim-rsa-0001' }]),
-    ],
-  })
-).toString('pem');
+const deviceRsaCertPem = await deviceRsaCertificatePem(f);
 
 function sealInput(over: Partial<SealInput> = {}): SealInput {
   return {
