@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { runFleet } from '../../src/device/fleet.js';
 import { manufactureDevices } from '../../src/pki/index.js';
 import { SimcredError } from '../../src/errors/index.js';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { choosePackageFormat, sealPackage } from '../../src/crypto/index.js';
 import { rejectsWith } from '../helpers/assert.js';
@@ -72,10 +73,19 @@ test('a deployment sealing XML only: XML devices (EC and RSA) get XML packages a
       JSON.stringify(failed.map((o) => o.error)),
     );
     assert.equal(failed[0]!.error!.code, 'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED');
+    const rootPem = join(t.config.dataDir, 'operator-root.pem');
+    writeFileSync(rootPem, t.system.pki.operator.root.pem);
     for (const dsimId of [...xmlOnly, ...both]) {
       const subscriber = (await t.subscriber(dsimId))!;
       assert.equal(subscriber.state, 'active', `${dsimId} did not attach`);
       assert.ok(subscriber.package.startsWith('<CredentialPackage'), dsimId);
+      // Debian's xmlsec1 verifies the signature of every XML package the HSS made.
+      const file = join(t.config.dataDir, `${dsimId}.xml`);
+      writeFileSync(file, subscriber.package);
+      const verified = spawnSync('xmlsec1', ['--verify', '--trusted-pem', rootPem, file], {
+        encoding: 'utf8',
+      });
+      assert.equal(verified.status, 0, verified.stderr);
     }
     // Refused before the HSS was asked: no IMSI for the JOSE-only device.
     assert.equal(await t.subscriber(joseOnly[0]!), undefined);
