@@ -116,6 +116,22 @@ test('a deployment sealing XML only: XML devices (EC and RSA) get XML packages a
       }),
       'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
     );
+    // Hostile XML reaches the module's checks and is refused; the module installs nothing.
+    const genuine = (await t.subscriber(xmlOnly[0]!))!.package;
+    const options = {
+      deviceNonce: Buffer.alloc(32, 1),
+      operatorRoots: [],
+      checkSigner: async () => undefined,
+    };
+    await rejectsWith(
+      device.module.installPackage(
+        `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>${genuine}`,
+        options,
+      ),
+      'SIMCRED_XML_DTD_FORBIDDEN',
+    );
+    await rejectsWith(device.module.installPackage(genuine.slice(0, 200), options), 'SIMCRED_XML_MALFORMED');
+    assert.equal(device.module.subscription, undefined);
   } finally {
     await t.close();
   }
