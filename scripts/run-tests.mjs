@@ -23,7 +23,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=600000', ...files],
+  ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=900000', ...files],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { startProgress, type Progress } from '../cli/progress.js';
 import { action, positiveInt, printJsonLine } from '../cli/run.js';
 import { SimcredError } from '../errors/index.js';
+import { PACKAGE_FORMATS, type PackageFormat } from '../crypto/index.js';
 import { renderChart } from './chart.js';
 import { formatE2e, runE2eBench, type BenchPhase } from './e2e.js';
 import { formatRegister, runRegisterBench } from './register.js';
@@ -81,12 +82,21 @@ export function registerBenchCommands(bench: Command): void {
       '1',
     )
     .option('--chart <FILE>', 'write an SVG chart')
+    .addOption(
+      new Option(
+        '--package-format <FORMAT>',
+        'credential packages in this format (devices made opening only it)',
+      )
+        .choices(PACKAGE_FORMATS)
+        .default('jose'),
+    )
     .option('--json', 'print one JSON line last')
     .action(
       action(
         async (options: {
           devices: string;
           concurrency: string;
+          packageFormat: PackageFormat;
           rate?: string;
           warmupDevices?: string;
           dir?: string;
@@ -108,6 +118,7 @@ export function registerBenchCommands(bench: Command): void {
               profileDir: options.profileDir,
               colocated: options.colocated === true,
               workers: positiveInt('--workers', options.workers, 64),
+              ...(options.packageFormat !== 'jose' ? { packageFormat: options.packageFormat } : {}),
               onPhase: (phase: BenchPhase, total) => progress.onPhase(phase, total),
               onProgress: progress.onProgress,
             }),

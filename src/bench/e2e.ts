@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { failureCounts, runFleet, stepStatistics } from '../device/fleet.js';
+import type { PackageFormat } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
 import {
@@ -50,6 +51,8 @@ export interface E2eOptions {
   colocated?: boolean;
   /** With colocated: that many processes each serving every role (`simcred up --workers N`). */
   workers?: number;
+  /** The credential package format (devices made opening only it; default: JOSE, as devices without a declaration). */
+  packageFormat?: PackageFormat;
   onPhase?(phase: BenchPhase, total: number): void;
   onProgress?(phase: BenchPhase, done: number): void;
 }
@@ -71,6 +74,8 @@ export interface E2eResult {
   concurrency: number;
   /** Devices switched on per second (open loop), or null: closed loop at `concurrency`. */
   rate: number | null;
+  /** The credential package format of the run. */
+  packageFormat: PackageFormat;
   /** Devices onboarded before the measured ones, not counted (0: none). */
   warmupDevices: number;
   /** All roles ran in one process (--colocated), or in each of `workers` processes. */
@@ -181,6 +186,7 @@ export class E2eCluster {
       count: options.devices,
       registrationServers: ws.urls.registration,
       servers: { phlr: ws.urls.phlr, ocsp: ws.urls.ocsp, hss: ws.urls.hss },
+      ...(options.packageFormat ? { packageFormats: [options.packageFormat] } : {}),
       onProgress: (n) => options.onProgress?.('manufacture', n),
     });
     const mine = new Set(made.devices.map((d) => d.dsimId));
@@ -294,6 +300,7 @@ export class E2eCluster {
       devices: dsimIds.length,
       concurrency: options.concurrency,
       rate: options.rate ?? null,
+      packageFormat: options.packageFormat ?? 'jose',
       warmupDevices: 0,
       provisioned,
       failed: dsimIds.length - provisioned,
@@ -378,7 +385,7 @@ const num = (v: number, width: number, digits = 1) => v.toFixed(digits).padStart
 export function formatE2e(r: E2eResult): string {
   const lines = [
     '',
-    `simcred bench e2e — ${r.devices} devices, ${r.rate === null ? `concurrency ${r.concurrency}` : `switched on at ${r.rate}/s (open loop, at most ${r.concurrency} at once)`}${r.warmupDevices > 0 ? ` after ${r.warmupDevices} warm-up devices` : ''}, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
+    `simcred bench e2e — ${r.devices} devices, ${r.rate === null ? `concurrency ${r.concurrency}` : `switched on at ${r.rate}/s (open loop, at most ${r.concurrency} at once)`}${r.warmupDevices > 0 ? ` after ${r.warmupDevices} warm-up devices` : ''}, ${r.packageFormat.toUpperCase()} packages, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
     `  machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, load average ${r.machine.loadAverage.join(' ')}`,
     `  provisioned ${r.provisioned}, failed ${r.failed}, distinct IMSIs ${r.distinctImsis}, HSS subscribers ${r.hssSubscribers}, attached ${r.attached}`,
     `  ${r.onboardingsPerSecond} onboardings/s (fleet phase ${(r.onboardMs / 1000).toFixed(1)} s; manufacture ${(r.phasesMs.manufacture / 1000).toFixed(1)} s, start ${(r.phasesMs.start / 1000).toFixed(1)} s, register ${(r.phasesMs.register / 1000).toFixed(1)} s)`,

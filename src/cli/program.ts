@@ -10,6 +10,7 @@ import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { oneLine } from './run.js';
 import { registerNotifyCommands } from '../notify/cli.js';
 import { registerGroupCommands } from './group-commands.js';
+import { registerPackageCommands } from './package-commands.js';
 
 /**
  * Builds the `simcred` command tree; each module adds its own commands. Building runs nothing:
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerBenchCommands(bench);
   registerNotifyCommands(program);
   registerGroupCommands(program);
+  registerPackageCommands(program);
   for (const command of allCommands(program)) {
     // commander's own message is printed by usageErrorAndExit, as the contract's one line.
     command.configureOutput({ outputError: () => undefined });

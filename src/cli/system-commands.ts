@@ -1,7 +1,8 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import cluster from 'node:cluster';
 import { loadConfig, type SimcredConfig } from '../config/index.js';
 import { SimcredError } from '../errors/index.js';
+import { PACKAGE_FORMATS, type PackageFormat } from '../crypto/index.js';
 import { loadTlsIdentity } from '../http/index.js';
 import { createLogger } from '../log/logger.js';
 import { OperatorClient } from '../portal/operator-client.js';
@@ -115,6 +116,12 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       )
       .option('--notify <URL>', "subscribe a webhook to the demo's order (its secret is printed)")
       .option('--notify-secret <S>', 'the webhook secret for --notify (generated when absent)')
+      .addOption(
+        new Option(
+          '--package-format <FORMAT>',
+          'credential packages in this format: devices that open only it',
+        ).choices(PACKAGE_FORMATS),
+      )
       .option('--json', 'print one JSON line last'),
   ).action(
     action(
@@ -126,6 +133,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           keepRunning?: boolean;
           notify?: string;
           notifySecret?: string;
+          packageFormat?: PackageFormat;
         },
       ) => {
         const devices = positiveInt('--devices', options.devices, 10_000_000);
@@ -141,6 +149,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           concurrency,
           logger,
           ...(options.notify ? { notify: { url: options.notify, secret: options.notifySecret } } : {}),
+          ...(options.packageFormat ? { packageFormat: options.packageFormat } : {}),
           onPhase: (phase, total) => {
             progress?.stop();
             progress = startProgress(phase, total);

@@ -162,6 +162,15 @@ export const configSchema = z
           .max(86400)
           .default(600)
           .describe('Lifetime of the one-time ticket of a referral (step 6).'),
+        packageFormats: z
+          .array(z.enum(['jose', 'xml']))
+          .min(1)
+          .max(2)
+          .refine((formats) => new Set(formats).size === formats.length, 'each format at most once')
+          .default(['jose', 'xml'])
+          .describe(
+            'Credential package formats this deployment seals, in order of preference: each device gets the first it opens (its factory image says which; docs/crypto.md §6b).',
+          ),
         authorisationHook: z
           .object({
             url: z

@@ -1,3 +1,4 @@
+import type { PackageFormat } from '../crypto/package-format.js';
 import { randomUUID } from 'node:crypto';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
@@ -34,6 +35,8 @@ export interface AuthenticatedDevice {
   deviceNonce: Buffer;
   /** The plan the authorisation hook chose (null: none chosen, or no hook). */
   plan: string | null;
+  /** The package formats the device said it opens (absent: jose only). */
+  packageFormats?: PackageFormat[];
 }
 
 /**
@@ -104,6 +107,7 @@ export class AuthenticationSubsystem {
       certificate: leaf,
       deviceNonce: fromBase64url(registration.deviceNonce!, 'deviceNonce'),
       plan: authorised.plan,
+      ...(proof.packageFormats ? { packageFormats: proof.packageFormats } : {}),
     };
   }
 

@@ -1,6 +1,15 @@
 import type { Logger } from 'pino';
 import { randomToken, sameToken, tokenDigest } from '../crypto/digest.js';
-import { fromBase64url, inspectPackage, publicKeyOfCertificateDer, verifyReceipt } from '../crypto/index.js';
+import {
+  choosePackageFormat,
+  DEFAULT_PACKAGE_FORMAT,
+  fromBase64url,
+  inspectAnyPackage,
+  packageFormatOf,
+  publicKeyOfCertificateDer,
+  verifyReceipt,
+  type PackageFormat,
+} from '../crypto/index.js';
 import type * as x509 from '../crypto/x509.js';
 import { SimcredError, isSimcredError } from '../errors/index.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
@@ -24,6 +33,8 @@ export interface CredentialingSubsystemOptions {
   credentialingUrl(): string;
   /** How long a delivery ticket stays good. */
   ticketTtlSeconds: number;
+  /** The package formats this deployment seals, in its order of preference (config credentialing.packageFormats). */
+  packageFormats?: readonly PackageFormat[];
   log: Logger;
   /** Time for tickets and state changes. */
   clock: Clock;
@@ -53,15 +64,23 @@ export class CredentialingSubsystem {
     const { store, consumers } = this.options;
     const { registration, certificate } = device;
     const deviceCertificate = Buffer.from(certificate.rawData).toString('base64');
+    const packageFormat = choosePackageFormat(this.options.packageFormats, device.packageFormats);
     const issued = await consumers.issueCredentials(this.options.hssUrl, {
       dsimId: registration.dsimId,
       generation: registration.generation,
       deviceCertificate,
       deviceNonce: registration.deviceNonce!,
+      ...(packageFormat !== DEFAULT_PACKAGE_FORMAT ? { packageFormat } : {}),
     });
-    // What the HSS returned must be a package from the operator's signer for this very session:
-    // a peer posing as the HSS cannot slip one in (the device would refuse it too).
-    const info = await inspectPackage(issued.package, { operatorRoots: this.options.operatorRoots });
+    // What the HSS returned must be a package from the operator's signer for this very session, in
+    // the format asked for: a peer posing as the HSS cannot slip one in (the device would refuse it too).
+    if (packageFormatOf(issued.package) !== packageFormat) {
+      throw new SimcredError(
+        'SIMCRED_PACKAGE_MALFORMED',
+        `the HSS returned a package in another format than ${packageFormat}`,
+      );
+    }
+    const info = await inspectAnyPackage(issued.package, { operatorRoots: this.options.operatorRoots });
     if (
       info.dsimId !== registration.dsimId ||
       info.deviceNonce !== registration.deviceNonce ||

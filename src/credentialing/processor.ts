@@ -265,6 +265,8 @@ const PASSED_THROUGH = new Set([
   'SIMCRED_DEPENDENCY_UNAVAILABLE',
   'SIMCRED_IMSI_EXHAUSTED',
   'SIMCRED_DEVICE_KEY_MISMATCH',
+  // The device opens no format this deployment seals: final, not a dependency's hiccup.
+  'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
 ]);
 
 function dependencyError(err: unknown): unknown {

@@ -1,3 +1,4 @@
+import type { PackageFormat } from '../crypto/package-format.js';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
 import {
@@ -47,6 +48,8 @@ export interface CredentialingServerOptions {
   registrationTtlSeconds: number;
   sessionTtlSeconds?: number;
   ticketTtlSeconds?: number;
+  /** Package formats sealed, in order of preference (default JOSE, then XML). */
+  packageFormats?: readonly PackageFormat[];
   /** Time for every expiry decision; the real clock when omitted (tests set the time). */
   clock?: Clock;
   /** How often registrations past their expiry are marked expired (default 10 s). */
@@ -155,6 +158,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
       ),
       credentialingUrl,
       ticketTtlSeconds: options.ticketTtlSeconds ?? 600,
+      ...(options.packageFormats ? { packageFormats: options.packageFormats } : {}),
       log,
       clock,
     }),

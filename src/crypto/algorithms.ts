@@ -67,3 +67,43 @@ export const SESSION_NONCE_HMAC = 'sha256';
 
 /** Encryption at rest of K / OPc (DESIGN §2 step 5, §4.3): AES-256-GCM, 96-bit IV, 128-bit tag. */
 export const SECRET_BOX_CIPHER = 'aes-256-gcm';
+
+/**
+ * XML package (DESIGN §3, "interoperable with xmlsec1"; docs/crypto.md §6b): algorithm URIs of XML
+ * Signature 1.1 (RFC 6931 for the ECDSA and RSASSA-PSS identifiers) and XML Encryption 1.1. Chosen so
+ * that Debian's xmlsec1 1.2 verifies and decrypts what it can: it has ecdsa-sha256, exc-c14n,
+ * aes256-gcm, kw-aes256 and rsa-oaep-mgf1p (SHA-1 OAEP digest only; it refuses a SHA-256 DigestMethod
+ * there and knows no xmlenc11#rsa-oaep), but neither ECDH-ES nor RSASSA-PSS.
+ */
+export const XML_ALGORITHMS = {
+  /** Exclusive XML canonicalisation 1.0, without comments: SignedInfo and the reference. */
+  canonicalization: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  envelopedSignature: 'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+  digest: 'http://www.w3.org/2001/04/xmlenc#sha256',
+  /** The content: AES-256-GCM, CipherValue = IV (12) ‖ ciphertext ‖ tag (16) (XML Encryption 1.1 §5.2.4). */
+  contentEncryption: 'http://www.w3.org/2009/xmlenc11#aes256-gcm',
+  /** RSA devices: the content key under RSAES-OAEP, SHA-1 digest and MGF1-SHA-1 (xmlsec1 1.2's only OAEP). */
+  rsaKeyTransport: 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p',
+  /** The only OAEP DigestMethod accepted with rsa-oaep-mgf1p (also the default when absent). */
+  rsaOaepDigest: 'http://www.w3.org/2000/09/xmldsig#sha1',
+  /** EC devices: ephemeral-static ECDH on P-256 (XML Encryption 1.1 §5.6.4)… */
+  ecdhKeyAgreement: 'http://www.w3.org/2009/xmlenc11#ECDH-ES',
+  /** …with the ConcatKDF of NIST SP 800-56A (§5.4.1) over SHA-256… */
+  keyDerivation: 'http://www.w3.org/2009/xmlenc11#ConcatKDF',
+  /** …giving a key-encryption key that wraps the content key with AES-256 key wrap (RFC 3394). */
+  keyWrap: 'http://www.w3.org/2001/04/xmlenc#kw-aes256',
+  /** P-256 as XML Signature 1.1's NamedCurve URI. */
+  namedCurveP256: 'urn:oid:1.2.840.10045.3.1.7',
+} as const;
+
+/** XML package signature, keyed by the kind of the operator signing key (as the JWS's ES256 / PS256). */
+export const XML_SIGNATURE_ALGORITHM = {
+  'ec-p256': 'http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256',
+  rsa: 'http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1',
+} as const satisfies Record<KeyKind, string>;
+
+/** XML package key management, keyed by the kind of the device key. */
+export const XML_KEY_MANAGEMENT_ALGORITHM = {
+  'ec-p256': XML_ALGORITHMS.ecdhKeyAgreement,
+  rsa: XML_ALGORITHMS.rsaKeyTransport,
+} as const satisfies Record<KeyKind, string>;

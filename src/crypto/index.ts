@@ -59,4 +59,16 @@ export type {
   OpenPackageOptions,
   PackageInfo,
 } from './package.js';
+export { sealXmlPackage, inspectXmlPackage, openXmlPackage, XML_PACKAGE_NAMESPACE } from './xml-package.js';
+export type { OpenXmlPackageOptions } from './xml-package.js';
+export {
+  PACKAGE_FORMATS,
+  DEFAULT_PACKAGE_FORMAT,
+  packageFormatOf,
+  choosePackageFormat,
+  sealPackageAs,
+  inspectAnyPackage,
+  openAnyPackage,
+} from './package-format.js';
+export type { PackageFormat } from './package-format.js';
 export { sealSecret, openSecret, parseKek, kekId, KEK_BYTES, SECRET_BOX_VERSION } from './secret-box.js';

@@ -1,4 +1,4 @@
-import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import * as x509 from './x509.js';
 import {
   CompactEncrypt,
@@ -9,7 +9,7 @@ import {
   errors,
 } from 'jose';
 import { z } from 'zod';
-import { SimcredError, type ErrorCode } from '../errors/index.js';
+import { SimcredError } from '../errors/index.js';
 import {
   PACKAGE_CONTENT_ENCRYPTION,
   PACKAGE_CONTENT_ENCRYPTIONS,
@@ -17,17 +17,29 @@ import {
   PACKAGE_SIGNATURE_ALGORITHM,
   PACKAGE_SIGNATURE_ALGORITHMS,
 } from './algorithms.js';
+import { certificatePublicKey, parseCertificateBase64, MAX_CHAIN_CERTIFICATES } from './certificates.js';
+import { fromBase64url, keyKind, toBase64url } from './encoding.js';
+import { checkDsimId } from './session-nonce.js';
 import {
-  parseCertificates,
-  verifyChain,
-  certificatePublicKey,
-  parseCertificateBase64,
-  type CertificateInput,
-  MAX_CHAIN_CERTIFICATES,
-} from './certificates.js';
-import { certificateFacts } from './certificate-facts.js';
-import { fromBase64url, keyKind, toBase64url, toPublicKey, type PublicKeyInput } from './encoding.js';
-import { checkDsimId, DEVICE_NONCE_MAX_BYTES, DEVICE_NONCE_MIN_BYTES } from './session-nonce.js';
+  checkNotExpired,
+  checkSealInput,
+  credentialsShape,
+  fail,
+  verifyOperatorChain,
+  withCompactJson,
+  type Credentials,
+  type PackageInfo,
+  type SealInput,
+  type VerifyPackageOptions,
+} from './package-common.js';
+
+export {
+  DEFAULT_CLOCK_TOLERANCE_SECONDS,
+  DSIM_URN_PREFIX,
+  MAX_PACKAGE_TTL_SECONDS,
+  PACKAGE_SIGNER_EKU,
+} from './package-common.js';
+export type { Credentials, PackageInfo, VerifyPackageOptions } from './package-common.js';
 
 /** JWS `typ` of a credential package (DESIGN §3). */
 export const PACKAGE_TYPE = 'simcred-package+jws';
@@ -35,41 +47,7 @@ export const PACKAGE_TYPE = 'simcred-package+jws';
 export const CREDENTIALS_CONTENT_TYPE = 'simcred-credentials+json';
 /** Largest package accepted, in characters (a package is about 3–5 kB). */
 export const MAX_PACKAGE_CHARS = 64 * 1024;
-/** Longest package lifetime sealPackage accepts (30 days). */
-export const MAX_PACKAGE_TTL_SECONDS = 30 * 24 * 3600;
-/** Default slack, seconds, on `exp` and certificate validity checks. */
-export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 60;
 
-/** The subscription a package carries (DESIGN §3): hex strings are lower-case on output. */
-export interface Credentials {
-  /** 6–15 digits (ITU-T E.212). */
-  imsi: string;
-  /** 128-bit subscriber key, 32 hex digits. */
-  k: string;
-  /** 128-bit OPc, 32 hex digits. */
-  opc: string;
-  /** 16-bit AMF, 4 hex digits. */
-  amf: string;
-  /** 48-bit initial SQN, 12 hex digits. */
-  sqn: string;
-  /** Home PLMN, MCC ‖ MNC: 5 or 6 digits. */
-  plmn: string;
-}
-
-const hex = (digits: number) =>
-  z
-    .string()
-    .regex(new RegExp(`^[0-9a-fA-F]{${digits}}$`))
-    .transform((s) => s.toLowerCase());
-const credentialsShape = {
-  imsi: z.string().regex(/^[0-9]{6,15}$/),
-  k: hex(32),
-  opc: hex(32),
-  amf: hex(4),
-  sqn: hex(12),
-  plmn: z.string().regex(/^[0-9]{5,6}$/),
-};
-const credentialsSchema = z.object(credentialsShape).strict();
 const sealedContentSchema = z
   .object({ ...credentialsShape, iat: z.number().int().nonnegative(), exp: z.number().int().positive() })
   .strict();
@@ -95,22 +73,8 @@ interface SealedHeaderBinding {
   'simcred-jti': string;
 }
 
-export interface SealPackageInput {
-  credentials: Credentials;
-  dsimId: string;
-  /** The device nonce of step 3 (16–64 bytes). */
-  deviceNonce: Uint8Array;
-  /** The device's public key, or CERT_dsim; with a certificate, a DSIM_ID bound in it must match. */
-  devicePublicKey: PublicKeyInput;
-  /** The operator package-signing private key (EC P-256 → ES256, RSA → PS256). */
-  operatorSigningKey: KeyObject;
-  /** PEM: the signer certificate first, then the operator CA(s); goes into x5c as base64 DER. */
-  operatorChainPem: string[];
-  ttlSeconds: number;
-  /** Defaults to a random UUID; pass a stored one to re-seal the same package idempotently. */
-  packageId?: string;
-  now?: Date;
-}
+/** The operator key signs with ES256 (EC P-256) or PS256 (RSA); the chain goes into x5c as base64 DER. */
+export type SealPackageInput = SealInput;
 
 /**
  * HSS, DESIGN §2 step 5 and §3: seals {IMSI, K, OPc, AMF, SQN, PLMN, iat, exp} to the device key as a
@@ -128,67 +92,15 @@ export interface SealPackageInput {
  *     ttlSeconds: 86400 });
  */
 export async function sealPackage(input: SealPackageInput): Promise<string> {
-  const parsed = credentialsSchema.safeParse(input.credentials);
-  if (!parsed.success) {
-    // Never echo the values: the input holds K and OPc.
-    const fields = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? '?')))].join(', ');
-    throw new SimcredError('SIMCRED_BAD_REQUEST', `credentials malformed: ${fields}`);
-  }
-  checkDsimId(input.dsimId);
-  const n = input.deviceNonce;
-  if (!(n instanceof Uint8Array) || n.length < DEVICE_NONCE_MIN_BYTES || n.length > DEVICE_NONCE_MAX_BYTES) {
-    throw new SimcredError('SIMCRED_BAD_REQUEST', 'the device nonce must be 16–64 bytes');
-  }
-  if (
-    !Number.isInteger(input.ttlSeconds) ||
-    input.ttlSeconds <= 0 ||
-    input.ttlSeconds > MAX_PACKAGE_TTL_SECONDS
-  ) {
-    throw new SimcredError(
-      'SIMCRED_BAD_REQUEST',
-      `ttlSeconds must be an integer in 1..${MAX_PACKAGE_TTL_SECONDS}`,
-    );
-  }
-  const packageId = input.packageId ?? randomUUID();
-  if (typeof packageId !== 'string' || packageId.length === 0 || packageId.length > 128) {
-    throw new SimcredError('SIMCRED_BAD_REQUEST', 'the package id must be 1–128 characters');
-  }
-
-  checkDeviceCertificateBinding(input.devicePublicKey, input.dsimId);
-  const deviceKey = toPublicKey(input.devicePublicKey);
-  const deviceKind = keyKind(deviceKey);
-  const signerKind = keyKind(input.operatorSigningKey);
-  if (input.operatorSigningKey.type !== 'private') {
-    throw new SimcredError(
-      'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
-      'the operator signing key must be a private key',
-    );
-  }
-  const chain = parseCertificates(input.operatorChainPem);
-  if (chain.length === 0 || chain.length > MAX_CHAIN_CERTIFICATES) {
-    throw new SimcredError(
-      'SIMCRED_CONFIG_INVALID',
-      `the operator chain must hold 1–${MAX_CHAIN_CERTIFICATES} certificates`,
-    );
-  }
-  const signerSpki = Buffer.from(chain[0]!.publicKey.rawData);
-  const keySpki = publicSpkiOf(input.operatorSigningKey);
-  if (!signerSpki.equals(keySpki)) {
-    throw new SimcredError(
-      'SIMCRED_CONFIG_INVALID',
-      'the operator signing key does not match the signer certificate',
-    );
-  }
-
-  const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
-  const exp = iat + input.ttlSeconds;
-  const deviceNonce = toBase64url(n);
+  const { credentials, packageId, deviceKey, deviceKind, signerKind, chain, iat, exp } =
+    checkSealInput(input);
+  const deviceNonce = toBase64url(input.deviceNonce);
   const binding: SealedHeaderBinding = {
     'simcred-dsim': input.dsimId,
     'simcred-dn': deviceNonce,
     'simcred-jti': packageId,
   };
-  const content = { ...parsed.data, iat, exp };
+  const content = { ...credentials, iat, exp };
   const jwe = await new CompactEncrypt(Buffer.from(JSON.stringify(content), 'utf8'))
     .setProtectedHeader({
       alg: PACKAGE_KEY_MANAGEMENT_ALGORITHM[deviceKind],
@@ -216,33 +128,6 @@ export async function sealPackage(input: SealPackageInput): Promise<string> {
     .sign(input.operatorSigningKey);
 }
 
-export interface VerifyPackageOptions {
-  /** Operator trust roots (PEM or parsed). */
-  operatorRoots: readonly CertificateInput[];
-  now?: Date;
-  /** Slack on `exp` and certificate validity, seconds (default 60). */
-  clockToleranceSeconds?: number;
-}
-
-/** What a server may learn about a package: its binding and signer, never its content. */
-export interface PackageInfo {
-  packageId: string;
-  dsimId: string;
-  /** Base64url, as carried. */
-  deviceNonce: string;
-  /** Seconds since the epoch. */
-  iat: number;
-  exp: number;
-  /** The operator certificate that signed the package (x5c[0]); check it at the OCSP responder. */
-  signerCertificate: x509.X509Certificate;
-  /** Its issuer (the OCSP CertID needs the issuer's name and key). */
-  issuerCertificate: x509.X509Certificate;
-  /** The verified path, signer → trust anchor. */
-  chain: x509.X509Certificate[];
-  /** JWE key management algorithm of the sealed content (ECDH-ES+A256KW or RSA-OAEP-256). */
-  keyManagement: string;
-}
-
 /**
  * Provisioning and credentialing servers, DESIGN §2 steps 8–10 and §3: checks a package without
  * opening it — size and shape, allow-listed JWS alg, x5c chain to one of `operatorRoots` (signatures,
@@ -263,7 +148,7 @@ export async function inspectPackage(
   options: VerifyPackageOptions & { allowExpired?: boolean },
 ): Promise<PackageInfo> {
   const verified = await verifyPackageEnvelope(jws, options);
-  if (!options.allowExpired) checkNotExpired(verified.payload, options);
+  if (!options.allowExpired) checkNotExpired(verified.payload.exp, options);
   return verified.info;
 }
 
@@ -308,7 +193,7 @@ export async function openPackage(
   ) {
     fail('SIMCRED_PACKAGE_BINDING_MISMATCH', 'the package does not carry this session’s device nonce');
   }
-  checkNotExpired(payload, options);
+  checkNotExpired(payload.exp, options);
 
   const kind = keyKind(options.devicePrivateKey);
   let plaintext: Uint8Array;
@@ -346,16 +231,6 @@ export async function openPackage(
   };
 }
 
-function fail(code: ErrorCode, message: string, cause?: unknown): never {
-  throw new SimcredError(code, message, cause === undefined ? {} : { cause });
-}
-
-function checkNotExpired(payload: PackagePayload, options: VerifyPackageOptions): void {
-  const now = Math.floor((options.now ?? new Date()).getTime() / 1000);
-  const slack = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
-  if (now - slack >= payload.exp) fail('SIMCRED_PACKAGE_EXPIRED', 'the package has expired');
-}
-
 /** Everything inspectPackage and openPackage share: shape, chain, signature, payload, JWE header. */
 async function verifyPackageEnvelope(
   jws: string,
@@ -382,17 +257,8 @@ async function verifyPackageEnvelope(
   const presented = (x5c as unknown[]).map((c) =>
     parseCertificateBase64(c as string, 'SIMCRED_PACKAGE_MALFORMED'),
   );
-  const now = options.now ?? new Date();
-  const tolerance = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
-  const chain = await verifyChain(presented, {
-    roots: parseCertificates(options.operatorRoots),
-    now,
-    clockToleranceSeconds: tolerance,
-    leafKeyUsage: x509.KeyUsageFlags.digitalSignature,
-    code: 'SIMCRED_PACKAGE_CHAIN_INVALID',
-  });
+  const chain = await verifyOperatorChain(presented, options);
   const signerCertificate = chain[0]!;
-  requirePackageSigner(signerCertificate);
   let payloadBytes: Uint8Array;
   try {
     ({ payload: payloadBytes } = await compactVerify(jws, certificatePublicKey(signerCertificate), {
@@ -444,7 +310,7 @@ async function verifyPackageEnvelope(
   if (sealedHeader.cty !== CREDENTIALS_CONTENT_TYPE) {
     fail('SIMCRED_PACKAGE_MALFORMED', 'the sealed credentials have the wrong content type');
   }
-  const info: PackageInfo = {
+  const info = withCompactJson({
     packageId: payload.jti,
     dsimId: payload.dsimId,
     deviceNonce: payload.deviceNonce,
@@ -454,99 +320,6 @@ async function verifyPackageEnvelope(
     issuerCertificate: chain[1]!,
     chain,
     keyManagement: sealedHeader.alg as string,
-  };
-  // Logged or serialised, a certificate should read as its name and serial, not 5 kB of ASN.1 tree.
-  Object.defineProperty(info, 'toJSON', {
-    enumerable: false,
-    value: () => ({
-      packageId: info.packageId,
-      dsimId: info.dsimId,
-      iat: info.iat,
-      exp: info.exp,
-      keyManagement: info.keyManagement,
-      signer: { subject: signerCertificate.subject, serialNumber: signerCertificate.serialNumber },
-      issuer: { subject: info.issuerCertificate.subject, serialNumber: info.issuerCertificate.serialNumber },
-    }),
   });
   return { payload, info };
-}
-
-const publicSpkis = new WeakMap<KeyObject, Buffer>();
-
-/** The SubjectPublicKeyInfo of a private key's public half (memoised: the operator key signs every package). */
-function publicSpkiOf(privateKey: KeyObject): Buffer {
-  let spki = publicSpkis.get(privateKey);
-  if (spki === undefined) {
-    spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-    publicSpkis.set(privateKey, spki);
-  }
-  return spki;
-}
-
-/**
- * With a device certificate as the seal key, a DSIM_ID it binds (SAN URI urn:simcred:dsim:<id>,
- * DESIGN §3) must be the one the package is for — a last fence against sealing to the wrong device.
- */
-function checkDeviceCertificateBinding(input: PublicKeyInput, dsimId: string): void {
-  let cert: x509.X509Certificate | undefined;
-  try {
-    if (input instanceof x509.X509Certificate) cert = input;
-    else if (typeof input === 'string' && input.includes('CERTIFICATE-----'))
-      cert = new x509.X509Certificate(input);
-    else if (typeof input === 'object' && 'raw' in input && Buffer.isBuffer(input.raw)) {
-      cert = new x509.X509Certificate(input.raw);
-    }
-  } catch (cause) {
-    throw new SimcredError('SIMCRED_CRYPTO_KEY_UNSUPPORTED', 'the device certificate cannot be read', {
-      cause,
-    });
-  }
-  if (cert === undefined) return;
-  let sanUris: string[];
-  try {
-    sanUris = certificateFacts(cert).sanUris;
-  } catch (cause) {
-    throw new SimcredError('SIMCRED_CRYPTO_KEY_UNSUPPORTED', 'the device certificate cannot be read', {
-      cause,
-    });
-  }
-  const bound = sanUris
-    .filter((uri) => uri.startsWith(DSIM_URN_PREFIX))
-    .map((uri) => uri.slice(DSIM_URN_PREFIX.length));
-  if (bound.length > 0 && !bound.includes(dsimId)) {
-    throw new SimcredError(
-      'SIMCRED_PACKAGE_BINDING_MISMATCH',
-      'the device certificate binds another DSIM_ID',
-    );
-  }
-}
-
-/** SAN URI prefix binding a DSIM_ID in a device certificate (DESIGN §3). */
-export const DSIM_URN_PREFIX = 'urn:simcred:dsim:';
-
-/** id-kp-documentSigning (RFC 9336), which the operator's package-signing certificate carries. */
-export const PACKAGE_SIGNER_EKU = '1.3.6.1.5.5.7.3.36';
-
-/**
- * Only the operator's package signer may sign a package: its certificate must carry
- * id-kp-documentSigning and no server, client or OCSP purpose — the operator CA also certifies
- * TLS and OCSP keys that third parties (provisioning, registration servers) hold.
- */
-function requirePackageSigner(signer: x509.X509Certificate): void {
-  const eku = signer.getExtension(x509.ExtendedKeyUsageExtension);
-  const usages = (eku?.usages ?? []).map(String);
-  const foreign = [
-    x509.ExtendedKeyUsage.serverAuth,
-    x509.ExtendedKeyUsage.clientAuth,
-    x509.ExtendedKeyUsage.ocspSigning,
-  ];
-  if (
-    !usages.includes(PACKAGE_SIGNER_EKU) ||
-    usages.some((u) => foreign.includes(u as x509.ExtendedKeyUsage))
-  ) {
-    throw new SimcredError(
-      'SIMCRED_PACKAGE_CHAIN_INVALID',
-      'the package is not signed by a package-signing certificate',
-    );
-  }
 }

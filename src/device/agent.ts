@@ -344,6 +344,8 @@ export class DeviceAgent {
       params: { sessionId: session.sessionId },
       body: {
         certificateChain: module.certificateChain,
+        // The formats the factory image declares; an image without them gets JOSE, as before.
+        ...(module.packageFormats ? { packageFormats: module.packageFormats } : {}),
         ...module.signProof({
           challenge: fromBase64url(session.challenge, 'challenge'),
           sessionNonce: session.sessionNonce,

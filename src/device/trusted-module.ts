@@ -5,14 +5,18 @@ import type * as x509 from '../crypto/x509.js';
 import { signDeviceMessage } from '../crypto/device-signature.js';
 import { lookupProofMessage } from '../crypto/lookup-proof.js';
 import {
-  openPackage,
+  DEFAULT_PACKAGE_FORMAT,
+  openAnyPackage,
+  packageFormatOf,
   openSecret,
   proofOfPossessionMessage,
   sealSecret,
   signReceipt,
   toBase64url,
   type Credentials,
+  type PackageFormat,
 } from '../crypto/index.js';
+import { SimcredError } from '../errors/index.js';
 import type { DeviceSignatureAlgorithm } from '../crypto/algorithms.js';
 import type { LoadedFactoryImage } from '../pki/index.js';
 import { UsimSqnState, type UsimSqnStateJson } from '../aka/sqn.js';
@@ -80,6 +84,8 @@ export class TrustedModule {
     readonly certificateChain: string[],
     private readonly storageDir: string | undefined,
     private readonly preliminary: { pimsi: string; kPimsi: string; opcPimsi: string },
+    /** The package formats the factory image says the module opens (undefined: JOSE only, not declared). */
+    readonly packageFormats: PackageFormat[] | undefined = undefined,
   ) {
     this.preliminaryUsim = new Usim({
       k: Buffer.from(preliminary.kPimsi, 'hex'),
@@ -98,6 +104,7 @@ export class TrustedModule {
       chain,
       options.persist === false ? undefined : image.dir,
       image.image.preliminary,
+      image.image.packageFormats,
     );
     module.load();
     return module;
@@ -146,18 +153,26 @@ export class TrustedModule {
   }
 
   /**
-   * Step 11–12: verify the operator signature and chain, that the package names this module's
-   * DSIM_ID and device nonce, the signer's status (the caller's OCSP check), then decrypt and store.
+   * Step 11–12: a package in a format the factory image declares (JOSE, or XML: docs/crypto.md §6b);
+   * verify the operator signature and chain, that the package names this module's DSIM_ID and device
+   * nonce, the signer's status (the caller's OCSP check), then decrypt and store.
    */
   async installPackage(
-    jws: string,
+    packageText: string,
     options: {
       deviceNonce: Buffer;
       operatorRoots: x509.X509Certificate[];
       checkSigner(signer: x509.X509Certificate, issuer: x509.X509Certificate): Promise<void>;
     },
   ): Promise<InstalledSubscription> {
-    const opened = await openPackage(jws, {
+    const format = packageFormatOf(packageText);
+    if (!(this.packageFormats ?? [DEFAULT_PACKAGE_FORMAT]).includes(format)) {
+      throw new SimcredError(
+        'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
+        `this module does not open ${format} packages`,
+      );
+    }
+    const opened = await openAnyPackage(packageText, {
       operatorRoots: options.operatorRoots,
       dsimId: this.dsimId,
       deviceNonce: options.deviceNonce,

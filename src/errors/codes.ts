@@ -248,6 +248,34 @@ export const ERROR_CODES = {
     status: 500,
     meaning: 'A secret encrypted at rest (K, OPc) does not decrypt: wrong KEK, wrong record or altered data.',
   },
+  SIMCRED_XML_MALFORMED: {
+    status: 400,
+    meaning: 'An XML document (the XML credential package, or its decrypted content) is not well-formed XML.',
+  },
+  SIMCRED_XML_DTD_FORBIDDEN: {
+    status: 400,
+    meaning:
+      'An XML document carries a DOCTYPE (a DTD, entity declarations, external entities): never accepted, so no entity is ever expanded or fetched.',
+  },
+  SIMCRED_XML_TOO_LARGE: {
+    status: 413,
+    meaning: 'An XML document exceeds the size, nesting depth or node count limits (docs/crypto.md §6b).',
+  },
+  SIMCRED_XML_SIGNATURE_NOT_SINGLE: {
+    status: 422,
+    meaning:
+      'The XML package holds no XML Signature or more than one, or a signature with other than one Reference.',
+  },
+  SIMCRED_XML_SIGNATURE_WRAPPED: {
+    status: 422,
+    meaning:
+      "The XML Signature's Reference does not cover the document element, or the signature sits elsewhere than as its last child (signature wrapping).",
+  },
+  SIMCRED_PACKAGE_FORMAT_UNSUPPORTED: {
+    status: 422,
+    meaning:
+      'The device opens none of the package formats this deployment seals (credentialing.packageFormats), or a package came in a format the device does not open.',
+  },
 
   // Network access (DESIGN §2 steps 1, 2 and 12: preliminary HLR, access grant, attach; docs/aka.md)
   SIMCRED_AKA_SUBSCRIBER_UNKNOWN: {

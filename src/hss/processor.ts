@@ -7,8 +7,10 @@ import {
   keyKind,
   openSecret,
   parseCertificateBase64,
-  sealPackage,
+  sealPackageAs,
   sealSecret,
+  DEFAULT_PACKAGE_FORMAT,
+  type PackageFormat,
 } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
@@ -114,7 +116,7 @@ export class HssProcessor {
       return { imsi: subscriber.imsi, packageId: subscriber.packageId, package: subscriber.package };
     }
     const packageId = randomUUID();
-    const pkg = await this.seal(subscriber, certificate, body.deviceNonce, packageId);
+    const pkg = await this.seal(subscriber, certificate, body.deviceNonce, packageId, body.packageFormat);
     await store.replacePackage(subscriber.imsi, packageId, body.deviceNonce, pkg);
     this.options.log.debug(
       { dsimId: body.dsimId, generation: body.generation, imsi: subscriber.imsi, created: result.created },
@@ -183,11 +185,12 @@ export class HssProcessor {
     certificate: x509.X509Certificate,
     deviceNonce: string,
     packageId: string,
+    format: PackageFormat = DEFAULT_PACKAGE_FORMAT,
   ): Promise<string> {
     const { kek, profile } = this.options;
     const k = openSecret(subscriber.kSealed, { kek, context: `k:${subscriber.imsi}` });
     const opc = openSecret(subscriber.opcSealed, { kek, context: `opc:${subscriber.imsi}` });
-    return sealPackage({
+    return sealPackageAs(format, {
       credentials: {
         imsi: subscriber.imsi,
         k: k.toString('hex'),

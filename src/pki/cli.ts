@@ -129,6 +129,10 @@ export function registerPkiCommands(program: Command): void {
     )
     .option('--ocsp <url>', `OCSP responder burnt into the devices (default ${DEFAULT_FACTORY_SERVERS.ocsp})`)
     .option('--hss <url>', `home HSS burnt into the devices (default ${DEFAULT_FACTORY_SERVERS.hss})`)
+    .option(
+      '--package-formats <list>',
+      'credential package formats the devices open, comma-separated: jose, xml (default: not written, jose only)',
+    )
     .option('--json', 'print one JSON object naming the files as the last line')
     .action(
       action(
@@ -142,9 +146,12 @@ export function registerPkiCommands(program: Command): void {
             phlr?: string;
             ocsp?: string;
             hss?: string;
+            packageFormats?: string;
           } & JsonOption,
         ) => {
           const count = positiveInt('--count', opts.count, MAX_DEVICES_PER_RUN);
+          const packageFormats =
+            opts.packageFormats === undefined ? undefined : parsePackageFormats(opts.packageFormats);
           const keyType = parseKeyType(opts.key);
           const progress = startProgress('manufacturing', count);
           let result;
@@ -164,6 +171,7 @@ export function registerPkiCommands(program: Command): void {
                   }
                 : {}),
               servers: { phlr: opts.phlr, ocsp: opts.ocsp, hss: opts.hss },
+              ...(packageFormats ? { packageFormats } : {}),
               onProgress: (n) => progress.increment(n),
             });
           } finally {
@@ -178,4 +186,20 @@ export function registerPkiCommands(program: Command): void {
         },
       ),
     );
+}
+
+/** `--package-formats jose,xml`: each known format once. */
+function parsePackageFormats(value: string): ('jose' | 'xml')[] {
+  const formats = value.split(',').map((f) => f.trim());
+  if (
+    formats.length === 0 ||
+    formats.some((f) => f !== 'jose' && f !== 'xml') ||
+    new Set(formats).size !== formats.length
+  ) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      `--package-formats must list jose and/or xml, comma-separated, got ${JSON.stringify(value)}`,
+    );
+  }
+  return formats as ('jose' | 'xml')[];
 }

@@ -74,6 +74,14 @@ const imageFields = {
   registrationServer: serverUrl.describe(
     'Registration server (step 2): where the device looks up its registration nonce and credentialing server.',
   ),
+  packageFormats: z
+    .array(z.enum(['jose', 'xml']))
+    .min(1)
+    .max(2)
+    .optional()
+    .describe(
+      'Credential package formats the device opens (step 11): `jose`, `xml` (docs/crypto.md §6, §6b). Absent: `jose` only; a package in another format is refused.',
+    ),
 };
 const manufacturedAt = z.iso.datetime().describe('When the device was made (ISO 8601, UTC).');
 

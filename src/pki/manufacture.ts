@@ -64,6 +64,8 @@ export interface ManufactureOptions {
   onProgress?: (done: number) => void;
   /** Worker threads for EC batches; default: one per core, at most 4 (0 = main thread only). */
   workers?: number;
+  /** Package formats the devices open, written into their images (absent: not written, JOSE only). */
+  packageFormats?: ('jose' | 'xml')[];
 }
 
 export interface DeviceFiles {
@@ -195,6 +197,7 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
           registrationServer,
           ...(listed.length > 1 ? { registrationServers: listed } : {}),
           servers: otherServers,
+          ...(options.packageFormats ? { packageFormats: options.packageFormats } : {}),
           manufacturedAt,
         };
         const entry: DeviceFiles = {

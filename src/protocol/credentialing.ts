@@ -6,6 +6,8 @@ import {
   base64url,
   certificateChain,
   compactJws,
+  credentialPackage,
+  packageFormat,
   dsimId,
   httpsUrl,
   imsi,
@@ -463,7 +465,19 @@ export const proveSession = defineRoute({
   summary:
     'The device signs (challenge ‖ session nonce ‖ DSIM_ID) and sends its certificate chain. After the signature, chain, DSIM_ID binding and OCSP status check out, the HSS issues the package and the device is referred to a provisioning server with a one-time ticket.',
   params: z.object({ sessionId: z.uuid() }).strict(),
-  body: z.object({ certificateChain, alg: signatureAlg, signature }).strict(),
+  body: z
+    .object({
+      certificateChain,
+      alg: signatureAlg,
+      signature,
+      packageFormats: z
+        .array(packageFormat)
+        .min(1)
+        .max(2)
+        .optional()
+        .describe('the package formats the device opens, from its factory image (absent: jose only)'),
+    })
+    .strict(),
   response: z
     .object({
       status: z.literal('credentials-ready'),
@@ -474,6 +488,7 @@ export const proveSession = defineRoute({
     .strict(),
   errors: [
     'SIMCRED_BAD_REQUEST',
+    'SIMCRED_PACKAGE_FORMAT_UNSUPPORTED',
     'SIMCRED_SESSION_UNKNOWN',
     'SIMCRED_REGISTRATION_EXPIRED',
     'SIMCRED_REGISTRATION_REVOKED',
@@ -528,7 +543,7 @@ export const fetchPackage = defineRoute({
   summary:
     'The referred provisioning server presents the device ticket and gets the still-encrypted package; the registration is now used.',
   body: z.object({ dsimId, ticket: base64url(32, 32, 'the ticket the device presented') }).strict(),
-  response: z.object({ package: compactJws }).strict(),
+  response: z.object({ package: credentialPackage }).strict(),
   errors: [
     'SIMCRED_BAD_REQUEST',
     'SIMCRED_TICKET_INVALID',

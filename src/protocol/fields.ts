@@ -57,6 +57,21 @@ export const compactJws = z
   .max(32768)
   .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'must be a compact JWS');
 
+/** The credential package formats (src/crypto/package-format.ts); the first is the default. */
+export const packageFormat = z.enum(['jose', 'xml']).describe('credential package format');
+
+/** A credential package as carried: a compact JWS, or an XML CredentialPackage document (docs/crypto.md §6, §6b). */
+export const credentialPackage = z
+  .union([
+    compactJws,
+    z
+      .string()
+      .max(65536)
+      .regex(/^<[\s\S]*>$/, 'must be an XML document')
+      .describe('XML credential package'),
+  ])
+  .describe('credential package (JOSE or XML)');
+
 export const signature = base64url(32, 512, 'signature, base64url');
 
 /** Device signature algorithms (allow-listed in src/crypto/algorithms.ts). */

@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
-import { base64url, certificateDer, compactJws, dsimId, imsi, timestamp } from './fields.js';
+import {
+  base64url,
+  certificateDer,
+  credentialPackage,
+  dsimId,
+  imsi,
+  packageFormat,
+  timestamp,
+} from './fields.js';
 import { FeedQuery } from './credentialing.js';
 import { AKA_RESPONSE_ERRORS, AkaChallenge, auts, rand, res } from './phlr.js';
 
@@ -26,9 +34,10 @@ export const issueCredentials = defineRoute({
       ),
       deviceCertificate: certificateDer,
       deviceNonce: base64url(16, 64, 'device nonce from step 3'),
+      packageFormat: packageFormat.optional().describe('format to seal the package in (default jose)'),
     })
     .strict(),
-  response: z.object({ imsi, packageId: z.string().min(8).max(64), package: compactJws }).strict(),
+  response: z.object({ imsi, packageId: z.string().min(8).max(64), package: credentialPackage }).strict(),
   errors: [
     'SIMCRED_BAD_REQUEST',
     'SIMCRED_CERT_INVALID',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
-import { base64url, compactJws, dsimId, httpsUrl, timestamp } from './fields.js';
+import { base64url, credentialPackage, dsimId, httpsUrl, timestamp } from './fields.js';
 
 /** Provisioning server (role 28/30): referrals from the credentialing server (step 6), delivery to devices (7, 10). */
 
@@ -35,7 +35,7 @@ export const deliver = defineRoute({
   summary:
     'The device presents its ticket; the server fetches the still-encrypted package and hands it over.',
   body: z.object({ dsimId, ticket: base64url(32, 32, 'one-time ticket from step 6') }).strict(),
-  response: z.object({ package: compactJws }).strict(),
+  response: z.object({ package: credentialPackage }).strict(),
   errors: [
     'SIMCRED_BAD_REQUEST',
     'SIMCRED_TICKET_INVALID',

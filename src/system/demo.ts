@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
+import { choosePackageFormat, type PackageFormat } from '../crypto/index.js';
 import { failureCounts, runFleet, stepStatistics, type FleetReport } from '../device/fleet.js';
 import { MODULE_STATE_FILE, TrustedModule } from '../device/trusted-module.js';
 import { PeerClient, loadTlsIdentity } from '../http/index.js';
@@ -36,6 +37,11 @@ export interface DemoOptions {
   hold?(summary: DemoSummary, portal: { url: string; logins: DemoLogins }): Promise<void>;
   /** `--notify URL`: a webhook subscribed to the demo's order(s) before the devices start. */
   notify?: { url: string; secret?: string | undefined };
+  /**
+   * `--package-format`: the fleet gets packages in this format — devices are manufactured opening
+   * only it, and a device already made is reused only if the deployment would seal it this format.
+   */
+  packageFormat?: PackageFormat;
 }
 
 /** The demo's portal accounts: the owner whose contract holds the fleet, and an operator. */
@@ -117,6 +123,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       if (!servers.has(d.registrationServer)) continue;
       if (existsSync(join(deviceDir(config.pkiDir, d.dsimId), MODULE_STATE_FILE))) continue;
       if (!namesServers(config.pkiDir, d.dsimId, others)) continue;
+      if (options.packageFormat && !getsFormat(config, d.dsimId, options.packageFormat)) continue;
       fleet.push(d);
     }
     const missing = options.devices - fleet.length;
@@ -127,6 +134,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
         count: missing,
         registrationServers: live.registration,
         servers: others,
+        ...(options.packageFormat ? { packageFormats: [options.packageFormat] } : {}),
         onProgress: (n) => options.onProgress?.('manufacture', n),
       });
       const assigned = new Map((await store.listDevices()).map((d) => [d.dsimId, d.registrationServer]));
@@ -273,6 +281,16 @@ function namesServers(pkiDir: string, dsimId: string, live: FactoryServers): boo
     return false;
   }
   return image.phlr === live.phlr && image.ocsp === live.ocsp && image.hss === live.hss;
+}
+
+/** Whether the deployment's preference would give this device a package in `format`. */
+function getsFormat(config: SimcredConfig, dsimId: string, format: PackageFormat): boolean {
+  try {
+    const image = readFactoryImage(config.pkiDir, dsimId);
+    return choosePackageFormat(config.credentialing.packageFormats, image.packageFormats) === format;
+  } catch {
+    return false;
+  }
 }
 
 async function loadFactoryRoot(config: SimcredConfig): Promise<string | undefined> {

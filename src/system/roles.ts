@@ -85,6 +85,7 @@ export async function startRole(
         registrationTtlSeconds: config.registration.ttlSeconds,
         sessionTtlSeconds: config.credentialing.sessionTtlSeconds,
         ticketTtlSeconds: config.credentialing.ticketTtlSeconds,
+        packageFormats: config.credentialing.packageFormats,
         ...(config.credentialing.authorisationHook
           ? { authorisationHook: hookSettings(config.credentialing.authorisationHook, pki) }
           : {}),

@@ -168,6 +168,25 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
   'operator webhooks list': { args: (f) => ['--dir', f.missing], code: 'SIMCRED_PKI_NOT_INITIALISED' },
   'operator webhooks remove': { args: () => ['hook-1'], code: 'SIMCRED_CLI_ARGUMENT' },
   'operator webhooks deliveries': { args: () => ['--limit', 'all'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'package seal': {
+    args: (f) => [
+      '--pki',
+      f.pkiDir,
+      '--device',
+      f.cert,
+      '--format',
+      'yaml',
+      '--in',
+      f.junk,
+      '--out',
+      f.missing,
+    ],
+    code: 'SIMCRED_CLI_ARGUMENT',
+  },
+  'package open': {
+    args: (f) => ['--pki', f.pkiDir, '--device-key', f.cert, '--in', f.junk],
+    code: 'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
+  },
 };
 
 /** The cases every command gets from the walk of the command tree. */

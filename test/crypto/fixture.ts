@@ -158,3 +158,26 @@ export const CREDENTIALS = {
   sqn: 'ff9bb4d0b607',
   plmn: '00101',
 };
+
+/** A certificate for the fixture's RSA device key (dsim-rsa-0001), from its manufacturer CA: an RSA device's XML package carries it. */
+export async function deviceRsaCertificatePem(f: Fixture): Promise<string> {
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: 'a002',
+    subject: 'CN=dsim-rsa-0001',
+    issuer: f.manufacturerCa.cert.subject,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 365 * DAY),
+    signingAlgorithm: EC,
+    publicKey: await x509.PublicKey.create(f.deviceRsa.publicKey.export({ format: 'der', type: 'spki' })),
+    signingKey: f.manufacturerCa.keys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'urn:simcred:dsim:dsim-rsa-0001' }]),
+    ],
+  });
+  return cert.toString('pem');
+}

@@ -34,6 +34,7 @@ describe('fuzz: parsers of outside input', () => {
     'ocsp-request-roundtrip',
     'ocsp-response',
     'jose-package',
+    'xml-package',
     'receipt',
     'ndjson',
     'aka-usim',

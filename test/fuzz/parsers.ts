@@ -7,6 +7,7 @@ import { CompactSign, decodeProtectedHeader } from 'jose';
 import { parseCertificateBase64 } from '../../src/crypto/certificates.js';
 import { toBase64url } from '../../src/crypto/encoding.js';
 import { inspectPackage, openPackage, sealPackage } from '../../src/crypto/package.js';
+import { inspectXmlPackage, openXmlPackage, sealXmlPackage } from '../../src/crypto/xml-package.js';
 import { signReceipt, verifyReceipt } from '../../src/crypto/receipt.js';
 import type { ErrorCode } from '../../src/errors/index.js';
 import { ndjsonLines } from '../../src/http/ndjson.js';
@@ -42,6 +43,15 @@ const PACKAGE_CODES: ErrorCode[] = [
   'SIMCRED_PACKAGE_DECRYPT_FAILED',
   'SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED',
   'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
+];
+
+const XML_PACKAGE_CODES: ErrorCode[] = [
+  ...PACKAGE_CODES,
+  'SIMCRED_XML_MALFORMED',
+  'SIMCRED_XML_DTD_FORBIDDEN',
+  'SIMCRED_XML_TOO_LARGE',
+  'SIMCRED_XML_SIGNATURE_NOT_SINGLE',
+  'SIMCRED_XML_SIGNATURE_WRAPPED',
 ];
 
 /** A parser that accepted bytes that are not strict DER (the edge must refuse them). */
@@ -282,6 +292,56 @@ export async function parserTargets(ctx: FuzzContext): Promise<FuzzTarget[]> {
     },
   });
 
+  // --- the XML package (docs/crypto.md §6b) ------------------------------------------------------
+  const xmlPackages = await Promise.all(
+    [ecDevice, rsaDevice].map(async (device) => ({
+      device,
+      xml: await sealXmlPackage({
+        credentials: {
+          imsi: '001010123456789',
+          k: '465b5ce8b199b49faa5f0a2ee238a6bc',
+          opc: 'cd63cb71954a9f4e48a5994e37a02baf',
+          amf: '8000',
+          sqn: '000000000020',
+          plmn: '00101',
+        },
+        dsimId: device.image.dsimId,
+        deviceNonce,
+        devicePublicKey: device.certificatePem,
+        operatorSigningKey: signer.privateKey(),
+        operatorChainPem,
+        ttlSeconds: 7 * 24 * 3600,
+      }),
+    })),
+  );
+  const xmlPackageTarget = defineTarget<string>({
+    name: 'xml-package',
+    covers:
+      'an XML credential package at the server check (inspectXmlPackage) and at the device (openXmlPackage, EC and RSA): valid, characters replaced / cut / appended, hostile prologues (DTD, entities, PIs), random text',
+    arbitrary: xmlInputs(xmlPackages.map((p) => p.xml)),
+    async run(xml) {
+      const inspected = await acceptsOrRefuses(
+        () => inspectXmlPackage(xml, { operatorRoots: [ctx.operatorRoot] }),
+        XML_PACKAGE_CODES,
+      );
+      for (const { device, xml: valid } of xmlPackages) {
+        const opened = await acceptsOrRefuses(
+          () =>
+            openXmlPackage(xml, {
+              operatorRoots: [ctx.operatorRoot],
+              dsimId: device.image.dsimId,
+              deviceNonce,
+              devicePrivateKey: device.privateKey,
+            }),
+          XML_PACKAGE_CODES,
+        );
+        if (opened && !inspected)
+          throw new Finding('crash', 'the device opened a package the server check refused');
+        if (xml === valid && !opened) throw new Finding('crash', 'the device refused its own valid package');
+      }
+    },
+  });
+
   const receiptExpected = { dsimId: ecDevice.image.dsimId, packageId: 'pkg-1', deviceNonce };
   const receipt = await signReceipt(ecDevice.privateKey, receiptExpected);
   // The key as the credentialing server holds it after step 4 (parsing the certificate is not the target).
@@ -465,6 +525,7 @@ export async function parserTargets(ctx: FuzzContext): Promise<FuzzTarget[]> {
     ocspRequestRoundTrip,
     ocspResponse,
     packageTarget,
+    xmlPackageTarget,
     receiptTarget,
     ndjson,
     akaUsim,
@@ -576,4 +637,21 @@ async function collect(
     return { kind: 'too-large' };
   }
   return { kind: 'lines', lines };
+}
+
+/** XML package text: valid, damaged as damagedText does, behind a hostile prologue, or random. */
+function xmlInputs(valid: readonly string[]): fc.Arbitrary<string> {
+  const prologues = fc.constantFrom(
+    '<!DOCTYPE CredentialPackage [<!ENTITY e "x">]>',
+    '<!DOCTYPE CredentialPackage SYSTEM "http://127.0.0.1:9/x.dtd">',
+    '<?xml-stylesheet href="x"?>',
+    '<?xml version="1.0"?><!-- c -->',
+    '\uFEFF',
+  );
+  return fc.oneof(
+    { weight: 1, arbitrary: fc.constantFrom(...valid) },
+    { weight: 4, arbitrary: fc.constantFrom(...valid).chain(damagedText) },
+    { weight: 1, arbitrary: fc.tuple(prologues, fc.constantFrom(...valid)).map(([p, v]) => p + v) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 300 }).map((t) => `<${t}`) },
+  );
 }
