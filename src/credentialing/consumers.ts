@@ -11,9 +11,11 @@ import { referral } from '../protocol/provisioning.js';
 import {
   pushGroups,
   pushRegistrations,
+  pushTransferStatements,
   withdrawRegistrations,
   type GroupRecord,
   type RegistrationRecord,
+  type TransferStatementRecord,
 } from '../protocol/registration.js';
 import type { BodyOf, QueryOf, ResponseOf } from '../protocol/route.js';
 
@@ -29,6 +31,14 @@ export class CredentialingConsumers {
   /** Enrollment groups, to the registration servers that admit their devices. */
   pushGroups(registrationServer: string, groups: GroupRecord[]): Promise<unknown> {
     return this.client.call(registrationServer, pushGroups, { body: { groups } });
+  }
+
+  /** Operator change: the transfer statements the devices fetch there. */
+  pushTransferStatements(
+    registrationServer: string,
+    statements: TransferStatementRecord[],
+  ): Promise<unknown> {
+    return this.client.call(registrationServer, pushTransferStatements, { body: { statements } });
   }
 
   withdrawRegistrations(registrationServer: string, dsimIds: string[]): Promise<unknown> {

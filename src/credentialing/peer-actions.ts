@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../time/clock.js';
 import { isSimcredError } from '../errors/index.js';
 import { CoalescedRun } from '../storage/index.js';
 import { MAX_RELEASES_PER_CALL } from '../protocol/hss.js';
-import { MAX_RECORDS_PER_PUSH } from '../protocol/registration.js';
+import { MAX_RECORDS_PER_PUSH, MAX_STATEMENTS_PER_PUSH } from '../protocol/registration.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { CredentialingStore, PeerAction, PeerActionKind, RegistrationStateName } from './store.js';
 
@@ -26,7 +26,8 @@ const CLAIM_BATCH = 500;
 /**
  * Drains the credentialing server's outbox of peer actions (CredentialingStore.peer_actions): the
  * withdrawal of a used or revoked registration from its registration server, the release of a
- * revoked device's subscriber at the HSS, and the operator's suspend, resume and delete at the HSS.
+ * revoked device's subscriber at the HSS, the operator's suspend, resume and delete at the HSS, and a
+ * transferred device's statement to its registration server.
  * Each action was written in the transaction of the state
  * change that owes it, so a peer that is down, or a process that dies, delays it but never loses it:
  * a failed call is retried with backoff, a crashed sender's claim lapses. Both calls are idempotent,
@@ -158,7 +159,7 @@ export class PeerActionSender {
 
   /** One HSS call for a batch of one kind; every answer lists an outcome and an IMSI per DSIM_ID. */
   private async callHss(
-    kind: Exclude<PeerActionKind, 'withdraw'>,
+    kind: Exclude<PeerActionKind, 'withdraw' | 'transfer'>,
     hssUrl: string,
     dsimIds: string[],
   ): Promise<{ dsimId: string; outcome: string; imsi: string | null }[]> {
@@ -186,6 +187,22 @@ export class PeerActionSender {
             id: a.id,
             dsimId: a.dsimId,
             event: 'withdrawn',
+            detail: batch.target,
+          })),
+          this.clock(),
+        );
+      } else if (batch.kind === 'transfer') {
+        const found = await store.transferStatements(dsimIds);
+        const statements = dsimIds.flatMap((dsimId) => {
+          const t = found.get(dsimId);
+          return t ? [{ dsimId, ...t }] : [];
+        });
+        if (statements.length > 0) await consumers.pushTransferStatements(batch.target, statements);
+        await store.completePeerActions(
+          batch.actions.map((a) => ({
+            id: a.id,
+            dsimId: a.dsimId,
+            event: 'transfer-pushed',
             detail: batch.target,
           })),
           this.clock(),
@@ -228,15 +245,25 @@ export class PeerActionSender {
 
 /** The registration states in which an action of each kind is still owed (else it is dropped as moot). */
 const OWED_IN: Record<PeerActionKind, readonly RegistrationStateName[]> = {
-  withdraw: ['revoked', 'expired', 'delivered', 'completed', 'suspended', 'deleted'],
+  withdraw: [
+    'revoked',
+    'expired',
+    'delivered',
+    'completed',
+    'suspended',
+    'deleted',
+    'transferring',
+    'transferred',
+  ],
   release: ['revoked'],
   suspend: ['suspended'],
   resume: ['delivered', 'completed'],
-  delete: ['deleted'],
+  delete: ['deleted', 'transferred'],
+  transfer: ['transferring'],
 };
 
 /** The audit event that records an HSS action applied. */
-const APPLIED_EVENT: Record<Exclude<PeerActionKind, 'withdraw'>, string> = {
+const APPLIED_EVENT: Record<Exclude<PeerActionKind, 'withdraw' | 'transfer'>, string> = {
   release: 'subscriber-released',
   suspend: 'subscriber-suspended',
   resume: 'subscriber-resumed',
@@ -248,7 +275,12 @@ function batches(actions: PeerAction[]): { kind: PeerActionKind; target: string;
   const groups = new Map<string, { kind: PeerActionKind; target: string; actions: PeerAction[] }>();
   const out: { kind: PeerActionKind; target: string; actions: PeerAction[] }[] = [];
   for (const action of actions) {
-    const limit = action.kind === 'withdraw' ? MAX_RECORDS_PER_PUSH : MAX_RELEASES_PER_CALL;
+    const limit =
+      action.kind === 'withdraw'
+        ? MAX_RECORDS_PER_PUSH
+        : action.kind === 'transfer'
+          ? MAX_STATEMENTS_PER_PUSH
+          : MAX_RELEASES_PER_CALL;
     const key = `${action.kind} ${action.target}`;
     let group = groups.get(key);
     if (!group || group.actions.length >= limit) {

@@ -32,6 +32,8 @@ import { OrderStore, WebhookStore, orderMigrations, type OrderTables } from './o
  *     delivered | completed ⇄ suspended (resume goes back to the state it came from, `resume_state`)
  *     delivered | completed | suspended → revoked (the HSS subscriber is released)
  *   any state → deleted (final: the subscription ends for good and the DSIM_ID is never registered again)
+ *   operator change (docs/architecture.md): delivered | completed → transferring → transferred (final:
+ *     the device confirmed another operator's credential; the subscriber here is deleted)
  *
  * Every change is also an audit event, written in its transaction; the audit events, numbered, are
  * the operator's event feed (credentialing.deviceEvents), each mapped to the state it moves its
@@ -46,7 +48,9 @@ export type RegistrationStateName =
   | 'revoked'
   | 'expired'
   | 'suspended'
-  | 'deleted';
+  | 'deleted'
+  | 'transferring'
+  | 'transferred';
 
 export interface CredentialingTables {
   registrations: {
@@ -124,6 +128,18 @@ export interface CredentialingTables {
     created_at: string;
   };
   feed_cursors: FeedCursorTable['feed_cursors'];
+  /** Operator change: each transfer authorised, with its signed statement (transfer-store section below). */
+  transfers: {
+    transfer_id: string;
+    dsim_id: string;
+    statement: string;
+    /** What the operator asked for (B's root digest and URLs), to answer a repeated request the same. */
+    target: string;
+    expires_at: string;
+    created_at: string;
+    confirmed_at: string | null;
+    new_package_id: string | null;
+  };
 }
 
 /**
@@ -137,9 +153,10 @@ interface FeedCursorTable {
 
 /**
  * withdraw: the registration server forgets the record; release: the HSS frees the subscriber of a
- * revoked device; suspend, resume, delete: the operator's lifecycle decisions, applied at the HSS.
+ * revoked device; suspend, resume, delete: the operator's lifecycle decisions, applied at the HSS;
+ * transfer: push a device's transfer statement to its registration server (operator change).
  */
-export type PeerActionKind = 'withdraw' | 'release' | 'suspend' | 'resume' | 'delete';
+export type PeerActionKind = 'withdraw' | 'release' | 'suspend' | 'resume' | 'delete' | 'transfer';
 
 export interface PeerAction {
   id: number;
@@ -258,6 +275,22 @@ const migrations: Migrations = {
     },
   },
   ...orderMigrations,
+  '0007_transfers': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('transfers')
+        .addColumn('transfer_id', 'text', (c) => c.primaryKey())
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('statement', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('confirmed_at', 'text')
+        .addColumn('new_package_id', 'text')
+        .execute();
+      await db.schema.createIndex('transfers_dsim').on('transfers').column('dsim_id').execute();
+    },
+  },
 };
 
 export interface Registration {
@@ -281,6 +314,17 @@ export interface Registration {
   package: string | null;
   /** The order (registration batch or enrollment group) of this registration; null before orders. */
   orderId: string | null;
+}
+
+/** An operator change authorised for a device (store.authoriseTransfer). */
+export interface Transfer {
+  transferId: string;
+  dsimId: string;
+  statement: string;
+  target: string;
+  expiresAt: Date;
+  confirmedAt: Date | null;
+  newPackageId: string | null;
 }
 
 export interface AuditEvent {
@@ -524,7 +568,14 @@ export class CredentialingStore {
                   eb('registrations.state', 'in', ['revoked', 'expired']),
                   eb.and([
                     eb('registrations.expires_at', '<=', now.toISOString()),
-                    eb('registrations.state', 'not in', ['delivered', 'completed', 'suspended', 'deleted']),
+                    eb('registrations.state', 'not in', [
+                      'delivered',
+                      'completed',
+                      'suspended',
+                      'deleted',
+                      'transferring',
+                      'transferred',
+                    ]),
                   ]),
                 ]),
               ),
@@ -872,7 +923,16 @@ export class CredentialingStore {
     const { dsimId } = registration;
     const endsFrom: RegistrationStateName[] =
       final === 'revoked'
-        ? ['registered', 'authenticating', 'referred', 'expired', 'delivered', 'completed', 'suspended']
+        ? [
+            'registered',
+            'authenticating',
+            'referred',
+            'expired',
+            'delivered',
+            'completed',
+            'suspended',
+            'transferring',
+          ]
         : [
             'registered',
             'authenticating',
@@ -882,6 +942,7 @@ export class CredentialingStore {
             'completed',
             'suspended',
             'revoked',
+            'transferring',
           ];
     return this.transition(
       dsimId,
@@ -1175,6 +1236,140 @@ export class CredentialingStore {
       .groupBy('state')
       .execute();
     return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  // --- Operator change (docs/architecture.md "Operator change") ----------------------------------
+
+  /**
+   * A delivered or completed device handed over to another operator: 'transferring', the transfer
+   * and its statement stored, the statement's push to the device's registration server queued, and
+   * the audit event 'transfer-authorised', in one transaction. False when the device is in no state
+   * that has a subscription to hand over.
+   */
+  async authoriseTransfer(
+    registration: { dsimId: string; registrationServer: string },
+    transfer: { transferId: string; statement: string; target: string; expiresAt: Date },
+    now: Date,
+  ): Promise<boolean> {
+    const { dsimId } = registration;
+    return this.transition(
+      dsimId,
+      { event: 'transfer-authorised', detail: transfer.transferId },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({ state: 'transferring', updated_at: now.toISOString() })
+          .where('dsim_id', '=', dsimId)
+          .where('state', 'in', ['delivered', 'completed'])
+          .executeTakeFirst(),
+      async (db) => {
+        await db
+          .insertInto('transfers')
+          .values({
+            transfer_id: transfer.transferId,
+            dsim_id: dsimId,
+            statement: transfer.statement,
+            target: transfer.target,
+            expires_at: transfer.expiresAt.toISOString(),
+            created_at: now.toISOString(),
+            confirmed_at: null,
+            new_package_id: null,
+          })
+          .execute();
+        await queueActions(db, [{ kind: 'transfer', dsimId, target: registration.registrationServer }], now);
+      },
+    );
+  }
+
+  /** The device's latest transfer, if any. */
+  async findTransfer(dsimId: string): Promise<Transfer | undefined> {
+    const row = await this.db
+      .selectFrom('transfers')
+      .selectAll()
+      .where('dsim_id', '=', dsimId)
+      .orderBy('created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row
+      ? {
+          transferId: row.transfer_id,
+          dsimId: row.dsim_id,
+          statement: row.statement,
+          target: row.target,
+          expiresAt: new Date(row.expires_at),
+          confirmedAt: row.confirmed_at === null ? null : new Date(row.confirmed_at),
+          newPackageId: row.new_package_id,
+        }
+      : undefined;
+  }
+
+  /**
+   * The device confirmed the new operator's credential: 'transferred' (final; session, ticket and
+   * package dropped, device nonces forgotten), the transfer marked confirmed, the withdrawal from the
+   * registration server and the deletion of the HSS subscriber queued, audited 'transferred' with
+   * the new operator's package id, in one transaction. False when the device is not transferring.
+   */
+  async completeTransfer(
+    registration: { dsimId: string; registrationServer: string },
+    transferId: string,
+    newPackageId: string,
+    hssUrl: string,
+    now: Date,
+  ): Promise<boolean> {
+    const { dsimId } = registration;
+    return this.transition(
+      dsimId,
+      { event: 'transferred', detail: newPackageId },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({
+            state: 'transferred',
+            ...NO_SESSION,
+            package: null,
+            ticket_digest: null,
+            resume_state: null,
+            updated_at: now.toISOString(),
+          })
+          .where('dsim_id', '=', dsimId)
+          .where('state', '=', 'transferring')
+          .executeTakeFirst(),
+      async (db) => {
+        await db
+          .updateTable('transfers')
+          .set({ confirmed_at: now.toISOString(), new_package_id: newPackageId })
+          .where('transfer_id', '=', transferId)
+          .execute();
+        await queueActions(
+          db,
+          [
+            { kind: 'withdraw', dsimId, target: registration.registrationServer },
+            { kind: 'delete', dsimId, target: hssUrl },
+          ],
+          now,
+        );
+        await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+      },
+    );
+  }
+
+  /** The statements of the devices' latest transfers (for the push to registration servers). */
+  async transferStatements(
+    dsimIds: string[],
+  ): Promise<Map<string, { transferId: string; statement: string }>> {
+    const found = new Map<string, { transferId: string; statement: string }>();
+    for (let i = 0; i < dsimIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('transfers')
+        .select(['dsim_id', 'transfer_id', 'statement', 'created_at'])
+        .where('dsim_id', 'in', dsimIds.slice(i, i + 500))
+        .orderBy('created_at')
+        .execute();
+      for (const r of rows) found.set(r.dsim_id, { transferId: r.transfer_id, statement: r.statement });
+    }
+    return found;
   }
 
   async close(): Promise<void> {

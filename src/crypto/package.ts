@@ -361,50 +361,18 @@ async function verifyPackageEnvelope(
   jws: string,
   options: VerifyPackageOptions,
 ): Promise<{ payload: PackagePayload; info: PackageInfo }> {
-  if (typeof jws !== 'string' || jws.length > MAX_PACKAGE_CHARS || jws.split('.').length !== 3) {
-    fail('SIMCRED_PACKAGE_MALFORMED', 'the package is not a compact JWS');
-  }
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  try {
-    header = decodeProtectedHeader(jws);
-  } catch (cause) {
-    return fail('SIMCRED_PACKAGE_MALFORMED', 'the package header is not readable', cause);
-  }
-  if (typeof header.alg !== 'string') fail('SIMCRED_PACKAGE_MALFORMED', 'the package header has no alg');
-  if (!PACKAGE_SIGNATURE_ALGORITHMS.includes(header.alg)) {
-    fail('SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', 'the package signature algorithm is not allowed');
-  }
-  if (header.typ !== PACKAGE_TYPE) fail('SIMCRED_PACKAGE_MALFORMED', 'the package typ is wrong');
-  const x5c: unknown = header.x5c;
-  if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > MAX_CHAIN_CERTIFICATES) {
-    fail('SIMCRED_PACKAGE_MALFORMED', 'the package x5c is missing or malformed');
-  }
-  const presented = (x5c as unknown[]).map((c) =>
-    parseCertificateBase64(c as string, 'SIMCRED_PACKAGE_MALFORMED'),
-  );
-  const now = options.now ?? new Date();
-  const tolerance = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
-  const chain = await verifyChain(presented, {
-    roots: parseCertificates(options.operatorRoots),
-    now,
-    clockToleranceSeconds: tolerance,
-    leafKeyUsage: x509.KeyUsageFlags.digitalSignature,
-    code: 'SIMCRED_PACKAGE_CHAIN_INVALID',
+  const { payloadBytes, chain } = await verifySignedByPackageSigner(jws, {
+    ...options,
+    typ: PACKAGE_TYPE,
+    maxChars: MAX_PACKAGE_CHARS,
+    what: 'package',
+    codes: {
+      malformed: 'SIMCRED_PACKAGE_MALFORMED',
+      chain: 'SIMCRED_PACKAGE_CHAIN_INVALID',
+      signature: 'SIMCRED_PACKAGE_SIGNATURE_INVALID',
+    },
   });
   const signerCertificate = chain[0]!;
-  requirePackageSigner(signerCertificate);
-  let payloadBytes: Uint8Array;
-  try {
-    ({ payload: payloadBytes } = await compactVerify(jws, certificatePublicKey(signerCertificate), {
-      algorithms: [...PACKAGE_SIGNATURE_ALGORITHMS],
-    }));
-  } catch (cause) {
-    if (cause instanceof errors.JWSSignatureVerificationFailed) {
-      return fail('SIMCRED_PACKAGE_SIGNATURE_INVALID', 'the operator signature does not verify', cause);
-    }
-    if (cause instanceof SimcredError) throw cause;
-    return fail('SIMCRED_PACKAGE_SIGNATURE_INVALID', 'the package signature cannot be verified', cause);
-  }
   let payload: PackagePayload;
   try {
     payload = payloadSchema.parse(JSON.parse(Buffer.from(payloadBytes).toString('utf8')));
@@ -471,6 +439,77 @@ async function verifyPackageEnvelope(
   return { payload, info };
 }
 
+/** What {@link verifySignedByPackageSigner} checks a JWS against, and the codes its kind reports. */
+export interface SignedByPackageSignerOptions extends VerifyPackageOptions {
+  /** The JWS `typ` this kind of document must carry (a package is never taken for another kind). */
+  typ: string;
+  maxChars: number;
+  /** The document's name in messages ('package', 'transfer statement'). */
+  what: string;
+  codes: { malformed: ErrorCode; chain: ErrorCode; signature: ErrorCode };
+}
+
+/**
+ * The checks every JWS signed by the operator's package signer passes (a credential package, a
+ * transfer statement): compact form and size, allow-listed alg, `typ`, x5c chain to one of
+ * `operatorRoots` (signatures, validity, CA constraints, leaf keyUsage digitalSignature), a
+ * package-signing certificate (id-kp-documentSigning, no TLS or OCSP purpose), then the signature.
+ * Returns the verified payload bytes and the path signer → trust anchor; the OCSP check of the
+ * signer is the caller's.
+ *
+ * @example
+ *   const { payloadBytes, chain } = await verifySignedByPackageSigner(jws, { operatorRoots, typ: PACKAGE_TYPE,
+ *     maxChars: MAX_PACKAGE_CHARS, what: 'package', codes: { malformed, chain, signature } });
+ */
+export async function verifySignedByPackageSigner(
+  jws: string,
+  options: SignedByPackageSignerOptions,
+): Promise<{ payloadBytes: Uint8Array; chain: x509.X509Certificate[] }> {
+  const { what, codes } = options;
+  if (typeof jws !== 'string' || jws.length > options.maxChars || jws.split('.').length !== 3) {
+    fail(codes.malformed, `the ${what} is not a compact JWS`);
+  }
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(jws);
+  } catch (cause) {
+    return fail(codes.malformed, `the ${what} header is not readable`, cause);
+  }
+  if (typeof header.alg !== 'string') fail(codes.malformed, `the ${what} header has no alg`);
+  if (!PACKAGE_SIGNATURE_ALGORITHMS.includes(header.alg)) {
+    fail('SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', `the ${what} signature algorithm is not allowed`);
+  }
+  if (header.typ !== options.typ) fail(codes.malformed, `the ${what} typ is wrong`);
+  const x5c: unknown = header.x5c;
+  if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > MAX_CHAIN_CERTIFICATES) {
+    fail(codes.malformed, `the ${what} x5c is missing or malformed`);
+  }
+  const presented = (x5c as unknown[]).map((c) => parseCertificateBase64(c as string, codes.malformed));
+  const now = options.now ?? new Date();
+  const tolerance = options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+  const chain = await verifyChain(presented, {
+    roots: parseCertificates(options.operatorRoots),
+    now,
+    clockToleranceSeconds: tolerance,
+    leafKeyUsage: x509.KeyUsageFlags.digitalSignature,
+    code: codes.chain,
+  });
+  const signerCertificate = chain[0]!;
+  requirePackageSigner(signerCertificate, what, codes.chain);
+  try {
+    const { payload } = await compactVerify(jws, certificatePublicKey(signerCertificate), {
+      algorithms: [...PACKAGE_SIGNATURE_ALGORITHMS],
+    });
+    return { payloadBytes: payload, chain };
+  } catch (cause) {
+    if (cause instanceof errors.JWSSignatureVerificationFailed) {
+      return fail(codes.signature, 'the operator signature does not verify', cause);
+    }
+    if (cause instanceof SimcredError) throw cause;
+    return fail(codes.signature, `the ${what} signature cannot be verified`, cause);
+  }
+}
+
 const publicSpkis = new WeakMap<KeyObject, Buffer>();
 
 /** The SubjectPublicKeyInfo of a private key's public half (memoised: the operator key signs every package). */
@@ -532,7 +571,7 @@ export const PACKAGE_SIGNER_EKU = '1.3.6.1.5.5.7.3.36';
  * id-kp-documentSigning and no server, client or OCSP purpose — the operator CA also certifies
  * TLS and OCSP keys that third parties (provisioning, registration servers) hold.
  */
-function requirePackageSigner(signer: x509.X509Certificate): void {
+function requirePackageSigner(signer: x509.X509Certificate, what: string, code: ErrorCode): void {
   const eku = signer.getExtension(x509.ExtendedKeyUsageExtension);
   const usages = (eku?.usages ?? []).map(String);
   const foreign = [
@@ -544,9 +583,6 @@ function requirePackageSigner(signer: x509.X509Certificate): void {
     !usages.includes(PACKAGE_SIGNER_EKU) ||
     usages.some((u) => foreign.includes(u as x509.ExtendedKeyUsage))
   ) {
-    throw new SimcredError(
-      'SIMCRED_PACKAGE_CHAIN_INVALID',
-      'the package is not signed by a package-signing certificate',
-    );
+    throw new SimcredError(code, `the ${what} is not signed by a package-signing certificate`);
   }
 }

@@ -37,7 +37,16 @@ const CHUNK = 1000;
 /** Rejections an upload keeps to show (the counts cover them all). */
 const KEPT_REJECTIONS = 1000;
 /** States after delivery: the device has its credentials, there is nothing left to add or cancel. */
-const DELIVERED = new Set(['delivered', 'completed', 'attached', 'suspended', 'active', 'deleted']);
+const DELIVERED = new Set([
+  'delivered',
+  'completed',
+  'attached',
+  'suspended',
+  'active',
+  'deleted',
+  'transferring',
+  'transferred',
+]);
 /** States from which adding the device again registers it again. */
 const REREGISTERABLE = new Set(['pending', 'rejected', 'revoked', 'expired', 'failed']);
 

@@ -89,6 +89,7 @@ export const registerDevices = defineRoute({
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
     'SIMCRED_ORDER_UNKNOWN',
     'SIMCRED_ORDER_CANCELLED',
   ],
@@ -105,6 +106,9 @@ export const RegistrationState = z.enum([
   // The subscription's life after delivery (docs/architecture.md).
   'suspended',
   'deleted',
+  // Operator change: handed over to another operator, then gone to it (final).
+  'transferring',
+  'transferred',
 ]);
 
 /**
@@ -114,6 +118,8 @@ export const RegistrationState = z.enum([
  * event's detail names the code). A failed device may start over and move on. After delivery the
  * operator's lifecycle decisions: `suspended`, `active` (resumed: it may attach again; the state
  * it was suspended from is not repeated), `revoked` (the subscriber released) and `deleted` (final).
+ * An operator change: `transferring` (handed over to another operator), `transferred` (final: the
+ * device confirmed the new operator's credential; the subscription here is deleted).
  */
 export const DeviceFeedState = z.enum([
   'registered',
@@ -128,6 +134,8 @@ export const DeviceFeedState = z.enum([
   'suspended',
   'active',
   'deleted',
+  'transferring',
+  'transferred',
 ]);
 export type DeviceFeedState = z.infer<typeof DeviceFeedState>;
 
@@ -149,6 +157,8 @@ export const EVENT_STATES: Readonly<Record<string, DeviceFeedState>> = {
   suspended: 'suspended',
   resumed: 'active',
   deleted: 'deleted',
+  'transfer-authorised': 'transferring',
+  transferred: 'transferred',
 };
 
 /** The state an audit event moves its device to, or null (see EVENT_STATES). */
@@ -258,7 +268,12 @@ export const revokeRegistration = defineRoute({
   params: z.object({ dsimId }).strict(),
   body: z.object({ reason: z.string().max(200).optional() }).strict(),
   response: z.object({ dsimId, state: z.literal('revoked') }).strict(),
-  errors: ['SIMCRED_REGISTRATION_UNKNOWN', 'SIMCRED_SUBSCRIPTION_ENDED', 'SIMCRED_UNAUTHENTICATED_PEER'],
+  errors: [
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
 });
 
 /** The body of the lifecycle routes: an optional reason, kept in the audit trail. */
@@ -281,6 +296,8 @@ export const suspendDevice = defineRoute({
     'SIMCRED_REGISTRATION_UNKNOWN',
     'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
     'SIMCRED_UNAUTHENTICATED_PEER',
   ],
 });
@@ -302,6 +319,8 @@ export const resumeDevice = defineRoute({
     'SIMCRED_REGISTRATION_UNKNOWN',
     'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
     'SIMCRED_UNAUTHENTICATED_PEER',
   ],
 });
@@ -318,7 +337,12 @@ export const deleteDevice = defineRoute({
   params: z.object({ dsimId }).strict(),
   body: LifecycleBody,
   response: z.object({ dsimId, state: z.literal('deleted') }).strict(),
-  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_REGISTRATION_UNKNOWN', 'SIMCRED_UNAUTHENTICATED_PEER'],
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
 });
 
 // --- Device API -------------------------------------------------------------------------------
@@ -352,6 +376,7 @@ export const openSession = defineRoute({
     'SIMCRED_DEVICE_NONCE_REUSED',
     'SIMCRED_SESSION_IN_PROGRESS',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
   ],
 });
 
@@ -401,6 +426,7 @@ export const proveSession = defineRoute({
     'SIMCRED_DEVICE_KEY_MISMATCH',
     // The operator deleted the subscription while the package was being made.
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
   ],
 });
 
@@ -439,6 +465,7 @@ export const fetchPackage = defineRoute({
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_FORBIDDEN_PEER',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
   ],
 });
 
@@ -552,11 +579,88 @@ export const admitGroupDevice = defineRoute({
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_REGISTRATION_REVOKED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
     'SIMCRED_CERT_INVALID',
     'SIMCRED_CERT_UNTRUSTED',
     'SIMCRED_CERT_DSIM_MISMATCH',
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_FORBIDDEN_PEER',
+  ],
+});
+
+// --- Operator change (issue 14; docs/architecture.md "Operator change") -----------------------
+
+/** A transfer as the operator API answers it. */
+export const TransferAnswer = z
+  .object({
+    dsimId,
+    state: z.literal('transferring'),
+    transferId: z.string().regex(/^trf_[A-Za-z0-9_-]{22}$/),
+    expiresAt: timestamp.describe('the transfer statement is good until then'),
+  })
+  .strict();
+
+export const authoriseTransfer = defineRoute({
+  id: 'credentialing.authoriseTransfer',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/operator/devices/:dsimId/transfer',
+  caller: peer('portal'),
+  summary:
+    "Hand a delivered device over to another operator (B): a transfer statement naming B's operator root, B's registration servers and B's OCSP responder and home network, bound to the device's key and signed by this operator's package signer, is pushed to the device's registration server, where the device fetches it. The device moves to `transferring`; once it confirms that B's credential is installed it becomes `transferred` and its subscription here is deleted. Asking again for the same target answers the same transfer.",
+  params: z.object({ dsimId }).strict(),
+  body: z
+    .object({
+      toOperatorRoot: z.string().min(100).max(12_000).describe("B's operator root certificate, PEM"),
+      toRegistrationServers: z.array(httpsUrl).min(1).max(8).describe("B's registration servers"),
+      toServers: z
+        .object({
+          ocsp: httpsUrl.describe("B's OCSP responder (B's package signer is checked there)"),
+          hss: httpsUrl.describe("B's home network, where the device attaches with B's credential"),
+        })
+        .strict(),
+      reason: z.string().max(200).optional(),
+    })
+    .strict(),
+  response: TransferAnswer,
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
+});
+
+/** The bytes of a transfer confirmation are in src/crypto/transfer-confirmation.ts. */
+export const confirmTransfer = defineRoute({
+  id: 'credentialing.confirmTransfer',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/transfers/confirmation',
+  caller: DEVICE,
+  summary:
+    "The transferred device confirms, signed with its key, that the new operator's credential (package `packageId`) is installed: the device becomes `transferred` (final), its subscriber here is deleted and its registration withdrawn. Idempotent.",
+  body: z
+    .object({
+      dsimId,
+      transferId: z.string().regex(/^trf_[A-Za-z0-9_-]{22}$/),
+      packageId: z.string().min(1).max(128).describe("the new operator's package id"),
+      alg: signatureAlg,
+      signature,
+    })
+    .strict(),
+  response: z.object({ dsimId, state: z.literal('transferred') }).strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_TRANSFER_UNKNOWN',
+    'SIMCRED_TRANSFER_CONFIRMATION_INVALID',
   ],
 });
 
@@ -576,4 +680,6 @@ export const credentialingRoutes = [
   suspendDevice,
   resumeDevice,
   deleteDevice,
+  authoriseTransfer,
+  confirmTransfer,
 ];

@@ -42,6 +42,8 @@ export const DEVICE_STATES: readonly DeviceState[] = [
   'suspended',
   'active',
   'deleted',
+  'transferring',
+  'transferred',
 ];
 
 /** States in which a device can still be cancelled: its credentials have not been delivered. */

@@ -22,6 +22,8 @@ const COLOURS: Record<DeviceState, string> = {
   suspended: '#f08c00',
   active: '#37b24d',
   deleted: '#495057',
+  transferring: '#74c0fc',
+  transferred: '#868e96',
 };
 
 /**
