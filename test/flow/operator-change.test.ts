@@ -51,10 +51,13 @@ describe('operator change A → B', () => {
     await a?.close();
   });
 
-  /** A device of A's factory, its HTTPS client trusting both operators' TLS roots. */
-  async function device(dsimId: string) {
+  /**
+   * A device of A's factory, its HTTPS client trusting both operators' TLS roots; its module keeps
+   * its sealed storage in the device's folder when `persist`.
+   */
+  async function device(dsimId: string, persist = false) {
     const image = await loadFactoryImage(a.config.pkiDir, dsimId);
-    const module = TrustedModule.fromFactoryImage(image, { persist: false });
+    const module = TrustedModule.fromFactoryImage(image, { persist });
     const agent = DeviceAgent.fromFactoryImage(image, { module, client, maxAttempts: 1 });
     return { image, module, agent };
   }
@@ -78,7 +81,7 @@ describe('operator change A → B', () => {
 
   test('A → B: the device follows, onboards and attaches at B; A deletes its subscriber and never credentials it again', async () => {
     const dsimId = fresh();
-    const d = await device(dsimId);
+    const d = await device(dsimId, true);
     const atA = await d.agent.onboard();
     assert.equal((await a.subscriber(dsimId))?.imsi, atA.subscription.imsi);
 
@@ -116,6 +119,15 @@ describe('operator change A → B', () => {
     const atB = await b.subscriber(dsimId);
     assert.equal(atB?.imsi, followed.subscription.imsi);
     await d.agent.attach();
+
+    // Restarted, the module still holds B's trust and credential, and a device agent made from the
+    // factory image (which names A's servers) attaches at B's HSS.
+    const restarted = TrustedModule.fromFactoryImage(d.image);
+    assert.equal(restarted.transferTrust?.transferId, authorised.transferId);
+    assert.equal(restarted.subscription?.packageId, followed.subscription.packageId);
+    await DeviceAgent.fromFactoryImage(d.image, { module: restarted, client, maxAttempts: 1 }).attach();
+    // Following again looks for a new transfer, at B's registration server now: B has made none.
+    await rejectsWith(d.agent.followTransfer(), 'SIMCRED_TRANSFER_UNKNOWN');
 
     // A: transferred (final), its subscriber deleted; an attach on A's old IMSI is refused.
     assert.equal(await auditShows(a, dsimId, 'subscriber-deleted'), atA.subscription.imsi);
