@@ -2,6 +2,7 @@ import type { PeerClient } from '../http/index.js';
 import {
   deleteSubscribers,
   issueCredentials,
+  signTransferStatement,
   releaseSubscribers,
   resumeSubscribers,
   subscriberEvents,
@@ -81,6 +82,14 @@ export class CredentialingConsumers {
     body: BodyOf<typeof deleteSubscribers>,
   ): Promise<ResponseOf<typeof deleteSubscribers>> {
     return this.client.call(hssUrl, deleteSubscribers, { body });
+  }
+
+  /** Operator change: the HSS signs the transfer statement with the package signer. */
+  signTransferStatement(
+    hssUrl: string,
+    body: BodyOf<typeof signTransferStatement>,
+  ): Promise<ResponseOf<typeof signTransferStatement>> {
+    return this.client.call(hssUrl, signTransferStatement, { body });
   }
 
   /** First attaches after a cursor (step 12), waiting up to query.waitSeconds for one. */

@@ -25,7 +25,7 @@ import { RegistrationSubsystem } from './registration-subsystem.js';
 import { CredentialingStore } from './store.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { mountOrderApi } from './order-api.js';
-import { Transfers, type TransferSigner } from './transfers.js';
+import { Transfers } from './transfers.js';
 import { OrderService } from './orders.js';
 import { DEFAULT_NOTIFY, WebhookDispatcher, WebhookService, type NotifySettings } from './webhooks.js';
 
@@ -55,9 +55,7 @@ export interface CredentialingServerOptions {
   notify?: NotifySettings;
   /** The operator's authorisation hook, asked at the end of step 4 (none by default). */
   authorisationHook?: AuthorisationHookSettings;
-  /** Operator change: the package signer, which signs transfer statements (docs/architecture.md). */
-  transferSigner: TransferSigner;
-  /** Lifetime of a transfer statement (7 days by default). */
+  /** Operator change: lifetime of a transfer statement (7 days by default). */
   transferTtlSeconds?: number;
 }
 
@@ -161,7 +159,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   const transfers = new Transfers({
     store,
     peerActions,
-    signer: options.transferSigner,
+    consumers,
     credentialingUrl,
     hssUrl: options.hssUrl,
     ...(options.transferTtlSeconds ? { ttlSeconds: options.transferTtlSeconds } : {}),

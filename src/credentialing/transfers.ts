@@ -1,27 +1,22 @@
-import { createHash, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { verifyDeviceMessage } from '../crypto/device-signature.js';
 import { publicKeyOfCertificateDer } from '../crypto/certificates.js';
 import * as x509 from '../crypto/x509.js';
-import { signTransferStatement, transferConfirmationMessage } from '../crypto/transfer-statement.js';
-import { SimcredError } from '../errors/index.js';
+import { transferConfirmationMessage } from '../crypto/transfer-statement.js';
+import { SimcredError, isSimcredError } from '../errors/index.js';
 import type { authoriseTransfer, confirmTransfer } from '../protocol/credentialing.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
+import type { CredentialingConsumers } from './consumers.js';
 import type { PeerActionSender } from './peer-actions.js';
 import type { CredentialingStore, Registration } from './store.js';
 import { systemClock, type Clock } from '../time/clock.js';
 
-/** The operator's package signer, which also signs transfer statements (docs/architecture.md). */
-export interface TransferSigner {
-  privateKey: KeyObject;
-  /** PEM: the package signer, then the operator CA. */
-  chainPem: string[];
-}
-
 export interface TransferOptions {
   store: CredentialingStore;
   peerActions: PeerActionSender;
-  signer: TransferSigner;
+  /** The HSS signs the statements: it holds the package signer (docs/architecture.md). */
+  consumers: CredentialingConsumers;
   /** This server's URL: where the device confirms. */
   credentialingUrl: () => string;
   hssUrl: string;
@@ -36,13 +31,13 @@ export const DEFAULT_TRANSFER_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
  * Operator change at the current operator (A), knowing nothing of HTTP: A authorises a transfer of a
- * delivered device to operator B (a statement signed by A's package signer, pushed to the device's
- * registration server through the outbox), and the device's signed confirmation that B's credential
+ * delivered device to operator B (a statement the HSS signs with A's package signer, bound to the
+ * device key it holds, pushed to the device's registration server through the outbox), and the device's signed confirmation that B's credential
  * is installed ends A's subscription (the HSS subscriber deleted through the outbox, final state
  * 'transferred').
  *
  * @example
- *   const transfers = new Transfers({ store, peerActions, signer, credentialingUrl, hssUrl, log });
+ *   const transfers = new Transfers({ store, peerActions, consumers, credentialingUrl, hssUrl, log });
  *   await transfers.authorise(dsimId, { toOperatorRoot: bRootPem, toRegistrationServers: [url], toServers });
  */
 export class Transfers {
@@ -77,19 +72,19 @@ export class Transfers {
     const now = this.clock();
     const transferId = `trf_${randomBytes(16).toString('base64url')}`;
     const ttlSeconds = this.options.ttlSeconds ?? DEFAULT_TRANSFER_TTL_SECONDS;
-    const statement = await signTransferStatement({
-      transferId,
-      dsimId,
-      devicePublicKey: publicKeyOfCertificateDer(Buffer.from(registration.deviceCertificate!, 'base64')),
-      newOperatorRoot: body.toOperatorRoot,
-      newRegistrationServers: body.toRegistrationServers,
-      newServers: body.toServers,
-      confirmUrl: this.options.credentialingUrl(),
-      signingKey: this.options.signer.privateKey,
-      signerChainPem: this.options.signer.chainPem,
-      ttlSeconds,
-      now,
-    });
+    const { statement } = await this.options.consumers
+      .signTransferStatement(this.options.hssUrl, {
+        transferId,
+        dsimId,
+        newOperatorRoot: body.toOperatorRoot,
+        newRegistrationServers: body.toRegistrationServers,
+        newServers: body.toServers,
+        confirmUrl: this.options.credentialingUrl(),
+        ttlSeconds,
+      })
+      .catch((err: unknown) => {
+        throw hssRefusal(err);
+      });
     const expiresAt = new Date(Math.floor(now.getTime() / 1000) * 1000 + ttlSeconds * 1000);
     if (!(await store.authoriseTransfer(registration, { transferId, statement, target, expiresAt }, now))) {
       // Moved meanwhile (deleted, suspended, or another call's transfer): answer from where it is now.
@@ -177,6 +172,28 @@ export function transferredError(): SimcredError {
     'SIMCRED_DEVICE_TRANSFERRED',
     'the device moved to another operator; it is never credentialed here again',
   );
+}
+
+/**
+ * The HSS's answers about the device pass through (no subscriber there, suspended there, a root it
+ * cannot read); anything else is the HSS failing us: retryable.
+ */
+function hssRefusal(err: unknown): unknown {
+  if (
+    isSimcredError(err) &&
+    [
+      'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+      'SIMCRED_SUBSCRIPTION_SUSPENDED',
+      'SIMCRED_BAD_REQUEST',
+    ].includes(err.code)
+  ) {
+    return err;
+  }
+  if (isSimcredError(err) && err.code === 'SIMCRED_DEPENDENCY_UNAVAILABLE') return err;
+  return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', 'the HSS could not sign the transfer statement', {
+    retryAfter: 2,
+    cause: err,
+  });
 }
 
 /** What a transfer request asks for, canonical: a repeated request for the same target is the same transfer. */

@@ -55,8 +55,12 @@ export type TransferStatementClaims = z.infer<typeof payloadSchema>;
 export interface SignTransferStatementInput {
   transferId: string;
   dsimId: string;
-  /** The device's certificate (or key) as the current operator knows it from step 4. */
-  devicePublicKey: PublicKeyInput;
+  /**
+   * The device's certificate or key — or, as the HSS holds it, the SHA-256 of its
+   * SubjectPublicKeyInfo (hex): one of the two.
+   */
+  devicePublicKey?: PublicKeyInput;
+  deviceKeySha256?: string;
   /** B's operator root (PEM, or parsed). */
   newOperatorRoot: CertificateInput;
   newRegistrationServers: string[];
@@ -109,7 +113,9 @@ export async function signTransferStatement(input: SignTransferStatementInput): 
     v: 1,
     transferId: input.transferId,
     dsimId: input.dsimId,
-    deviceKeySha256: deviceKeySha256(input.devicePublicKey),
+    deviceKeySha256:
+      input.deviceKeySha256 ??
+      (input.devicePublicKey !== undefined ? deviceKeySha256(input.devicePublicKey) : ''),
     newOperatorRoot: Buffer.from(newRoot.rawData).toString('base64'),
     newRegistrationServers: input.newRegistrationServers,
     newServers: input.newServers,

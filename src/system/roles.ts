@@ -107,10 +107,6 @@ export async function startRole(
           ? { authorisationHook: hookSettings(config.credentialing.authorisationHook, pki) }
           : {}),
         notify: config.notify,
-        transferSigner: {
-          privateKey: pki.operator.packageSigner.privateKey(),
-          chainPem: [pki.operator.packageSigner.pem, pki.operator.operatorCa.pem],
-        },
         ...(clock ? { clock } : {}),
       });
     case 'registration':

@@ -294,6 +294,19 @@ describe('the live roles agree with their OpenAPI documents', () => {
       410,
     );
     const transferId = `trf_${randomBytes(16).toString('base64url')}`;
+    // The HSS signs a statement for the third device, whose subscriber it made above.
+    await done(
+      post(credentialing, `${urls.hss}/v1/transfers/statements`, {
+        dsimId: dsimIds[2],
+        transferId,
+        newOperatorRoot: t.system.pki.operator.root.pem,
+        newRegistrationServers: [urls.registration[1]],
+        newServers: { ocsp: urls.ocsp, hss: urls.hss },
+        confirmUrl: urls.credentialing,
+        ttlSeconds: 3600,
+      }),
+      200,
+    );
     await done(
       post(device, `${urls.credentialing}/v1/transfers/confirmation`, {
         dsimId: dsimIds[0],
