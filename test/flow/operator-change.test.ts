@@ -14,6 +14,8 @@ import { confirmTransfer, openSession } from '../../src/protocol/credentialing.j
 import { attachChallenge } from '../../src/protocol/hss.js';
 import { fetchTransferStatement, lookupChallenge } from '../../src/protocol/registration.js';
 import { rejectsWith } from '../helpers/assert.js';
+import { RegistrationStore } from '../../src/registration/store.js';
+import { tempDir } from '../helpers/cli.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 
 /**
@@ -364,5 +366,32 @@ describe('operator change A → B', () => {
     );
     assert.equal((await a.operator.deviceState(a.system.urls.credentialing, dsimId)).state, 'transferring');
     assert.ok(await a.subscriber(dsimId), "A's subscriber stays until a valid confirmation");
+  });
+
+  test("a registration server keeps each statement its pusher's: another credentialing server cannot replace it", async () => {
+    const dir = tempDir('simcred-transfer-store-');
+    const store = await RegistrationStore.open({ kind: 'sqlite', file: `${dir.path}/registration.db` });
+    try {
+      const dsimId = 'DSIM00000000000000AA';
+      const record = (statement: string) => ({ dsimId, transferId: `trf_${'B'.repeat(22)}`, statement });
+      const now = new Date();
+      assert.equal(
+        await store.upsertTransferStatements([record('a.b.c')], 'CN=simcred-credentialing A', now),
+        1,
+      );
+      assert.equal(
+        await store.upsertTransferStatements([record('x.y.z')], 'CN=simcred-credentialing B', now),
+        0,
+      );
+      assert.equal((await store.findTransferStatement(dsimId))?.statement, 'a.b.c');
+      assert.equal(
+        await store.upsertTransferStatements([record('d.e.f')], 'CN=simcred-credentialing A', now),
+        1,
+      );
+      assert.equal((await store.findTransferStatement(dsimId))?.statement, 'd.e.f');
+    } finally {
+      await store.close();
+      dir.cleanup();
+    }
   });
 });
