@@ -12,6 +12,8 @@ const LIFECYCLE = {
   suspend: "suspend a delivered device's subscription (attach refused)",
   resume: 'resume a suspended subscription (attach works again)',
   delete: "end a device's subscription for good (HSS subscriber deleted, IMSI quarantined)",
+  reprovision:
+    'give a device a fresh registration: it goes through the flow again at its next check-in and gets a new subscription; the old one ends once the new one is in use',
 } as const;
 
 /**
@@ -85,7 +87,7 @@ export function registerLifecycleCommands(program: Command): void {
     devices
       .command('run')
       .description(
-        'drive simulated devices against the running `simcred up` of --dir: steps 1–12, or attach only for a device that holds a credential',
+        'drive simulated devices against the running `simcred up` of --dir: steps 1–12; a device that holds a credential checks in (onboards again if re-provisioned) and attaches',
       )
       .option('--dsim <ID>', 'run this one device')
       .option('--count <N>', 'run the next N registered devices not yet onboarded (default 1)')
@@ -151,7 +153,7 @@ export function formatDevicesRun(s: DevicesRunSummary): string {
     ...s.results.map((r) =>
       `  ${r.dsimId.padEnd(20)}  ${r.action.padEnd(7)}  ${(r.ok ? 'attached' : 'failed').padEnd(8)}  ${(r.imsi ?? '-').padEnd(15)}  ${String(r.ms).padStart(7)}  ${r.error ? `${r.error.code}: ${oneLine(r.error.message)}` : ''}`.trimEnd(),
     ),
-    `devices ${s.devices}: onboarded ${s.onboarded}, attached only ${s.attached}, failed ${s.failed} (${(s.elapsedMs / 1000).toFixed(1)} s)`,
+    `devices ${s.devices}: onboarded ${s.onboarded}, re-provisioned ${s.reprovisioned}, attached only ${s.attached}, failed ${s.failed} (${(s.elapsedMs / 1000).toFixed(1)} s)`,
   ];
   return `${lines.join('\n')}\n`;
 }

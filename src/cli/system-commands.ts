@@ -246,10 +246,34 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       .requiredOption('--file <FILE>', 'NDJSON device list')
       .option('--label <TEXT>', 'a label for the order the batch becomes')
       .option('--order <ORDER_ID>', 'add the batch to this existing order')
+      .option(
+        '--reprovision <POLICY>',
+        "who may later re-provision the order's devices: never, operator (default) or device (also after a factory reset)",
+      )
       .option('--json', 'print one JSON line last'),
   ).action(
     action(
-      async (options: CommonOptions & { file: string; label?: string; order?: string; json?: boolean }) => {
+      async (
+        options: CommonOptions & {
+          file: string;
+          label?: string;
+          order?: string;
+          reprovision?: string;
+          json?: boolean;
+        },
+      ) => {
+        const reprovision = options.reprovision;
+        if (
+          reprovision !== undefined &&
+          reprovision !== 'never' &&
+          reprovision !== 'operator' &&
+          reprovision !== 'device'
+        ) {
+          throw new SimcredError(
+            'SIMCRED_CLI_ARGUMENT',
+            `--reprovision must be never, operator or device, got ${JSON.stringify(reprovision)}`,
+          );
+        }
         const config = commonConfig(options);
         const { devices, fileLines } = readDeviceList(options.file);
         const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));
@@ -262,6 +286,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
             {
               ...(options.label ? { label: options.label } : {}),
               ...(options.order ? { order: options.order } : {}),
+              ...(reprovision ? { reprovision } : {}),
             },
           );
           progress.stop();

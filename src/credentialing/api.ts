@@ -15,6 +15,8 @@ import {
   openSession,
   proveSession,
   registerDevices,
+  reprovisionDevice,
+  requestReprovision,
   resumeDevice,
   revokeRegistration,
   submitReceipt,
@@ -22,12 +24,14 @@ import {
 } from '../protocol/credentialing.js';
 import type { EnrollmentGroups } from './enrollment-groups.js';
 import type { CredentialingProcessor } from './processor.js';
+import type { Reprovisioning } from './reprovisioning.js';
 import type { Transfers } from './transfers.js';
 
 export function mountCredentialingApi(
   app: FastifyInstance,
   processor: CredentialingProcessor,
   groups: EnrollmentGroups,
+  reprovisioning: Reprovisioning,
   transfers: Transfers,
 ): void {
   // NDJSON batches are streamed to the registration subsystem, never buffered whole.
@@ -46,6 +50,7 @@ export function mountCredentialingApi(
         placedBy: caller.kind === 'peer' ? caller.subject : 'unknown',
         label: query.label ?? null,
         appendTo: query.order,
+        reprovisionPolicy: query.reprovision,
       });
       // A batch that stops early (a registration server down) has not read the whole request: the
       // rest is read and dropped, so the client finishes sending and reads the summary instead of
@@ -60,6 +65,8 @@ export function mountCredentialingApi(
   mountRoute(app, suspendDevice, ({ params, body }) => processor.suspend(params.dsimId, body));
   mountRoute(app, resumeDevice, ({ params, body }) => processor.resume(params.dsimId, body));
   mountRoute(app, deleteDevice, ({ params, body }) => processor.delete(params.dsimId, body));
+  mountRoute(app, reprovisionDevice, ({ params, body }) => reprovisioning.byOperator(params.dsimId, body));
+  mountRoute(app, requestReprovision, ({ body }) => reprovisioning.byDevice(body));
   mountRoute(app, openSession, ({ body }) => processor.openSession(body));
   mountRoute(app, proveSession, ({ params, body }) => processor.proveSession(params.sessionId, body));
   mountRoute(app, submitReceipt, ({ body }) => processor.credentialing.acceptReceipt(body));

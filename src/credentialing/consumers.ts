@@ -42,8 +42,13 @@ export class CredentialingConsumers {
     return this.client.call(registrationServer, pushTransferStatements, { body: { statements } });
   }
 
-  withdrawRegistrations(registrationServer: string, dsimIds: string[]): Promise<unknown> {
-    return this.client.call(registrationServer, withdrawRegistrations, { body: { dsimIds } });
+  /** Removes (or with `used`, retires) records; `upToGeneration` spares newer ones pushed since. */
+  withdrawRegistrations(
+    registrationServer: string,
+    dsimIds: string[],
+    options: { used?: boolean; upToGeneration?: Record<string, number> } = {},
+  ): Promise<unknown> {
+    return this.client.call(registrationServer, withdrawRegistrations, { body: { dsimIds, ...options } });
   }
 
   /** Step 5. */

@@ -56,6 +56,7 @@ export class CredentialingSubsystem {
     const deviceCertificate = Buffer.from(certificate.rawData).toString('base64');
     const issued = await consumers.issueCredentials(this.options.hssUrl, {
       dsimId: registration.dsimId,
+      generation: registration.generation,
       deviceCertificate,
       deviceNonce: registration.deviceNonce!,
     });
@@ -202,7 +203,7 @@ export class CredentialingSubsystem {
         deviceNonce: fromBase64url(registration.deviceNonce!, 'deviceNonce'),
       },
     );
-    await store.markCompleted(body.dsimId, registration.imsi ?? null, now);
+    await store.markCompleted(body.dsimId, registration.imsi ?? null, now, this.options.hssUrl);
     return { dsimId: body.dsimId, state: 'completed' };
   }
 }

@@ -180,6 +180,7 @@ export class EnrollmentGroups {
       registrationNonce: stored.registrationNonce,
       credentialingUrl: this.options.credentialingUrl(),
       expiresAt: stored.expiresAt.toISOString(),
+      generation: stored.generation,
     };
   }
 

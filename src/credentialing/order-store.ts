@@ -1,4 +1,4 @@
-import { sql, type Generated, type Kysely } from 'kysely';
+import { sql, type ColumnType, type Generated, type Kysely } from 'kysely';
 import { randomToken } from '../crypto/digest.js';
 import { autoIncrementKey, type Migrations } from '../storage/index.js';
 
@@ -18,6 +18,8 @@ export interface OrderTables {
     cancelled_at: string | null;
     /** The newest audit event id when the order was placed: a webhook for the order starts there. */
     feed_position: number;
+    /** Who may ask for its devices' re-provisioning (migration 0007). */
+    reprovision_policy: ColumnType<ReprovisionPolicy, ReprovisionPolicy | undefined, ReprovisionPolicy>;
   };
   webhooks: {
     id: string;
@@ -45,7 +47,7 @@ export interface OrderTables {
     created_at: string;
     delivered_at: string | null;
   };
-  registrations: { dsim_id: string; state: string; order_id: string | null };
+  registrations: { dsim_id: string; state: string; order_id: string | null; generation: number };
 }
 
 export const orderMigrations: Migrations = {
@@ -124,8 +126,16 @@ export interface OrderRow {
   label: string | null;
   cancelledAt: Date | null;
   feedPosition: number;
+  reprovisionPolicy: ReprovisionPolicy;
   counts: Record<string, number>;
 }
+
+/**
+ * Who may ask for re-provisioning of an order's devices: nobody; the operator (`simcred operator
+ * reprovision`, the default); or also the device itself after a factory reset (each level allows the
+ * ones before it).
+ */
+export type ReprovisionPolicy = 'never' | 'operator' | 'device';
 
 /** A fresh opaque order id: `ord_` and 16 random bytes. */
 export function newOrderId(): string {
@@ -136,7 +146,10 @@ export function newOrderId(): string {
 export class OrderStore {
   constructor(private readonly db: Kysely<OrderTables>) {}
 
-  async create(order: { id: string; placedBy: string; label: string | null }, now: Date): Promise<void> {
+  async create(
+    order: { id: string; placedBy: string; label: string | null; reprovisionPolicy?: ReprovisionPolicy },
+    now: Date,
+  ): Promise<void> {
     await this.db
       .insertInto('orders')
       .values({
@@ -146,6 +159,7 @@ export class OrderStore {
         label: order.label,
         cancelled_at: null,
         feed_position: await newestEventId(this.db),
+        reprovision_policy: order.reprovisionPolicy ?? 'operator',
       })
       .execute();
   }
@@ -198,16 +212,16 @@ export class OrderStore {
     id: string,
     afterDsimId: string,
     limit: number,
-  ): Promise<{ dsimId: string; state: string }[]> {
+  ): Promise<{ dsimId: string; state: string; generation: number }[]> {
     const rows = await this.db
       .selectFrom('registrations')
-      .select(['dsim_id', 'state'])
+      .select(['dsim_id', 'state', 'generation'])
       .where('order_id', '=', id)
       .where('dsim_id', '>', afterDsimId)
       .orderBy('dsim_id')
       .limit(limit)
       .execute();
-    return rows.map((r) => ({ dsimId: r.dsim_id, state: r.state }));
+    return rows.map((r) => ({ dsimId: r.dsim_id, state: r.state, generation: Number(r.generation) }));
   }
 }
 
@@ -219,6 +233,7 @@ function fromOrderRow(row: {
   label: string | null;
   cancelled_at: string | null;
   feed_position: number;
+  reprovision_policy: ReprovisionPolicy;
 }): Omit<OrderRow, 'counts'> {
   return {
     seq: Number(row.seq),
@@ -228,6 +243,7 @@ function fromOrderRow(row: {
     label: row.label,
     cancelledAt: row.cancelled_at === null ? null : new Date(row.cancelled_at),
     feedPosition: Number(row.feed_position),
+    reprovisionPolicy: row.reprovision_policy,
   };
 }
 

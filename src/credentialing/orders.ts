@@ -25,6 +25,7 @@ export function toOrder(row: OrderRow): Order {
     createdAt: row.createdAt.toISOString(),
     placedBy: row.placedBy,
     label: row.label,
+    reprovisionPolicy: row.reprovisionPolicy,
     state: row.cancelledAt ? 'cancelled' : inFlight ? 'open' : 'completed',
     cancelledAt: row.cancelledAt?.toISOString() ?? null,
     devices,
@@ -74,7 +75,9 @@ export class OrderService {
       after = page.at(-1)!.dsimId;
       for (const device of page) {
         if (device.state === 'revoked') alreadyRevoked++;
-        else if (!REVOCABLE.has(device.state)) pastDelivery++;
+        // A device being re-provisioned (generation > 1) holds a live subscription: cancelling the
+        // order must not end it, as it does not end a delivered device's.
+        else if (!REVOCABLE.has(device.state) || device.generation > 1) pastDelivery++;
         else {
           try {
             await this.revoke(device.dsimId, reason ?? `order ${id} cancelled`);

@@ -4,6 +4,7 @@ import { isSimcredError } from '../errors/index.js';
 import { CoalescedRun } from '../storage/index.js';
 import { MAX_RELEASES_PER_CALL } from '../protocol/hss.js';
 import { MAX_RECORDS_PER_PUSH, MAX_STATEMENTS_PER_PUSH } from '../protocol/registration.js';
+import { RegistrationState } from '../protocol/credentialing.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { CredentialingStore, PeerAction, PeerActionKind, RegistrationStateName } from './store.js';
 
@@ -127,8 +128,14 @@ export class PeerActionSender {
     const owed: PeerAction[] = [];
     const moot: { action: PeerAction; state: RegistrationStateName | undefined }[] = [];
     for (const action of actions) {
-      const state = records.get(action.dsimId)?.state;
-      const due = state !== undefined && OWED_IN[action.kind].includes(state);
+      const record = records.get(action.dsimId);
+      const state = record?.state;
+      // An action stamped with a generation the device has since left behind (re-registered or
+      // re-provisioned) is still owed: it names the newest generation it may touch, so the peer
+      // ends the old registration or subscriber and spares the new one.
+      const bounded =
+        action.generation !== null && record !== undefined && record.generation > action.generation;
+      const due = bounded || (state !== undefined && OWED_IN[action.kind].includes(state));
       if (due) owed.push(action);
       else moot.push({ action, state });
     }
@@ -159,20 +166,28 @@ export class PeerActionSender {
 
   /** One HSS call for a batch of one kind; every answer lists an outcome and an IMSI per DSIM_ID. */
   private async callHss(
-    kind: Exclude<PeerActionKind, 'withdraw' | 'transfer'>,
+    kind: HssActionKind,
     hssUrl: string,
-    dsimIds: string[],
+    actions: PeerAction[],
   ): Promise<{ dsimId: string; outcome: string; imsi: string | null }[]> {
     const { consumers } = this.options;
+    const dsimIds = actions.map((a) => a.dsimId);
+    const upToGeneration = generationsOf(actions);
     switch (kind) {
       case 'release':
-        return (await consumers.releaseSubscribers(hssUrl, { dsimIds, reason: 'revoked' })).results;
+        return (await consumers.releaseSubscribers(hssUrl, { dsimIds, reason: 'revoked', upToGeneration }))
+          .results;
+      case 'supersede':
+        return (
+          await consumers.releaseSubscribers(hssUrl, { dsimIds, reason: 'reprovisioned', upToGeneration })
+        ).results;
       case 'suspend':
         return (await consumers.suspendSubscribers(hssUrl, { dsimIds })).results;
       case 'resume':
         return (await consumers.resumeSubscribers(hssUrl, { dsimIds })).results;
       case 'delete':
-        return (await consumers.deleteSubscribers(hssUrl, { dsimIds, reason: 'deleted' })).results;
+        return (await consumers.deleteSubscribers(hssUrl, { dsimIds, reason: 'deleted', upToGeneration }))
+          .results;
     }
   }
 
@@ -180,13 +195,17 @@ export class PeerActionSender {
     const { store, consumers } = this.options;
     const dsimIds = batch.actions.map((a) => a.dsimId);
     try {
-      if (batch.kind === 'withdraw') {
-        await consumers.withdrawRegistrations(batch.target, dsimIds);
+      if (batch.kind === 'withdraw' || batch.kind === 'retire') {
+        const used = batch.kind === 'retire';
+        await consumers.withdrawRegistrations(batch.target, dsimIds, {
+          ...(used ? { used } : {}),
+          upToGeneration: generationsOf(batch.actions),
+        });
         await store.completePeerActions(
           batch.actions.map((a) => ({
             id: a.id,
             dsimId: a.dsimId,
-            event: 'withdrawn',
+            event: used ? 'retired' : 'withdrawn',
             detail: batch.target,
           })),
           this.clock(),
@@ -208,7 +227,7 @@ export class PeerActionSender {
           this.clock(),
         );
       } else {
-        const results = await this.callHss(batch.kind, batch.target, dsimIds);
+        const results = await this.callHss(batch.kind, batch.target, batch.actions);
         const outcome = new Map(results.map((r) => [r.dsimId, r]));
         const applied = APPLIED_EVENT[batch.kind];
         await store.completePeerActions(
@@ -243,7 +262,10 @@ export class PeerActionSender {
   }
 }
 
-/** The registration states in which an action of each kind is still owed (else it is dropped as moot). */
+/**
+ * The registration states in which an action of each kind is still owed (else it is dropped as moot),
+ * while the device is still in the generation the action was queued for.
+ */
 const OWED_IN: Record<PeerActionKind, readonly RegistrationStateName[]> = {
   withdraw: [
     'revoked',
@@ -255,20 +277,36 @@ const OWED_IN: Record<PeerActionKind, readonly RegistrationStateName[]> = {
     'transferring',
     'transferred',
   ],
+  retire: ['delivered', 'completed', 'suspended', 'revoked', 'deleted', 'transferring', 'transferred'],
   release: ['revoked'],
   suspend: ['suspended'],
   resume: ['delivered', 'completed'],
   delete: ['deleted', 'transferred'],
+  // Bounded to the older generations: owed whatever the device does next.
+  supersede: RegistrationState.options,
   transfer: ['transferring'],
 };
 
+type HssActionKind = Exclude<PeerActionKind, 'withdraw' | 'retire' | 'transfer'>;
+
 /** The audit event that records an HSS action applied. */
-const APPLIED_EVENT: Record<Exclude<PeerActionKind, 'withdraw' | 'transfer'>, string> = {
+const APPLIED_EVENT: Record<HssActionKind, string> = {
   release: 'subscriber-released',
   suspend: 'subscriber-suspended',
   resume: 'subscriber-resumed',
   delete: 'subscriber-deleted',
+  supersede: 'subscriber-superseded',
 };
+
+/** Per DSIM_ID, the newest generation the peer may touch (actions queued before generations: any). */
+function generationsOf(actions: PeerAction[]): Record<string, number> | undefined {
+  const bounded = actions.filter((a) => a.generation !== null);
+  if (bounded.length === 0) return undefined;
+  const upTo: Record<string, number> = {};
+  // Two actions of one device in a batch: the newer bound covers the older.
+  for (const a of bounded) upTo[a.dsimId] = Math.max(upTo[a.dsimId] ?? 0, a.generation!);
+  return upTo;
+}
 
 /** Actions grouped by kind and peer, in calls no larger than the peer's route allows. */
 function batches(actions: PeerAction[]): { kind: PeerActionKind; target: string; actions: PeerAction[] }[] {
@@ -276,7 +314,7 @@ function batches(actions: PeerAction[]): { kind: PeerActionKind; target: string;
   const out: { kind: PeerActionKind; target: string; actions: PeerAction[] }[] = [];
   for (const action of actions) {
     const limit =
-      action.kind === 'withdraw'
+      action.kind === 'withdraw' || action.kind === 'retire'
         ? MAX_RECORDS_PER_PUSH
         : action.kind === 'transfer'
           ? MAX_STATEMENTS_PER_PUSH

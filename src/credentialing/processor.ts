@@ -20,6 +20,7 @@ import type { PeerActionSender } from './peer-actions.js';
 import type { CredentialingSubsystem } from './credentialing-subsystem.js';
 import type { RegistrationSubsystem } from './registration-subsystem.js';
 import type { CredentialingStore } from './store.js';
+import type { ReprovisionPolicy } from './order-store.js';
 import { transferredError } from './transfers.js';
 import { systemClock, type Clock } from '../time/clock.js';
 
@@ -43,7 +44,12 @@ export class CredentialingProcessor {
   /** Steps 0a–0b: an NDJSON body in, NDJSON progress out. */
   registerDevices(
     body: AsyncIterable<Buffer | string>,
-    order?: { placedBy: string; label: string | null; appendTo?: string | undefined },
+    order?: {
+      placedBy: string;
+      label: string | null;
+      appendTo?: string | undefined;
+      reprovisionPolicy?: ReprovisionPolicy | undefined;
+    },
   ): Readable {
     const lines = this.registration.registerStream(body, order);
     return Readable.from(

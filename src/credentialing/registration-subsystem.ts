@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import type { CredentialingConsumers } from './consumers.js';
 import type { Clock } from '../time/clock.js';
 import type { CredentialingStore, Registration } from './store.js';
-import { newOrderId } from './order-store.js';
+import { newOrderId, type ReprovisionPolicy } from './order-store.js';
 
 /** Devices handled per database transaction and per push to a registration server. */
 export const REGISTRATION_CHUNK = 1000;
@@ -48,7 +48,12 @@ export class RegistrationSubsystem {
   async *registerStream(
     body: AsyncIterable<Buffer | string>,
     /** The order this batch becomes: who placed it (the calling peer) and the caller's label. */
-    order: { placedBy: string; label: string | null; appendTo?: string | undefined } = {
+    order: {
+      placedBy: string;
+      label: string | null;
+      appendTo?: string | undefined;
+      reprovisionPolicy?: ReprovisionPolicy | undefined;
+    } = {
       placedBy: 'unknown',
       label: null,
     },
@@ -77,7 +82,12 @@ export class RegistrationSubsystem {
           throw new SimcredError('SIMCRED_ORDER_CANCELLED', `order ${order.appendTo} is cancelled`);
       } else {
         await this.options.store.orders.create(
-          { id, placedBy: order.placedBy, label: order.label },
+          {
+            id,
+            placedBy: order.placedBy,
+            label: order.label,
+            ...(order.reprovisionPolicy ? { reprovisionPolicy: order.reprovisionPolicy } : {}),
+          },
           this.options.clock(),
         );
       }
@@ -195,6 +205,7 @@ export class RegistrationSubsystem {
         registrationNonce: r.registrationNonce,
         credentialingUrl,
         expiresAt: r.expiresAt.toISOString(),
+        generation: r.generation,
       });
       byServer.set(r.registrationServer, list);
     }

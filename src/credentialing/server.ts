@@ -15,6 +15,7 @@ import { AuthorisationHook } from './authorisation-hook.js';
 import { CredentialingConsumers } from './consumers.js';
 import { CredentialingSubsystem } from './credentialing-subsystem.js';
 import { EnrollmentGroups } from './enrollment-groups.js';
+import { Reprovisioning } from './reprovisioning.js';
 import { PeerActionSender } from './peer-actions.js';
 import { AttachFollower } from './attach-follower.js';
 import { RegistrationExpiry } from './expiry.js';
@@ -117,6 +118,16 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     log,
     clock,
   });
+  const reprovisioning = new Reprovisioning({
+    store,
+    consumers,
+    peerActions,
+    manufacturerRoots: options.manufacturerRoots,
+    credentialingUrl,
+    ttlSeconds: options.registrationTtlSeconds,
+    log,
+    clock,
+  });
   const processor = new CredentialingProcessor(
     new RegistrationSubsystem({
       store,
@@ -182,7 +193,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     logger: log,
     tls: options.tls,
     mount: (app) => {
-      mountCredentialingApi(app, processor, groups, transfers);
+      mountCredentialingApi(app, processor, groups, reprovisioning, transfers);
       mountOrderApi(app, orders, webhooks, store);
       // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
       app.addHook('preClose', (done) => {

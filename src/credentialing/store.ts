@@ -32,6 +32,9 @@ import { OrderStore, WebhookStore, orderMigrations, type OrderTables } from './o
  *     delivered | completed ⇄ suspended (resume goes back to the state it came from, `resume_state`)
  *     delivered | completed | suspended → revoked (the HSS subscriber is released)
  *   any state → deleted (final: the subscription ends for good and the DSIM_ID is never registered again)
+ *   re-provisioning: delivered | completed → registered with a fresh registration nonce and the next
+ *     generation (also a re-provisioning not yet delivered, to start it over); the device goes
+ *     through the flow again, and its old subscription ends once the new one is in use
  *   operator change (docs/architecture.md): delivered | completed → transferring → transferred (final:
  *     the device confirmed another operator's credential; the subscriber here is deleted)
  *
@@ -74,6 +77,12 @@ export interface CredentialingTables {
     package: string | null;
     /** While suspended: the state a resume goes back to (delivered or completed). */
     resume_state: RegistrationStateName | null;
+    /**
+     * Which credentialing of the device this registration is: 1, then one more per re-provisioning
+     * and per re-registration after a revocation. The HSS keeps a subscriber per generation, and
+     * every release names the newest generation it may end, so it never ends a newer one.
+     */
+    generation: ColumnType<number, number | undefined, number>;
     updated_at: string;
     /** The order (registration batch) this registration came from; null for rows older than orders. */
     order_id: ColumnType<string | null, string | null | undefined, string | null>;
@@ -126,6 +135,8 @@ export interface CredentialingTables {
     claim: string | null;
     last_error: string | null;
     created_at: string;
+    /** The registration's generation when the action was queued: the newest one it may affect. */
+    generation: ColumnType<number | null, number | null | undefined, number | null>;
   };
   feed_cursors: FeedCursorTable['feed_cursors'];
   /** Operator change: each transfer authorised, with its signed statement (transfer-store section below). */
@@ -152,11 +163,15 @@ interface FeedCursorTable {
 }
 
 /**
- * withdraw: the registration server forgets the record; release: the HSS frees the subscriber of a
- * revoked device; suspend, resume, delete: the operator's lifecycle decisions, applied at the HSS;
- * transfer: push a device's transfer statement to its registration server (operator change).
+ * withdraw: the registration server forgets the record; retire: it keeps only that the record was
+ * used (so a factory-reset device can ask for re-provisioning through it); release: the HSS frees
+ * the subscriber of a revoked device; suspend, resume, delete: the operator's lifecycle decisions,
+ * applied at the HSS; supersede: a re-provisioned device is done with its new subscriber, the HSS
+ * releases the older generations; transfer: push a device's transfer statement to its registration
+ * server (operator change).
  */
-export type PeerActionKind = 'withdraw' | 'release' | 'suspend' | 'resume' | 'delete' | 'transfer';
+export type PeerActionKind =
+  'withdraw' | 'retire' | 'release' | 'suspend' | 'resume' | 'delete' | 'supersede' | 'transfer';
 
 export interface PeerAction {
   id: number;
@@ -164,6 +179,8 @@ export interface PeerAction {
   dsimId: string;
   target: string;
   attempts: number;
+  /** The registration's generation when it was queued (null: queued before generations). */
+  generation: number | null;
 }
 
 const migrations: Migrations = {
@@ -275,7 +292,20 @@ const migrations: Migrations = {
     },
   },
   ...orderMigrations,
-  '0007_transfers': {
+  '0007_reprovisioning': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('registrations')
+        .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute();
+      await db.schema.alterTable('peer_actions').addColumn('generation', 'integer').execute();
+      await db.schema
+        .alterTable('orders')
+        .addColumn('reprovision_policy', 'text', (c) => c.notNull().defaultTo('operator'))
+        .execute();
+    },
+  },
+  '0008_transfers': {
     async up(db: Kysely<unknown>) {
       await db.schema
         .createTable('transfers')
@@ -314,6 +344,8 @@ export interface Registration {
   package: string | null;
   /** The order (registration batch or enrollment group) of this registration; null before orders. */
   orderId: string | null;
+  /** Which credentialing of the device: 1, then one more per re-provisioning (see the table). */
+  generation: number;
 }
 
 /** An operator change authorised for a device (store.authoriseTransfer). */
@@ -394,6 +426,7 @@ function fromRow(row: Row): Registration {
     packageId: row.package_id,
     package: row.package,
     orderId: row.order_id ?? null,
+    generation: Number(row.generation),
   };
 }
 
@@ -432,7 +465,7 @@ function expiredAt(eb: ExpressionBuilder<CredentialingTables, 'registrations'>, 
 
 async function queueActions(
   db: Kysely<CredentialingTables>,
-  actions: { kind: PeerActionKind; dsimId: string; target: string }[],
+  actions: { kind: PeerActionKind; dsimId: string; target: string; generation?: number }[],
   now: Date,
 ): Promise<void> {
   if (actions.length === 0) return;
@@ -446,9 +479,32 @@ async function queueActions(
         due_at: now.toISOString(),
         attempts: 0,
         created_at: now.toISOString(),
+        generation: a.generation ?? null,
       })),
     )
     .execute();
+}
+
+/**
+ * Queues actions for one device stamped with its current generation (read in the caller's
+ * transaction, after its state change): the newest credentialing they may affect.
+ */
+async function queueGenerationActions(
+  db: Kysely<CredentialingTables>,
+  dsimId: string,
+  actions: { kind: PeerActionKind; target: string }[],
+  now: Date,
+): Promise<void> {
+  const { generation } = await db
+    .selectFrom('registrations')
+    .select('generation')
+    .where('dsim_id', '=', dsimId)
+    .executeTakeFirstOrThrow();
+  await queueActions(
+    db,
+    actions.map((a) => ({ ...a, dsimId, generation: Number(generation) })),
+    now,
+  );
 }
 
 /** @example const store = await CredentialingStore.open({ kind: 'sqlite', file: 'data/credentialing.db' }); */
@@ -560,6 +616,9 @@ export class CredentialingStore {
                 package_id: null,
                 package: null,
                 order_id: eb.ref('excluded.order_id'),
+                // Registered afresh after a revocation: a new credentialing, so a release still
+                // owed to the HSS for the revoked one cannot end the subscriber this one gets.
+                generation: sql<number>`case when registrations.state = 'revoked' then registrations.generation + 1 else registrations.generation end`,
               }))
               // Only a dead registration is replaced: a concurrent batch or a hand-over that moved
               // the row since the caller read it wins (the caller re-reads what was stored).
@@ -762,7 +821,8 @@ export class CredentialingStore {
 
   /**
    * Step 9: referred → delivered (the registration is now used); audited with the provisioning server,
-   * and its withdrawal from the registration server queued in the same transaction.
+   * and its retirement at the registration server (nonce forgotten, the record kept as used) queued
+   * in the same transaction.
    */
   async markDelivered(
     registration: { dsimId: string; registrationServer: string },
@@ -781,12 +841,22 @@ export class CredentialingStore {
           .where('dsim_id', '=', dsimId)
           .where('state', '=', 'referred')
           .executeTakeFirst(),
-      (db) => queueActions(db, [{ kind: 'withdraw', dsimId, target: registration.registrationServer }], now),
+      (db) =>
+        queueGenerationActions(
+          db,
+          dsimId,
+          [{ kind: 'retire', target: registration.registrationServer }],
+          now,
+        ),
     );
   }
 
-  /** Step 12: delivered → completed; the package is dropped, only its id stays. Audited with the IMSI. */
-  async markCompleted(dsimId: string, imsi: string | null, now: Date): Promise<boolean> {
+  /**
+   * Step 12: delivered → completed; the package is dropped, only its id stays. Audited with the IMSI.
+   * A re-provisioned device (generation > 1) now holds its new subscription: the release of the
+   * older ones is queued for the HSS (`hssUrl`) in the same transaction.
+   */
+  async markCompleted(dsimId: string, imsi: string | null, now: Date, hssUrl?: string): Promise<boolean> {
     return this.transition(
       dsimId,
       { event: 'completed', detail: imsi },
@@ -807,6 +877,19 @@ export class CredentialingStore {
       // A used registration refuses every session: its nonces need no memory any more.
       async (db) => {
         await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+        if (hssUrl === undefined) return;
+        const { generation } = await db
+          .selectFrom('registrations')
+          .select('generation')
+          .where('dsim_id', '=', dsimId)
+          .executeTakeFirstOrThrow();
+        if (Number(generation) > 1) {
+          await queueActions(
+            db,
+            [{ kind: 'supersede', dsimId, target: hssUrl, generation: Number(generation) - 1 }],
+            now,
+          );
+        }
       },
     );
   }
@@ -963,16 +1046,63 @@ export class CredentialingStore {
           .where('state', 'in', endsFrom)
           .executeTakeFirst(),
       async (db) => {
-        await queueActions(
+        await queueGenerationActions(
           db,
+          dsimId,
           [
-            { kind: 'withdraw', dsimId, target: registration.registrationServer },
-            { kind: final === 'revoked' ? 'release' : 'delete', dsimId, target: hssUrl },
+            { kind: 'withdraw', target: registration.registrationServer },
+            { kind: final === 'revoked' ? 'release' : 'delete', target: hssUrl },
           ],
           now,
         );
         if (final === 'deleted') await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
       },
+    );
+  }
+
+  /**
+   * Re-provisioning (operator request, or the device's after a factory reset): a device that holds a
+   * subscription (delivered or completed), or whose re-provisioning has not been delivered yet, gets
+   * a fresh registration nonce and the next generation and is 'registered' again, not yet pushed;
+   * audited as 'reprovisioned' with who asked, in one transaction. The old subscription stays live
+   * until the new one is in use (HSS: its first attach; here: the receipt queues 'supersede').
+   * False when the device is in no such state (the caller re-reads to say why).
+   */
+  async reprovision(
+    dsimId: string,
+    fresh: { registrationNonce: string; expiresAt: Date },
+    requestedBy: 'operator' | 'device',
+    now: Date,
+  ): Promise<boolean> {
+    return this.transition(dsimId, { event: 'reprovisioned', detail: requestedBy }, now, (db) =>
+      db
+        .updateTable('registrations')
+        .set((eb) => ({
+          registration_nonce: fresh.registrationNonce,
+          state: 'registered',
+          expires_at: fresh.expiresAt.toISOString(),
+          pushed: 0,
+          ...NO_SESSION,
+          provisioning_server: null,
+          ticket_digest: null,
+          ticket_expires_at: null,
+          package_id: null,
+          package: null,
+          resume_state: null,
+          generation: eb('generation', '+', 1),
+          updated_at: now.toISOString(),
+        }))
+        .where('dsim_id', '=', dsimId)
+        .where((eb) =>
+          eb.or([
+            eb('state', 'in', ['delivered', 'completed']),
+            eb.and([
+              eb('generation', '>', 1),
+              eb('state', 'in', ['registered', 'authenticating', 'referred', 'expired']),
+            ]),
+          ]),
+        )
+        .executeTakeFirst(),
     );
   }
 
@@ -1018,7 +1148,7 @@ export class CredentialingStore {
       .execute();
     const rows = await this.db
       .selectFrom('peer_actions')
-      .select(['id', 'kind', 'dsim_id', 'target', 'attempts'])
+      .select(['id', 'kind', 'dsim_id', 'target', 'attempts', 'generation'])
       .where('claim', '=', claim)
       .orderBy('id')
       .execute();
@@ -1028,6 +1158,7 @@ export class CredentialingStore {
       dsimId: r.dsim_id,
       target: r.target,
       attempts: Number(r.attempts),
+      generation: r.generation === null ? null : Number(r.generation),
     }));
   }
 
@@ -1073,6 +1204,7 @@ export class CredentialingStore {
       dsimId: r.dsim_id,
       target: r.target,
       attempts: Number(r.attempts),
+      generation: r.generation === null ? null : Number(r.generation),
       lastError: r.last_error,
     }));
   }
@@ -1342,11 +1474,12 @@ export class CredentialingStore {
           .set({ confirmed_at: now.toISOString(), new_package_id: newPackageId })
           .where('transfer_id', '=', transferId)
           .execute();
-        await queueActions(
+        await queueGenerationActions(
           db,
+          dsimId,
           [
-            { kind: 'withdraw', dsimId, target: registration.registrationServer },
-            { kind: 'delete', dsimId, target: hssUrl },
+            { kind: 'withdraw', target: registration.registrationServer },
+            { kind: 'delete', target: hssUrl },
           ],
           now,
         );

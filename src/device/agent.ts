@@ -123,15 +123,47 @@ export class DeviceAgent {
     });
   }
 
-  /** Steps 1–12: access grant, download, receipt, then attach with the new credentials. */
+  /**
+   * What a device that holds a credential does from time to time (or when told to): finish an
+   * onboarding under way, else ask its registration server whether a fresh registration waits for it
+   * (the operator re-provisioned it). If one does, it goes through steps 3–12 again and its new
+   * credential replaces the old one; if not ('up-to-date'), nothing changes. A device without a
+   * credential onboards (after a factory reset, asking for re-provisioning on the way).
+   */
+  async checkIn(): Promise<OnboardingResult | 'up-to-date'> {
+    const module = this.options.module;
+    if (!module.subscription || module.loadProgress() !== undefined) return this.onboard();
+    try {
+      await this.lookupRegistration();
+    } catch (err) {
+      // No fresh registration waits (its own was used, or withdrawn when the operator ended it):
+      // the device carries on with the credential it holds.
+      if (isSimcredError(err) && NOTHING_NEW.has(err.code)) return 'up-to-date';
+      throw err;
+    }
+    return this.onboard();
+  }
+
+  /**
+   * Steps 1–12: access grant, download, receipt, then attach with the new credentials. A module that
+   * already holds a credential (re-provisioning) keeps it until the new one is installed, which
+   * replaces it in one atomic write.
+   */
   async onboard(): Promise<OnboardingResult> {
     let attempts = 0;
     let timings: OnboardingResult['timings'] = {};
     const module = this.options.module;
     const progress: Progress = restoreProgress(module.loadProgress<StoredProgress>());
     // A module that restarted after installing this onboarding's package (stored before its receipt)
-    // only owes the receipt: neither the ticket nor the package is needed again.
-    if (progress.referral && module.subscription) progress.subscription = module.subscription;
+    // only owes the receipt: neither the ticket nor the package is needed again. (The credential it
+    // held before this onboarding, if any, is not that package.)
+    if (
+      progress.referral &&
+      module.subscription &&
+      module.subscription.packageId !== progress.previousPackageId
+    ) {
+      progress.subscription = module.subscription;
+    }
     const subscription = await this.withRetries(async () => {
       attempts += 1;
       timings = {};
@@ -193,6 +225,7 @@ export class DeviceAgent {
         session,
         referral: await time('proof', () => this.proveSession(registration, session)),
       };
+      progress.previousPackageId = module.subscription?.packageId;
       // Persist point: the referral (ticket, device nonce, route) before step 7. From step 9 on the
       // registration is used, so a device that lost its referral could never start a session again.
       module.saveProgress(storeProgress(progress));
@@ -250,7 +283,15 @@ export class DeviceAgent {
     const { challenge } = await client.call(registrationServer, lookupChallenge, { body: { dsimId } });
     const proof = module.signLookup(fromBase64url(challenge, 'challenge'));
     return client.call(registrationServer, lookup, {
-      body: { dsimId, grant: accessGrant, challenge, certificateChain: module.certificateChain, ...proof },
+      body: {
+        dsimId,
+        grant: accessGrant,
+        challenge,
+        certificateChain: module.certificateChain,
+        ...proof,
+        // Holding no credential (new, or factory-reset): a used registration may be renewed for it.
+        ...(module.subscription ? {} : { reprovision: true }),
+      },
     });
   }
 
@@ -425,6 +466,8 @@ interface Progress {
   subscription?: InstalledSubscription;
   /** The onboarding went back to step 3 once already because its ticket died. */
   restarted?: boolean;
+  /** The package id of the credential the module held when this onboarding was referred (if any). */
+  previousPackageId?: string | undefined;
 }
 
 /** Progress as the module stores it (nonces as base64url). */
@@ -436,6 +479,7 @@ interface StoredProgress {
     };
   };
   pkg?: string;
+  previousPackageId?: string;
 }
 
 function storeProgress(progress: Progress): StoredProgress {
@@ -454,6 +498,7 @@ function storeProgress(progress: Progress): StoredProgress {
         }
       : {}),
     ...(progress.pkg ? { pkg: progress.pkg } : {}),
+    ...(progress.previousPackageId ? { previousPackageId: progress.previousPackageId } : {}),
   };
 }
 
@@ -473,6 +518,7 @@ function restoreProgress(stored: StoredProgress | undefined): Progress {
         }
       : {}),
     ...(stored?.pkg ? { pkg: stored.pkg } : {}),
+    ...(stored?.previousPackageId ? { previousPackageId: stored.previousPackageId } : {}),
   };
 }
 
@@ -481,6 +527,13 @@ export interface OpenedSession extends ResponseOf<typeof openSession> {
   deviceNonce: Buffer;
   sessionNonce: Buffer;
 }
+
+/** A check-in's lookup answers that mean "no fresh registration for you". */
+const NOTHING_NEW = new Set([
+  'SIMCRED_REGISTRATION_USED',
+  'SIMCRED_REGISTRATION_UNKNOWN',
+  'SIMCRED_REGISTRATION_EXPIRED',
+]);
 
 /** Dependency outages, and a session of its own still open (its earlier request timed out), pass with time. */
 function retryable(err: unknown): err is SimcredError {

@@ -330,6 +330,7 @@ export class TrustedModule {
     this.state.usims = {
       preliminary: this.preliminaryUsim.toJSON().sqn,
       subscription: this.subscriptionUsim?.toJSON().sqn,
+      subscriptionPackageId: this.installed?.subscription.packageId,
     };
     this.persistState();
   }
@@ -401,9 +402,15 @@ export class TrustedModule {
       );
     }
     if (this.installed) {
+      // SQN state of another credential (the one a re-provisioning replaced, its state not yet
+      // rewritten when the module stopped) does not apply: the new USIM starts from its package.
+      const own =
+        usims?.subscription !== undefined &&
+        (usims.subscriptionPackageId === undefined ||
+          usims.subscriptionPackageId === this.installed.subscription.packageId);
       this.subscriptionUsim = usimFor(
         this.installed.credentials,
-        usims?.subscription ? UsimSqnState.fromJSON(usims.subscription) : undefined,
+        own ? UsimSqnState.fromJSON(usims.subscription!) : undefined,
       );
     }
   }
@@ -449,6 +456,8 @@ function storedTrust(claims: TransferStatementClaims): Omit<StoredTrust, 'accept
 interface StoredUsims {
   preliminary: UsimSqnStateJson;
   subscription?: UsimSqnStateJson | undefined;
+  /** Which installed package `subscription` belongs to (absent in state written before re-provisioning). */
+  subscriptionPackageId?: string | undefined;
 }
 
 /**

@@ -135,6 +135,11 @@ export const ERROR_CODES = {
     meaning:
       'The device has no subscription to suspend or resume yet (its credentials were not delivered); revoke or delete it instead.',
   },
+  SIMCRED_REPROVISION_NOT_ALLOWED: {
+    status: 403,
+    meaning:
+      "The device's order does not allow re-provisioning by this requester: its reprovision policy is never, or operator when the device asked (docs/protocol.md, re-provisioning).",
+  },
   SIMCRED_SUBSCRIPTION_ENDED: {
     status: 410,
     meaning:

@@ -58,8 +58,9 @@ export interface HssProcessorOptions {
 
 /**
  * DESIGN §2 step 5: credentials for a DSIM_ID, bound to CERT_dsim's key and the device nonce.
- * Idempotent per DSIM_ID: a retry never allocates a second IMSI; a new device nonce re-seals the
- * same IMSI/K/OPc; another device key for the same DSIM_ID is refused.
+ * Idempotent per DSIM_ID and generation: a retry never allocates a second IMSI; a new device nonce
+ * re-seals the same IMSI/K/OPc; another device key for the same DSIM_ID is refused. A re-provisioning
+ * asks for the next generation and gets a new subscriber (new IMSI, K, OPc) beside the old one.
  */
 export class HssProcessor {
   private readonly clock: Clock;
@@ -86,12 +87,13 @@ export class HssProcessor {
       imsiOf: (index: number) => profile.plmn + String(profile.firstMsin + index).padStart(msinDigits, '0'),
       reusableBefore: new Date(this.clock().getTime() - quarantineMs),
     };
-    const result = await store.createSubscriber(body.dsimId, allocation, (imsi) => {
+    const result = await store.createSubscriber(body.dsimId, body.generation, allocation, (imsi) => {
       const k = randomBytes(16);
       const opc = computeOpc(k, profile.op);
       return {
         imsi,
         dsimId: body.dsimId,
+        generation: body.generation,
         deviceKeyDigest,
         kSealed: sealSecret(k, { kek, context: `k:${imsi}` }),
         opcSealed: sealSecret(opc, { kek, context: `opc:${imsi}` }),
@@ -117,7 +119,7 @@ export class HssProcessor {
     const pkg = await this.seal(subscriber, certificate, body.deviceNonce, packageId);
     await store.replacePackage(subscriber.imsi, packageId, body.deviceNonce, pkg);
     this.options.log.debug(
-      { dsimId: body.dsimId, imsi: subscriber.imsi, created: result.created },
+      { dsimId: body.dsimId, generation: body.generation, imsi: subscriber.imsi, created: result.created },
       'package sealed',
     );
     return { imsi: subscriber.imsi, packageId, package: pkg };
@@ -160,13 +162,18 @@ export class HssProcessor {
   }
 
   private async end(
-    body: { dsimIds: string[] },
+    body: { dsimIds: string[]; upToGeneration?: Record<string, number> | undefined },
     reason: string,
     message: string,
   ): Promise<ResponseOf<typeof releaseSubscribers>> {
     const results: ResponseOf<typeof releaseSubscribers>['results'] = [];
     for (const dsimId of new Set(body.dsimIds)) {
-      const { outcome, imsi } = await this.options.store.releaseSubscriber(dsimId, reason, this.clock());
+      const { outcome, imsi } = await this.options.store.releaseSubscriber(
+        dsimId,
+        reason,
+        this.clock(),
+        body.upToGeneration?.[dsimId],
+      );
       if (outcome === 'released') this.options.log.info({ dsimId, imsi }, message);
       results.push({ dsimId, outcome, imsi });
     }

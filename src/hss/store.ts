@@ -9,14 +9,20 @@ import {
 } from '../storage/index.js';
 
 /**
- * The HSS's HLR and credential repository: one subscriber per DSIM_ID, K and OPc sealed at rest
- * (AES-256-GCM under the key-encryption key, bound to the IMSI). A released IMSI (its subscriber
- * revoked or deleted) is quarantined: allocated again only once the configured period has passed.
+ * The HSS's HLR and credential repository: one subscriber per DSIM_ID and generation, K and OPc
+ * sealed at rest (AES-256-GCM under the key-encryption key, bound to the IMSI). A generation is one
+ * credentialing of the device: the first is 1, each re-provisioning (or re-registration after a
+ * revocation) the next. A new generation's subscriber lives beside the old one until it first
+ * attaches (or the credentialing server has its receipt), when the older ones are released. A
+ * released IMSI (its subscriber revoked, deleted or superseded) is quarantined: allocated again only
+ * once the configured period has passed.
  */
 interface HssTables {
   subscribers: {
     imsi: string;
     dsim_id: string;
+    /** Which credentialing of the DSIM_ID this subscriber is (1, then one more per re-provisioning). */
+    generation: number;
     device_key_digest: string;
     k_sealed: string;
     opc_sealed: string;
@@ -130,6 +136,49 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  '0006_generations': {
+    async up(db: Kysely<unknown>) {
+      // One subscriber per DSIM_ID and generation (was: per DSIM_ID), so a re-provisioned device's
+      // new subscriber can be made while the old one still serves it.
+      if (db.getExecutor().adapter instanceof SqliteAdapter) {
+        // SQLite cannot drop a column's UNIQUE: the table is rebuilt with its rows.
+        await db.schema.alterTable('subscribers').renameTo('subscribers_0005').execute();
+        await db.schema
+          .createTable('subscribers')
+          .addColumn('imsi', 'text', (c) => c.primaryKey())
+          .addColumn('dsim_id', 'text', (c) => c.notNull())
+          .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('device_key_digest', 'text', (c) => c.notNull())
+          .addColumn('k_sealed', 'text', (c) => c.notNull())
+          .addColumn('opc_sealed', 'text', (c) => c.notNull())
+          .addColumn('amf', 'text', (c) => c.notNull())
+          .addColumn('sqn', 'bigint', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('package_id', 'text', (c) => c.notNull())
+          .addColumn('device_nonce', 'text', (c) => c.notNull())
+          .addColumn('package', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('suspended_at', 'text')
+          .addUniqueConstraint('subscribers_dsim_generation_key', ['dsim_id', 'generation'])
+          .execute();
+        await sql`insert into subscribers (imsi, dsim_id, generation, device_key_digest, k_sealed, opc_sealed, amf, sqn, state, package_id, device_nonce, package, created_at, suspended_at)
+          select imsi, dsim_id, 1, device_key_digest, k_sealed, opc_sealed, amf, sqn, state, package_id, device_nonce, package, created_at, suspended_at from subscribers_0005`.execute(
+          db,
+        );
+        await db.schema.dropTable('subscribers_0005').execute();
+      } else {
+        await db.schema
+          .alterTable('subscribers')
+          .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+          .execute();
+        await db.schema.alterTable('subscribers').dropConstraint('subscribers_dsim_id_key').execute();
+        await db.schema
+          .alterTable('subscribers')
+          .addUniqueConstraint('subscribers_dsim_generation_key', ['dsim_id', 'generation'])
+          .execute();
+      }
+    },
+  },
 };
 
 /** A subscriber's first attach, as the HSS's feed lists it. */
@@ -154,6 +203,7 @@ export interface ImsiAllocation {
 export type Subscriber = {
   imsi: string;
   dsimId: string;
+  generation: number;
   deviceKeyDigest: string;
   kSealed: string;
   opcSealed: string;
@@ -170,6 +220,7 @@ type Row = HssTables['subscribers'];
 const fromRow = (r: Row): Subscriber => ({
   imsi: r.imsi,
   dsimId: r.dsim_id,
+  generation: Number(r.generation),
   deviceKeyDigest: r.device_key_digest,
   kSealed: r.k_sealed,
   opcSealed: r.opc_sealed,
@@ -196,20 +247,33 @@ export class HssStore {
     return new HssStore(await openDatabase<HssTables>(database, migrations));
   }
 
-  findByDsimId(dsimId: string): Promise<Subscriber | undefined> {
-    return this.findOne('dsim_id', dsimId);
-  }
-
-  findByImsi(imsi: string): Promise<Subscriber | undefined> {
-    return this.findOne('imsi', imsi);
-  }
-
-  /** The subscriber a unique column names (IMSI and DSIM_ID are both unique). */
-  private async findOne(column: 'imsi' | 'dsim_id', value: string): Promise<Subscriber | undefined> {
+  /** The DSIM_ID's newest subscriber (its latest generation), if it has one. */
+  async findByDsimId(dsimId: string): Promise<Subscriber | undefined> {
     const row = await this.db
       .selectFrom('subscribers')
       .selectAll()
-      .where(column, '=', value)
+      .where('dsim_id', '=', dsimId)
+      .orderBy('generation', 'desc')
+      .executeTakeFirst();
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** Every subscriber the DSIM_ID has, oldest generation first (two while a re-provisioning runs). */
+  async subscribersOf(dsimId: string): Promise<Subscriber[]> {
+    const rows = await this.db
+      .selectFrom('subscribers')
+      .selectAll()
+      .where('dsim_id', '=', dsimId)
+      .orderBy('generation')
+      .execute();
+    return rows.map(fromRow);
+  }
+
+  async findByImsi(imsi: string): Promise<Subscriber | undefined> {
+    const row = await this.db
+      .selectFrom('subscribers')
+      .selectAll()
+      .where('imsi', '=', imsi)
       .executeTakeFirst();
     return row ? fromRow(row) : undefined;
   }
@@ -218,11 +282,12 @@ export class HssStore {
    * Allocates an IMSI and inserts the subscriber built for it (without its package yet), in one
    * transaction: an IMSI is consumed only with its subscriber. The oldest released IMSI whose
    * quarantine has passed is taken first, else the next index of the range. Returns the existing
-   * subscriber instead when the DSIM_ID already has one (a concurrent request won), so one DSIM_ID
-   * never gets two IMSIs.
+   * subscriber instead when the DSIM_ID already has one of this generation (a retry, or a concurrent
+   * request that won), so one credentialing of a device never gets two IMSIs.
    */
   async createSubscriber(
     dsimId: string,
+    generation: number,
     allocation: ImsiAllocation,
     build: (imsi: string) => Subscriber,
   ): Promise<{ subscriber: Subscriber; created: boolean } | 'exhausted'> {
@@ -231,6 +296,7 @@ export class HssStore {
         .selectFrom('subscribers')
         .selectAll()
         .where('dsim_id', '=', dsimId)
+        .where('generation', '=', generation)
         .executeTakeFirst();
       if (existing) return { subscriber: fromRow(existing), created: false };
       let imsi = await this.takeQuarantinedImsi(trx, allocation.reusableBefore);
@@ -252,6 +318,7 @@ export class HssStore {
         .values({
           imsi: s.imsi,
           dsim_id: s.dsimId,
+          generation,
           device_key_digest: s.deviceKeyDigest,
           k_sealed: s.kSealed,
           opc_sealed: s.opcSealed,
@@ -265,7 +332,7 @@ export class HssStore {
           created_at: new Date().toISOString(),
         })
         .execute();
-      return { subscriber: s, created: true };
+      return { subscriber: { ...s, generation }, created: true };
     });
   }
 
@@ -295,33 +362,25 @@ export class HssStore {
   }
 
   /**
-   * Ends the subscription of a DSIM_ID (revoked or deleted by the operator), attached or not: the row
-   * (sealed K and OPc, package) and its AKA state are deleted and the IMSI recorded as released, in
-   * one transaction; from then on the IMSI cannot attach, and it is quarantined before any new
-   * subscriber gets it. The DSIM_ID may later be credentialed anew, with another IMSI. Idempotent:
-   * a DSIM_ID without a subscriber is 'absent'.
+   * Ends the subscriptions of a DSIM_ID (revoked, deleted or superseded), attached or not: the rows
+   * (sealed K and OPc, package) and their AKA state are deleted and the IMSIs recorded as released,
+   * in one transaction; from then on those IMSIs cannot attach, and they are quarantined before any
+   * new subscriber gets them. `upToGeneration` limits it to that generation and older ones, so a
+   * release queued before a re-registration never ends the newer subscriber. The DSIM_ID may later
+   * be credentialed anew, with another IMSI. Idempotent: a DSIM_ID without such a subscriber is
+   * 'absent'. `imsi` is the newest IMSI released.
    */
   async releaseSubscriber(
     dsimId: string,
     reason: string | null,
     now: Date,
+    upToGeneration?: number,
   ): Promise<{ outcome: ReleaseOutcome; imsi: string | null }> {
     return this.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .deleteFrom('subscribers')
-        .where('dsim_id', '=', dsimId)
-        .returning('imsi')
-        .executeTakeFirst();
-      if (!row) return { outcome: 'absent' as const, imsi: null };
-      await (trx as unknown as Kysely<{ aka_state: { subscriber: string } }>)
-        .deleteFrom('aka_state')
-        .where('subscriber', '=', row.imsi)
-        .execute();
-      await trx
-        .insertInto('released_imsis')
-        .values({ imsi: row.imsi, dsim_id: dsimId, released_at: now.toISOString(), reason })
-        .execute();
-      return { outcome: 'released' as const, imsi: row.imsi };
+      const imsis = await releaseWithin(trx, dsimId, upToGeneration, reason, now);
+      return imsis.length === 0
+        ? { outcome: 'absent' as const, imsi: null }
+        : { outcome: 'released' as const, imsi: imsis.at(-1)! };
     });
   }
 
@@ -372,6 +431,8 @@ export class HssStore {
   /**
    * The device attached with its downloaded credentials (step 12). The first attach (provisioned →
    * active) is also an attach event, in the same transaction; later attaches change nothing.
+   * A re-provisioned device's first attach on its new subscriber also ends its older generations
+   * (released as 'reprovisioned'), in that transaction: from then on only the new one can attach.
    * True on the first attach.
    */
   async markActive(imsi: string, now: Date): Promise<boolean> {
@@ -381,9 +442,12 @@ export class HssStore {
         .set({ state: 'active' })
         .where('imsi', '=', imsi)
         .where('state', '=', 'provisioned')
-        .returning('dsim_id')
+        .returning(['dsim_id', 'generation'])
         .executeTakeFirst();
       if (!row) return false;
+      if (Number(row.generation) > 1) {
+        await releaseWithin(trx, row.dsim_id, Number(row.generation) - 1, 'reprovisioned', now);
+      }
       // Last statement of the transaction, after the feed lock on PostgreSQL (src/storage/feed.ts).
       await lockFeedTail(trx as unknown as Kysely<unknown>, 'hss.attach_events');
       await trx
@@ -462,4 +526,33 @@ export class HssStore {
   async close(): Promise<void> {
     await this.db.destroy();
   }
+}
+
+/**
+ * Deletes the DSIM_ID's subscribers (up to a generation) with their AKA state and records their
+ * IMSIs as released, inside the caller's transaction. Returns the released IMSIs, oldest generation
+ * first.
+ */
+async function releaseWithin(
+  trx: Kysely<HssTables>,
+  dsimId: string,
+  upToGeneration: number | undefined,
+  reason: string | null,
+  now: Date,
+): Promise<string[]> {
+  let query = trx.deleteFrom('subscribers').where('dsim_id', '=', dsimId);
+  if (upToGeneration !== undefined) query = query.where('generation', '<=', upToGeneration);
+  const rows = await query.returning(['imsi', 'generation']).execute();
+  rows.sort((a, b) => Number(a.generation) - Number(b.generation));
+  for (const { imsi } of rows) {
+    await (trx as unknown as Kysely<{ aka_state: { subscriber: string } }>)
+      .deleteFrom('aka_state')
+      .where('subscriber', '=', imsi)
+      .execute();
+    await trx
+      .insertInto('released_imsis')
+      .values({ imsi, dsim_id: dsimId, released_at: now.toISOString(), reason })
+      .execute();
+  }
+  return rows.map((r) => r.imsi);
 }

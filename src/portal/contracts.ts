@@ -44,6 +44,7 @@ const DELIVERED = new Set([
   'suspended',
   'active',
   'deleted',
+  'reprovisioned',
   'transferring',
   'transferred',
 ]);

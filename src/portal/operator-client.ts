@@ -4,6 +4,7 @@ import { PeerClient, clientTls, ndjsonLines, type TlsIdentity } from '../http/in
 import {
   authoriseTransfer,
   deleteDevice,
+  reprovisionDevice,
   resumeDevice,
   suspendDevice,
   closeGroup,
@@ -56,7 +57,7 @@ export class OperatorClient {
     devices: Iterable<Device> | AsyncIterable<Device>,
     onProgress: (registeredLines: number) => void = () => {},
     /** The label of the order the batch becomes (issue 14). */
-    options: { label?: string; order?: string } = {},
+    options: RegistrationOptions = {},
   ): Promise<Summary> {
     const body = Readable.from(
       (async function* () {
@@ -138,11 +139,18 @@ export class OperatorClient {
   /** A delivered subscription suspended, resumed, or ended for good (`simcred operator suspend|resume|delete`). */
   lifecycle(
     credentialingUrl: string,
-    change: 'suspend' | 'resume' | 'delete',
+    change: 'suspend' | 'resume' | 'delete' | 'reprovision',
     dsimId: string,
     reason?: string,
-  ): Promise<ResponseOf<typeof suspendDevice | typeof resumeDevice | typeof deleteDevice>> {
-    const route = { suspend: suspendDevice, resume: resumeDevice, delete: deleteDevice }[change];
+  ): Promise<
+    ResponseOf<typeof suspendDevice | typeof resumeDevice | typeof deleteDevice | typeof reprovisionDevice>
+  > {
+    const route = {
+      suspend: suspendDevice,
+      resume: resumeDevice,
+      delete: deleteDevice,
+      reprovision: reprovisionDevice,
+    }[change];
     return this.client.call(credentialingUrl, route, { params: { dsimId }, body: reason ? { reason } : {} });
   }
 
@@ -226,11 +234,15 @@ export class OperatorClient {
   }
 }
 
+/** A registration batch's options: the new order's label and reprovision policy, or the order to add to. */
+type RegistrationOptions = { label?: string; order?: string; reprovision?: 'never' | 'operator' | 'device' };
+
 /** The registration batch's query: the order's label, or the order to add to (issue 14). */
-function registrationQuery(options: { label?: string; order?: string }): string {
+function registrationQuery(options: RegistrationOptions): string {
   const query = new URLSearchParams();
   if (options.label) query.set('label', options.label);
   if (options.order) query.set('order', options.order);
+  if (options.reprovision) query.set('reprovision', options.reprovision);
   const text = query.toString();
   return text ? `?${text}` : '';
 }

@@ -49,9 +49,15 @@ export const RegistrationOutcome = z
   })
   .strict();
 
+/** Who may ask for an order's devices to be re-provisioned (each level allows the ones before it). */
+export const ReprovisionPolicy = z.enum(['never', 'operator', 'device']);
+
 /** The query of a registration batch: an optional label for the order it becomes. */
 export const RegistrationQuery = z
   .object({
+    reprovision: ReprovisionPolicy.optional().describe(
+      "who may later ask for the new order's devices to be re-provisioned: never, operator (the default: `simcred operator reprovision`), or device (also the device itself after a factory reset); ignored with `order`",
+    ),
     label: z
       .string()
       .min(1)
@@ -118,6 +124,8 @@ export const RegistrationState = z.enum([
  * event's detail names the code). A failed device may start over and move on. After delivery the
  * operator's lifecycle decisions: `suspended`, `active` (resumed: it may attach again; the state
  * it was suspended from is not repeated), `revoked` (the subscriber released) and `deleted` (final).
+ * `reprovisioned`: the device got a fresh registration to go through the flow again (its old
+ * subscription lives on until the new one is in use); it moves on through the states above.
  * An operator change: `transferring` (handed over to another operator), `transferred` (final: the
  * device confirmed the new operator's credential; the subscription here is deleted).
  */
@@ -134,6 +142,7 @@ export const DeviceFeedState = z.enum([
   'suspended',
   'active',
   'deleted',
+  'reprovisioned',
   'transferring',
   'transferred',
 ]);
@@ -157,6 +166,7 @@ export const EVENT_STATES: Readonly<Record<string, DeviceFeedState>> = {
   suspended: 'suspended',
   resumed: 'active',
   deleted: 'deleted',
+  reprovisioned: 'reprovisioned',
   'transfer-authorised': 'transferring',
   transferred: 'transferred',
 };
@@ -346,6 +356,93 @@ export const deleteDevice = defineRoute({
 });
 
 // --- Device API -------------------------------------------------------------------------------
+
+/** A registration the credentialing server writes at a registration server's request (a group's admission, a device's re-provisioning). */
+const IssuedRegistration = z
+  .object({
+    dsimId,
+    registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
+    credentialingUrl: httpsUrl,
+    expiresAt: timestamp,
+    generation: z
+      .number()
+      .int()
+      .min(1)
+      .describe('which credentialing of the device (1, then one more per re-provisioning)'),
+  })
+  .strict();
+
+export const reprovisionDevice = defineRoute({
+  id: 'credentialing.reprovisionDevice',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/operator/devices/:dsimId/reprovision',
+  caller: peer('portal'),
+  summary:
+    "Re-provision a device that holds a subscription (or restart a re-provisioning not yet delivered): a fresh registration nonce and the next generation, pushed to its registration server; the device goes through the flow again when it next checks in and gets a new subscription (new IMSI, K, OPc). Its old subscription stays live until the new one is in use (first attach, or the receipt), then the HSS releases it. Allowed by the order's reprovision policy (operator or device).",
+  params: z.object({ dsimId }).strict(),
+  body: LifecycleBody,
+  response: z
+    .object({
+      dsimId,
+      state: z.literal('registered'),
+      generation: z
+        .number()
+        .int()
+        .min(2)
+        .describe('the new credentialing of the device (2 for the first re-provisioning)'),
+    })
+    .strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
+    'SIMCRED_REPROVISION_NOT_ALLOWED',
+    'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
+});
+
+export const requestReprovision = defineRoute({
+  id: 'credentialing.requestReprovision',
+  role: 'credentialing',
+  steps: '2, lifecycle',
+  method: 'POST',
+  path: '/v1/reprovision-requests',
+  caller: peer('registration'),
+  summary:
+    "A registration server passes on the request of a device that proved itself at step 2 but holds no credential any more (a factory reset) and whose registration was used: if the device's order allows re-provisioning by the device, it gets a fresh registration nonce and the next generation (as the operator's reprovision route), which the registration server keeps and gives the device. The chain is checked again here and must carry the key the device was credentialed with. A device whose re-provisioning is already under way gets its live registration again.",
+  body: z
+    .object({
+      dsimId,
+      certificateChain,
+      registrationServer: httpsUrl.describe('the asking registration server'),
+    })
+    .strict(),
+  response: IssuedRegistration,
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_REGISTRATION_REVOKED',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
+    'SIMCRED_REPROVISION_NOT_ALLOWED',
+    'SIMCRED_DEVICE_KEY_MISMATCH',
+    'SIMCRED_CERT_INVALID',
+    'SIMCRED_CERT_UNTRUSTED',
+    'SIMCRED_CERT_DSIM_MISMATCH',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+    'SIMCRED_FORBIDDEN_PEER',
+  ],
+});
 
 export const openSession = defineRoute({
   id: 'credentialing.openSession',
@@ -562,14 +659,7 @@ export const admitGroupDevice = defineRoute({
       registrationServer: httpsUrl.describe('the asking registration server, one of the group’s'),
     })
     .strict(),
-  response: z
-    .object({
-      dsimId,
-      registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
-      credentialingUrl: httpsUrl,
-      expiresAt: timestamp,
-    })
-    .strict(),
+  response: IssuedRegistration,
   errors: [
     'SIMCRED_BAD_REQUEST',
     'SIMCRED_GROUP_UNKNOWN',
@@ -677,6 +767,8 @@ export const credentialingRoutes = [
   listGroups,
   closeGroup,
   admitGroupDevice,
+  reprovisionDevice,
+  requestReprovision,
   suspendDevice,
   resumeDevice,
   deleteDevice,

@@ -6,6 +6,9 @@ import { AKA_RESPONSE_ERRORS, AkaChallenge, auts, rand, res } from './phlr.js';
 
 /** HSS (role 26) as the credentialing subsystem sees it (step 5). */
 
+/** A device's credentialing count at the HSS: 1, then one more per re-provisioning. */
+const generation = z.number().int().min(1).max(1_000_000);
+
 export const issueCredentials = defineRoute({
   id: 'hss.issueCredentials',
   role: 'hss',
@@ -14,10 +17,13 @@ export const issueCredentials = defineRoute({
   path: '/v1/credentials',
   caller: peer('credentialing'),
   summary:
-    'Allocate an IMSI and K/OPc for the DSIM_ID (idempotent: a retry returns the same subscriber) and return the package sealed to the device key and signed by the operator.',
+    "Allocate an IMSI and K/OPc for the DSIM_ID's generation (idempotent: a retry returns the same subscriber; a re-provisioning's next generation gets a new one beside the old) and return the package sealed to the device key and signed by the operator.",
   body: z
     .object({
       dsimId,
+      generation: generation.describe(
+        'which credentialing of the device: 1, then one more per re-provisioning',
+      ),
       deviceCertificate: certificateDer,
       deviceNonce: base64url(16, 64, 'device nonce from step 3'),
     })
@@ -41,6 +47,16 @@ export const issueCredentials = defineRoute({
 /** Most DSIM_IDs in one release call (the credentialing server's outbox sends them in batches). */
 export const MAX_RELEASES_PER_CALL = 500;
 
+/**
+ * Per DSIM_ID of the batch, the newest generation the call may end (older ones too); a DSIM_ID not
+ * named has every subscriber ended. What keeps a release queued before a re-registration or a
+ * re-provisioning from ending the newer subscriber.
+ */
+const UpToGeneration = z
+  .record(dsimId, generation)
+  .optional()
+  .describe('per DSIM_ID, the newest generation to end (older ones too); absent: all');
+
 export const ReleaseOutcome = z.enum(['released', 'absent']);
 
 export const releaseSubscribers = defineRoute({
@@ -51,11 +67,12 @@ export const releaseSubscribers = defineRoute({
   path: '/v1/subscribers/release',
   caller: peer('credentialing'),
   summary:
-    'The operator revoked these devices (at any step, also after delivery or attach): each subscriber is released — K and OPc erased, its attach refused from then on, the IMSI quarantined (hss.imsiQuarantineSeconds) before it is allocated again. One that does not exist is reported absent. Idempotent.',
+    'The operator revoked these devices (at any step, also after delivery or attach), or a re-provisioned device completed with its new subscriber (reason "reprovisioned", upToGeneration the previous one): each subscriber is released — K and OPc erased, its attach refused from then on, the IMSI quarantined (hss.imsiQuarantineSeconds) before it is allocated again. One that does not exist is reported absent. Idempotent.',
   body: z
     .object({
       dsimIds: z.array(dsimId).min(1).max(MAX_RELEASES_PER_CALL),
       reason: z.string().max(200).optional(),
+      upToGeneration: UpToGeneration,
     })
     .strict(),
   response: z
@@ -118,7 +135,7 @@ export const deleteSubscribers = defineRoute({
   caller: peer('credentialing'),
   summary:
     'The operator deleted these subscriptions for good: as a release, each subscriber is ended (K and OPc erased, attach refused with SIMCRED_SUBSCRIPTION_ENDED) and its IMSI quarantined before reuse. One that does not exist is reported absent. Idempotent.',
-  body: LifecycleBatch,
+  body: LifecycleBatch.extend({ upToGeneration: UpToGeneration }).strict(),
   response: lifecycleResults(ReleaseOutcome),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });

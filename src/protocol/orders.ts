@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineRoute, peer } from './route.js';
 import { dsimId, timestamp } from './fields.js';
-import { DeviceFeedState } from './credentialing.js';
+import { DeviceFeedState, ReprovisionPolicy } from './credentialing.js';
 
 /**
  * Credentialing server (role 10), operator API for orders and notifications (issue 14): every
@@ -30,6 +30,9 @@ export const Order = z
       .describe('who placed it: the calling peer (simcred-portal for the portal and the CLI)'),
     label: z.string().nullable(),
     state: OrderState,
+    reprovisionPolicy: ReprovisionPolicy.describe(
+      "who may ask for its devices' re-provisioning: never, the operator, or also the device after a factory reset",
+    ),
     cancelledAt: timestamp.nullable(),
     devices: z.number().int().describe('devices whose registration belongs to this order now'),
     counts: z

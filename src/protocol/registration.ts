@@ -21,6 +21,12 @@ export const RegistrationRecord = z
     registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
     credentialingUrl: httpsUrl,
     expiresAt: timestamp,
+    generation: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('which credentialing of the device (1 when absent; one more per re-provisioning)'),
   })
   .strict();
 export type RegistrationRecord = z.infer<typeof RegistrationRecord>;
@@ -49,8 +55,18 @@ export const withdrawRegistrations = defineRoute({
   method: 'POST',
   path: '/v1/registrations/withdraw',
   caller: peer('credentialing'),
-  summary: 'Remove registration records (the operator revoked them, or they were used).',
-  body: z.object({ dsimIds: z.array(dsimId).min(1).max(MAX_RECORDS_PER_PUSH) }).strict(),
+  summary:
+    'Remove registration records (the operator revoked them), or with `used`, retire them: the nonce is forgotten and the record kept as used, so the device is told SIMCRED_REGISTRATION_USED and a factory-reset device can ask its credentialing server for re-provisioning through this server. `upToGeneration` spares a newer record pushed since (a re-provisioning or a re-registration).',
+  body: z
+    .object({
+      dsimIds: z.array(dsimId).min(1).max(MAX_RECORDS_PER_PUSH),
+      used: z.boolean().optional().describe('retire (keep as used) instead of remove'),
+      upToGeneration: z
+        .record(dsimId, z.number().int().min(1))
+        .optional()
+        .describe('per DSIM_ID, the newest generation the call may touch; absent: any'),
+    })
+    .strict(),
   response: z.object({ withdrawn: z.number().int() }).strict(),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });
@@ -87,6 +103,12 @@ export const lookup = defineRoute({
       certificateChain,
       alg: signatureAlg,
       signature,
+      reprovision: z
+        .boolean()
+        .optional()
+        .describe(
+          'the device holds no credential (a factory reset): if its registration was used, ask its credentialing server to re-provision it (allowed by the order’s policy)',
+        ),
     })
     .strict(),
   response: z
@@ -114,6 +136,10 @@ export const lookup = defineRoute({
     'SIMCRED_SUBSCRIPTION_ENDED',
     'SIMCRED_DEVICE_TRANSFERRED',
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
+    'SIMCRED_REPROVISION_NOT_ALLOWED',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_DEVICE_KEY_MISMATCH',
   ],
 });
 

@@ -5,7 +5,7 @@ import { lookupProofMessage, transferFetchProofMessage } from '../crypto/lookup-
 import { verifyDeviceMessage } from '../crypto/device-signature.js';
 import { createHash } from 'node:crypto';
 import { SimcredError, isSimcredError } from '../errors/index.js';
-import type { admitGroupDevice } from '../protocol/credentialing.js';
+import type { admitGroupDevice, requestReprovision } from '../protocol/credentialing.js';
 import { matchesDsimPattern } from '../protocol/dsim-pattern.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
 import { parseDeviceChain, verifyDeviceChain } from '../pki/device-chain.js';
@@ -41,6 +41,11 @@ export interface RegistrationProcessorOptions {
     groupId: string,
     body: BodyOf<typeof admitGroupDevice>,
   ) => Promise<ResponseOf<typeof admitGroupDevice>>;
+  /** Asks a used registration's credentialing server to re-provision a factory-reset device. */
+  reprovision: (
+    credentialingUrl: string,
+    body: BodyOf<typeof requestReprovision>,
+  ) => Promise<ResponseOf<typeof requestReprovision>>;
   /** This server's URL as enrollment groups name it. */
   url: () => string;
 }
@@ -70,7 +75,7 @@ export class RegistrationProcessor {
   async withdraw(
     body: BodyOf<typeof withdrawRegistrations>,
   ): Promise<ResponseOf<typeof withdrawRegistrations>> {
-    return { withdrawn: await this.options.store.withdraw(body.dsimIds) };
+    return { withdrawn: await this.options.store.withdraw(body.dsimIds, body) };
   }
 
   challenge(body: BodyOf<typeof lookupChallenge>): ResponseOf<typeof lookupChallenge> {
@@ -85,6 +90,12 @@ export class RegistrationProcessor {
   async lookup(body: BodyOf<typeof lookup>, now = this.options.clock()): Promise<ResponseOf<typeof lookup>> {
     const { issuer } = await this.authenticateDevice(body, lookupProofMessage, now);
     let registration = await this.options.store.find(body.dsimId);
+    if (registration?.used) {
+      if (!body.reprovision) {
+        throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the registration was already used');
+      }
+      registration = await this.reprovisioned(body, registration);
+    }
     if (!registration || registration.expiresAt <= now) {
       // Not listed (or its listing expired): a device of an enrolled CA is admitted by its group.
       registration = (await this.admitted(body, issuer, now)) ?? registration;
@@ -164,6 +175,34 @@ export class RegistrationProcessor {
   }
 
   /**
+   * A factory-reset device whose registration was used: its credentialing server decides (the order's
+   * policy) and, if it agrees, answers a fresh registration, kept here as a pushed one is.
+   */
+  private async reprovisioned(
+    body: BodyOf<typeof lookup>,
+    used: StoredRegistration,
+  ): Promise<StoredRegistration> {
+    let record: ResponseOf<typeof requestReprovision>;
+    try {
+      record = await this.options.reprovision(used.credentialingUrl, {
+        dsimId: body.dsimId,
+        certificateChain: body.certificateChain,
+        registrationServer: this.options.url(),
+      });
+    } catch (err) {
+      throw passedOn(err, 'the credentialing server could not re-provision the device');
+    }
+    const stored = { ...record, expiresAt: new Date(record.expiresAt) };
+    // Owned as the record it replaces: by the credentialing server that pushed it.
+    await this.options.store.upsert([stored], used.pushedBy ?? '');
+    this.options.log.debug(
+      { dsimId: body.dsimId, generation: record.generation },
+      're-provisioned on request',
+    );
+    return stored;
+  }
+
+  /**
    * The registration an enrollment group gives a device that proved itself: undefined when no open
    * group has its issuing CA; SIMCRED_GROUP_PATTERN_MISMATCH when groups of its CA exist but none
    * takes its DSIM_ID; SIMCRED_GROUP_CAP_REACHED when every open one that takes it is full.
@@ -204,18 +243,7 @@ export class RegistrationProcessor {
         }
         // Closed at the credentialing server, its close not yet here: as if it were not.
         if (isSimcredError(err) && err.code === 'SIMCRED_GROUP_UNKNOWN') continue;
-        if (isSimcredError(err) && DEVICE_REFUSALS.has(err.code)) throw err;
-        // Anything else is the credentialing server failing us (down, or refusing this server).
-        throw isSimcredError(err) && err.code === 'SIMCRED_DEPENDENCY_UNAVAILABLE'
-          ? err
-          : new SimcredError(
-              'SIMCRED_DEPENDENCY_UNAVAILABLE',
-              'the enrollment group could not admit the device',
-              {
-                retryAfter: 2,
-                cause: err,
-              },
-            );
+        throw passedOn(err, 'the enrollment group could not admit the device');
       }
     }
     if (full) throw full;
@@ -228,5 +256,23 @@ const DEVICE_REFUSALS = new Set([
   'SIMCRED_REGISTRATION_REVOKED',
   'SIMCRED_REGISTRATION_USED',
   'SIMCRED_SUBSCRIPTION_ENDED',
+  'SIMCRED_REPROVISION_NOT_ALLOWED',
+  'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+  'SIMCRED_SUBSCRIPTION_SUSPENDED',
+  'SIMCRED_DEVICE_KEY_MISMATCH',
   'SIMCRED_DEVICE_TRANSFERRED',
 ]);
+
+/**
+ * A credentialing server's refusal about the device goes to the device as it is; anything else is
+ * that server failing us (down, or refusing this server): a retryable 503.
+ */
+function passedOn(err: unknown, message: string): SimcredError {
+  if (
+    isSimcredError(err) &&
+    (DEVICE_REFUSALS.has(err.code) || err.code === 'SIMCRED_DEPENDENCY_UNAVAILABLE')
+  ) {
+    return err;
+  }
+  return new SimcredError('SIMCRED_DEPENDENCY_UNAVAILABLE', message, { retryAfter: 2, cause: err });
+}

@@ -8,7 +8,7 @@ import {
   type RunningServer,
   type TlsIdentity,
 } from '../http/index.js';
-import { admitGroupDevice } from '../protocol/credentialing.js';
+import { admitGroupDevice, requestReprovision } from '../protocol/credentialing.js';
 import type { DatabaseConfig } from '../storage/index.js';
 import { mountRegistrationApi } from './api.js';
 import { LookupChallenges } from './challenge.js';
@@ -60,6 +60,7 @@ export async function startRegistrationServer(options: RegistrationServerOptions
     clock: options.clock ?? systemClock,
     admit: (credentialingUrl, groupId, body) =>
       client.call(credentialingUrl, admitGroupDevice, { params: { groupId }, body }),
+    reprovision: (credentialingUrl, body) => client.call(credentialingUrl, requestReprovision, { body }),
     url: () => url,
   });
   const server = await startRoleServer({

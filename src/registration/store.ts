@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type ColumnType, type Kysely } from 'kysely';
 import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /** Per-device registration info pushed by credentialing servers (role 14). */
@@ -10,6 +10,10 @@ interface RegistrationTables {
     expires_at: string;
     /** Which credentialing server pushed it: only that one may replace or withdraw it. */
     pushed_by: string;
+    /** Which credentialing of the device (migration 0003): an older push never replaces a newer one. */
+    generation: ColumnType<number, number | undefined, number>;
+    /** 1 once the registration was used (retired): the nonce is erased, the route kept. */
+    used: ColumnType<number, number | undefined, number>;
   };
   /** Enrollment groups: CAs whose unlisted devices are admitted through their credentialing server. */
   enrollment_groups: {
@@ -61,7 +65,19 @@ const migrations: Migrations = {
         .execute();
     },
   },
-  '0003_transfer_statements': {
+  '0003_generations_and_used': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('registrations')
+        .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute();
+      await db.schema
+        .alterTable('registrations')
+        .addColumn('used', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
+  '0004_transfer_statements': {
     async up(db: Kysely<unknown>) {
       await db.schema
         .createTable('transfer_statements')
@@ -89,6 +105,12 @@ export interface StoredRegistration {
   registrationNonce: string;
   credentialingUrl: string;
   expiresAt: Date;
+  /** 1 when absent (records pushed before generations). */
+  generation?: number | undefined;
+  /** The registration was used: only its route is kept (see withdraw). */
+  used?: boolean;
+  /** The credentialing server that pushed it (as read back). */
+  pushedBy?: string;
 }
 
 /** @example const store = await RegistrationStore.open({ kind: 'sqlite', file: 'data/registration-1.db' }); */
@@ -111,15 +133,23 @@ export class RegistrationStore {
               credentialing_url: r.credentialingUrl,
               expires_at: r.expiresAt.toISOString(),
               pushed_by: pushedBy,
+              generation: r.generation ?? 1,
+              used: 0,
             })),
           )
           .onConflict((oc) =>
-            oc.column('dsim_id').doUpdateSet((eb) => ({
-              registration_nonce: eb.ref('excluded.registration_nonce'),
-              credentialing_url: eb.ref('excluded.credentialing_url'),
-              expires_at: eb.ref('excluded.expires_at'),
-              pushed_by: eb.ref('excluded.pushed_by'),
-            })),
+            oc
+              .column('dsim_id')
+              .doUpdateSet((eb) => ({
+                registration_nonce: eb.ref('excluded.registration_nonce'),
+                credentialing_url: eb.ref('excluded.credentialing_url'),
+                expires_at: eb.ref('excluded.expires_at'),
+                pushed_by: eb.ref('excluded.pushed_by'),
+                generation: eb.ref('excluded.generation'),
+                used: 0,
+              }))
+              // A push delayed past a re-provisioning never brings the older registration back.
+              .where(sql<boolean>`excluded.generation >= registrations.generation`),
           )
           .execute();
       }
@@ -127,12 +157,38 @@ export class RegistrationStore {
     return records.length;
   }
 
-  async withdraw(dsimIds: string[]): Promise<number> {
-    const result = await this.db
-      .deleteFrom('registrations')
-      .where('dsim_id', 'in', dsimIds)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+  /**
+   * Removes records, or with `used` retires them (nonce erased, route kept: the device is told its
+   * registration was used, and a factory-reset device's request for re-provisioning can be passed
+   * on). `upToGeneration` limits it per DSIM_ID, so a newer record pushed since is spared.
+   */
+  async withdraw(
+    dsimIds: string[],
+    options: { used?: boolean | undefined; upToGeneration?: Record<string, number> | undefined } = {},
+  ): Promise<number> {
+    const limited = options.upToGeneration ?? {};
+    const unlimited = dsimIds.filter((id) => !Object.hasOwn(limited, id));
+    return this.db.transaction().execute(async (trx) => {
+      let n = 0;
+      const apply = async (ids: string[], upTo?: number) => {
+        if (ids.length === 0) return;
+        if (options.used) {
+          let query = trx
+            .updateTable('registrations')
+            .set({ used: 1, registration_nonce: '' })
+            .where('dsim_id', 'in', ids);
+          if (upTo !== undefined) query = query.where('generation', '<=', upTo);
+          n += Number((await query.executeTakeFirst()).numUpdatedRows);
+        } else {
+          let query = trx.deleteFrom('registrations').where('dsim_id', 'in', ids);
+          if (upTo !== undefined) query = query.where('generation', '<=', upTo);
+          n += Number((await query.executeTakeFirst()).numDeletedRows);
+        }
+      };
+      await apply(unlimited);
+      for (const id of dsimIds) if (Object.hasOwn(limited, id)) await apply([id], limited[id]);
+      return n;
+    });
   }
 
   async find(dsimId: string): Promise<StoredRegistration | undefined> {
@@ -147,6 +203,9 @@ export class RegistrationStore {
           registrationNonce: row.registration_nonce,
           credentialingUrl: row.credentialing_url,
           expiresAt: new Date(row.expires_at),
+          generation: Number(row.generation),
+          used: Number(row.used) === 1,
+          pushedBy: row.pushed_by,
         }
       : undefined;
   }

@@ -20,10 +20,13 @@ export interface DevicesRunOptions {
   onProgress?(done: number): void;
 }
 
-/** What one device did: onboarded (steps 1–12) or, already holding a credential, attached only. */
+/**
+ * What one device did: onboarded (steps 1–12); or, already holding a credential, checked in and
+ * attached only, or found a fresh registration and onboarded again (re-provisioned).
+ */
 export interface DeviceRun {
   dsimId: string;
-  action: 'onboard' | 'attach';
+  action: 'onboard' | 'attach' | 'reprovision';
   ok: boolean;
   imsi: string | null;
   ms: number;
@@ -34,6 +37,7 @@ export interface DevicesRunSummary {
   devices: number;
   onboarded: number;
   attached: number;
+  reprovisioned: number;
   failed: number;
   elapsedMs: number;
   results: DeviceRun[];
@@ -46,7 +50,9 @@ const WAITING = new Set(['registered', 'authenticating', 'referred']);
  * `simcred devices run`: simulated devices, the same agent `simcred demo` drives, against the
  * system `simcred up` runs on this data folder. Each device is its factory image in the PKI folder
  * (its trusted module persists there, `module.json`, so a second run finds its credential). A
- * device that holds a credential attaches only; the others go through steps 1–12.
+ * device that holds a credential checks in (DeviceAgent.checkIn): it finishes an onboarding under
+ * way, or goes through the flow again if the operator re-provisioned it, else attaches only; the
+ * others go through steps 1–12.
  *
  * Which devices `count` takes: the data folder's devices in manufacturing order (ca.db), without a
  * credential in their module, whose factory image names this system's servers, and which the
@@ -94,6 +100,7 @@ export async function runDevices(
       devices: results.length,
       onboarded: results.filter((r) => r.ok && r.action === 'onboard').length,
       attached: results.filter((r) => r.ok && r.action === 'attach').length,
+      reprovisioned: results.filter((r) => r.ok && r.action === 'reprovision').length,
       failed: results.filter((r) => !r.ok).length,
       elapsedMs: Math.round(performance.now() - started),
       results,
@@ -186,7 +193,10 @@ async function waitsAtCredentialing(
   }
 }
 
-/** A device that holds its credential: step 12 again, Milenage AKA with the HSS on it. */
+/**
+ * A device that holds its credential checks in (a re-provisioning or an unfinished onboarding runs
+ * the flow again), then step 12 again: Milenage AKA with the HSS on what it holds now.
+ */
 async function attach(config: SimcredConfig, dsimId: string): Promise<DeviceRun> {
   const started = performance.now();
   const image = await loadFactoryImage(config.pkiDir, dsimId);
@@ -202,6 +212,17 @@ async function attach(config: SimcredConfig, dsimId: string): Promise<DeviceRun>
       maxRetryDelayMs: 2000,
     });
     if (!imsi) throw new SimcredError('SIMCRED_CLI_ARGUMENT', `${dsimId}: its module holds no credential`);
+    const checkedIn = await agent.checkIn();
+    if (checkedIn !== 'up-to-date') {
+      return {
+        dsimId,
+        action: 'reprovision',
+        ok: true,
+        imsi: checkedIn.subscription.imsi,
+        ms: elapsed(started),
+        error: null,
+      };
+    }
     await agent.attach();
     return { dsimId, action: 'attach', ok: true, imsi, ms: elapsed(started), error: null };
   } catch (err) {

@@ -150,6 +150,10 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
     args: (f) => ['DSIM0000000000000000', '--config', f.missing],
     code: 'SIMCRED_FILE_NOT_FOUND',
   },
+  'operator reprovision': {
+    args: (f) => ['DSIM0000000000000000', '--dir', f.missing],
+    code: 'SIMCRED_PKI_NOT_INITIALISED',
+  },
   'devices run': { args: (f) => ['--dir', f.dir, '--count', 'some'], code: 'SIMCRED_CLI_ARGUMENT' },
   'operator transfer': {
     args: (f) => [

@@ -91,7 +91,7 @@ describe('simcred devices run, against a running simcred up', { concurrency: fal
     const table = await cli('devices', 'run', '--count', '5');
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, new RegExp(`${third}\\s+onboard\\s+attached`));
-    assert.match(table.stdout, /devices 1: onboarded 1, attached only 0, failed 0/);
+    assert.match(table.stdout, /devices 1: onboarded 1, re-provisioned 0, attached only 0, failed 0/);
     const none = await cli('devices', 'run', '--count', '1', '--json');
     assert.equal(json<DevicesRunSummary>(none).devices, 0);
     assert.match(none.stderr, /no registered device waits to onboard/);

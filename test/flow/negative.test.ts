@@ -286,6 +286,7 @@ describe('no credential without every proof (DESIGN §4.1)', () => {
     const image = await loadFactoryImage(t.config.pkiDir, dsimId);
     const body = {
       dsimId,
+      generation: 1,
       deviceCertificate: TrustedModule.fromFactoryImage(image, { persist: false }).certificateChain[0]!,
       deviceNonce: toBase64url(randomBytes(32)),
     };

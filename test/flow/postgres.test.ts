@@ -46,15 +46,16 @@ describe('the flow on PostgreSQL', { concurrency: false }, () => {
       await count(`select count(*) as n from credentialing.registrations where state = 'completed'`),
       6,
     );
-    // Used registrations are withdrawn from their registration servers (through the outbox, which the
-    // credentialing server drains at the latest when it stops): each record left there is still owed.
-    const leftAtRegistrationServers =
-      (await count('select count(*) as n from registration_1.registrations')) +
-      (await count('select count(*) as n from registration_2.registrations'));
-    const owed = await count(`select count(*) as n from credentialing.peer_actions where kind = 'withdraw'`);
-    assert.equal(leftAtRegistrationServers, owed);
+    // Used registrations are retired at their registration servers (nonce erased, kept as used;
+    // through the outbox, which the credentialing server drains at the latest when it stops): each
+    // record still holding its nonce is still owed.
+    const liveAtRegistrationServers =
+      (await count('select count(*) as n from registration_1.registrations where used = 0')) +
+      (await count('select count(*) as n from registration_2.registrations where used = 0'));
+    const owed = await count(`select count(*) as n from credentialing.peer_actions where kind = 'retire'`);
+    assert.equal(liveAtRegistrationServers, owed);
     assert.equal(
-      owed + (await count(`select count(*) as n from credentialing.audit_events where event = 'withdrawn'`)),
+      owed + (await count(`select count(*) as n from credentialing.audit_events where event = 'retired'`)),
       6,
     );
     // The fleet came in through the portal, as one contract of the demo owner, kept in its schema.

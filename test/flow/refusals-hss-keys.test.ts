@@ -49,7 +49,12 @@ describe('refusals of the HSS about keys', () => {
     credentialing.send(
       `${t.system.urls.hss}${issueCredentials.path}`,
       'POST',
-      JSON.stringify({ dsimId, deviceCertificate, deviceNonce: randomBytes(32).toString('base64url') }),
+      JSON.stringify({
+        dsimId,
+        generation: 1,
+        deviceCertificate,
+        deviceNonce: randomBytes(32).toString('base64url'),
+      }),
       'application/json',
     );
 

@@ -222,6 +222,7 @@ describe('refusals of what the HSS answers (step 5) and of an exhausted IMSI ran
           'POST',
           JSON.stringify({
             dsimId: third,
+            generation: 1,
             deviceCertificate: module.certificateChain[0],
             deviceNonce: randomBytes(32).toString('base64url'),
           }),

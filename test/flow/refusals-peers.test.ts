@@ -127,7 +127,7 @@ describe('refusals between servers', () => {
       clientOf('credentialing').send(
         `${t.system.urls.hss}${issueCredentials.path}`,
         'POST',
-        JSON.stringify(body),
+        JSON.stringify({ ...body, generation: 1 }),
         'application/json',
       );
     const nonce = () => randomBytes(32).toString('base64url');

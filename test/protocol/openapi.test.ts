@@ -209,6 +209,7 @@ describe('the live roles agree with their OpenAPI documents', () => {
     await done(
       post(credentialing, `${urls.hss}/v1/credentials`, {
         dsimId: dsimIds[2],
+        generation: 1,
         deviceCertificate: TrustedModule.fromFactoryImage(third, { persist: false }).certificateChain[0],
         deviceNonce: randomBytes(32).toString('base64url'),
       }),
@@ -280,6 +281,16 @@ describe('the live roles agree with their OpenAPI documents', () => {
     const operatorDevice = `${urls.credentialing}/v1/operator/devices/${dsimIds[0]}`;
     await done(post(portal, `${operatorDevice}/suspend`, { reason: 'test' }), 200);
     await done(post(portal, `${operatorDevice}/resume`, {}), 200);
+    await done(post(portal, `${operatorDevice}/reprovision`, { reason: 'test' }), 200);
+    // The order allows the operator only: a device's own request, passed on, is refused.
+    await done(
+      post(peerClient('registration'), `${urls.credentialing}/v1/reprovision-requests`, {
+        dsimId: dsimIds[0],
+        certificateChain: module.certificateChain,
+        registrationServer: image.image.registrationServer,
+      }),
+      403,
+    );
     await done(post(portal, `${operatorDevice}/delete`, {}), 200);
     for (const action of ['suspend', 'resume', 'delete'])
       await done(post(credentialing, `${urls.hss}/v1/subscribers/${action}`, { dsimIds: [stray] }), 200);

@@ -234,7 +234,7 @@ describe('every refusal a live role answers is one its route declares', () => {
     await expect('provisioning.deliver', { dsimId: dsim, ticket: nonce() }, 'SIMCRED_TICKET_INVALID');
     await expect(
       'hss.issueCredentials',
-      { dsimId: dsim, deviceCertificate: junkCertificate, deviceNonce: nonce() },
+      { dsimId: dsim, generation: 1, deviceCertificate: junkCertificate, deviceNonce: nonce() },
       'SIMCRED_CERT_INVALID',
     );
     const imsi = '001020000099999';

@@ -42,6 +42,7 @@ export const DEVICE_STATES: readonly DeviceState[] = [
   'suspended',
   'active',
   'deleted',
+  'reprovisioned',
   'transferring',
   'transferred',
 ];

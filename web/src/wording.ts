@@ -17,6 +17,7 @@ export const STATE_WORDS: Record<DeviceState, string> = {
   suspended: 'suspended by the operator',
   active: 'resumed, may use the network again',
   deleted: 'subscription deleted',
+  reprovisioned: 'getting a new credential (re-provisioned)',
   transferring: 'moving to another operator',
   transferred: 'moved to another operator',
 };

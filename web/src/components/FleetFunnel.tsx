@@ -22,6 +22,7 @@ const COLOURS: Record<DeviceState, string> = {
   suspended: '#f08c00',
   active: '#37b24d',
   deleted: '#495057',
+  reprovisioned: '#3b5bdb',
   transferring: '#74c0fc',
   transferred: '#868e96',
 };
