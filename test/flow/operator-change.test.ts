@@ -368,6 +368,33 @@ describe('operator change A → B', () => {
     assert.ok(await a.subscriber(dsimId), "A's subscriber stays until a valid confirmation");
   });
 
+  test('a device that follows before B has registered it resumes once B has: the stored trust is kept, the statement not fetched again', async () => {
+    const dsimId = fresh();
+    const d = await device(dsimId);
+    await d.agent.onboard();
+    const { transferId } = await a.operator.transfer(a.system.urls.credentialing, dsimId, toB());
+    await auditShows(a, dsimId, 'transfer-pushed');
+    await rejectsWith(d.agent.followTransfer(), 'SIMCRED_REGISTRATION_UNKNOWN');
+    assert.equal(d.module.transferTrust?.transferId, transferId, 'the trust was taken');
+    assert.equal(d.module.transferTrust?.confirmedPackageId, undefined);
+    assert.equal((await a.operator.deviceState(a.system.urls.credentialing, dsimId)).state, 'transferring');
+
+    await b.operator.registerDevices(b.system.urls.credentialing, [
+      { dsimId, registrationServer: b.system.urls.registration[1]! },
+    ]);
+    // B registered it at its second registration server: the device's stored trust names the first,
+    // so B's operator registers it where the statement sent it.
+    await rejectsWith(d.agent.followTransfer(), 'SIMCRED_REGISTRATION_UNKNOWN');
+    await b.operator.revoke(b.system.urls.credentialing, dsimId, 'wrong registration server');
+    await b.operator.registerDevices(b.system.urls.credentialing, [
+      { dsimId, registrationServer: b.system.urls.registration[0]! },
+    ]);
+    const followed = await d.agent.followTransfer();
+    assert.equal(followed.transferId, transferId);
+    assert.ok(followed.onboarding);
+    assert.equal(await auditShows(a, dsimId, 'transferred'), followed.subscription.packageId);
+  });
+
   test("a registration server keeps each statement its pusher's: another credentialing server cannot replace it", async () => {
     const dir = tempDir('simcred-transfer-store-');
     const store = await RegistrationStore.open({ kind: 'sqlite', file: `${dir.path}/registration.db` });
