@@ -277,7 +277,7 @@ export class DeviceAgent {
    */
   async lookupRegistration(grant?: string): Promise<ResponseOf<typeof lookup>> {
     const { client, module } = this.options;
-    const { registrationServer } = this.current();
+    const registrationServer = this.current().registrationServers[0]!;
     const dsimId = module.dsimId;
     const accessGrant = grant ?? (await this.accessGrant());
     const { challenge } = await client.call(registrationServer, lookupChallenge, { body: { dsimId } });
@@ -395,7 +395,7 @@ export class DeviceAgent {
     const trust = this.options.module.transferTrust;
     if (!trust) {
       const { registrationServer, hssUrl, operatorRoots, ocsp } = this.options;
-      return { registrationServer, hssUrl, operatorRoots, ocsp };
+      return { registrationServers: [registrationServer], hssUrl, operatorRoots, ocsp };
     }
     if (this.transferred?.transferId !== trust.transferId) {
       this.transferred = {
@@ -404,7 +404,7 @@ export class DeviceAgent {
       };
     }
     return {
-      registrationServer: trust.registrationServers[0]!,
+      registrationServers: trust.registrationServers,
       hssUrl: trust.servers.hss,
       operatorRoots: [trust.operatorRoot],
       ocsp: this.transferred.ocsp,

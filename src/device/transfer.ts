@@ -1,5 +1,6 @@
 import type * as x509 from '../crypto/x509.js';
 import { fromBase64url } from '../crypto/index.js';
+import { isSimcredError } from '../errors/index.js';
 import type { PeerClient } from '../http/index.js';
 import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import { confirmTransfer } from '../protocol/credentialing.js';
@@ -9,7 +10,8 @@ import type { InstalledSubscription, TransferTrust, TrustedModule } from './trus
 
 /** The operator a device deals with now: the factory image's, or the one it was transferred to. */
 export interface CurrentOperator {
-  registrationServer: string;
+  /** In the order the device tries them. */
+  registrationServers: string[];
   hssUrl: string;
   operatorRoots: x509.X509Certificate[];
   ocsp: CertificateStatusChecker;
@@ -45,8 +47,8 @@ export async function followTransfer(
 ): Promise<TransferOutcome> {
   let trust = module.transferTrust;
   if (!trust || trust.confirmedPackageId !== undefined) {
-    const { registrationServer, operatorRoots, ocsp } = access.current();
-    const statement = await fetchStatement(module, client, registrationServer, await access.accessGrant());
+    const { registrationServers, operatorRoots, ocsp } = access.current();
+    const statement = await fetchStatement(module, client, registrationServers, await access.accessGrant());
     trust = await module.acceptTransfer(statement, {
       operatorRoots,
       checkSigner: (signer, issuer) => ocsp.requireGood(signer, issuer),
@@ -64,8 +66,32 @@ export async function followTransfer(
   return { transferId: trust.transferId, onboarding, subscription };
 }
 
-/** The transfer statement waiting at the registration server for this device. */
+/**
+ * The transfer statement waiting for this device at one of its registration servers, tried in
+ * order: one that has none (or is down) passes it to the next; when none has it, a 503 if any was
+ * down, else SIMCRED_TRANSFER_UNKNOWN.
+ */
 async function fetchStatement(
+  module: TrustedModule,
+  client: PeerClient,
+  registrationServers: string[],
+  grant: string,
+): Promise<string> {
+  let down: unknown;
+  let none: unknown;
+  for (const server of registrationServers) {
+    try {
+      return await fetchStatementAt(module, client, server, grant);
+    } catch (err) {
+      if (isSimcredError(err) && err.status === 503) down ??= err;
+      else if (isSimcredError(err) && err.code === 'SIMCRED_TRANSFER_UNKNOWN') none = err;
+      else throw err;
+    }
+  }
+  throw down ?? none;
+}
+
+async function fetchStatementAt(
   module: TrustedModule,
   client: PeerClient,
   registrationServer: string,
