@@ -405,7 +405,10 @@ export class DeviceAgent {
     }
     return {
       registrationServers: trust.registrationServers,
-      hssUrl: trust.servers.hss,
+      // The old credential, until the new operator's is installed, still attaches where it belongs.
+      hssUrl: this.options.module.holdsTransferredCredential
+        ? trust.servers.hss
+        : (trust.previousHss ?? this.options.hssUrl),
       operatorRoots: [trust.operatorRoot],
       ocsp: this.transferred.ocsp,
     };

@@ -6,7 +6,7 @@ import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import { confirmTransfer } from '../protocol/credentialing.js';
 import { fetchTransferStatement, lookupChallenge } from '../protocol/registration.js';
 import type { DeviceAgent, OnboardingResult } from './agent.js';
-import type { InstalledSubscription, TransferTrust, TrustedModule } from './trusted-module.js';
+import type { InstalledSubscription, TrustedModule } from './trusted-module.js';
 
 /** The operator a device deals with now: the factory image's, or the one it was transferred to. */
 export interface CurrentOperator {
@@ -47,15 +47,16 @@ export async function followTransfer(
 ): Promise<TransferOutcome> {
   let trust = module.transferTrust;
   if (!trust || trust.confirmedPackageId !== undefined) {
-    const { registrationServers, operatorRoots, ocsp } = access.current();
+    const { registrationServers, operatorRoots, ocsp, hssUrl } = access.current();
     const statement = await fetchStatement(module, client, registrationServers, await access.accessGrant());
     trust = await module.acceptTransfer(statement, {
       operatorRoots,
       checkSigner: (signer, issuer) => ocsp.requireGood(signer, issuer),
+      previousHss: hssUrl,
     });
   }
   let onboarding: OnboardingResult | null = null;
-  if (!installedSince(module, trust)) onboarding = await agent.onboard();
+  if (!installedSince(module)) onboarding = await agent.onboard();
   const subscription = module.subscription!;
   if (trust.confirmedPackageId !== subscription.packageId) {
     await client.call(trust.confirmUrl, confirmTransfer, {
@@ -107,7 +108,6 @@ async function fetchStatementAt(
 }
 
 /** A package installed after the module took the statement: the new operator's (a restart after install). */
-function installedSince(module: TrustedModule, trust: TransferTrust): boolean {
-  const installed = module.subscription;
-  return installed !== undefined && installed.installedAt >= trust.acceptedAt && !module.onboardingUnderWay;
+function installedSince(module: TrustedModule): boolean {
+  return module.holdsTransferredCredential && !module.onboardingUnderWay;
 }

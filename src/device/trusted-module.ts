@@ -234,6 +234,8 @@ export class TrustedModule {
     options: {
       operatorRoots: readonly x509.X509Certificate[];
       checkSigner(signer: x509.X509Certificate, issuer: x509.X509Certificate): Promise<void>;
+      /** The home network of the credential held now: where it still attaches until the new one is in. */
+      previousHss?: string;
       now?: Date;
     },
   ): Promise<TransferTrust> {
@@ -246,7 +248,11 @@ export class TrustedModule {
     await options.checkSigner(verified.signerCertificate, verified.issuerCertificate);
     const { claims } = verified;
     if (this.state.trust?.transferId === claims.transferId) return this.transferTrust!;
-    this.state.trust = { ...storedTrust(claims), acceptedAt: (options.now ?? new Date()).toISOString() };
+    this.state.trust = {
+      ...storedTrust(claims),
+      acceptedAt: (options.now ?? new Date()).toISOString(),
+      ...(options.previousHss ? { previousHss: options.previousHss } : {}),
+    };
     // Persist point: the new trust anchor, in one sealed write (the previous slot stays whole).
     this.persistState();
     return this.transferTrust!;
@@ -272,6 +278,16 @@ export class TrustedModule {
     });
     const { alg, signature } = signDeviceMessage(this.privateKey, message);
     return { transferId: trust.transferId, packageId, alg, signature: toBase64url(signature) };
+  }
+
+  /**
+   * True once the credential the module holds came after the transfer statement (the new operator's):
+   * until then the old credential serves, at the old operator's network.
+   */
+  get holdsTransferredCredential(): boolean {
+    const trust = this.state.trust;
+    const installed = this.installed?.subscription;
+    return trust !== undefined && installed !== undefined && installed.installedAt >= trust.acceptedAt;
   }
 
   /** True while an onboarding's progress is stored (its receipt not yet sent). */
@@ -434,6 +450,8 @@ interface StoredTrust {
   confirmUrl: string;
   /** When the module took the statement: a package installed since is the new operator's. */
   acceptedAt: string;
+  /** The old operator's home network, where the credential held before still attaches. */
+  previousHss?: string;
   /** Set once the old operator accepted the confirmation for this (new) package. */
   confirmedPackageId?: string;
 }

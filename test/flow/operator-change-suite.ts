@@ -390,6 +390,8 @@ export function operatorChangeSuite(name: string, databaseA: () => Promise<Store
       assert.equal(d.module.transferTrust?.transferId, transferId, 'the trust was taken');
       assert.equal(d.module.transferTrust?.confirmedPackageId, undefined);
       assert.equal((await a.operator.deviceState(a.system.urls.credentialing, dsimId)).state, 'transferring');
+      // Meanwhile A's credential still attaches at A's network (its subscription lives until confirmed).
+      await d.agent.attach();
 
       await b.operator.registerDevices(b.system.urls.credentialing, [
         { dsimId, registrationServer: b.system.urls.registration[1]! },
