@@ -143,6 +143,7 @@ export class RegistrationSubsystem {
       dsimId: string;
       registrationNonce: string;
       registrationServer: string;
+      alsoAt?: string[] | undefined;
       expiresAt: Date;
     }[] = [];
     const toPush: Registration[] = [];
@@ -186,6 +187,7 @@ export class RegistrationSubsystem {
           dsimId: device.dsimId,
           registrationNonce: randomToken(32),
           registrationServer: device.registrationServer,
+          alsoAt: device.alsoAt?.filter((s) => s !== device.registrationServer),
           expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
         });
       }
@@ -199,26 +201,38 @@ export class RegistrationSubsystem {
     );
     const byServer = new Map<string, RegistrationRecord[]>();
     for (const r of records) {
-      const list = byServer.get(r.registrationServer) ?? [];
-      list.push({
+      const record = {
         dsimId: r.dsimId,
         registrationNonce: r.registrationNonce,
         credentialingUrl,
         expiresAt: r.expiresAt.toISOString(),
         generation: r.generation,
-      });
-      byServer.set(r.registrationServer, list);
+      };
+      for (const server of r.registrationServers) {
+        const list = byServer.get(server) ?? [];
+        list.push(record);
+        byServer.set(server, list);
+      }
     }
     return { byServer, registered: records.length, unchanged };
   }
 
-  /** A chunk's network side: each registration server gets its records, then they are marked pushed. */
+  /**
+   * A chunk's network side: each registration server gets its records; a device is marked pushed once
+   * every one of its servers has its record (a re-run pushes the others again, with the same nonce).
+   */
   private async pushChunk(byServer: Map<string, RegistrationRecord[]>): Promise<void> {
-    await Promise.all(
-      [...byServer].map(async ([server, list]) => {
-        await this.options.consumers.pushRegistrations(server, list);
-        await this.options.store.markPushed(list.map((r) => r.dsimId));
-      }),
+    const results = await Promise.allSettled(
+      [...byServer].map(([server, list]) => this.options.consumers.pushRegistrations(server, list)),
     );
+    const lists = [...byServer.values()];
+    const missed = new Set<string>();
+    results.forEach((result, i) => {
+      if (result.status === 'rejected') for (const r of lists[i]!) missed.add(r.dsimId);
+    });
+    const pushed = new Set(lists.flat().map((r) => r.dsimId));
+    await this.options.store.markPushed([...pushed].filter((dsimId) => !missed.has(dsimId)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }

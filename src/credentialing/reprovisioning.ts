@@ -46,7 +46,7 @@ const ALLOWED: Record<ReprovisionPolicy, readonly Requester[]> = {
 export class Reprovisioning {
   constructor(private readonly options: ReprovisioningOptions) {}
 
-  /** The operator's request: the fresh registration is pushed to the device's registration server. */
+  /** The operator's request: the fresh registration is pushed to each of the device's registration servers. */
   async byOperator(
     dsimId: string,
     body: BodyOf<typeof reprovisionDevice>,
@@ -60,7 +60,10 @@ export class Reprovisioning {
       this.options.log.info({ dsimId, generation: fresh.generation, reason: body.reason }, 'reprovisioned');
     }
     try {
-      await consumers.pushRegistrations(fresh.registrationServer, [this.record(fresh)]);
+      const record = this.record(fresh);
+      await Promise.all(
+        fresh.registrationServers.map((server) => consumers.pushRegistrations(server, [record])),
+      );
     } catch (err) {
       // Stored and audited, not yet pushed: the same call again pushes it (see unpushed()).
       throw new SimcredError(
@@ -88,7 +91,7 @@ export class Reprovisioning {
     });
     requireDsimBinding(leaf, body.dsimId);
     const registration = await this.target(body.dsimId, 'device');
-    if (body.registrationServer !== registration.registrationServer) {
+    if (!registration.registrationServers.includes(body.registrationServer)) {
       throw new SimcredError(
         'SIMCRED_FORBIDDEN_PEER',
         `${body.registrationServer} is not the registration server of ${body.dsimId}`,

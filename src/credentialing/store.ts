@@ -60,6 +60,8 @@ export interface CredentialingTables {
     dsim_id: string;
     registration_nonce: string;
     registration_server: string;
+    /** Further registration servers the record is pushed to (JSON array; null: none). */
+    also_at: ColumnType<string | null, string | null | undefined, string | null>;
     state: RegistrationStateName;
     expires_at: string;
     pushed: number;
@@ -299,6 +301,8 @@ const migrations: Migrations = {
         .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
         .execute();
       await db.schema.alterTable('peer_actions').addColumn('generation', 'integer').execute();
+      // Several registration servers per device (issue 15): the ones after the first.
+      await db.schema.alterTable('registrations').addColumn('also_at', 'text').execute();
       await db.schema
         .alterTable('orders')
         .addColumn('reprovision_policy', 'text', (c) => c.notNull().defaultTo('operator'))
@@ -326,7 +330,10 @@ const migrations: Migrations = {
 export interface Registration {
   dsimId: string;
   registrationNonce: string;
+  /** The first of the device's registration servers (the operator's choice). */
   registrationServer: string;
+  /** Every registration server the record is pushed to: `registrationServer` first. */
+  registrationServers: string[];
   state: RegistrationStateName;
   expiresAt: Date;
   pushed: boolean;
@@ -410,6 +417,10 @@ function fromRow(row: Row): Registration {
     dsimId: row.dsim_id,
     registrationNonce: row.registration_nonce,
     registrationServer: row.registration_server,
+    registrationServers: [
+      row.registration_server,
+      ...(row.also_at ? (JSON.parse(row.also_at) as string[]) : []),
+    ],
     state: row.state,
     expiresAt: new Date(row.expires_at),
     pushed: Number(row.pushed) === 1,
@@ -576,7 +587,13 @@ export class CredentialingStore {
    * pushed. Rows in any other state are left alone, even if they changed after the caller read them.
    */
   async saveRegistrations(
-    records: { dsimId: string; registrationNonce: string; registrationServer: string; expiresAt: Date }[],
+    records: {
+      dsimId: string;
+      registrationNonce: string;
+      registrationServer: string;
+      alsoAt?: string[] | undefined;
+      expiresAt: Date;
+    }[],
     now: Date,
     /** The order (batch) these registrations join; a replaced registration moves to it. */
     orderId: string | null = null,
@@ -589,6 +606,7 @@ export class CredentialingStore {
           dsim_id: r.dsimId,
           registration_nonce: r.registrationNonce,
           registration_server: r.registrationServer,
+          also_at: r.alsoAt?.length ? JSON.stringify(r.alsoAt) : null,
           state: 'registered' as const,
           expires_at: r.expiresAt.toISOString(),
           pushed: 0,
@@ -604,6 +622,7 @@ export class CredentialingStore {
               .doUpdateSet((eb) => ({
                 registration_nonce: eb.ref('excluded.registration_nonce'),
                 registration_server: eb.ref('excluded.registration_server'),
+                also_at: eb.ref('excluded.also_at'),
                 state: 'registered',
                 expires_at: eb.ref('excluded.expires_at'),
                 pushed: 0,
@@ -825,7 +844,7 @@ export class CredentialingStore {
    * in the same transaction.
    */
   async markDelivered(
-    registration: { dsimId: string; registrationServer: string },
+    registration: { dsimId: string; registrationServers: string[] },
     provisioningServer: string | null,
     now: Date,
   ): Promise<boolean> {
@@ -845,7 +864,7 @@ export class CredentialingStore {
         queueGenerationActions(
           db,
           dsimId,
-          [{ kind: 'retire', target: registration.registrationServer }],
+          registration.registrationServers.map((target) => ({ kind: 'retire' as const, target })),
           now,
         ),
     );
@@ -926,7 +945,7 @@ export class CredentialingStore {
    * allocated for the device (step 5 may have run). Only a deleted device cannot be revoked.
    */
   async revoke(
-    registration: { dsimId: string; registrationServer: string },
+    registration: { dsimId: string; registrationServers: string[] },
     reason: string | null,
     hssUrl: string,
     now: Date,
@@ -982,7 +1001,7 @@ export class CredentialingStore {
    * and the deletion of the HSS subscriber queued, in one transaction.
    */
   async delete(
-    registration: { dsimId: string; registrationServer: string },
+    registration: { dsimId: string; registrationServers: string[] },
     reason: string | null,
     hssUrl: string,
     now: Date,
@@ -997,7 +1016,7 @@ export class CredentialingStore {
    * and also forgets the device nonces (a deleted device never opens a session again).
    */
   private end(
-    registration: { dsimId: string; registrationServer: string },
+    registration: { dsimId: string; registrationServers: string[] },
     final: 'revoked' | 'deleted',
     reason: string | null,
     hssUrl: string,
@@ -1050,7 +1069,7 @@ export class CredentialingStore {
           db,
           dsimId,
           [
-            { kind: 'withdraw', target: registration.registrationServer },
+            ...registration.registrationServers.map((target) => ({ kind: 'withdraw' as const, target })),
             { kind: final === 'revoked' ? 'release' : 'delete', target: hssUrl },
           ],
           now,

@@ -36,6 +36,11 @@ export interface DeviceAgentOptions {
   /** From the factory image (DeviceAgent.fromFactoryImage takes every URL from there). */
   registrationServer: string;
   /**
+   * Every registration server the factory image lists, in the order the device tries them at step 2
+   * (the first that knows it answers); `[registrationServer]` when omitted.
+   */
+  registrationServers?: string[];
+  /**
    * The preliminary HLR the device reaches on its preliminary credentials (step 1): in the field, the
    * network its radio finds; here, the factory image's servers.phlr.
    */
@@ -112,6 +117,7 @@ export class DeviceAgent {
       module: options.module ?? TrustedModule.fromFactoryImage(image),
       client: options.client,
       registrationServer: endpoints.registrationServer,
+      registrationServers: endpoints.registrationServers,
       phlrUrl: endpoints.phlrUrl,
       hssUrl: endpoints.hssUrl,
       operatorRoots: options.operatorRoots ?? [new x509.X509Certificate(image.image.trustRoots.operator)],
@@ -273,13 +279,35 @@ export class DeviceAgent {
 
   /**
    * Step 2: show the access grant, prove possession of SK_dsim to the registration server, get the
-   * nonce and the route. Without a grant given, the one in hand (or a new one) is used.
+   * nonce and the route. Without a grant given, the one in hand (or a new one) is used. The image's
+   * registration servers are tried in order: one that does not know the device, or does not answer,
+   * passes it to the next; when none knows it, the last refusal is thrown — a 503 if any was down,
+   * so the onboarding waits its Retry-After and tries the list again (the backoff).
    */
   async lookupRegistration(grant?: string): Promise<ResponseOf<typeof lookup>> {
-    const { client, module } = this.options;
-    const registrationServer = this.current().registrationServers[0]!;
-    const dsimId = module.dsimId;
+    const servers = this.current().registrationServers;
     const accessGrant = grant ?? (await this.accessGrant());
+    let down: unknown;
+    let unknown: unknown;
+    for (const server of servers) {
+      try {
+        return await this.lookupAt(server, accessGrant);
+      } catch (err) {
+        if (retryable(err) && !down) down = err;
+        else if (isSimcredError(err) && err.code === 'SIMCRED_REGISTRATION_UNKNOWN') unknown = err;
+        else if (!retryable(err)) throw err;
+      }
+    }
+    throw down ?? unknown;
+  }
+
+  /** Step 2 at one registration server. */
+  private async lookupAt(
+    registrationServer: string,
+    accessGrant: string,
+  ): Promise<ResponseOf<typeof lookup>> {
+    const { client, module } = this.options;
+    const dsimId = module.dsimId;
     const { challenge } = await client.call(registrationServer, lookupChallenge, { body: { dsimId } });
     const proof = module.signLookup(fromBase64url(challenge, 'challenge'));
     return client.call(registrationServer, lookup, {
@@ -395,7 +423,8 @@ export class DeviceAgent {
     const trust = this.options.module.transferTrust;
     if (!trust) {
       const { registrationServer, hssUrl, operatorRoots, ocsp } = this.options;
-      return { registrationServers: [registrationServer], hssUrl, operatorRoots, ocsp };
+      const registrationServers = this.options.registrationServers ?? [registrationServer];
+      return { registrationServers, hssUrl, operatorRoots, ocsp };
     }
     if (this.transferred?.transferId !== trust.transferId) {
       this.transferred = {

@@ -2,7 +2,7 @@ import * as x509 from '../crypto/x509.js';
 import { isSimcredError } from '../errors/index.js';
 import { PeerClient } from '../http/index.js';
 import { ocspStatusChecker, type CertificateStatusChecker } from '../ocsp/checker.js';
-import { imageServers, loadFactoryImage, noServersError } from '../pki/index.js';
+import { imageServers, loadFactoryImage, noServersError, registrationServersOf } from '../pki/index.js';
 import { DEVICE_STEPS, DeviceAgent, type DeviceStep, type OnboardingResult } from './agent.js';
 import { TrustedModule } from './trusted-module.js';
 
@@ -158,6 +158,7 @@ async function onboardOne(
       module: TrustedModule.fromFactoryImage(image),
       client: byRoot.client,
       registrationServer: image.image.registrationServer,
+      registrationServers: registrationServersOf(image.image),
       phlrUrl,
       hssUrl,
       operatorRoots: byRoot.operatorRoots,

@@ -120,6 +120,10 @@ export function registerPkiCommands(program: Command): void {
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option(
+      '--registration-servers-per-device <N>',
+      'how many of the registration servers each device lists, tried in order (default 1)',
+    )
+    .option(
       '--phlr <url>',
       `preliminary HLR burnt into the devices (default ${DEFAULT_FACTORY_SERVERS.phlr})`,
     )
@@ -134,6 +138,7 @@ export function registerPkiCommands(program: Command): void {
             count: string;
             key: string;
             registrationServer?: string[];
+            registrationServersPerDevice?: string;
             phlr?: string;
             ocsp?: string;
             hss?: string;
@@ -149,6 +154,15 @@ export function registerPkiCommands(program: Command): void {
               count,
               keyType,
               registrationServers: opts.registrationServer,
+              ...(opts.registrationServersPerDevice !== undefined
+                ? {
+                    registrationServersPerDevice: positiveInt(
+                      '--registration-servers-per-device',
+                      opts.registrationServersPerDevice,
+                      8,
+                    ),
+                  }
+                : {}),
               servers: { phlr: opts.phlr, ocsp: opts.ocsp, hss: opts.hss },
               onProgress: (n) => progress.increment(n),
             });

@@ -63,6 +63,14 @@ const imageFields = {
       opcPimsi: hex16.describe('OPc of the preliminary subscription, 16 bytes as hex.'),
     })
     .strict(),
+  registrationServers: z
+    .array(serverUrl)
+    .min(1)
+    .max(8)
+    .optional()
+    .describe(
+      'Registration servers in the order the device tries them at step 2 (the first that knows it answers; `registrationServer` is the first). Absent: `registrationServer` only.',
+    ),
   registrationServer: serverUrl.describe(
     'Registration server (step 2): where the device looks up its registration nonce and credentialing server.',
   ),
@@ -107,6 +115,8 @@ export function parseFactoryImage(value: unknown, where: string): FactoryImage {
 /** Where a device reaches each server, all from its factory image (docs/device.md). */
 export interface DeviceEndpoints {
   registrationServer: string;
+  /** Every registration server, in the order the device tries them (`registrationServer` first). */
+  registrationServers: string[];
   phlrUrl: string;
   ocspUrl: string;
   hssUrl: string;
@@ -133,7 +143,19 @@ export function imageServers(image: FactoryImage): Partial<FactoryServers> {
 export function deviceEndpoints(image: FactoryImage): DeviceEndpoints {
   const { phlr, ocsp, hss } = imageServers(image);
   if (!phlr || !ocsp || !hss) throw noServersError(image);
-  return { registrationServer: image.registrationServer, phlrUrl: phlr, ocspUrl: ocsp, hssUrl: hss };
+  return {
+    registrationServer: image.registrationServer,
+    registrationServers: registrationServersOf(image),
+    phlrUrl: phlr,
+    ocspUrl: ocsp,
+    hssUrl: hss,
+  };
+}
+
+/** The registration servers an image lists, in the device's order (`registrationServer` first). */
+export function registrationServersOf(image: FactoryImage): string[] {
+  const listed = image.registrationServers ?? [];
+  return [image.registrationServer, ...listed.filter((s) => s !== image.registrationServer)];
 }
 
 /** @internal A version-1 image used where the servers are needed. */

@@ -53,6 +53,11 @@ export interface ManufactureOptions {
   count: number;
   keyType?: KeyType;
   registrationServers?: string[];
+  /**
+   * How many registration servers each device lists, in the order it tries them (default 1): its
+   * round-robin one first, then the ones after it in `registrationServers`.
+   */
+  registrationServersPerDevice?: number;
   /** The PHLR, OCSP responder and HSS burnt into every device; each defaults to DEFAULT_FACTORY_SERVERS. */
   servers?: Partial<FactoryServers>;
   /** Called after each batch is on disk and recorded, with the batch size. */
@@ -106,6 +111,13 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
     );
   }
   const servers = validateServers(options.registrationServers ?? DEFAULT_REGISTRATION_SERVERS);
+  const perDevice = options.registrationServersPerDevice ?? 1;
+  if (!Number.isInteger(perDevice) || perDevice < 1 || perDevice > Math.min(servers.length, 8)) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      `registration servers per device must be from 1 to ${Math.min(servers.length, 8)} (the servers given, at most 8)`,
+    );
+  }
   const otherServers: FactoryServers = { ...DEFAULT_FACTORY_SERVERS };
   for (const [name, url] of Object.entries(options.servers ?? {}) as [
     keyof FactoryServers,
@@ -157,7 +169,9 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
         const index = offset + i;
         const pimsi = PIMSI_PREFIX + String(firstMsin + index).padStart(MSIN_DIGITS, '0');
         // Round-robin continues across runs because it follows the PIMSI counter.
-        const registrationServer = servers[(firstMsin + index) % servers.length]!;
+        const first = (firstMsin + index) % servers.length;
+        const listed = Array.from({ length: perDevice }, (_, k) => servers[(first + k) % servers.length]!);
+        const registrationServer = listed[0]!;
         const preliminary = {
           pimsi,
           kPimsi: randomBytes(16).toString('hex'),
@@ -179,6 +193,7 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
           trustRoots,
           preliminary,
           registrationServer,
+          ...(listed.length > 1 ? { registrationServers: listed } : {}),
           servers: otherServers,
           manufacturedAt,
         };

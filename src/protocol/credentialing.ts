@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEVICE, defineRoute, peer } from './route.js';
 import { dsimPattern } from './dsim-pattern.js';
+import { RegistrationRecord } from './registration.js';
 import {
   base64url,
   certificateChain,
@@ -22,6 +23,13 @@ export const DeviceToRegister = z
   .object({
     dsimId,
     registrationServer: httpsUrl.describe('the registration server named in the factory image'),
+    alsoAt: z
+      .array(httpsUrl)
+      .max(7)
+      .optional()
+      .describe(
+        "further registration servers the device's factory image lists (it tries them in order): the record is pushed to each",
+      ),
   })
   .strict();
 
@@ -357,20 +365,17 @@ export const deleteDevice = defineRoute({
 
 // --- Device API -------------------------------------------------------------------------------
 
-/** A registration the credentialing server writes at a registration server's request (a group's admission, a device's re-provisioning). */
-const IssuedRegistration = z
-  .object({
-    dsimId,
-    registrationNonce: nonce32('registration nonce (32 random bytes), secret'),
-    credentialingUrl: httpsUrl,
-    expiresAt: timestamp,
-    generation: z
-      .number()
-      .int()
-      .min(1)
-      .describe('which credentialing of the device (1, then one more per re-provisioning)'),
-  })
-  .strict();
+/**
+ * A registration the credentialing server writes at a registration server's request (a group's
+ * admission, a device's re-provisioning): the record a push carries, its generation always named.
+ */
+const IssuedRegistration = RegistrationRecord.extend({
+  generation: z
+    .number()
+    .int()
+    .min(1)
+    .describe('which credentialing of the device (1, then one more per re-provisioning)'),
+}).strict();
 
 export const reprovisionDevice = defineRoute({
   id: 'credentialing.reprovisionDevice',

@@ -88,6 +88,7 @@ describe('factory images of manufactured devices', () => {
       assert.deepEqual(image.servers, SERVERS);
       assert.deepEqual(deviceEndpoints(await readFactoryImage(dir, dsimId)), {
         registrationServer: 'https://registration.test:4',
+        registrationServers: ['https://registration.test:4'],
         phlrUrl: SERVERS.phlr,
         ocspUrl: SERVERS.ocsp,
         hssUrl: SERVERS.hss,
