@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SimcredError } from '../errors/index.js';
 import { withOperatorClient } from '../notify/cli.js';
@@ -39,6 +40,48 @@ export function registerLifecycleCommands(program: Command): void {
       }),
     );
   }
+
+  withCommonOptions(
+    operator
+      .command('transfer')
+      .description(
+        "hand a delivered device over to another operator: a transfer statement naming the new operator's root and servers, signed by this operator's package signer, for the device to follow",
+      )
+      .argument('<DSIM_ID>')
+      .requiredOption('--to-root <FILE>', "the new operator's root certificate (PEM file)")
+      .requiredOption(
+        '--to-registration <URL...>',
+        "the new operator's registration server(s), where the device registers next",
+      )
+      .requiredOption('--to-ocsp <URL>', "the new operator's OCSP responder")
+      .requiredOption('--to-hss <URL>', "the new operator's home network (HSS), where the device attaches")
+      .option('--reason <TEXT>', 'kept in the audit trail'),
+  ).action(
+    action(
+      async (
+        dsimId: string,
+        options: CommonOptions & {
+          toRoot: string;
+          toRegistration: string[];
+          toOcsp: string;
+          toHss: string;
+          reason?: string;
+        },
+      ) => {
+        const toOperatorRoot = readTextFile(options.toRoot, '--to-root');
+        await withOperatorClient(options, async (client, url) =>
+          printJsonLine(
+            await client.transfer(url, dsimId, {
+              toOperatorRoot,
+              toRegistrationServers: options.toRegistration,
+              toServers: { ocsp: options.toOcsp, hss: options.toHss },
+              ...(options.reason ? { reason: options.reason } : {}),
+            }),
+          ),
+        );
+      },
+    ),
+  );
 
   withCommonOptions(
     devices
@@ -88,6 +131,19 @@ export function registerLifecycleCommands(program: Command): void {
       },
     ),
   );
+}
+
+/** A small text file named on the command line (a certificate), with the option's name in the error. */
+function readTextFile(file: string, option: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new SimcredError(
+      missing ? 'SIMCRED_FILE_NOT_FOUND' : 'SIMCRED_IO',
+      `${option}: cannot read ${file}${missing ? ': no such file' : ''}`,
+    );
+  }
 }
 
 /** The table of `devices run`: one row per device, then the counts. */

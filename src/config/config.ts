@@ -507,6 +507,35 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    trust: z
+      .object({
+        manufacturers: z
+          .array(
+            z
+              .object({
+                rootFile: z.string().min(1).describe("PEM file of another manufacturer's root certificate."),
+                ocspUrl: z
+                  .string()
+                  .max(512)
+                  .regex(/^https?:\/\/[^\s]+$/)
+                  .describe('The OCSP responder that answers for the device CAs under that root.'),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe(
+            "Manufacturer roots trusted besides the PKI folder's own (devices transferred from another operator, or bought from another maker): the registration and credentialing servers accept device chains to them, and the credentialing server checks such devices at the OCSP responder named.",
+          ),
+        phlrCertificateFiles: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            "PEM files of other preliminary HLRs' certificates whose access grants the registration servers accept (the network a transferred device reaches on its preliminary credentials).",
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe('Trust besides the PKI folder (docs/architecture.md, "Operator change").'),
   })
   .strict();
 

@@ -3,7 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { identifyCaller, mountRoute, parse } from '../http/index.js';
 import {
   admitGroupDevice,
+  authoriseTransfer,
   closeGroup,
+  confirmTransfer,
   createGroup,
   listGroups,
   deleteDevice,
@@ -23,12 +25,14 @@ import {
 import type { EnrollmentGroups } from './enrollment-groups.js';
 import type { CredentialingProcessor } from './processor.js';
 import type { Reprovisioning } from './reprovisioning.js';
+import type { Transfers } from './transfers.js';
 
 export function mountCredentialingApi(
   app: FastifyInstance,
   processor: CredentialingProcessor,
   groups: EnrollmentGroups,
   reprovisioning: Reprovisioning,
+  transfers: Transfers,
 ): void {
   // NDJSON batches are streamed to the registration subsystem, never buffered whole.
   app.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
@@ -71,4 +75,6 @@ export function mountCredentialingApi(
   mountRoute(app, listGroups, async () => ({ groups: await groups.list() }));
   mountRoute(app, closeGroup, ({ params }) => groups.close(params.groupId));
   mountRoute(app, admitGroupDevice, ({ params, body }) => groups.admit(params.groupId, body));
+  mountRoute(app, authoriseTransfer, ({ params, body }) => transfers.authorise(params.dsimId, body));
+  mountRoute(app, confirmTransfer, ({ body }) => transfers.confirm(body));
 }

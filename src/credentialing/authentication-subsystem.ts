@@ -11,6 +11,7 @@ import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { openSession, proveSession } from '../protocol/credentialing.js';
 import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import type { AuthorisationHook } from './authorisation-hook.js';
+import { transferredError } from './transfers.js';
 import type { CredentialingStore, Registration } from './store.js';
 import type { Clock } from '../time/clock.js';
 
@@ -149,6 +150,10 @@ async function checkRegistrationLive(
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the registration was already used');
     case 'deleted':
       throw new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the operator deleted this subscription');
+    case 'transferring':
+      throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the registration was already used');
+    case 'transferred':
+      throw transferredError();
     case 'expired':
       throw new SimcredError('SIMCRED_REGISTRATION_EXPIRED', 'the registration has expired');
   }

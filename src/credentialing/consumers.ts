@@ -2,6 +2,7 @@ import type { PeerClient } from '../http/index.js';
 import {
   deleteSubscribers,
   issueCredentials,
+  signTransferStatement,
   releaseSubscribers,
   resumeSubscribers,
   subscriberEvents,
@@ -11,9 +12,11 @@ import { referral } from '../protocol/provisioning.js';
 import {
   pushGroups,
   pushRegistrations,
+  pushTransferStatements,
   withdrawRegistrations,
   type GroupRecord,
   type RegistrationRecord,
+  type TransferStatementRecord,
 } from '../protocol/registration.js';
 import type { BodyOf, QueryOf, ResponseOf } from '../protocol/route.js';
 
@@ -29,6 +32,14 @@ export class CredentialingConsumers {
   /** Enrollment groups, to the registration servers that admit their devices. */
   pushGroups(registrationServer: string, groups: GroupRecord[]): Promise<unknown> {
     return this.client.call(registrationServer, pushGroups, { body: { groups } });
+  }
+
+  /** Operator change: the transfer statements the devices fetch there. */
+  pushTransferStatements(
+    registrationServer: string,
+    statements: TransferStatementRecord[],
+  ): Promise<unknown> {
+    return this.client.call(registrationServer, pushTransferStatements, { body: { statements } });
   }
 
   /** Removes (or with `used`, retires) records; `upToGeneration` spares newer ones pushed since. */
@@ -76,6 +87,14 @@ export class CredentialingConsumers {
     body: BodyOf<typeof deleteSubscribers>,
   ): Promise<ResponseOf<typeof deleteSubscribers>> {
     return this.client.call(hssUrl, deleteSubscribers, { body });
+  }
+
+  /** Operator change: the HSS signs the transfer statement with the package signer. */
+  signTransferStatement(
+    hssUrl: string,
+    body: BodyOf<typeof signTransferStatement>,
+  ): Promise<ResponseOf<typeof signTransferStatement>> {
+    return this.client.call(hssUrl, signTransferStatement, { body });
   }
 
   /** First attaches after a cursor (step 12), waiting up to query.waitSeconds for one. */

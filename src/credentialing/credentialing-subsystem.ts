@@ -17,6 +17,7 @@ import type { fetchPackage, proveSession, submitReceipt } from '../protocol/cred
 import type { AuthenticatedDevice } from './authentication-subsystem.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { PeerActionSender } from './peer-actions.js';
+import { transferredError } from './transfers.js';
 import type { CredentialingStore } from './store.js';
 import type { Clock } from '../time/clock.js';
 
@@ -177,6 +178,7 @@ export class CredentialingSubsystem {
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'registration used');
     if (registration.state === 'deleted')
       throw new SimcredError('SIMCRED_SUBSCRIPTION_ENDED', 'the operator deleted this subscription');
+    if (registration.state === 'transferred') throw transferredError();
     if (
       (registration.state !== 'referred' && registration.state !== 'delivered') ||
       !registration.ticketDigest ||

@@ -16,6 +16,7 @@ import type { Clock } from '../time/clock.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { StoredGroup } from './group-store.js';
 import { newOrderId } from './order-store.js';
+import { transferredError } from './transfers.js';
 import type { CredentialingStore } from './store.js';
 
 export interface EnrollmentGroupsOptions {
@@ -141,7 +142,13 @@ export class EnrollmentGroups {
         'the device was deleted; it is never admitted again',
       );
     }
-    if (current?.state === 'delivered' || current?.state === 'completed' || current?.state === 'suspended') {
+    if (current?.state === 'transferred') throw transferredError();
+    if (
+      current?.state === 'delivered' ||
+      current?.state === 'completed' ||
+      current?.state === 'suspended' ||
+      current?.state === 'transferring'
+    ) {
       throw new SimcredError('SIMCRED_REGISTRATION_USED', 'the registration was already used');
     }
     const live =

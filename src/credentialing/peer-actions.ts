@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../time/clock.js';
 import { isSimcredError } from '../errors/index.js';
 import { CoalescedRun } from '../storage/index.js';
 import { MAX_RELEASES_PER_CALL } from '../protocol/hss.js';
-import { MAX_RECORDS_PER_PUSH } from '../protocol/registration.js';
+import { MAX_RECORDS_PER_PUSH, MAX_STATEMENTS_PER_PUSH } from '../protocol/registration.js';
 import { RegistrationState } from '../protocol/credentialing.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { CredentialingStore, PeerAction, PeerActionKind, RegistrationStateName } from './store.js';
@@ -27,7 +27,8 @@ const CLAIM_BATCH = 500;
 /**
  * Drains the credentialing server's outbox of peer actions (CredentialingStore.peer_actions): the
  * withdrawal of a used or revoked registration from its registration server, the release of a
- * revoked device's subscriber at the HSS, and the operator's suspend, resume and delete at the HSS.
+ * revoked device's subscriber at the HSS, the operator's suspend, resume and delete at the HSS, and a
+ * transferred device's statement to its registration server.
  * Each action was written in the transaction of the state
  * change that owes it, so a peer that is down, or a process that dies, delays it but never loses it:
  * a failed call is retried with backoff, a crashed sender's claim lapses. Both calls are idempotent,
@@ -209,6 +210,22 @@ export class PeerActionSender {
           })),
           this.clock(),
         );
+      } else if (batch.kind === 'transfer') {
+        const found = await store.transferStatements(dsimIds);
+        const statements = dsimIds.flatMap((dsimId) => {
+          const t = found.get(dsimId);
+          return t ? [{ dsimId, ...t }] : [];
+        });
+        if (statements.length > 0) await consumers.pushTransferStatements(batch.target, statements);
+        await store.completePeerActions(
+          batch.actions.map((a) => ({
+            id: a.id,
+            dsimId: a.dsimId,
+            event: 'transfer-pushed',
+            detail: batch.target,
+          })),
+          this.clock(),
+        );
       } else {
         const results = await this.callHss(batch.kind, batch.target, batch.actions);
         const outcome = new Map(results.map((r) => [r.dsimId, r]));
@@ -250,17 +267,27 @@ export class PeerActionSender {
  * while the device is still in the generation the action was queued for.
  */
 const OWED_IN: Record<PeerActionKind, readonly RegistrationStateName[]> = {
-  withdraw: ['revoked', 'expired', 'delivered', 'completed', 'suspended', 'deleted'],
-  retire: ['delivered', 'completed', 'suspended', 'revoked', 'deleted'],
+  withdraw: [
+    'revoked',
+    'expired',
+    'delivered',
+    'completed',
+    'suspended',
+    'deleted',
+    'transferring',
+    'transferred',
+  ],
+  retire: ['delivered', 'completed', 'suspended', 'revoked', 'deleted', 'transferring', 'transferred'],
   release: ['revoked'],
   suspend: ['suspended'],
   resume: ['delivered', 'completed'],
-  delete: ['deleted'],
+  delete: ['deleted', 'transferred'],
   // Bounded to the older generations: owed whatever the device does next.
   supersede: RegistrationState.options,
+  transfer: ['transferring'],
 };
 
-type HssActionKind = Exclude<PeerActionKind, 'withdraw' | 'retire'>;
+type HssActionKind = Exclude<PeerActionKind, 'withdraw' | 'retire' | 'transfer'>;
 
 /** The audit event that records an HSS action applied. */
 const APPLIED_EVENT: Record<HssActionKind, string> = {
@@ -287,7 +314,11 @@ function batches(actions: PeerAction[]): { kind: PeerActionKind; target: string;
   const out: { kind: PeerActionKind; target: string; actions: PeerAction[] }[] = [];
   for (const action of actions) {
     const limit =
-      action.kind === 'withdraw' || action.kind === 'retire' ? MAX_RECORDS_PER_PUSH : MAX_RELEASES_PER_CALL;
+      action.kind === 'withdraw' || action.kind === 'retire'
+        ? MAX_RECORDS_PER_PUSH
+        : action.kind === 'transfer'
+          ? MAX_STATEMENTS_PER_PUSH
+          : MAX_RELEASES_PER_CALL;
     const key = `${action.kind} ${action.target}`;
     let group = groups.get(key);
     if (!group || group.actions.length >= limit) {

@@ -21,6 +21,7 @@ import type { CredentialingSubsystem } from './credentialing-subsystem.js';
 import type { RegistrationSubsystem } from './registration-subsystem.js';
 import type { CredentialingStore } from './store.js';
 import type { ReprovisionPolicy } from './order-store.js';
+import { transferredError } from './transfers.js';
 import { systemClock, type Clock } from '../time/clock.js';
 
 /**
@@ -161,6 +162,7 @@ export class CredentialingProcessor {
       throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
     if (registration.state === 'revoked') return { dsimId, state: 'revoked' };
     if (registration.state === 'deleted') throw ended();
+    if (registration.state === 'transferred') throw transferredError();
     // The audit event, the withdrawal from the registration server and the release of any subscriber
     // the HSS allocated are written with the revocation; the sender delivers them, retrying while a
     // peer is down (the revoked state refuses the device meanwhile).
@@ -211,6 +213,7 @@ export class CredentialingProcessor {
     const registration = await this.store.find(dsimId);
     if (!registration)
       throw new SimcredError('SIMCRED_REGISTRATION_UNKNOWN', 'no registration for this device');
+    if (registration.state === 'transferred') throw transferredError();
     if (registration.state !== 'deleted') {
       // False only if another call deleted it meanwhile: deleted either way.
       await this.store.delete(registration, body.reason ?? null, this.credentialing.hssUrl, this.clock());
@@ -231,6 +234,13 @@ export class CredentialingProcessor {
         return registration;
       case 'deleted':
         throw ended();
+      case 'transferring':
+        throw new SimcredError(
+          'SIMCRED_TRANSFER_IN_PROGRESS',
+          'the device is being transferred to another operator',
+        );
+      case 'transferred':
+        throw transferredError();
       case 'revoked':
         // Revoked after delivery, its subscriber was released; before, it never had one.
         if (registration.packageId)

@@ -151,7 +151,14 @@ export class RegistrationSubsystem {
     for (const { lineNumber, device } of devices) {
       const current = existing.get(device.dsimId);
       const live = current && current.expiresAt > now;
-      if (current?.state === 'deleted') {
+      if (current?.state === 'transferred') {
+        if (summary.rejected.length < MAX_REJECTIONS_LISTED)
+          summary.rejected.push({
+            line: lineNumber,
+            code: 'SIMCRED_DEVICE_TRANSFERRED',
+            message: `${device.dsimId} moved to another operator; it is never registered here again`,
+          });
+      } else if (current?.state === 'deleted') {
         if (summary.rejected.length < MAX_REJECTIONS_LISTED)
           summary.rejected.push({
             line: lineNumber,
@@ -160,7 +167,10 @@ export class RegistrationSubsystem {
           });
       } else if (
         current &&
-        (current.state === 'delivered' || current.state === 'completed' || current.state === 'suspended')
+        (current.state === 'delivered' ||
+          current.state === 'completed' ||
+          current.state === 'suspended' ||
+          current.state === 'transferring')
       ) {
         if (summary.rejected.length < MAX_REJECTIONS_LISTED)
           summary.rejected.push({

@@ -11,6 +11,7 @@ import type { Clock } from '../time/clock.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { ReprovisionPolicy } from './order-store.js';
 import type { PeerActionSender } from './peer-actions.js';
+import { transferredError } from './transfers.js';
 import type { CredentialingStore, Registration } from './store.js';
 
 export interface ReprovisioningOptions {
@@ -138,6 +139,13 @@ export class Reprovisioning {
           'SIMCRED_SUBSCRIPTION_SUSPENDED',
           'the subscription is suspended; resume it before re-provisioning',
         );
+      case 'transferring':
+        throw new SimcredError(
+          'SIMCRED_TRANSFER_IN_PROGRESS',
+          'the device is being transferred to another operator',
+        );
+      case 'transferred':
+        throw transferredError();
       case 'delivered':
       case 'completed':
         break;

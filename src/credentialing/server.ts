@@ -27,6 +27,7 @@ import { RegistrationSubsystem } from './registration-subsystem.js';
 import { CredentialingStore } from './store.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { mountOrderApi } from './order-api.js';
+import { Transfers } from './transfers.js';
 import { OrderService } from './orders.js';
 import { DEFAULT_NOTIFY, WebhookDispatcher, WebhookService, type NotifySettings } from './webhooks.js';
 
@@ -58,6 +59,8 @@ export interface CredentialingServerOptions {
   notify?: NotifySettings;
   /** The operator's authorisation hook, asked at the end of step 4 (none by default). */
   authorisationHook?: AuthorisationHookSettings;
+  /** Operator change: lifetime of a transfer statement (7 days by default). */
+  transferTtlSeconds?: number;
 }
 
 export interface AuthorisationHookSettings {
@@ -168,6 +171,16 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     clock,
     { signal: feedSignal, expiry },
   );
+  const transfers = new Transfers({
+    store,
+    peerActions,
+    consumers,
+    credentialingUrl,
+    hssUrl: options.hssUrl,
+    ...(options.transferTtlSeconds ? { ttlSeconds: options.transferTtlSeconds } : {}),
+    log,
+    clock,
+  });
   const notify = options.notify ?? DEFAULT_NOTIFY;
   const orders = new OrderService(store, (dsimId, reason) => processor.revoke(dsimId, { reason }), clock);
   const webhooks = new WebhookService(store, notify, clock);
@@ -184,7 +197,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     logger: log,
     tls: options.tls,
     mount: (app) => {
-      mountCredentialingApi(app, processor, groups, reprovisioning);
+      mountCredentialingApi(app, processor, groups, reprovisioning, transfers);
       mountOrderApi(app, orders, webhooks, store);
       // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
       app.addHook('preClose', (done) => {

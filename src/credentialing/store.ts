@@ -35,6 +35,8 @@ import { OrderStore, WebhookStore, orderMigrations, type OrderTables } from './o
  *   re-provisioning: delivered | completed → registered with a fresh registration nonce and the next
  *     generation (also a re-provisioning not yet delivered, to start it over); the device goes
  *     through the flow again, and its old subscription ends once the new one is in use
+ *   operator change (docs/architecture.md): delivered | completed → transferring → transferred (final:
+ *     the device confirmed another operator's credential; the subscriber here is deleted)
  *
  * Every change is also an audit event, written in its transaction; the audit events, numbered, are
  * the operator's event feed (credentialing.deviceEvents), each mapped to the state it moves its
@@ -49,7 +51,9 @@ export type RegistrationStateName =
   | 'revoked'
   | 'expired'
   | 'suspended'
-  | 'deleted';
+  | 'deleted'
+  | 'transferring'
+  | 'transferred';
 
 export interface CredentialingTables {
   registrations: {
@@ -137,6 +141,18 @@ export interface CredentialingTables {
     generation: ColumnType<number | null, number | null | undefined, number | null>;
   };
   feed_cursors: FeedCursorTable['feed_cursors'];
+  /** Operator change: each transfer authorised, with its signed statement (transfer-store section below). */
+  transfers: {
+    transfer_id: string;
+    dsim_id: string;
+    statement: string;
+    /** What the operator asked for (B's root digest and URLs), to answer a repeated request the same. */
+    target: string;
+    expires_at: string;
+    created_at: string;
+    confirmed_at: string | null;
+    new_package_id: string | null;
+  };
 }
 
 /**
@@ -153,10 +169,11 @@ interface FeedCursorTable {
  * used (so a factory-reset device can ask for re-provisioning through it); release: the HSS frees
  * the subscriber of a revoked device; suspend, resume, delete: the operator's lifecycle decisions,
  * applied at the HSS; supersede: a re-provisioned device is done with its new subscriber, the HSS
- * releases the older generations.
+ * releases the older generations; transfer: push a device's transfer statement to its registration
+ * server (operator change).
  */
 export type PeerActionKind =
-  'withdraw' | 'retire' | 'release' | 'suspend' | 'resume' | 'delete' | 'supersede';
+  'withdraw' | 'retire' | 'release' | 'suspend' | 'resume' | 'delete' | 'supersede' | 'transfer';
 
 export interface PeerAction {
   id: number;
@@ -292,6 +309,22 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  '0008_transfers': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('transfers')
+        .addColumn('transfer_id', 'text', (c) => c.primaryKey())
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('statement', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('confirmed_at', 'text')
+        .addColumn('new_package_id', 'text')
+        .execute();
+      await db.schema.createIndex('transfers_dsim').on('transfers').column('dsim_id').execute();
+    },
+  },
 };
 
 export interface Registration {
@@ -320,6 +353,17 @@ export interface Registration {
   orderId: string | null;
   /** Which credentialing of the device: 1, then one more per re-provisioning (see the table). */
   generation: number;
+}
+
+/** An operator change authorised for a device (store.authoriseTransfer). */
+export interface Transfer {
+  transferId: string;
+  dsimId: string;
+  statement: string;
+  target: string;
+  expiresAt: Date;
+  confirmedAt: Date | null;
+  newPackageId: string | null;
 }
 
 export interface AuditEvent {
@@ -602,7 +646,14 @@ export class CredentialingStore {
                   eb('registrations.state', 'in', ['revoked', 'expired']),
                   eb.and([
                     eb('registrations.expires_at', '<=', now.toISOString()),
-                    eb('registrations.state', 'not in', ['delivered', 'completed', 'suspended', 'deleted']),
+                    eb('registrations.state', 'not in', [
+                      'delivered',
+                      'completed',
+                      'suspended',
+                      'deleted',
+                      'transferring',
+                      'transferred',
+                    ]),
                   ]),
                 ]),
               ),
@@ -974,7 +1025,16 @@ export class CredentialingStore {
     const { dsimId } = registration;
     const endsFrom: RegistrationStateName[] =
       final === 'revoked'
-        ? ['registered', 'authenticating', 'referred', 'expired', 'delivered', 'completed', 'suspended']
+        ? [
+            'registered',
+            'authenticating',
+            'referred',
+            'expired',
+            'delivered',
+            'completed',
+            'suspended',
+            'transferring',
+          ]
         : [
             'registered',
             'authenticating',
@@ -984,6 +1044,7 @@ export class CredentialingStore {
             'completed',
             'suspended',
             'revoked',
+            'transferring',
           ];
     return this.transition(
       dsimId,
@@ -1326,6 +1387,141 @@ export class CredentialingStore {
       .groupBy('state')
       .execute();
     return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  // --- Operator change (docs/architecture.md "Operator change") ----------------------------------
+
+  /**
+   * A delivered or completed device handed over to another operator: 'transferring', the transfer
+   * and its statement stored, the statement's push to the device's registration server queued, and
+   * the audit event 'transfer-authorised', in one transaction. False when the device is in no state
+   * that has a subscription to hand over.
+   */
+  async authoriseTransfer(
+    registration: { dsimId: string; registrationServer: string },
+    transfer: { transferId: string; statement: string; target: string; expiresAt: Date },
+    now: Date,
+  ): Promise<boolean> {
+    const { dsimId } = registration;
+    return this.transition(
+      dsimId,
+      { event: 'transfer-authorised', detail: transfer.transferId },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({ state: 'transferring', updated_at: now.toISOString() })
+          .where('dsim_id', '=', dsimId)
+          .where('state', 'in', ['delivered', 'completed'])
+          .executeTakeFirst(),
+      async (db) => {
+        await db
+          .insertInto('transfers')
+          .values({
+            transfer_id: transfer.transferId,
+            dsim_id: dsimId,
+            statement: transfer.statement,
+            target: transfer.target,
+            expires_at: transfer.expiresAt.toISOString(),
+            created_at: now.toISOString(),
+            confirmed_at: null,
+            new_package_id: null,
+          })
+          .execute();
+        await queueActions(db, [{ kind: 'transfer', dsimId, target: registration.registrationServer }], now);
+      },
+    );
+  }
+
+  /** The device's latest transfer, if any. */
+  async findTransfer(dsimId: string): Promise<Transfer | undefined> {
+    const row = await this.db
+      .selectFrom('transfers')
+      .selectAll()
+      .where('dsim_id', '=', dsimId)
+      .orderBy('created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row
+      ? {
+          transferId: row.transfer_id,
+          dsimId: row.dsim_id,
+          statement: row.statement,
+          target: row.target,
+          expiresAt: new Date(row.expires_at),
+          confirmedAt: row.confirmed_at === null ? null : new Date(row.confirmed_at),
+          newPackageId: row.new_package_id,
+        }
+      : undefined;
+  }
+
+  /**
+   * The device confirmed the new operator's credential: 'transferred' (final; session, ticket and
+   * package dropped, device nonces forgotten), the transfer marked confirmed, the withdrawal from the
+   * registration server and the deletion of the HSS subscriber queued, audited 'transferred' with
+   * the new operator's package id, in one transaction. False when the device is not transferring.
+   */
+  async completeTransfer(
+    registration: { dsimId: string; registrationServer: string },
+    transferId: string,
+    newPackageId: string,
+    hssUrl: string,
+    now: Date,
+  ): Promise<boolean> {
+    const { dsimId } = registration;
+    return this.transition(
+      dsimId,
+      { event: 'transferred', detail: newPackageId },
+      now,
+      (db) =>
+        db
+          .updateTable('registrations')
+          .set({
+            state: 'transferred',
+            ...NO_SESSION,
+            package: null,
+            ticket_digest: null,
+            resume_state: null,
+            updated_at: now.toISOString(),
+          })
+          .where('dsim_id', '=', dsimId)
+          .where('state', '=', 'transferring')
+          .executeTakeFirst(),
+      async (db) => {
+        await db
+          .updateTable('transfers')
+          .set({ confirmed_at: now.toISOString(), new_package_id: newPackageId })
+          .where('transfer_id', '=', transferId)
+          .execute();
+        await queueGenerationActions(
+          db,
+          dsimId,
+          [
+            { kind: 'withdraw', target: registration.registrationServer },
+            { kind: 'delete', target: hssUrl },
+          ],
+          now,
+        );
+        await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+      },
+    );
+  }
+
+  /** The statements of the devices' latest transfers (for the push to registration servers). */
+  async transferStatements(
+    dsimIds: string[],
+  ): Promise<Map<string, { transferId: string; statement: string }>> {
+    const found = new Map<string, { transferId: string; statement: string }>();
+    for (let i = 0; i < dsimIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('transfers')
+        .select(['dsim_id', 'transfer_id', 'statement', 'created_at'])
+        .where('dsim_id', 'in', dsimIds.slice(i, i + 500))
+        .orderBy('created_at')
+        .execute();
+      for (const r of rows) found.set(r.dsim_id, { transferId: r.transfer_id, statement: r.statement });
+    }
+    return found;
   }
 
   async close(): Promise<void> {

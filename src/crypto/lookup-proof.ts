@@ -14,6 +14,24 @@ export const LOOKUP_PROOF_LABEL = 'simcred/v1/registration-lookup';
  *   const { alg, signature } = signDeviceMessage(key, lookupProofMessage({ challenge, dsimId }));
  */
 export function lookupProofMessage(input: { challenge: Uint8Array; dsimId: string }): Buffer {
+  return challengeProofMessage(LOOKUP_PROOF_LABEL, input);
+}
+
+/** Domain-separation label of the proof that fetches a transfer statement (operator change). */
+export const TRANSFER_FETCH_PROOF_LABEL = 'simcred/v1/transfer-fetch';
+
+/**
+ * The bytes a device signs to fetch its transfer statement from a registration server: as
+ * {@link lookupProofMessage}, under its own label, so neither proof passes for the other.
+ *
+ * @example
+ *   const { alg, signature } = signDeviceMessage(key, transferFetchProofMessage({ challenge, dsimId }));
+ */
+export function transferFetchProofMessage(input: { challenge: Uint8Array; dsimId: string }): Buffer {
+  return challengeProofMessage(TRANSFER_FETCH_PROOF_LABEL, input);
+}
+
+function challengeProofMessage(label: string, input: { challenge: Uint8Array; dsimId: string }): Buffer {
   if (
     !(input.challenge instanceof Uint8Array) ||
     input.challenge.length < 16 ||
@@ -21,5 +39,5 @@ export function lookupProofMessage(input: { challenge: Uint8Array; dsimId: strin
   ) {
     throw new SimcredError('SIMCRED_BAD_REQUEST', 'the lookup challenge must be 16–128 bytes');
   }
-  return lengthPrefixed(utf8(LOOKUP_PROOF_LABEL), input.challenge, checkDsimId(input.dsimId));
+  return lengthPrefixed(utf8(label), input.challenge, checkDsimId(input.dsimId));
 }

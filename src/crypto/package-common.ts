@@ -182,15 +182,17 @@ export interface VerifyPackageOptions {
 export async function verifyOperatorChain(
   presented: x509.X509Certificate[],
   options: VerifyPackageOptions,
+  /** What is signed (a package, a transfer statement) and the code a bad chain gets. */
+  kind: { what: string; code: ErrorCode } = { what: 'package', code: 'SIMCRED_PACKAGE_CHAIN_INVALID' },
 ): Promise<x509.X509Certificate[]> {
   const chain = await verifyChain(presented, {
     roots: parseCertificates(options.operatorRoots),
     now: options.now ?? new Date(),
     clockToleranceSeconds: options.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
     leafKeyUsage: x509.KeyUsageFlags.digitalSignature,
-    code: 'SIMCRED_PACKAGE_CHAIN_INVALID',
+    code: kind.code,
   });
-  requirePackageSigner(chain[0]!);
+  requirePackageSigner(chain[0]!, kind);
   return chain;
 }
 
@@ -296,7 +298,7 @@ function checkDeviceCertificateBinding(input: PublicKeyInput, dsimId: string): v
  * id-kp-documentSigning and no server, client or OCSP purpose — the operator CA also certifies
  * TLS and OCSP keys that third parties (provisioning, registration servers) hold.
  */
-function requirePackageSigner(signer: x509.X509Certificate): void {
+function requirePackageSigner(signer: x509.X509Certificate, kind: { what: string; code: ErrorCode }): void {
   const eku = signer.getExtension(x509.ExtendedKeyUsageExtension);
   const usages = (eku?.usages ?? []).map(String);
   const foreign = [
@@ -308,9 +310,6 @@ function requirePackageSigner(signer: x509.X509Certificate): void {
     !usages.includes(PACKAGE_SIGNER_EKU) ||
     usages.some((u) => foreign.includes(u as x509.ExtendedKeyUsage))
   ) {
-    throw new SimcredError(
-      'SIMCRED_PACKAGE_CHAIN_INVALID',
-      'the package is not signed by a package-signing certificate',
-    );
+    throw new SimcredError(kind.code, `the ${kind.what} is not signed by a package-signing certificate`);
   }
 }

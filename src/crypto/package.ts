@@ -9,7 +9,7 @@ import {
   errors,
 } from 'jose';
 import { z } from 'zod';
-import { SimcredError } from '../errors/index.js';
+import { SimcredError, type ErrorCode } from '../errors/index.js';
 import {
   PACKAGE_CONTENT_ENCRYPTION,
   PACKAGE_CONTENT_ENCRYPTIONS,
@@ -236,41 +236,18 @@ async function verifyPackageEnvelope(
   jws: string,
   options: VerifyPackageOptions,
 ): Promise<{ payload: PackagePayload; info: PackageInfo }> {
-  if (typeof jws !== 'string' || jws.length > MAX_PACKAGE_CHARS || jws.split('.').length !== 3) {
-    fail('SIMCRED_PACKAGE_MALFORMED', 'the package is not a compact JWS');
-  }
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  try {
-    header = decodeProtectedHeader(jws);
-  } catch (cause) {
-    return fail('SIMCRED_PACKAGE_MALFORMED', 'the package header is not readable', cause);
-  }
-  if (typeof header.alg !== 'string') fail('SIMCRED_PACKAGE_MALFORMED', 'the package header has no alg');
-  if (!PACKAGE_SIGNATURE_ALGORITHMS.includes(header.alg)) {
-    fail('SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', 'the package signature algorithm is not allowed');
-  }
-  if (header.typ !== PACKAGE_TYPE) fail('SIMCRED_PACKAGE_MALFORMED', 'the package typ is wrong');
-  const x5c: unknown = header.x5c;
-  if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > MAX_CHAIN_CERTIFICATES) {
-    fail('SIMCRED_PACKAGE_MALFORMED', 'the package x5c is missing or malformed');
-  }
-  const presented = (x5c as unknown[]).map((c) =>
-    parseCertificateBase64(c as string, 'SIMCRED_PACKAGE_MALFORMED'),
-  );
-  const chain = await verifyOperatorChain(presented, options);
+  const { payloadBytes, chain } = await verifySignedByPackageSigner(jws, {
+    ...options,
+    typ: PACKAGE_TYPE,
+    maxChars: MAX_PACKAGE_CHARS,
+    what: 'package',
+    codes: {
+      malformed: 'SIMCRED_PACKAGE_MALFORMED',
+      chain: 'SIMCRED_PACKAGE_CHAIN_INVALID',
+      signature: 'SIMCRED_PACKAGE_SIGNATURE_INVALID',
+    },
+  });
   const signerCertificate = chain[0]!;
-  let payloadBytes: Uint8Array;
-  try {
-    ({ payload: payloadBytes } = await compactVerify(jws, certificatePublicKey(signerCertificate), {
-      algorithms: [...PACKAGE_SIGNATURE_ALGORITHMS],
-    }));
-  } catch (cause) {
-    if (cause instanceof errors.JWSSignatureVerificationFailed) {
-      return fail('SIMCRED_PACKAGE_SIGNATURE_INVALID', 'the operator signature does not verify', cause);
-    }
-    if (cause instanceof SimcredError) throw cause;
-    return fail('SIMCRED_PACKAGE_SIGNATURE_INVALID', 'the package signature cannot be verified', cause);
-  }
   let payload: PackagePayload;
   try {
     payload = payloadSchema.parse(JSON.parse(Buffer.from(payloadBytes).toString('utf8')));
@@ -322,4 +299,66 @@ async function verifyPackageEnvelope(
     keyManagement: sealedHeader.alg as string,
   });
   return { payload, info };
+}
+
+/** What {@link verifySignedByPackageSigner} checks a JWS against, and the codes its kind reports. */
+export interface SignedByPackageSignerOptions extends VerifyPackageOptions {
+  /** The JWS `typ` this kind of document must carry (a package is never taken for another kind). */
+  typ: string;
+  maxChars: number;
+  /** The document's name in messages ('package', 'transfer statement'). */
+  what: string;
+  codes: { malformed: ErrorCode; chain: ErrorCode; signature: ErrorCode };
+}
+
+/**
+ * The checks every JWS signed by the operator's package signer passes (a credential package, a
+ * transfer statement): compact form and size, allow-listed alg, `typ`, x5c chain to one of
+ * `operatorRoots` (signatures, validity, CA constraints, leaf keyUsage digitalSignature), a
+ * package-signing certificate (id-kp-documentSigning, no TLS or OCSP purpose), then the signature.
+ * Returns the verified payload bytes and the path signer → trust anchor; the OCSP check of the
+ * signer is the caller's.
+ *
+ * @example
+ *   const { payloadBytes, chain } = await verifySignedByPackageSigner(jws, { operatorRoots, typ: PACKAGE_TYPE,
+ *     maxChars: MAX_PACKAGE_CHARS, what: 'package', codes: { malformed, chain, signature } });
+ */
+export async function verifySignedByPackageSigner(
+  jws: string,
+  options: SignedByPackageSignerOptions,
+): Promise<{ payloadBytes: Uint8Array; chain: x509.X509Certificate[] }> {
+  const { what, codes } = options;
+  if (typeof jws !== 'string' || jws.length > options.maxChars || jws.split('.').length !== 3) {
+    fail(codes.malformed, `the ${what} is not a compact JWS`);
+  }
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(jws);
+  } catch (cause) {
+    return fail(codes.malformed, `the ${what} header is not readable`, cause);
+  }
+  if (typeof header.alg !== 'string') fail(codes.malformed, `the ${what} header has no alg`);
+  if (!PACKAGE_SIGNATURE_ALGORITHMS.includes(header.alg)) {
+    fail('SIMCRED_CRYPTO_ALGORITHM_NOT_ALLOWED', `the ${what} signature algorithm is not allowed`);
+  }
+  if (header.typ !== options.typ) fail(codes.malformed, `the ${what} typ is wrong`);
+  const x5c: unknown = header.x5c;
+  if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > MAX_CHAIN_CERTIFICATES) {
+    fail(codes.malformed, `the ${what} x5c is missing or malformed`);
+  }
+  const presented = (x5c as unknown[]).map((c) => parseCertificateBase64(c as string, codes.malformed));
+  const chain = await verifyOperatorChain(presented, options, { what, code: codes.chain });
+  const signerCertificate = chain[0]!;
+  try {
+    const { payload } = await compactVerify(jws, certificatePublicKey(signerCertificate), {
+      algorithms: [...PACKAGE_SIGNATURE_ALGORITHMS],
+    });
+    return { payloadBytes: payload, chain };
+  } catch (cause) {
+    if (cause instanceof errors.JWSSignatureVerificationFailed) {
+      return fail(codes.signature, 'the operator signature does not verify', cause);
+    }
+    if (cause instanceof SimcredError) throw cause;
+    return fail(codes.signature, `the ${what} signature cannot be verified`, cause);
+  }
 }

@@ -14,6 +14,7 @@ import { lookup, lookupChallenge } from '../protocol/registration.js';
 import type { ResponseOf } from '../protocol/route.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { TrustedModule, type AkaCredentials, type InstalledSubscription } from './trusted-module.js';
+import { followTransfer, type CurrentOperator, type TransferOutcome } from './transfer.js';
 
 /** The steps a device goes through, as timed in the demo and the benchmark. */
 export const DEVICE_STEPS = [
@@ -55,6 +56,8 @@ export interface DeviceAgentOptions {
   maxRetryDelayMs?: number;
   /** The device's clock, for renewing its access grant in time; the real clock when omitted. */
   clock?: Clock;
+  /** For the OCSP checker of an operator the device is transferred to. */
+  ocspOptions?: { clockSkewSeconds?: number; timeoutMs?: number };
 }
 
 export interface OnboardingResult {
@@ -94,6 +97,8 @@ const GRANT_RENEW_MARGIN_MS = 15_000;
 export class DeviceAgent {
   private grant: { grant: string; expiresAt: number } | undefined;
   private retries = 0;
+  /** The OCSP checker of the operator the module was transferred to (made once per transfer). */
+  private transferred: { transferId: string; ocsp: CertificateStatusChecker } | undefined;
 
   constructor(private readonly options: DeviceAgentOptions) {}
 
@@ -120,6 +125,7 @@ export class DeviceAgent {
       maxAttempts: options.maxAttempts,
       maxRetryDelayMs: options.maxRetryDelayMs,
       ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.ocspOptions ? { ocspOptions: options.ocspOptions } : {}),
     });
   }
 
@@ -279,7 +285,7 @@ export class DeviceAgent {
    * so the onboarding waits its Retry-After and tries the list again (the backoff).
    */
   async lookupRegistration(grant?: string): Promise<ResponseOf<typeof lookup>> {
-    const servers = this.options.registrationServers ?? [this.options.registrationServer];
+    const servers = this.current().registrationServers;
     const accessGrant = grant ?? (await this.accessGrant());
     let down: unknown;
     let unknown: unknown;
@@ -367,8 +373,8 @@ export class DeviceAgent {
   install(pkg: string, deviceNonce: Buffer): Promise<InstalledSubscription> {
     return this.options.module.installPackage(pkg, {
       deviceNonce,
-      operatorRoots: this.options.operatorRoots,
-      checkSigner: (signer, issuer) => this.options.ocsp.requireGood(signer, issuer),
+      operatorRoots: this.current().operatorRoots,
+      checkSigner: (signer, issuer) => this.current().ocsp.requireGood(signer, issuer),
     });
   }
 
@@ -387,7 +393,8 @@ export class DeviceAgent {
    * subscriber as 'active'.
    */
   async attach(): Promise<void> {
-    const { client, module, hssUrl } = this.options;
+    const { client, module } = this.options;
+    const { hssUrl } = this.current();
     const imsi = module.subscription?.imsi;
     if (!imsi) throw new Error('no package installed');
     const res = await this.runAka('subscription', {
@@ -395,6 +402,47 @@ export class DeviceAgent {
       resync: (rand, auts) => client.call(hssUrl, attachResync, { body: { imsi, rand, auts } }),
     });
     await client.call(hssUrl, attachResponse, { body: { imsi, res } });
+  }
+
+  /**
+   * Operator change: fetch the transfer statement the current operator left at the registration
+   * server, have the module take it, onboard at the new operator and confirm to the old one
+   * (src/device/transfer.ts).
+   */
+  followTransfer(): Promise<TransferOutcome> {
+    return followTransfer(this, this.options.module, this.options.client, {
+      current: () => this.current(),
+      accessGrant: () => this.accessGrant(),
+    });
+  }
+
+  /**
+   * Where the device turns and whom it trusts now: after an operator change, what the module stored
+   * (the new operator's registration server, home network, OCSP responder and root); else the
+   * factory image's.
+   */
+  private current(): CurrentOperator {
+    const trust = this.options.module.transferTrust;
+    if (!trust) {
+      const { registrationServer, hssUrl, operatorRoots, ocsp } = this.options;
+      const registrationServers = this.options.registrationServers ?? [registrationServer];
+      return { registrationServers, hssUrl, operatorRoots, ocsp };
+    }
+    if (this.transferred?.transferId !== trust.transferId) {
+      this.transferred = {
+        transferId: trust.transferId,
+        ocsp: ocspStatusChecker({ urls: [trust.servers.ocsp], ...this.options.ocspOptions }),
+      };
+    }
+    return {
+      registrationServers: trust.registrationServers,
+      // The old credential, until the new operator's is installed, still attaches where it belongs.
+      hssUrl: this.options.module.holdsTransferredCredential
+        ? trust.servers.hss
+        : (trust.previousHss ?? this.options.hssUrl),
+      operatorRoots: [trust.operatorRoot],
+      ocsp: this.transferred.ocsp,
+    };
   }
 
   /**

@@ -1,9 +1,14 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type * as x509 from '../crypto/x509.js';
+import * as x509 from '../crypto/x509.js';
 import { signDeviceMessage } from '../crypto/device-signature.js';
-import { lookupProofMessage } from '../crypto/lookup-proof.js';
+import { lookupProofMessage, transferFetchProofMessage } from '../crypto/lookup-proof.js';
+import {
+  transferConfirmationMessage,
+  verifyTransferStatement,
+  type TransferStatementClaims,
+} from '../crypto/transfer-statement.js';
 import {
   DEFAULT_PACKAGE_FORMAT,
   openAnyPackage,
@@ -155,7 +160,9 @@ export class TrustedModule {
   /**
    * Step 11–12: a package in a format the factory image declares (JOSE, or XML: docs/crypto.md §6b);
    * verify the operator signature and chain, that the package names this module's DSIM_ID and device
-   * nonce, the signer's status (the caller's OCSP check), then decrypt and store.
+   * nonce, the signer's status (the caller's OCSP check), then decrypt and store. After an operator
+   * change the module trusts the new operator's root only, whatever roots the caller passes: a
+   * package its old operator signs is refused.
    */
   async installPackage(
     packageText: string,
@@ -173,7 +180,7 @@ export class TrustedModule {
       );
     }
     const opened = await openAnyPackage(packageText, {
-      operatorRoots: options.operatorRoots,
+      operatorRoots: this.operatorRoots(options.operatorRoots),
       dsimId: this.dsimId,
       deviceNonce: options.deviceNonce,
       devicePrivateKey: this.privateKey,
@@ -204,6 +211,110 @@ export class TrustedModule {
       packageId: this.installed.subscription.packageId,
       deviceNonce,
     });
+  }
+
+  // --- Operator change (docs/architecture.md "Operator change") ---------------------------------
+
+  /** The trust an operator change gave the module, if any: it replaces the factory image's operator. */
+  get transferTrust(): TransferTrust | undefined {
+    const stored = this.state.trust;
+    if (!stored) return undefined;
+    return { ...stored, operatorRoot: new x509.X509Certificate(Buffer.from(stored.operatorRoot, 'base64')) };
+  }
+
+  /** The operator roots the module trusts for credentials now: the transferred one, else the caller's (factory). */
+  operatorRoots(factoryRoots: readonly x509.X509Certificate[]): x509.X509Certificate[] {
+    const trust = this.transferTrust;
+    return trust ? [trust.operatorRoot] : [...factoryRoots];
+  }
+
+  /** Signature over a registration server's challenge, to fetch this device's transfer statement. */
+  signTransferFetch(challenge: Buffer): { alg: DeviceSignatureAlgorithm; signature: string } {
+    const { alg, signature } = signDeviceMessage(
+      this.privateKey,
+      transferFetchProofMessage({ challenge, dsimId: this.dsimId }),
+    );
+    return { alg, signature: toBase64url(signature) };
+  }
+
+  /**
+   * Takes a transfer statement: verified against the roots the module trusts NOW (the caller's
+   * factory roots, or those of an earlier transfer) for this DSIM_ID and this device key, its
+   * signer checked by the caller (OCSP), then the new trust — B's root, registration servers and
+   * servers — stored in the sealed state in one atomic write. From then on only B's root is trusted
+   * for packages. The same statement again changes nothing.
+   */
+  async acceptTransfer(
+    statement: string,
+    options: {
+      operatorRoots: readonly x509.X509Certificate[];
+      checkSigner(signer: x509.X509Certificate, issuer: x509.X509Certificate): Promise<void>;
+      /** The home network of the credential held now: where it still attaches until the new one is in. */
+      previousHss?: string;
+      now?: Date;
+    },
+  ): Promise<TransferTrust> {
+    const verified = await verifyTransferStatement(statement, {
+      operatorRoots: this.operatorRoots(options.operatorRoots),
+      dsimId: this.dsimId,
+      devicePublicKey: new x509.X509Certificate(Buffer.from(this.certificateChain[0]!, 'base64')),
+      ...(options.now ? { now: options.now } : {}),
+    });
+    await options.checkSigner(verified.signerCertificate, verified.issuerCertificate);
+    const { claims } = verified;
+    if (this.state.trust?.transferId === claims.transferId) return this.transferTrust!;
+    this.state.trust = {
+      ...storedTrust(claims),
+      acceptedAt: (options.now ?? new Date()).toISOString(),
+      ...(options.previousHss ? { previousHss: options.previousHss } : {}),
+    };
+    // Persist point: the new trust anchor, in one sealed write (the previous slot stays whole).
+    this.persistState();
+    return this.transferTrust!;
+  }
+
+  /**
+   * The confirmation the old operator gets once the new operator's package is installed, signed
+   * with SK_dsim over (transferId ‖ DSIM_ID ‖ package id).
+   */
+  signTransferConfirmation(): {
+    transferId: string;
+    packageId: string;
+    alg: DeviceSignatureAlgorithm;
+    signature: string;
+  } {
+    const trust = this.state.trust;
+    const packageId = this.installed?.subscription.packageId;
+    if (!trust || !packageId) throw new Error('no transfer followed, or no package installed');
+    const message = transferConfirmationMessage({
+      transferId: trust.transferId,
+      dsimId: this.dsimId,
+      packageId,
+    });
+    const { alg, signature } = signDeviceMessage(this.privateKey, message);
+    return { transferId: trust.transferId, packageId, alg, signature: toBase64url(signature) };
+  }
+
+  /**
+   * True once the credential the module holds came after the transfer statement (the new operator's):
+   * until then the old credential serves, at the old operator's network.
+   */
+  get holdsTransferredCredential(): boolean {
+    const trust = this.state.trust;
+    const installed = this.installed?.subscription;
+    return trust !== undefined && installed !== undefined && installed.installedAt >= trust.acceptedAt;
+  }
+
+  /** True while an onboarding's progress is stored (its receipt not yet sent). */
+  get onboardingUnderWay(): boolean {
+    return this.state.progress !== undefined;
+  }
+
+  /** Records that the old operator accepted the confirmation (nothing more is owed to it). */
+  markTransferConfirmed(packageId: string): void {
+    if (!this.state.trust) return;
+    this.state.trust = { ...this.state.trust, confirmedPackageId: packageId };
+    this.persistState();
   }
 
   get subscription(): InstalledSubscription | undefined {
@@ -340,6 +451,39 @@ export class TrustedModule {
 interface StoredState {
   usims?: StoredUsims;
   progress?: unknown;
+  /** Operator change: the trust that replaced the factory image's operator. */
+  trust?: StoredTrust;
+}
+
+/** The trust an operator change gives the module (the operator root as base64 DER). */
+interface StoredTrust {
+  transferId: string;
+  operatorRoot: string;
+  registrationServers: string[];
+  servers: { ocsp: string; hss: string };
+  /** The old operator's credentialing server, owed the confirmation. */
+  confirmUrl: string;
+  /** When the module took the statement: a package installed since is the new operator's. */
+  acceptedAt: string;
+  /** The old operator's home network, where the credential held before still attaches. */
+  previousHss?: string;
+  /** Set once the old operator accepted the confirmation for this (new) package. */
+  confirmedPackageId?: string;
+}
+
+/** What the module trusts after an operator change (docs/architecture.md "Operator change"). */
+export interface TransferTrust extends Omit<StoredTrust, 'operatorRoot'> {
+  operatorRoot: x509.X509Certificate;
+}
+
+function storedTrust(claims: TransferStatementClaims): Omit<StoredTrust, 'acceptedAt'> {
+  return {
+    transferId: claims.transferId,
+    operatorRoot: claims.newOperatorRoot,
+    registrationServers: claims.newRegistrationServers,
+    servers: claims.newServers,
+    confirmUrl: claims.confirmUrl,
+  };
 }
 
 interface StoredUsims {

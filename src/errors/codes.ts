@@ -145,6 +145,25 @@ export const ERROR_CODES = {
     meaning:
       'The subscription was deleted or revoked after delivery (its subscriber released at the HSS): it can no longer be suspended, resumed or attached.',
   },
+  SIMCRED_DEVICE_TRANSFERRED: {
+    status: 410,
+    meaning:
+      'The device moved to another operator (operator change): this operator never credentials it again.',
+  },
+  SIMCRED_TRANSFER_IN_PROGRESS: {
+    status: 409,
+    meaning:
+      'The device is being transferred to another operator already (a different target was asked for).',
+  },
+  SIMCRED_TRANSFER_UNKNOWN: {
+    status: 404,
+    meaning: 'No transfer statement or transfer under way for this device (or another transfer id).',
+  },
+  SIMCRED_TRANSFER_CONFIRMATION_INVALID: {
+    status: 401,
+    meaning:
+      "The transfer confirmation does not verify with the device's certificate, or names another transfer.",
+  },
 
   // Orders and notifications (issue 14; docs/protocol.md)
   SIMCRED_ORDER_UNKNOWN: { status: 404, meaning: 'No order with this id.' },
@@ -275,6 +294,19 @@ export const ERROR_CODES = {
     status: 422,
     meaning:
       'The device opens none of the package formats this deployment seals (credentialing.packageFormats), or a package came in a format the device does not open.',
+  },
+  SIMCRED_TRANSFER_STATEMENT_INVALID: {
+    status: 422,
+    meaning:
+      "The transfer statement is malformed, its signature does not verify, or it is not signed by the current operator's package signer.",
+  },
+  SIMCRED_TRANSFER_STATEMENT_EXPIRED: {
+    status: 410,
+    meaning: 'The transfer statement is past its exp time.',
+  },
+  SIMCRED_TRANSFER_BINDING_MISMATCH: {
+    status: 422,
+    meaning: 'The transfer statement names another DSIM_ID or another device key.',
   },
 
   // Network access (DESIGN §2 steps 1, 2 and 12: preliminary HLR, access grant, attach; docs/aka.md)

@@ -10,6 +10,7 @@ import {
   suspendSubscribers,
   resumeSubscribers,
   deleteSubscribers,
+  signTransferStatement,
 } from '../protocol/hss.js';
 import type { HssAttach } from './attach.js';
 import type { HssProcessor } from './processor.js';
@@ -28,6 +29,7 @@ export function mountHssApi(
   mountRoute(app, suspendSubscribers, ({ body }) => processor.suspend(body));
   mountRoute(app, resumeSubscribers, ({ body }) => processor.resume(body));
   mountRoute(app, deleteSubscribers, ({ body }) => processor.delete(body));
+  mountRoute(app, signTransferStatement, ({ body }) => processor.signTransfer(body));
   // Long polls waiting on the feed answer at once, so closing does not wait out their wait.
   app.addHook('preClose', (done) => {
     feed.close();

@@ -13,12 +13,14 @@ import {
   type PackageFormat,
 } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
+import { signTransferStatement as signTransferStatementJws } from '../crypto/transfer-statement.js';
 import { requireDsimBinding } from '../pki/device-identity.js';
 import type {
   deleteSubscribers,
   issueCredentials,
   releaseSubscribers,
   resumeSubscribers,
+  signTransferStatement,
   suspendSubscribers,
 } from '../protocol/hss.js';
 import { systemClock, type Clock } from '../time/clock.js';
@@ -207,6 +209,38 @@ export class HssProcessor {
       ttlSeconds: profile.packageTtlSeconds,
       packageId,
     });
+  }
+
+  /**
+   * Operator change: a transfer statement signed with the package signer, bound to the device key
+   * this HSS sealed the subscriber's packages to (never a key the caller names). Refused for a
+   * DSIM_ID without a subscriber (SIMCRED_SUBSCRIPTION_NOT_PROVISIONED) or a suspended one.
+   */
+  async signTransfer(
+    body: BodyOf<typeof signTransferStatement>,
+  ): Promise<ResponseOf<typeof signTransferStatement>> {
+    const subscriber = await this.options.store.findByDsimId(body.dsimId);
+    if (!subscriber) {
+      throw new SimcredError('SIMCRED_SUBSCRIPTION_NOT_PROVISIONED', 'no subscriber for this DSIM_ID');
+    }
+    if (subscriber.suspended) {
+      throw new SimcredError('SIMCRED_SUBSCRIPTION_SUSPENDED', 'the operator suspended this subscription');
+    }
+    const statement = await signTransferStatementJws({
+      transferId: body.transferId,
+      dsimId: body.dsimId,
+      deviceKeySha256: Buffer.from(subscriber.deviceKeyDigest, 'base64url').toString('hex'),
+      newOperatorRoot: body.newOperatorRoot,
+      newRegistrationServers: body.newRegistrationServers,
+      newServers: body.newServers,
+      confirmUrl: body.confirmUrl,
+      signingKey: this.options.operatorSigningKey,
+      signerChainPem: this.options.operatorChainPem,
+      ttlSeconds: body.ttlSeconds,
+      now: this.clock(),
+    });
+    this.options.log.info({ dsimId: body.dsimId, transferId: body.transferId }, 'transfer statement signed');
+    return { statement };
   }
 }
 

@@ -52,3 +52,37 @@ function asOutage(err: unknown): unknown {
   }
   return err;
 }
+
+/**
+ * A checker that sends a certificate whose issuer is one of `routes`' roots, or was signed by one,
+ * to that route's checker, and every other to `fallback`: a device of another manufacturer (an
+ * operator change) is checked at its own manufacturer's responder.
+ *
+ * @example
+ *   const ocsp = ocspCheckerByRoot(ownChecker, [{ root: otherMakerRoot, checker: otherMakerChecker }]);
+ */
+export function ocspCheckerByRoot(
+  fallback: CertificateStatusChecker,
+  routes: { root: x509.X509Certificate; checker: CertificateStatusChecker }[],
+): CertificateStatusChecker {
+  if (routes.length === 0) return fallback;
+  return {
+    async requireGood(certificate, issuer) {
+      for (const route of routes) {
+        if (await issuedUnder(issuer, route.root)) return route.checker.requireGood(certificate, issuer);
+      }
+      return fallback.requireGood(certificate, issuer);
+    },
+  };
+}
+
+/** The issuer is the root, or a CA the root signed. */
+async function issuedUnder(issuer: x509.X509Certificate, root: x509.X509Certificate): Promise<boolean> {
+  if (Buffer.from(issuer.rawData).equals(Buffer.from(root.rawData))) return true;
+  if (issuer.issuer !== root.subject) return false;
+  try {
+    return await issuer.verify({ publicKey: root.publicKey, signatureOnly: true });
+  } catch {
+    return false;
+  }
+}

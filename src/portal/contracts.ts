@@ -45,6 +45,8 @@ const DELIVERED = new Set([
   'active',
   'deleted',
   'reprovisioned',
+  'transferring',
+  'transferred',
 ]);
 /** States from which adding the device again registers it again. */
 const REREGISTERABLE = new Set(['pending', 'rejected', 'revoked', 'expired', 'failed']);

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
 import { PeerClient, clientTls, ndjsonLines, type TlsIdentity } from '../http/index.js';
 import {
+  authoriseTransfer,
   deleteDevice,
   reprovisionDevice,
   resumeDevice,
@@ -151,6 +152,20 @@ export class OperatorClient {
       reprovision: reprovisionDevice,
     }[change];
     return this.client.call(credentialingUrl, route, { params: { dsimId }, body: reason ? { reason } : {} });
+  }
+
+  /**
+   * Operator change: hands a delivered device over to another operator (`simcred operator transfer`).
+   *
+   * @example
+   *   await client.transfer(url, dsimId, { toOperatorRoot: bRootPem, toRegistrationServers: [bReg], toServers: { ocsp, hss } });
+   */
+  transfer(
+    credentialingUrl: string,
+    dsimId: string,
+    body: z.infer<NonNullable<typeof authoriseTransfer.body>>,
+  ): Promise<ResponseOf<typeof authoriseTransfer>> {
+    return this.client.call(credentialingUrl, authoriseTransfer, { params: { dsimId }, body });
   }
 
   createGroup(

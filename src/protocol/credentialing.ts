@@ -105,6 +105,7 @@ export const registerDevices = defineRoute({
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
     'SIMCRED_ORDER_UNKNOWN',
     'SIMCRED_ORDER_CANCELLED',
   ],
@@ -121,6 +122,9 @@ export const RegistrationState = z.enum([
   // The subscription's life after delivery (docs/architecture.md).
   'suspended',
   'deleted',
+  // Operator change: handed over to another operator, then gone to it (final).
+  'transferring',
+  'transferred',
 ]);
 
 /**
@@ -132,6 +136,8 @@ export const RegistrationState = z.enum([
  * it was suspended from is not repeated), `revoked` (the subscriber released) and `deleted` (final).
  * `reprovisioned`: the device got a fresh registration to go through the flow again (its old
  * subscription lives on until the new one is in use); it moves on through the states above.
+ * An operator change: `transferring` (handed over to another operator), `transferred` (final: the
+ * device confirmed the new operator's credential; the subscription here is deleted).
  */
 export const DeviceFeedState = z.enum([
   'registered',
@@ -147,6 +153,8 @@ export const DeviceFeedState = z.enum([
   'active',
   'deleted',
   'reprovisioned',
+  'transferring',
+  'transferred',
 ]);
 export type DeviceFeedState = z.infer<typeof DeviceFeedState>;
 
@@ -169,6 +177,8 @@ export const EVENT_STATES: Readonly<Record<string, DeviceFeedState>> = {
   resumed: 'active',
   deleted: 'deleted',
   reprovisioned: 'reprovisioned',
+  'transfer-authorised': 'transferring',
+  transferred: 'transferred',
 };
 
 /** The state an audit event moves its device to, or null (see EVENT_STATES). */
@@ -278,7 +288,12 @@ export const revokeRegistration = defineRoute({
   params: z.object({ dsimId }).strict(),
   body: z.object({ reason: z.string().max(200).optional() }).strict(),
   response: z.object({ dsimId, state: z.literal('revoked') }).strict(),
-  errors: ['SIMCRED_REGISTRATION_UNKNOWN', 'SIMCRED_SUBSCRIPTION_ENDED', 'SIMCRED_UNAUTHENTICATED_PEER'],
+  errors: [
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
 });
 
 /** The body of the lifecycle routes: an optional reason, kept in the audit trail. */
@@ -301,6 +316,8 @@ export const suspendDevice = defineRoute({
     'SIMCRED_REGISTRATION_UNKNOWN',
     'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
     'SIMCRED_UNAUTHENTICATED_PEER',
   ],
 });
@@ -322,6 +339,8 @@ export const resumeDevice = defineRoute({
     'SIMCRED_REGISTRATION_UNKNOWN',
     'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
     'SIMCRED_UNAUTHENTICATED_PEER',
   ],
 });
@@ -338,7 +357,12 @@ export const deleteDevice = defineRoute({
   params: z.object({ dsimId }).strict(),
   body: LifecycleBody,
   response: z.object({ dsimId, state: z.literal('deleted') }).strict(),
-  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_REGISTRATION_UNKNOWN', 'SIMCRED_UNAUTHENTICATED_PEER'],
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
 });
 
 // --- Device API -------------------------------------------------------------------------------
@@ -383,6 +407,8 @@ export const reprovisionDevice = defineRoute({
     'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
     'SIMCRED_SUBSCRIPTION_SUSPENDED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
     'SIMCRED_REPROVISION_NOT_ALLOWED',
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
     'SIMCRED_UNAUTHENTICATED_PEER',
@@ -413,6 +439,8 @@ export const requestReprovision = defineRoute({
     'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
     'SIMCRED_SUBSCRIPTION_SUSPENDED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
     'SIMCRED_REPROVISION_NOT_ALLOWED',
     'SIMCRED_DEVICE_KEY_MISMATCH',
     'SIMCRED_CERT_INVALID',
@@ -452,6 +480,7 @@ export const openSession = defineRoute({
     'SIMCRED_DEVICE_NONCE_REUSED',
     'SIMCRED_SESSION_IN_PROGRESS',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
   ],
 });
 
@@ -514,6 +543,7 @@ export const proveSession = defineRoute({
     'SIMCRED_DEVICE_KEY_MISMATCH',
     // The operator deleted the subscription while the package was being made.
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
   ],
 });
 
@@ -552,6 +582,7 @@ export const fetchPackage = defineRoute({
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_FORBIDDEN_PEER',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
   ],
 });
 
@@ -658,11 +689,88 @@ export const admitGroupDevice = defineRoute({
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_REGISTRATION_REVOKED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
     'SIMCRED_CERT_INVALID',
     'SIMCRED_CERT_UNTRUSTED',
     'SIMCRED_CERT_DSIM_MISMATCH',
     'SIMCRED_UNAUTHENTICATED_PEER',
     'SIMCRED_FORBIDDEN_PEER',
+  ],
+});
+
+// --- Operator change (issue 14; docs/architecture.md "Operator change") -----------------------
+
+/** A transfer as the operator API answers it. */
+export const TransferAnswer = z
+  .object({
+    dsimId,
+    state: z.literal('transferring'),
+    transferId: z.string().regex(/^trf_[A-Za-z0-9_-]{22}$/),
+    expiresAt: timestamp.describe('the transfer statement is good until then'),
+  })
+  .strict();
+
+export const authoriseTransfer = defineRoute({
+  id: 'credentialing.authoriseTransfer',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/operator/devices/:dsimId/transfer',
+  caller: peer('portal'),
+  summary:
+    "Hand a delivered device over to another operator (B): a transfer statement naming B's operator root, B's registration servers and B's OCSP responder and home network, bound to the device's key and signed by this operator's package signer, is pushed to the device's registration server, where the device fetches it. The device moves to `transferring`; once it confirms that B's credential is installed it becomes `transferred` and its subscription here is deleted. Asking again for the same target answers the same transfer.",
+  params: z.object({ dsimId }).strict(),
+  body: z
+    .object({
+      toOperatorRoot: z.string().min(100).max(12_000).describe("B's operator root certificate, PEM"),
+      toRegistrationServers: z.array(httpsUrl).min(1).max(8).describe("B's registration servers"),
+      toServers: z
+        .object({
+          ocsp: httpsUrl.describe("B's OCSP responder (B's package signer is checked there)"),
+          hss: httpsUrl.describe("B's home network, where the device attaches with B's credential"),
+        })
+        .strict(),
+      reason: z.string().max(200).optional(),
+    })
+    .strict(),
+  response: TransferAnswer,
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
+    'SIMCRED_TRANSFER_IN_PROGRESS',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+  ],
+});
+
+/** The bytes of a transfer confirmation are in src/crypto/transfer-confirmation.ts. */
+export const confirmTransfer = defineRoute({
+  id: 'credentialing.confirmTransfer',
+  role: 'credentialing',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/transfers/confirmation',
+  caller: DEVICE,
+  summary:
+    "The transferred device confirms, signed with its key, that the new operator's credential (package `packageId`) is installed: the device becomes `transferred` (final), its subscriber here is deleted and its registration withdrawn. Idempotent.",
+  body: z
+    .object({
+      dsimId,
+      transferId: z.string().regex(/^trf_[A-Za-z0-9_-]{22}$/),
+      packageId: z.string().min(1).max(128).describe("the new operator's package id"),
+      alg: signatureAlg,
+      signature,
+    })
+    .strict(),
+  response: z.object({ dsimId, state: z.literal('transferred') }).strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_REGISTRATION_UNKNOWN',
+    'SIMCRED_TRANSFER_UNKNOWN',
+    'SIMCRED_TRANSFER_CONFIRMATION_INVALID',
   ],
 });
 
@@ -684,4 +792,6 @@ export const credentialingRoutes = [
   suspendDevice,
   resumeDevice,
   deleteDevice,
+  authoriseTransfer,
+  confirmTransfer,
 ];

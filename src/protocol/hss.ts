@@ -3,8 +3,10 @@ import { DEVICE, defineRoute, peer } from './route.js';
 import {
   base64url,
   certificateDer,
+  compactJws,
   credentialPackage,
   dsimId,
+  httpsUrl,
   imsi,
   packageFormat,
   timestamp,
@@ -237,6 +239,44 @@ export const attachResync = defineRoute({
   ],
 });
 
+/**
+ * Operator change (docs/architecture.md): the HSS, which holds the package signer, signs the transfer
+ * statement, bound to the device key it seals packages to.
+ */
+export const signTransferStatement = defineRoute({
+  id: 'hss.signTransferStatement',
+  role: 'hss',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/transfers/statements',
+  caller: peer('credentialing'),
+  summary:
+    "Sign a transfer statement for a subscriber the operator hands over to another operator, with the package signer (the key the device checks packages against), bound to the device key this HSS holds for the DSIM_ID: the caller names the new operator's root and servers, never the device key.",
+  body: z
+    .object({
+      dsimId,
+      transferId: z.string().regex(/^trf_[A-Za-z0-9_-]{22}$/),
+      newOperatorRoot: z.string().min(100).max(12_000).describe("the new operator's root certificate, PEM"),
+      newRegistrationServers: z.array(httpsUrl).min(1).max(8),
+      newServers: z.object({ ocsp: httpsUrl, hss: httpsUrl }).strict(),
+      confirmUrl: httpsUrl.describe("the credentialing server's URL where the device confirms"),
+      ttlSeconds: z
+        .number()
+        .int()
+        .positive()
+        .max(30 * 24 * 3600),
+    })
+    .strict(),
+  response: z.object({ statement: compactJws }).strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
+    'SIMCRED_SUBSCRIPTION_SUSPENDED',
+    'SIMCRED_UNAUTHENTICATED_PEER',
+    'SIMCRED_FORBIDDEN_PEER',
+  ],
+});
+
 export const hssRoutes = [
   issueCredentials,
   releaseSubscribers,
@@ -247,4 +287,5 @@ export const hssRoutes = [
   suspendSubscribers,
   resumeSubscribers,
   deleteSubscribers,
+  signTransferStatement,
 ];

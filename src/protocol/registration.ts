@@ -134,6 +134,7 @@ export const lookup = defineRoute({
     'SIMCRED_REGISTRATION_REVOKED',
     'SIMCRED_REGISTRATION_USED',
     'SIMCRED_SUBSCRIPTION_ENDED',
+    'SIMCRED_DEVICE_TRANSFERRED',
     'SIMCRED_DEPENDENCY_UNAVAILABLE',
     'SIMCRED_REPROVISION_NOT_ALLOWED',
     'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
@@ -175,10 +176,78 @@ export const pushGroups = defineRoute({
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });
 
+// --- Operator change (issue 14; docs/architecture.md "Operator change") -----------------------
+
+export const TransferStatementRecord = z
+  .object({
+    dsimId,
+    transferId: z.string().regex(/^trf_[A-Za-z0-9_-]{22}$/),
+    statement: compactJws.describe("the transfer statement, signed by the operator's package signer"),
+  })
+  .strict();
+export type TransferStatementRecord = z.infer<typeof TransferStatementRecord>;
+
+/** Most statements one push carries. */
+export const MAX_STATEMENTS_PER_PUSH = 100;
+
+export const pushTransferStatements = defineRoute({
+  id: 'registration.pushTransferStatements',
+  role: 'registration',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/transfers',
+  caller: peer('credentialing'),
+  summary:
+    'Store (or replace) transfer statements for devices an operator hands over to another one; each is owned by the credentialing server that pushed it (another one cannot replace it). The device fetches its own with /v1/transfers/fetch.',
+  body: z
+    .object({ statements: z.array(TransferStatementRecord).min(1).max(MAX_STATEMENTS_PER_PUSH) })
+    .strict(),
+  response: z.object({ stored: z.number().int() }).strict(),
+  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+});
+
+/** The device's proof as at step 2: access grant, a fresh challenge of /v1/lookup/challenge, its key. */
+const DeviceProof = {
+  dsimId,
+  grant: compactJws.max(8192).describe("the preliminary HLR's access grant (step 1)"),
+  challenge: base64url(16, 128, 'the challenge from /v1/lookup/challenge'),
+  certificateChain,
+  alg: signatureAlg,
+  signature,
+};
+
+export const fetchTransferStatement = defineRoute({
+  id: 'registration.fetchTransferStatement',
+  role: 'registration',
+  steps: 'lifecycle',
+  method: 'POST',
+  path: '/v1/transfers/fetch',
+  caller: DEVICE,
+  summary:
+    'The device, proving itself exactly as at step 2 (access grant, challenge signed with its key under the transfer label, chain to a manufacturer root, DSIM_ID bound), gets the transfer statement its operator pushed for it.',
+  body: z.object(DeviceProof).strict(),
+  response: z
+    .object({ transferId: z.string(), statement: compactJws.describe('the transfer statement') })
+    .strict(),
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_GRANT_INVALID',
+    'SIMCRED_GRANT_EXPIRED',
+    'SIMCRED_CHALLENGE_INVALID',
+    'SIMCRED_CERT_INVALID',
+    'SIMCRED_CERT_UNTRUSTED',
+    'SIMCRED_CERT_DSIM_MISMATCH',
+    'SIMCRED_PROOF_INVALID',
+    'SIMCRED_TRANSFER_UNKNOWN',
+  ],
+});
+
 export const registrationRoutes = [
   pushRegistrations,
   withdrawRegistrations,
   lookupChallenge,
   lookup,
   pushGroups,
+  pushTransferStatements,
+  fetchTransferStatement,
 ];

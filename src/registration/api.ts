@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { mountRoute } from '../http/index.js';
 import {
+  fetchTransferStatement,
   lookup,
   lookupChallenge,
   pushGroups,
   pushRegistrations,
+  pushTransferStatements,
   withdrawRegistrations,
 } from '../protocol/registration.js';
 import type { RegistrationProcessor } from './processor.js';
@@ -19,4 +21,8 @@ export function mountRegistrationApi(app: FastifyInstance, processor: Registrati
   );
   mountRoute(app, lookupChallenge, async ({ body }) => processor.challenge(body));
   mountRoute(app, lookup, ({ body }) => processor.lookup(body));
+  mountRoute(app, pushTransferStatements, ({ body, caller }) =>
+    processor.pushTransferStatements(body, caller.kind === 'peer' ? caller.subject : 'unknown'),
+  );
+  mountRoute(app, fetchTransferStatement, ({ body }) => processor.fetchTransferStatement(body));
 }

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
-import { lookupProofMessage } from '../crypto/lookup-proof.js';
+import { lookupProofMessage, transferFetchProofMessage } from '../crypto/lookup-proof.js';
 import { verifyDeviceMessage } from '../crypto/device-signature.js';
 import { createHash } from 'node:crypto';
 import { SimcredError, isSimcredError } from '../errors/index.js';
@@ -11,10 +11,12 @@ import { requireDsimBinding } from '../pki/device-identity.js';
 import { parseDeviceChain, verifyDeviceChain } from '../pki/device-chain.js';
 import { verifyGrant } from '../phlr/grant.js';
 import type {
+  fetchTransferStatement,
   lookup,
   lookupChallenge,
   pushGroups,
   pushRegistrations,
+  pushTransferStatements,
   withdrawRegistrations,
 } from '../protocol/registration.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
@@ -86,19 +88,7 @@ export class RegistrationProcessor {
    * manufacturer root, DSIM_ID binding; then the nonce.
    */
   async lookup(body: BodyOf<typeof lookup>, now = this.options.clock()): Promise<ResponseOf<typeof lookup>> {
-    await verifyGrant(body.grant, {
-      keys: this.options.phlrKeys,
-      dsimId: body.dsimId,
-      clockSkewSeconds: this.options.grantClockSkewSeconds,
-      now,
-    });
-    const challenge = this.options.challenges.check(body.dsimId, body.challenge, now);
-    const chain = parseDeviceChain(body.certificateChain);
-    if (!verifyDeviceMessage(chain[0]!, lookupProofMessage({ challenge, dsimId: body.dsimId }), body)) {
-      throw new SimcredError('SIMCRED_PROOF_INVALID', 'the signature over the challenge does not verify');
-    }
-    const { leaf, issuer } = await verifyDeviceChain(chain, { roots: this.options.manufacturerRoots, now });
-    requireDsimBinding(leaf, body.dsimId);
+    const { issuer } = await this.authenticateDevice(body, lookupProofMessage, now);
     let registration = await this.options.store.find(body.dsimId);
     if (registration?.used) {
       if (!body.reprovision) {
@@ -121,6 +111,67 @@ export class RegistrationProcessor {
       credentialingUrl: registration.credentialingUrl,
       expiresAt: registration.expiresAt.toISOString(),
     };
+  }
+
+  /**
+   * Operator change: the device proves itself as at step 2 (under the transfer label) and gets the
+   * transfer statement its operator pushed for it.
+   */
+  async fetchTransferStatement(
+    body: BodyOf<typeof fetchTransferStatement>,
+    now = this.options.clock(),
+  ): Promise<ResponseOf<typeof fetchTransferStatement>> {
+    await this.authenticateDevice(body, transferFetchProofMessage, now);
+    const found = await this.options.store.findTransferStatement(body.dsimId);
+    if (!found) throw new SimcredError('SIMCRED_TRANSFER_UNKNOWN', 'no transfer statement for this device');
+    return found;
+  }
+
+  async pushTransferStatements(
+    body: BodyOf<typeof pushTransferStatements>,
+    pushedBy: string,
+  ): Promise<ResponseOf<typeof pushTransferStatements>> {
+    return {
+      stored: await this.options.store.upsertTransferStatements(
+        body.statements,
+        pushedBy,
+        this.options.clock(),
+      ),
+    };
+  }
+
+  /**
+   * Who the device is, as step 2 proves it — each check failing closed with its own code: the PHLR's
+   * access grant for this DSIM_ID, the challenge (fresh, for this DSIM_ID), the signature over
+   * `proofMessage` with the key of the presented certificate, the chain to a manufacturer root, and
+   * the DSIM_ID bound in the certificate.
+   */
+  private async authenticateDevice(
+    body: {
+      dsimId: string;
+      grant: string;
+      challenge: string;
+      certificateChain: string[];
+      alg: string;
+      signature: string;
+    },
+    proofMessage: (input: { challenge: Uint8Array; dsimId: string }) => Buffer,
+    now: Date,
+  ): Promise<{ leaf: x509.X509Certificate; issuer: x509.X509Certificate }> {
+    await verifyGrant(body.grant, {
+      keys: this.options.phlrKeys,
+      dsimId: body.dsimId,
+      clockSkewSeconds: this.options.grantClockSkewSeconds,
+      now,
+    });
+    const challenge = this.options.challenges.check(body.dsimId, body.challenge, now);
+    const chain = parseDeviceChain(body.certificateChain);
+    if (!verifyDeviceMessage(chain[0]!, proofMessage({ challenge, dsimId: body.dsimId }), body)) {
+      throw new SimcredError('SIMCRED_PROOF_INVALID', 'the signature over the challenge does not verify');
+    }
+    const { leaf, issuer } = await verifyDeviceChain(chain, { roots: this.options.manufacturerRoots, now });
+    requireDsimBinding(leaf, body.dsimId);
+    return { leaf, issuer };
   }
 
   /**
@@ -209,6 +260,7 @@ const DEVICE_REFUSALS = new Set([
   'SIMCRED_SUBSCRIPTION_NOT_PROVISIONED',
   'SIMCRED_SUBSCRIPTION_SUSPENDED',
   'SIMCRED_DEVICE_KEY_MISMATCH',
+  'SIMCRED_DEVICE_TRANSFERRED',
 ]);
 
 /**

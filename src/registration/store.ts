@@ -24,6 +24,14 @@ interface RegistrationTables {
     active: number;
     pushed_by: string;
   };
+  /** Operator change: a device's transfer statement, owned (replaceable) only by its pusher. */
+  transfer_statements: {
+    dsim_id: string;
+    transfer_id: string;
+    statement: string;
+    pushed_by: string;
+    pushed_at: string;
+  };
 }
 
 const migrations: Migrations = {
@@ -66,6 +74,18 @@ const migrations: Migrations = {
       await db.schema
         .alterTable('registrations')
         .addColumn('used', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
+  '0004_transfer_statements': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('transfer_statements')
+        .addColumn('dsim_id', 'text', (c) => c.primaryKey())
+        .addColumn('transfer_id', 'text', (c) => c.notNull())
+        .addColumn('statement', 'text', (c) => c.notNull())
+        .addColumn('pushed_by', 'text', (c) => c.notNull())
+        .addColumn('pushed_at', 'text', (c) => c.notNull())
         .execute();
     },
   },
@@ -235,6 +255,51 @@ export class RegistrationStore {
       credentialingUrl: r.credentialing_url,
       pushedBy: r.pushed_by,
     }));
+  }
+
+  /**
+   * Stores transfer statements; one already stored for a DSIM_ID is replaced only by the
+   * credentialing server that pushed it (an operator cannot overwrite another's). Returns how many
+   * were stored.
+   */
+  async upsertTransferStatements(
+    statements: { dsimId: string; transferId: string; statement: string }[],
+    pushedBy: string,
+    now: Date,
+  ): Promise<number> {
+    let stored = 0;
+    for (const t of statements) {
+      const row = {
+        dsim_id: t.dsimId,
+        transfer_id: t.transferId,
+        statement: t.statement,
+        pushed_by: pushedBy,
+        pushed_at: now.toISOString(),
+      };
+      const result = await this.db
+        .insertInto('transfer_statements')
+        .values(row)
+        .onConflict((oc) =>
+          oc
+            .column('dsim_id')
+            .doUpdateSet({ transfer_id: row.transfer_id, statement: row.statement, pushed_at: row.pushed_at })
+            .where('transfer_statements.pushed_by', '=', pushedBy),
+        )
+        .executeTakeFirst();
+      stored += Number(result.numInsertedOrUpdatedRows ?? 0n);
+    }
+    return stored;
+  }
+
+  async findTransferStatement(
+    dsimId: string,
+  ): Promise<{ transferId: string; statement: string } | undefined> {
+    const row = await this.db
+      .selectFrom('transfer_statements')
+      .select(['transfer_id', 'statement'])
+      .where('dsim_id', '=', dsimId)
+      .executeTakeFirst();
+    return row ? { transferId: row.transfer_id, statement: row.statement } : undefined;
   }
 
   async close(): Promise<void> {

@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import * as x509 from '../crypto/x509.js';
+import { certificatePublicKey } from '../crypto/certificates.js';
 import type { SimcredConfig } from '../config/index.js';
 import { startCredentialingServer, type AuthorisationHookSettings } from '../credentialing/server.js';
 import { SimcredError } from '../errors/index.js';
 import { loadTlsIdentity, type RunningServer } from '../http/index.js';
 import { startHssServer } from '../hss/server.js';
-import { ocspStatusChecker } from '../ocsp/checker.js';
+import { ocspCheckerByRoot, ocspStatusChecker } from '../ocsp/checker.js';
 import { startPhlrServer } from '../phlr/server.js';
 import { CaStore, loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
 import { startPortalServer } from '../portal/server.js';
@@ -15,7 +16,13 @@ import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
 import { loadHssSecrets, loadPhlrSecrets, loadRegistrationSecrets } from './secrets.js';
 import type { Clock } from '../time/clock.js';
-import { configuredUrls, manufacturerRoots, roleDatabase } from './wiring.js';
+import {
+  configuredUrls,
+  manufacturerRoots,
+  otherManufacturers,
+  readCertificate,
+  roleDatabase,
+} from './wiring.js';
 
 export const SERVABLE_ROLES = ['credentialing', 'registration', 'hss', 'provisioning'] as const;
 export type ServableRole = (typeof SERVABLE_ROLES)[number];
@@ -72,13 +79,24 @@ export async function startRole(
         database: roleDatabase(config, 'credentialing'),
         tls: loadTlsIdentity(config.pkiDir, 'credentialing'),
         logger,
-        manufacturerRoots: manufacturerRoots(pki),
+        manufacturerRoots: [...manufacturerRoots(pki), ...otherManufacturers(config).map((m) => m.root)],
         operatorRoots: [new x509.X509Certificate(pki.operator.root.der)],
-        ocsp: ocspStatusChecker({
-          urls: [urls.ocsp],
-          clockSkewSeconds: config.ocsp.clockSkewSeconds,
-          timeoutMs: config.ocsp.timeoutMs,
-        }),
+        // A device of another manufacturer's root is checked at that manufacturer's responder.
+        ocsp: ocspCheckerByRoot(
+          ocspStatusChecker({
+            urls: [urls.ocsp],
+            clockSkewSeconds: config.ocsp.clockSkewSeconds,
+            timeoutMs: config.ocsp.timeoutMs,
+          }),
+          otherManufacturers(config).map((m) => ({
+            root: m.root,
+            checker: ocspStatusChecker({
+              urls: [m.ocspUrl],
+              clockSkewSeconds: config.ocsp.clockSkewSeconds,
+              timeoutMs: config.ocsp.timeoutMs,
+            }),
+          })),
+        ),
         hssUrl: urls.hss,
         provisioningServers: urls.provisioning,
         provisioningPolicy: config.credentialing.provisioningPolicy,
@@ -99,8 +117,13 @@ export async function startRole(
         database: roleDatabase(config, `registration-${instance}`),
         tls: loadTlsIdentity(config.pkiDir, 'registration'),
         logger,
-        manufacturerRoots: manufacturerRoots(pki),
-        phlrKeys: phlrGrantKeys(pki),
+        manufacturerRoots: [...manufacturerRoots(pki), ...otherManufacturers(config).map((m) => m.root)],
+        phlrKeys: [
+          ...phlrGrantKeys(pki),
+          ...config.trust.phlrCertificateFiles.map((file) =>
+            certificatePublicKey(readCertificate(file, 'trust.phlrCertificateFiles[]')),
+          ),
+        ],
         grantClockSkewSeconds: config.phlr.grantClockSkewSeconds,
         challengeSecret: loadRegistrationSecrets(config).challengeSecret,
         ...(clock ? { clock } : {}),

@@ -155,6 +155,20 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
     code: 'SIMCRED_PKI_NOT_INITIALISED',
   },
   'devices run': { args: (f) => ['--dir', f.dir, '--count', 'some'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'operator transfer': {
+    args: (f) => [
+      'DSIM0000000000000000',
+      '--to-root',
+      f.missing,
+      '--to-registration',
+      'https://127.0.0.1:7511',
+      '--to-ocsp',
+      'http://127.0.0.1:7520',
+      '--to-hss',
+      'https://127.0.0.1:7530',
+    ],
+    code: 'SIMCRED_FILE_NOT_FOUND',
+  },
   'operator orders list': { args: () => ['--limit', '0'], code: 'SIMCRED_CLI_ARGUMENT' },
   'operator orders show': { args: () => ['order-7'], code: 'SIMCRED_CLI_ARGUMENT' },
   'operator orders cancel': {

@@ -294,6 +294,59 @@ describe('the live roles agree with their OpenAPI documents', () => {
     await done(post(portal, `${operatorDevice}/delete`, {}), 200);
     for (const action of ['suspend', 'resume', 'delete'])
       await done(post(credentialing, `${urls.hss}/v1/subscribers/${action}`, { dsimIds: [stray] }), 200);
+    // Operator change: the device was deleted just now, so A refuses to hand it over (documented) and
+    // knows no transfer to confirm; a statement pushed to the registration server is fetched.
+    await done(
+      post(portal, `${operatorDevice}/transfer`, {
+        toOperatorRoot: t.system.pki.operator.root.pem,
+        toRegistrationServers: [urls.registration[1]],
+        toServers: { ocsp: urls.ocsp, hss: urls.hss },
+      }),
+      410,
+    );
+    const transferId = `trf_${randomBytes(16).toString('base64url')}`;
+    // The HSS signs a statement for the third device, whose subscriber it made above.
+    await done(
+      post(credentialing, `${urls.hss}/v1/transfers/statements`, {
+        dsimId: dsimIds[2],
+        transferId,
+        newOperatorRoot: t.system.pki.operator.root.pem,
+        newRegistrationServers: [urls.registration[1]],
+        newServers: { ocsp: urls.ocsp, hss: urls.hss },
+        confirmUrl: urls.credentialing,
+        ttlSeconds: 3600,
+      }),
+      200,
+    );
+    await done(
+      post(device, `${urls.credentialing}/v1/transfers/confirmation`, {
+        dsimId: dsimIds[0],
+        transferId,
+        packageId: 'pkg-1',
+        alg: 'ES256',
+        signature: randomBytes(64).toString('base64url'),
+      }),
+      404,
+    );
+    await done(
+      post(credentialing, `${urls.registration[0]}/v1/transfers`, {
+        statements: [{ dsimId: dsimIds[0], transferId, statement: 'e30.e30.c2ln' }],
+      }),
+      200,
+    );
+    const fetchChallenge = JSON.parse(
+      (await post(device, `${urls.registration[0]}/v1/lookup/challenge`, { dsimId: dsimIds[0] })).text,
+    ) as { challenge: string };
+    await done(
+      post(device, `${urls.registration[0]}/v1/transfers/fetch`, {
+        dsimId: dsimIds[0],
+        grant: await agent.accessGrant(),
+        challenge: fetchChallenge.challenge,
+        certificateChain: module.certificateChain,
+        ...module.signTransferFetch(Buffer.from(fetchChallenge.challenge, 'base64url')),
+      }),
+      200,
+    );
 
     // OCSP, both bindings, about the device's own certificate.
     const [leaf, issuer] = module.certificateChain.map((c) => Buffer.from(c, 'base64'));

@@ -43,6 +43,8 @@ export const DEVICE_STATES: readonly DeviceState[] = [
   'active',
   'deleted',
   'reprovisioned',
+  'transferring',
+  'transferred',
 ];
 
 /** States in which a device can still be cancelled: its credentials have not been delivered. */

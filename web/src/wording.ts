@@ -18,6 +18,8 @@ export const STATE_WORDS: Record<DeviceState, string> = {
   active: 'resumed, may use the network again',
   deleted: 'subscription deleted',
   reprovisioned: 'getting a new credential (re-provisioned)',
+  transferring: 'moving to another operator',
+  transferred: 'moved to another operator',
 };
 
 /**

@@ -23,6 +23,8 @@ const COLOURS: Record<DeviceState, string> = {
   active: '#37b24d',
   deleted: '#495057',
   reprovisioned: '#3b5bdb',
+  transferring: '#74c0fc',
+  transferred: '#868e96',
 };
 
 /**
