@@ -1010,45 +1010,49 @@ export class CredentialingStore {
   }
 
   /**
-   * The shared path of revoke and delete: the session, ticket and package dropped, audited, the
-   * withdrawal from the registration server and the HSS's part (release, or delete) queued, in one
-   * transaction. Revoke comes from any state but deleted and revoked; delete from any but deleted,
-   * and also forgets the device nonces (a deleted device never opens a session again).
+   * The shared path of revoke, delete and a confirmed transfer: the session, ticket and package
+   * dropped, audited, the withdrawal from each registration server and the HSS's part (release, or
+   * delete) queued, in one transaction. Revoke comes from any state but deleted and revoked; delete
+   * from any but deleted; transferred from transferring only. Delete and transferred also forget the
+   * device nonces (such a device never opens a session again); `also` adds writes to the transaction.
    */
   private end(
     registration: { dsimId: string; registrationServers: string[] },
-    final: 'revoked' | 'deleted',
-    reason: string | null,
+    final: 'revoked' | 'deleted' | 'transferred',
+    detail: string | null,
     hssUrl: string,
     now: Date,
+    also?: (db: Kysely<CredentialingTables>) => Promise<void>,
   ): Promise<boolean> {
     const { dsimId } = registration;
     const endsFrom: RegistrationStateName[] =
-      final === 'revoked'
-        ? [
-            'registered',
-            'authenticating',
-            'referred',
-            'expired',
-            'delivered',
-            'completed',
-            'suspended',
-            'transferring',
-          ]
-        : [
-            'registered',
-            'authenticating',
-            'referred',
-            'expired',
-            'delivered',
-            'completed',
-            'suspended',
-            'revoked',
-            'transferring',
-          ];
+      final === 'transferred'
+        ? ['transferring']
+        : final === 'revoked'
+          ? [
+              'registered',
+              'authenticating',
+              'referred',
+              'expired',
+              'delivered',
+              'completed',
+              'suspended',
+              'transferring',
+            ]
+          : [
+              'registered',
+              'authenticating',
+              'referred',
+              'expired',
+              'delivered',
+              'completed',
+              'suspended',
+              'revoked',
+              'transferring',
+            ];
     return this.transition(
       dsimId,
-      { event: final, detail: reason },
+      { event: final, detail },
       now,
       (db) =>
         db
@@ -1074,7 +1078,8 @@ export class CredentialingStore {
           ],
           now,
         );
-        if (final === 'deleted') await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+        if (final !== 'revoked') await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
+        await also?.(db);
       },
     );
   }
@@ -1462,49 +1467,19 @@ export class CredentialingStore {
    * the new operator's package id, in one transaction. False when the device is not transferring.
    */
   async completeTransfer(
-    registration: { dsimId: string; registrationServer: string },
+    registration: { dsimId: string; registrationServers: string[] },
     transferId: string,
     newPackageId: string,
     hssUrl: string,
     now: Date,
   ): Promise<boolean> {
-    const { dsimId } = registration;
-    return this.transition(
-      dsimId,
-      { event: 'transferred', detail: newPackageId },
-      now,
-      (db) =>
-        db
-          .updateTable('registrations')
-          .set({
-            state: 'transferred',
-            ...NO_SESSION,
-            package: null,
-            ticket_digest: null,
-            resume_state: null,
-            updated_at: now.toISOString(),
-          })
-          .where('dsim_id', '=', dsimId)
-          .where('state', '=', 'transferring')
-          .executeTakeFirst(),
-      async (db) => {
-        await db
-          .updateTable('transfers')
-          .set({ confirmed_at: now.toISOString(), new_package_id: newPackageId })
-          .where('transfer_id', '=', transferId)
-          .execute();
-        await queueGenerationActions(
-          db,
-          dsimId,
-          [
-            { kind: 'withdraw', target: registration.registrationServer },
-            { kind: 'delete', target: hssUrl },
-          ],
-          now,
-        );
-        await db.deleteFrom('device_nonces').where('dsim_id', '=', dsimId).execute();
-      },
-    );
+    return this.end(registration, 'transferred', newPackageId, hssUrl, now, async (db) => {
+      await db
+        .updateTable('transfers')
+        .set({ confirmed_at: now.toISOString(), new_package_id: newPackageId })
+        .where('transfer_id', '=', transferId)
+        .execute();
+    });
   }
 
   /** The statements of the devices' latest transfers (for the push to registration servers). */
