@@ -4,7 +4,14 @@ import { SimcredError } from '../errors/index.js';
 import { withOperatorClient } from '../notify/cli.js';
 import { readManifest } from '../pki/index.js';
 import { configuredUrls } from '../system/wiring.js';
-import { action, positiveInt, printJsonLine, readInputFile } from './run.js';
+import {
+  REPROVISION_OPTION_HELP,
+  action,
+  positiveInt,
+  printJsonLine,
+  readInputFile,
+  reprovisionPolicy,
+} from './run.js';
 import { commonConfig, withCommonOptions, type CommonOptions } from './system-commands.js';
 
 /** `simcred operator groups …`: enrollment groups (a device CA enrolled instead of a list of DSIM_IDs). */
@@ -27,7 +34,8 @@ export function registerGroupCommands(program: Command): void {
       .option(
         '--registration-server <URL...>',
         'registration servers that admit its devices (default: every configured one)',
-      ),
+      )
+      .option('--reprovision <POLICY>', REPROVISION_OPTION_HELP),
   ).action(
     action(
       async (
@@ -37,9 +45,11 @@ export function registerGroupCommands(program: Command): void {
           pattern?: string;
           cap?: string;
           registrationServer?: string[];
+          reprovision?: string;
         },
       ) => {
         const cap = options.cap !== undefined ? positiveInt('--cap', options.cap, 100_000_000) : undefined;
+        const reprovision = reprovisionPolicy(options.reprovision);
         const config = commonConfig(options);
         const caFile =
           options.ca ?? join(config.pkiDir, readManifest(config.pkiDir).manufacturer.deviceCa.cert);
@@ -52,6 +62,7 @@ export function registerGroupCommands(program: Command): void {
               ...(options.pattern !== undefined ? { dsimPattern: options.pattern } : {}),
               ...(cap !== undefined ? { cap } : {}),
               registrationServers: options.registrationServer ?? urls.registration,
+              ...(reprovision ? { reprovision } : {}),
             }),
           ),
         );

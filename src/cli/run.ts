@@ -101,6 +101,19 @@ export function positiveInt(name: string, value: string | undefined, max = Numbe
   return Number(value);
 }
 
+/** `--reprovision POLICY`: who may re-provision an order's devices (undefined when not given). */
+export function reprovisionPolicy(value: string | undefined): 'never' | 'operator' | 'device' | undefined {
+  if (value === undefined || value === 'never' || value === 'operator' || value === 'device') return value;
+  throw new SimcredError(
+    'SIMCRED_CLI_ARGUMENT',
+    `--reprovision must be never, operator or device, got ${JSON.stringify(value)}`,
+  );
+}
+
+/** The help text of `--reprovision POLICY`. */
+export const REPROVISION_OPTION_HELP =
+  "who may later re-provision the order's devices: never, operator (default) or device (also after a factory reset)";
+
 /** With --json, a command prints exactly one JSON object as its last line. */
 export function printJsonLine(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);

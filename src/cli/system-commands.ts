@@ -22,7 +22,15 @@ import { startSystem, type RunningSystem } from '../system/start.js';
 import { serveAsWorker, startWorkers } from '../system/workers.js';
 import { configuredUrls } from '../system/wiring.js';
 import { startProgress, type Progress } from './progress.js';
-import { action, oneLine, positiveInt, printJsonLine, readInputFile } from './run.js';
+import {
+  REPROVISION_OPTION_HELP,
+  action,
+  oneLine,
+  positiveInt,
+  printJsonLine,
+  readInputFile,
+  reprovisionPolicy,
+} from './run.js';
 
 export interface CommonOptions {
   dir?: string;
@@ -255,10 +263,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       .requiredOption('--file <FILE>', 'NDJSON device list')
       .option('--label <TEXT>', 'a label for the order the batch becomes')
       .option('--order <ORDER_ID>', 'add the batch to this existing order')
-      .option(
-        '--reprovision <POLICY>',
-        "who may later re-provision the order's devices: never, operator (default) or device (also after a factory reset)",
-      )
+      .option('--reprovision <POLICY>', REPROVISION_OPTION_HELP)
       .option('--json', 'print one JSON line last'),
   ).action(
     action(
@@ -271,18 +276,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           json?: boolean;
         },
       ) => {
-        const reprovision = options.reprovision;
-        if (
-          reprovision !== undefined &&
-          reprovision !== 'never' &&
-          reprovision !== 'operator' &&
-          reprovision !== 'device'
-        ) {
-          throw new SimcredError(
-            'SIMCRED_CLI_ARGUMENT',
-            `--reprovision must be never, operator or device, got ${JSON.stringify(reprovision)}`,
-          );
-        }
+        const reprovision = reprovisionPolicy(options.reprovision);
         const config = commonConfig(options);
         const { devices, fileLines } = readDeviceList(options.file);
         const client = new OperatorClient(loadTlsIdentity(config.pkiDir, 'portal'));

@@ -49,7 +49,12 @@ export class EnrollmentGroups {
     // The group's devices are one order: listed, counted and notified like a registration batch's.
     const orderId = newOrderId();
     await this.options.store.orders.create(
-      { id: orderId, placedBy: 'enrollment group', label: `group ${body.name}` },
+      {
+        id: orderId,
+        placedBy: 'enrollment group',
+        label: `group ${body.name}`,
+        ...(body.reprovision ? { reprovisionPolicy: body.reprovision } : {}),
+      },
       now,
     );
     const group: StoredGroup = {

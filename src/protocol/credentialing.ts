@@ -624,6 +624,9 @@ export const createGroup = defineRoute({
       dsimPattern: dsimPattern.optional(),
       cap: z.number().int().positive().max(100_000_000).optional(),
       registrationServers: z.array(httpsUrl).min(1).max(16),
+      reprovision: ReprovisionPolicy.optional().describe(
+        "the reprovision policy of the group's order (never, operator — the default — or device)",
+      ),
     })
     .strict(),
   response: EnrollmentGroup,

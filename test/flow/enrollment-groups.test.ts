@@ -63,9 +63,12 @@ describe('enrollment groups: devices of an enrolled CA onboard without being lis
       dsimPattern: 'DSIM[0-E]*',
       cap: FLEET,
       registrationServers: t.system.urls.registration,
+      reprovision: 'device',
     });
     assert.equal(group.admitted, 0);
     assert.match(group.caSubject, /device CA/);
+    // The group's order carries the reprovision policy it was created with.
+    assert.equal((await t.operator.showOrder(credentialingUrl(), group.orderId)).reprovisionPolicy, 'device');
 
     const fleet = inside.slice(0, FLEET);
     const report = await runFleet({ pkiDir: t.config.pkiDir, dsimIds: fleet, concurrency: 16 });
