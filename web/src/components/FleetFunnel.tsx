@@ -51,7 +51,11 @@ export function FleetFunnel(props: { funnel: Funnel }) {
         responsive: true,
         maintainAspectRatio: false,
         plugins: { legend: { display: false } },
-        scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
+        scales: {
+          x: { beginAtZero: true, ticks: { precision: 0 } },
+          // Every state named, also on a narrow screen (Chart.js would drop every other label).
+          y: { ticks: { autoSkip: false } },
+        },
       },
     });
     return () => {
