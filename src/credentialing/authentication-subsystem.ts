@@ -56,6 +56,8 @@ export class AuthenticationSubsystem {
     const registration = await store.find(body.dsimId);
     await checkRegistrationLive(store, registration, now);
     checkSessionNonce(registration!, body.deviceNonce, body.sessionNonce);
+    const resent = sessionOpenedFor(registration!, body.deviceNonce, now);
+    if (resent) return resent;
     const session = {
       sessionId: randomUUID(),
       deviceNonce: body.deviceNonce,
@@ -131,6 +133,31 @@ export class AuthenticationSubsystem {
     }
     return registration;
   }
+}
+
+/**
+ * The session already open for this device nonce, if any: the device sends step 3 again with the same
+ * nonce when the answer was lost (a connection cut, a server that died after its commit), and gets
+ * the same session rather than SIMCRED_SESSION_IN_PROGRESS until it lapses. Only the device can
+ * compute the session nonce checked before this, so no one else learns the challenge.
+ */
+function sessionOpenedFor(
+  registration: Registration,
+  deviceNonce: string,
+  now: Date,
+): ResponseOf<typeof openSession> | undefined {
+  const { sessionId, challenge, sessionExpiresAt } = registration;
+  if (
+    registration.state !== 'authenticating' ||
+    registration.deviceNonce !== deviceNonce ||
+    !sessionId ||
+    !challenge ||
+    !sessionExpiresAt ||
+    sessionExpiresAt <= now
+  ) {
+    return undefined;
+  }
+  return { sessionId, challenge, expiresAt: sessionExpiresAt.toISOString() };
 }
 
 /** The registration exists, is not revoked, used or expired. */

@@ -223,14 +223,18 @@ export class DeviceAgent {
     const time = <T>(step: DeviceStep, work: () => Promise<T>): Promise<T> => timed(timings, step, work);
     const module = this.options.module;
     if (!progress.referral) {
-      const grant = await time('access', () => this.accessGrant());
-      const registration = await time('lookup', () => this.lookupRegistration(grant));
-      const session = await time('session', () => this.openSession(registration));
-      progress.referral = {
-        registration,
-        session,
-        referral: await time('proof', () => this.proveSession(registration, session)),
-      };
+      const resumed = progress.opening !== undefined;
+      try {
+        progress.referral = await this.openAndProve(progress, time);
+      } catch (err) {
+        // The session this pass resumed is gone (lapsed, or taken by a proof whose answer was lost,
+        // which moved the registration on): one fresh pass from step 2, with a new device nonce.
+        if (!resumed || !isSimcredError(err) || !SESSION_GONE.has(err.code)) throw err;
+        delete progress.opening;
+        this.retries += 1;
+        progress.referral = await this.openAndProve(progress, time);
+      }
+      delete progress.opening;
       progress.previousPackageId = module.subscription?.packageId;
       // Persist point: the referral (ticket, device nonce, route) before step 7. From step 9 on the
       // registration is used, so a device that lost its referral could never start a session again.
@@ -252,6 +256,31 @@ export class DeviceAgent {
     // Persist point: done; nothing to resume (the subscription itself was stored by the install).
     module.saveProgress(undefined);
     return progress.subscription;
+  }
+
+  /**
+   * Steps 1–6 of one pass. What a pass that was cut short achieved is kept in `progress.opening`: the
+   * registration looked up and the device nonce sent at step 3, and the session once opened. So a
+   * retry after a lost answer sends the same device nonce (the server answers with the session it
+   * already opened for it, rather than refusing a second one until the first lapses) and proves the
+   * session it holds rather than opening another.
+   */
+  private async openAndProve(
+    progress: Progress,
+    time: <T>(step: DeviceStep, work: () => Promise<T>) => Promise<T>,
+  ): Promise<NonNullable<Progress['referral']>> {
+    if (!progress.opening) {
+      const grant = await time('access', () => this.accessGrant());
+      const registration = await time('lookup', () => this.lookupRegistration(grant));
+      progress.opening = { registration, deviceNonce: randomBytes(32) };
+    }
+    const opening = progress.opening;
+    opening.session ??= await time('session', () =>
+      this.openSession(opening.registration, opening.deviceNonce),
+    );
+    const session = opening.session;
+    const referral = await time('proof', () => this.proveSession(opening.registration, session));
+    return { registration: opening.registration, session, referral };
   }
 
   /**
@@ -491,6 +520,12 @@ async function timed<T>(
 
 /** What an onboarding has achieved so far, kept across retries. */
 interface Progress {
+  /** Steps 2–3 of a pass not yet referred (kept in memory only: a restarted module starts over). */
+  opening?: {
+    registration: ResponseOf<typeof lookup>;
+    deviceNonce: Buffer;
+    session?: OpenedSession;
+  };
   referral?: {
     registration: ResponseOf<typeof lookup>;
     session: OpenedSession;
@@ -570,6 +605,9 @@ const NOTHING_NEW = new Set([
 ]);
 
 /** Dependency outages, and a session of its own still open (its earlier request timed out), pass with time. */
+/** A resumed session that no longer exists: the pass starts again from step 2. */
+const SESSION_GONE = new Set(['SIMCRED_SESSION_UNKNOWN', 'SIMCRED_DEVICE_NONCE_REUSED']);
+
 function retryable(err: unknown): err is SimcredError {
   return isSimcredError(err) && (err.status === 503 || err.code === 'SIMCRED_SESSION_IN_PROGRESS');
 }

@@ -78,23 +78,39 @@ describe('defects found by an independent implementation', () => {
       assert.equal((await t.operator.deviceState(t.system.urls.credentialing, dsimId)).state, 'completed');
     });
 
-    test('while its session is open: refused, and the open session can still be proved', async () => {
+    test('while its session is open: answered with that same session, which can still be proved once', async () => {
+      // A device whose answer to step 3 was lost (a cut connection, a server that died after its
+      // commit) sends it again with the same nonce; it gets the session already open, not a new one
+      // and not SIMCRED_SESSION_IN_PROGRESS until that session lapses.
       const dsimId = fresh();
       const { agent } = await t.device(dsimId);
       const registration = await agent.lookupRegistration();
       const session = await agent.openSession(registration);
+      const body = {
+        dsimId,
+        deviceNonce: toBase64url(session.deviceNonce),
+        sessionNonce: toBase64url(session.sessionNonce),
+      };
+      const resent = await t.deviceClient.call(registration.credentialingUrl, openSession, { body });
+      assert.equal(resent.sessionId, session.sessionId);
+      assert.equal(resent.challenge, session.challenge);
+      assert.equal(resent.expiresAt, session.expiresAt);
+      // A session nonce that does not match the device nonce is still refused.
       await rejectsWith(
         t.deviceClient.call(registration.credentialingUrl, openSession, {
-          body: {
-            dsimId,
-            deviceNonce: toBase64url(session.deviceNonce),
-            sessionNonce: toBase64url(session.sessionNonce),
-          },
+          body: { ...body, sessionNonce: toBase64url(randomBytes(32)) },
         }),
-        'SIMCRED_DEVICE_NONCE_REUSED',
+        'SIMCRED_SESSION_NONCE_INVALID',
       );
+      // Another nonce while it is open: busy, as before.
+      await rejectsWith(agent.openSession(registration), 'SIMCRED_SESSION_IN_PROGRESS');
       const referral = await agent.proveSession(registration, session);
       assert.equal(referral.status, 'credentials-ready');
+      // Once proved, the same open is a replay again.
+      await rejectsWith(
+        t.deviceClient.call(registration.credentialingUrl, openSession, { body }),
+        'SIMCRED_DEVICE_NONCE_REUSED',
+      );
     });
 
     test("an earlier session's nonce, after that session failed: refused; a fresh nonce opens", async () => {
