@@ -8,6 +8,7 @@ import { renderChart } from './chart.js';
 import { formatE2e, runE2eBench, type BenchPhase } from './e2e.js';
 import { formatRegister, runRegisterBench } from './register.js';
 import { formatNotify, runNotifyBench } from './notify.js';
+import { CHAOS_ROLES, chaosHeld, formatChaos, parseChaosRoles, runChaosBench } from './chaos.js';
 import { formatPortalUpload, runPortalUploadBench } from './portal-upload.js';
 import { DEFAULT_E2E_SIZES, DEFAULT_REGISTER_SIZES, formatScale, runScaleBench } from './scale.js';
 
@@ -186,6 +187,63 @@ export function registerBenchCommands(bench: Command): void {
         if (options.json) printJsonLine(result);
         if (result.registered + result.unchanged < result.devices) process.exitCode = 1;
       }),
+    );
+
+  bench
+    .command('chaos')
+    .description(
+      'a fleet through the flow while role processes are SIGKILLed at random moments and restarted: nothing lost, nothing doubled',
+    )
+    .requiredOption('--devices <N>', 'number of devices (manufactured fresh)')
+    .option(
+      '--kill <ROLES>',
+      `comma-separated roles whose processes are killed (${CHAOS_ROLES.join(', ')})`,
+      'credentialing,hss,provisioning,registration,ocsp',
+    )
+    .option('--every <MS>', 'mean time between kills, ms (each gap 0.5× to 1.5× of it)', '2000')
+    .option(
+      '--kills <N>',
+      'exactly N kills spread over the fleet (each within --every ms of its turn) instead of one every --every ms',
+    )
+    .option('--concurrency <C>', 'devices onboarding at once', '64')
+    .option('--postgres <URL>', "every role's store on this PostgreSQL database (default: SQLite files)")
+    .option('--seed <N>', 'seed of the victims and gaps (printed by every run), to repeat a run')
+    .option('--dir <DATA>', 'work folder, kept afterwards (default: a temporary one, removed)')
+    .option('--json', 'print one JSON line last')
+    .action(
+      action(
+        async (options: {
+          devices: string;
+          kill: string;
+          every: string;
+          kills?: string;
+          concurrency: string;
+          postgres?: string;
+          seed?: string;
+          dir?: string;
+          json?: boolean;
+        }) => {
+          const result = await withProgress((progress) =>
+            runChaosBench({
+              devices: positiveInt('--devices', options.devices, 1_000_000),
+              kill: parseChaosRoles(options.kill),
+              everyMs: positiveInt('--every', options.every, 3_600_000),
+              ...(options.kills !== undefined
+                ? { kills: positiveInt('--kills', options.kills, 100_000) }
+                : {}),
+              concurrency: positiveInt('--concurrency', options.concurrency, 4096),
+              ...(options.postgres ? { postgresUrl: options.postgres } : {}),
+              ...(options.seed !== undefined ? { seed: positiveInt('--seed', options.seed, 2 ** 31) } : {}),
+              ...(options.dir ? { dir: options.dir } : {}),
+              onPhase: progress.onPhase,
+              onProgress: progress.onProgress,
+            }),
+          );
+          process.stdout.write(formatChaos(result));
+          if (options.json) printJsonLine(result);
+          if (!chaosHeld(result)) process.exitCode = 1;
+        },
+      ),
     );
 
   bench

@@ -9,6 +9,7 @@ import {
   portEnvironment,
   waitHealthy,
   type BenchPorts,
+  type RoleSpec,
   type ServerProcess,
 } from './processes.js';
 
@@ -47,16 +48,20 @@ export interface BenchWorkspace {
 }
 
 /**
- * A fresh data folder (a temporary one unless `dir` is given, which is then kept) and free ports.
+ * A fresh data folder (a temporary one unless `dir` is given, which is then kept) and free ports;
+ * `extraEnv` (e.g. SIMCRED_DATABASE__*) goes to the config and to every child.
  *
  * @example
  *   const ws = await benchWorkspace(); try { … } finally { ws.cleanup(); }
  */
-export async function benchWorkspace(dir?: string): Promise<BenchWorkspace> {
+export async function benchWorkspace(
+  dir?: string,
+  extraEnv: Record<string, string> = {},
+): Promise<BenchWorkspace> {
   const dataDir = dir ? resolve(dir) : mkdtempSync(join(tmpdir(), 'simcred-bench-'));
   mkdirSync(dataDir, { recursive: true });
   const ports = await pickPorts();
-  const env = { ...portEnvironment(ports), SIMCRED_LOG__LEVEL: 'warn' };
+  const env = { ...portEnvironment(ports), SIMCRED_LOG__LEVEL: 'warn', ...extraEnv };
   const config = loadConfig({ env: { ...process.env, ...env }, overrides: { dataDir } });
   return {
     dataDir,
@@ -67,6 +72,41 @@ export async function benchWorkspace(dir?: string): Promise<BenchWorkspace> {
     cleanup: () => {
       if (!dir) rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** How `simcred serve` starts one role of the workspace, and the URL it answers on. */
+export function roleSpec(ws: BenchWorkspace, role: ClusterRole, nodeFlags: string[] = []): RoleSpec {
+  const [base, instance] = role.split('-') as [string, string | undefined];
+  if (role === 'ocsp') {
+    return {
+      name: role,
+      url: ws.urls.ocsp,
+      nodeFlags,
+      args: [
+        'serve',
+        'ocsp',
+        '--dir',
+        ws.config.pkiDir,
+        '--port',
+        String(ws.ports.ocsp),
+        '--log-level',
+        'warn',
+      ],
+    };
+  }
+  const index = instance ? Number(instance) - 1 : 0;
+  const url =
+    base === 'registration'
+      ? ws.urls.registration[index]!
+      : base === 'provisioning'
+        ? ws.urls.provisioning[index]!
+        : ws.urls[base as 'hss' | 'phlr' | 'credentialing' | 'portal'];
+  return {
+    name: role,
+    url,
+    nodeFlags,
+    args: ['serve', base, '--dir', ws.dataDir, ...(instance ? ['--instance', instance] : [])],
   };
 }
 
@@ -81,40 +121,7 @@ export async function startRoles(
   operatorRootPem: string,
   nodeFlags: string[] = [],
 ): Promise<ServerProcess[]> {
-  const dir = ['--dir', ws.dataDir];
-  const started = roles.map((role) => {
-    const [base, instance] = role.split('-') as [string, string | undefined];
-    if (role === 'ocsp') {
-      return group.start({
-        name: role,
-        url: ws.urls.ocsp,
-        nodeFlags,
-        args: [
-          'serve',
-          'ocsp',
-          '--dir',
-          ws.config.pkiDir,
-          '--port',
-          String(ws.ports.ocsp),
-          '--log-level',
-          'warn',
-        ],
-      });
-    }
-    const index = instance ? Number(instance) - 1 : 0;
-    const url =
-      base === 'registration'
-        ? ws.urls.registration[index]!
-        : base === 'provisioning'
-          ? ws.urls.provisioning[index]!
-          : ws.urls[base as 'hss' | 'phlr' | 'credentialing' | 'portal'];
-    return group.start({
-      name: role,
-      url,
-      nodeFlags,
-      args: ['serve', base, ...dir, ...(instance ? ['--instance', instance] : [])],
-    });
-  });
+  const started = roles.map((role) => group.start(roleSpec(ws, role, nodeFlags)));
   await waitHealthy(started, operatorRootPem);
   return started;
 }

@@ -180,39 +180,10 @@ export class E2eCluster {
     const machine = machineInfo();
     const pkiDir = ws.config.pkiDir;
     let t = performance.now();
-    options.onPhase?.('manufacture', options.devices);
-    const made = await manufactureDevices({
-      dir: pkiDir,
-      count: options.devices,
-      registrationServers: ws.urls.registration,
-      servers: { phlr: ws.urls.phlr, ocsp: ws.urls.ocsp, hss: ws.urls.hss },
-      ...(options.packageFormat ? { packageFormats: [options.packageFormat] } : {}),
-      onProgress: (n) => options.onProgress?.('manufacture', n),
-    });
-    const mine = new Set(made.devices.map((d) => d.dsimId));
-    const store = await CaStore.open(pkiDir);
-    const fleet = (await store.listDevices().finally(() => store.close())).filter((d) => mine.has(d.dsimId));
+    const fleet = await manufactureFleet(ws, options);
     const manufactureMs = performance.now() - t;
-
     t = performance.now();
-    const portal = clientTls(loadTlsIdentity(pkiDir, 'portal'));
-    const operator = new OperatorClient(loadTlsIdentity(pkiDir, 'portal'));
-    const peer = new PeerClient({ tls: portal, timeoutMs: 600_000 });
-    try {
-      options.onPhase?.('register', fleet.length);
-      await operator.registerDevices(
-        ws.urls.credentialing,
-        (function* () {
-          for (const d of fleet) yield d;
-        })(),
-        (n) => options.onProgress?.('register', n),
-      );
-      // The PHLR reads the factory's new subscribers now, not at the fleet's first unknown PIMSI.
-      await peer.call(ws.urls.phlr, importSubscribers, { body: {} });
-    } finally {
-      await operator.close();
-      await peer.close();
-    }
+    await registerFleet(ws, fleet, options);
     const registerMs = performance.now() - t;
 
     const dsimIds = fleet.map((d) => d.dsimId);
@@ -348,6 +319,52 @@ export class E2eCluster {
     } finally {
       this.ws.cleanup();
     }
+  }
+}
+
+/** N fresh devices of the workspace's PKI, their factory images naming its servers. */
+export async function manufactureFleet(
+  ws: BenchWorkspace,
+  options: Pick<E2eOptions, 'devices' | 'packageFormat' | 'onPhase' | 'onProgress'>,
+): Promise<{ dsimId: string; registrationServer: string }[]> {
+  options.onPhase?.('manufacture', options.devices);
+  const made = await manufactureDevices({
+    dir: ws.config.pkiDir,
+    count: options.devices,
+    registrationServers: ws.urls.registration,
+    servers: { phlr: ws.urls.phlr, ocsp: ws.urls.ocsp, hss: ws.urls.hss },
+    ...(options.packageFormat ? { packageFormats: [options.packageFormat] } : {}),
+    onProgress: (n) => options.onProgress?.('manufacture', n),
+  });
+  const mine = new Set(made.devices.map((d) => d.dsimId));
+  const store = await CaStore.open(ws.config.pkiDir);
+  return (await store.listDevices().finally(() => store.close())).filter((d) => mine.has(d.dsimId));
+}
+
+/** The operator registers the fleet as one stream (steps 0a–0b); the PHLR reads its new subscribers. */
+export async function registerFleet(
+  ws: BenchWorkspace,
+  fleet: { dsimId: string; registrationServer: string }[],
+  options: Pick<E2eOptions, 'onPhase' | 'onProgress'>,
+): Promise<void> {
+  const pkiDir = ws.config.pkiDir;
+  const portal = clientTls(loadTlsIdentity(pkiDir, 'portal'));
+  const operator = new OperatorClient(loadTlsIdentity(pkiDir, 'portal'));
+  const peer = new PeerClient({ tls: portal, timeoutMs: 600_000 });
+  try {
+    options.onPhase?.('register', fleet.length);
+    await operator.registerDevices(
+      ws.urls.credentialing,
+      (function* () {
+        for (const d of fleet) yield d;
+      })(),
+      (n) => options.onProgress?.('register', n),
+    );
+    // The PHLR reads the factory's new subscribers now, not at the fleet's first unknown PIMSI.
+    await peer.call(ws.urls.phlr, importSubscribers, { body: {} });
+  } finally {
+    await operator.close();
+    await peer.close();
   }
 }
 

@@ -31,6 +31,8 @@ export interface FleetOptions {
   ratePerSecond?: number;
   maxAttempts?: number;
   maxRetryDelayMs?: number;
+  /** Awaited before device `index` (0-based) begins: a driver may hold the fleet back a moment here. */
+  beforeDevice?(index: number): Promise<void> | void;
   /** A device begins (after its switch-on wait, if any). */
   onDeviceStart?(dsimId: string): void;
   onDeviceDone?(ok: boolean): void;
@@ -89,6 +91,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetReport> {
   const worker = async () => {
     while (next < options.dsimIds.length) {
       const index = next++;
+      await options.beforeDevice?.(index);
       let switchedOnAt = timer.now();
       if (rate !== undefined) {
         switchedOnAt = started + (index * 1000) / rate;

@@ -106,6 +106,7 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
   },
   'bench ocsp': { args: () => ['--seconds', 'five'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench e2e': { args: () => ['--devices', '-3'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'bench chaos': { args: () => ['--devices', '10', '--kill', 'dns'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench register': { args: () => ['--devices', '1e3'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench notify': { args: () => ['--devices', '10', '--concurrency', '0'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench portal-upload': { args: () => ['--devices', 'all'], code: 'SIMCRED_CLI_ARGUMENT' },
