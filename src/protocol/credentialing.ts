@@ -459,7 +459,7 @@ export const openSession = defineRoute({
   path: '/v1/sessions',
   caller: DEVICE,
   summary:
-    'The device presents DSIM_ID, a fresh device nonce and the registration-session nonce HMAC-SHA-256(registration nonce, "simcred/v1/session" ‖ DSIM_ID ‖ device nonce); on a match it gets a challenge.',
+    'The device presents DSIM_ID, a fresh device nonce and the registration-session nonce HMAC-SHA-256(registration nonce, "simcred/v1/session" ‖ DSIM_ID ‖ device nonce); on a match it gets a challenge. Sent again with the same device nonce while that session is open (its answer was lost), it gets the same session back.',
   body: z
     .object({
       dsimId,
