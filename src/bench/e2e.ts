@@ -341,11 +341,11 @@ export async function manufactureFleet(
   return (await store.listDevices().finally(() => store.close())).filter((d) => mine.has(d.dsimId));
 }
 
-/** The operator registers the fleet as one stream (steps 0a–0b); the PHLR reads its new subscribers. */
+/** The operator registers the fleet as one stream (steps 0a–0b, one order named `label`); the PHLR reads its new subscribers. */
 export async function registerFleet(
   ws: BenchWorkspace,
   fleet: { dsimId: string; registrationServer: string }[],
-  options: Pick<E2eOptions, 'onPhase' | 'onProgress'>,
+  options: Pick<E2eOptions, 'onPhase' | 'onProgress'> & { label?: string },
 ): Promise<void> {
   const pkiDir = ws.config.pkiDir;
   const portal = clientTls(loadTlsIdentity(pkiDir, 'portal'));
@@ -359,6 +359,7 @@ export async function registerFleet(
         for (const d of fleet) yield d;
       })(),
       (n) => options.onProgress?.('register', n),
+      ...(options.label ? [{ label: options.label }] : []),
     );
     // The PHLR reads the factory's new subscribers now, not at the fleet's first unknown PIMSI.
     await peer.call(ws.urls.phlr, importSubscribers, { body: {} });

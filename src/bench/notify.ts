@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { percentile, runFleet } from '../device/fleet.js';
-import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
+import { loadTlsIdentity } from '../http/index.js';
 import { OperatorClient } from '../portal/operator-client.js';
-import { CaStore, initPki, loadPki, manufactureDevices } from '../pki/index.js';
-import { importSubscribers } from '../protocol/phlr.js';
+import { initPki, loadPki } from '../pki/index.js';
 import { ALL_ROLES, benchWorkspace, startRoles } from './cluster.js';
+import { manufactureFleet, registerFleet } from './e2e.js';
 import { ProcessGroup, cpuMsByProcess, machineInfo, round, type MachineInfo } from './processes.js';
 
 export type NotifyPhase = 'start' | 'manufacture' | 'register' | 'onboard' | 'drain';
@@ -105,37 +105,13 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
       await orders.close();
     }
 
-    options.onPhase?.('manufacture', options.devices);
-    const made = await manufactureDevices({
-      dir: ws.config.pkiDir,
-      count: options.devices,
-      registrationServers: ws.urls.registration,
-      servers: { phlr: ws.urls.phlr, ocsp: ws.urls.ocsp, hss: ws.urls.hss },
-      onProgress: (n) => options.onProgress?.('manufacture', n),
-    });
-    const mine = new Set(made.devices.map((d) => d.dsimId));
-    const store = await CaStore.open(ws.config.pkiDir);
-    const fleet = (await store.listDevices().finally(() => store.close())).filter((d) => mine.has(d.dsimId));
-
+    const fleet = await manufactureFleet(ws, options);
     const operator = new OperatorClient(loadTlsIdentity(ws.config.pkiDir, 'portal'));
-    const peer = new PeerClient({
-      tls: clientTls(loadTlsIdentity(ws.config.pkiDir, 'portal')),
-      timeoutMs: 600_000,
-    });
     const cpuBefore = sum(cpuMsByProcess(credentialing.pid));
     let fleetEnd: number;
     let report: Awaited<ReturnType<typeof runFleet>>;
     try {
-      options.onPhase?.('register', fleet.length);
-      await operator.registerDevices(
-        ws.urls.credentialing,
-        fleet,
-        (n) => options.onProgress?.('register', n),
-        {
-          label: 'bench notify',
-        },
-      );
-      await peer.call(ws.urls.phlr, importSubscribers, { body: {} });
+      await registerFleet(ws, fleet, { ...options, label: 'bench notify' });
       let done = 0;
       options.onPhase?.('onboard', fleet.length);
       report = await runFleet({
@@ -173,7 +149,6 @@ export async function runNotifyBench(options: NotifyOptions): Promise<NotifyResu
       }
     } finally {
       await operator.close();
-      await peer.close();
     }
     const cpuMs = sum(cpuMsByProcess(credentialing.pid)) - cpuBefore;
 
