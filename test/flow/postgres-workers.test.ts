@@ -204,8 +204,8 @@ describe(
           'no worker process lost',
         );
         assert.doesNotMatch(up.stderr(), /uncaught|unhandled/i);
-      // No role answered a 500 (logged as 'request failed'), a unique violation least of all.
-      assert.doesNotMatch(up.stderr(), /"msg":"request failed"|duplicate key/);
+        // No role answered a 500 (logged as 'request failed'), a unique violation least of all.
+        assert.doesNotMatch(up.stderr(), /"msg":"request failed"|duplicate key/);
       } finally {
         await client.close();
         await operator.close();
