@@ -60,6 +60,9 @@ export async function openDatabase<DB>(config: DatabaseConfig, migrations: Migra
   return db;
 }
 
+/** How long a new PostgreSQL connection may take before the request fails as an outage. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 function createDialect(config: DatabaseConfig) {
   if (config.kind === 'sqlite') {
     if (config.file !== ':memory:') ensureDir(dirname(config.file));
@@ -82,6 +85,10 @@ function createDialect(config: DatabaseConfig) {
   const pool = new pg.Pool({
     connectionString: config.url,
     max: 10,
+    // A server that does not answer (a partition, not a refusal) fails the request as a 503 within
+    // seconds instead of holding it for the kernel's connect timeout; keepalive finds dead idle links.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
     // Set at connection start, so no query can run before it (schema names are [a-z0-9_]).
     ...(config.schema ? { options: `-c search_path=${config.schema.replace(/[^A-Za-z0-9_]/g, '')}` } : {}),
   });
