@@ -1,6 +1,6 @@
 // The one place that tells a database outage from a bug (isDatabaseOutage, src/storage/database.ts)
 // fed with what node-postgres really throws: a session the server ends (57P01, as on a restart), a
-// transaction whose connection died under it, a server that is gone (ECONNREFUSED). Each becomes a
+// transaction whose connection died under it, a server that is gone (refused, or a pooled connection cut). Each becomes a
 // 503 SIMCRED_DEPENDENCY_UNAVAILABLE with Retry-After; a unique violation stays a bug (500). The
 // pool then recovers by itself once the server is back.
 import assert from 'node:assert/strict';
