@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { transact } from '../storage/transactions.js';
 import type { PendingChallenge } from './network.js';
 
 /**
@@ -50,7 +51,7 @@ export class AkaStateStore {
     subscriber: string,
     make: (seq: number) => { pending: PendingChallenge; result: T },
   ): Promise<T> {
-    return this.db.transaction().execute(async (trx) => {
+    return transact(this.db, async (trx) => {
       const { pending, result } = make(await takeSeq(trx, subscriber));
       await storePending(trx, subscriber, pending);
       return result;
@@ -81,7 +82,7 @@ export class AkaStateStore {
    * the device a new challenge, which bounds guessing). Expired ones are removed too.
    */
   async takePending(subscriber: string, now = new Date()): Promise<PendingChallenge | undefined> {
-    return this.db.transaction().execute(async (trx) => {
+    return transact(this.db, async (trx) => {
       const row = await trx
         .selectFrom('aka_state')
         .select(['pending_rand', 'pending_xres', 'pending_expires_at'])

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { SimcredError } from '../errors/index.js';
+import { transact } from '../storage/index.js';
 import type { CredentialingTables } from './store.js';
 
 /** An enrollment group as stored. */
@@ -72,7 +73,7 @@ export class GroupStore {
    * counts nothing more. SIMCRED_GROUP_CAP_REACHED when the cap is full (nothing written).
    */
   async admit(groupId: string, dsimId: string, now: Date): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    await transact(this.db, async (trx) => {
       const member = await trx
         .insertInto('group_members')
         .values({ dsim_id: dsimId, group_id: groupId, admitted_at: now.toISOString() })

@@ -1,6 +1,6 @@
 import { sql, type ColumnType, type Generated, type Kysely } from 'kysely';
 import { randomToken } from '../crypto/digest.js';
-import { autoIncrementKey, type Migrations } from '../storage/index.js';
+import { autoIncrementKey, retryConflicts, transact, type Migrations } from '../storage/index.js';
 
 /**
  * Orders and webhooks in the credentialing server's database (issue 14). An order is a registration
@@ -355,7 +355,7 @@ export class WebhookStore {
 
   /** Removes the webhook and its deliveries; false if there was none. */
   async remove(id: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return transact(this.db, async (trx) => {
       const removed = await trx.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
       await trx.deleteFrom('webhook_deliveries').where('webhook_id', '=', id).execute();
       return Number(removed.numDeletedRows) === 1;
@@ -380,7 +380,7 @@ export class WebhookStore {
     deliveries: { eventId: number; dsimId: string; body: string }[],
     now: Date,
   ): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return transact(this.db, async (trx) => {
       const moved = await trx
         .updateTable('webhooks')
         .set({ position: to })
@@ -440,22 +440,25 @@ export class WebhookStore {
       .execute();
     if (due.length === 0) return [];
     const claim = randomToken(16);
-    await this.db
-      .updateTable('webhook_deliveries')
-      .set((eb) => ({
-        claim,
-        due_at: new Date(now.getTime() + leaseMs).toISOString(),
-        attempts: eb('attempts', '+', 1),
-        last_attempt_at: at,
-      }))
-      .where(
-        'id',
-        'in',
-        due.map((r) => r.id),
-      )
-      .where('state', '=', 'pending')
-      .where('due_at', '<=', at)
-      .execute();
+    // Two claimers' multi-row updates may meet in a deadlock on PostgreSQL: the loser runs again.
+    await retryConflicts(() =>
+      this.db
+        .updateTable('webhook_deliveries')
+        .set((eb) => ({
+          claim,
+          due_at: new Date(now.getTime() + leaseMs).toISOString(),
+          attempts: eb('attempts', '+', 1),
+          last_attempt_at: at,
+        }))
+        .where(
+          'id',
+          'in',
+          due.map((r) => r.id),
+        )
+        .where('state', '=', 'pending')
+        .where('due_at', '<=', at)
+        .execute(),
+    );
     const rows = await this.db
       .selectFrom('webhook_deliveries')
       .select(['id', 'webhook_id', 'event_id', 'dsim_id', 'body', 'attempts', 'created_at'])
@@ -522,12 +525,14 @@ export class WebhookStore {
   /** Acknowledged (a 2xx): delivered, never sent again. */
   async delivered(ids: number[], now: Date): Promise<void> {
     if (ids.length === 0) return;
-    await this.db
-      .updateTable('webhook_deliveries')
-      .set({ state: 'delivered', delivered_at: now.toISOString(), claim: null, last_error: null })
-      .where('id', 'in', ids)
-      .where('state', '=', 'pending')
-      .execute();
+    await retryConflicts(() =>
+      this.db
+        .updateTable('webhook_deliveries')
+        .set({ state: 'delivered', delivered_at: now.toISOString(), claim: null, last_error: null })
+        .where('id', 'in', ids)
+        .where('state', '=', 'pending')
+        .execute(),
+    );
   }
 
   /** Failed: due again at `dueAt`, or dead (given up; still listed). */

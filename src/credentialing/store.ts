@@ -10,8 +10,11 @@ import {
 import { randomToken, tokenDigest } from '../crypto/digest.js';
 import {
   autoIncrementKey,
+  inKeyOrder,
   lockFeedTail,
   openDatabase,
+  retryConflicts,
+  transact,
   type DatabaseConfig,
   type Migrations,
 } from '../storage/index.js';
@@ -599,10 +602,11 @@ export class CredentialingStore {
     orderId: string | null = null,
   ): Promise<void> {
     if (records.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
+    const ordered = inKeyOrder(records, (r) => r.dsimId);
+    await transact(this.db, async (trx) => {
       const audit: AuditRow[] = [];
-      for (let i = 0; i < records.length; i += 100) {
-        const rows = records.slice(i, i + 100).map((r) => ({
+      for (let i = 0; i < ordered.length; i += 100) {
+        const rows = ordered.slice(i, i + 100).map((r) => ({
           dsim_id: r.dsimId,
           registration_nonce: r.registrationNonce,
           registration_server: r.registrationServer,
@@ -924,7 +928,7 @@ export class CredentialingStore {
     update: (db: Kysely<CredentialingTables>) => Promise<UpdateResult>,
     alsoWhenChanged?: (db: Kysely<CredentialingTables>) => Promise<void>,
   ): Promise<boolean> {
-    const changed = await this.db.transaction().execute(async (trx) => {
+    const changed = await transact(this.db, async (trx) => {
       const changed = Number((await update(trx)).numUpdatedRows) === 1;
       if (changed) {
         await alsoWhenChanged?.(trx);
@@ -1155,21 +1159,24 @@ export class CredentialingStore {
       .limit(limit)
       .execute();
     if (due.length === 0) return [];
-    await this.db
-      .updateTable('peer_actions')
-      .set((eb) => ({
-        claim,
-        due_at: new Date(now.getTime() + leaseMs).toISOString(),
-        attempts: eb('attempts', '+', 1),
-      }))
-      .where(
-        'id',
-        'in',
-        due.map((r) => r.id),
-      )
-      // Re-checked under the row lock: an action another sender claimed meanwhile is not due any more.
-      .where('due_at', '<=', now.toISOString())
-      .execute();
+    // Two claimers' multi-row updates may meet in a deadlock on PostgreSQL: the loser runs again.
+    await retryConflicts(() =>
+      this.db
+        .updateTable('peer_actions')
+        .set((eb) => ({
+          claim,
+          due_at: new Date(now.getTime() + leaseMs).toISOString(),
+          attempts: eb('attempts', '+', 1),
+        }))
+        .where(
+          'id',
+          'in',
+          due.map((r) => r.id),
+        )
+        // Re-checked under the row lock: an action another sender claimed meanwhile is not due any more.
+        .where('due_at', '<=', now.toISOString())
+        .execute(),
+    );
     const rows = await this.db
       .selectFrom('peer_actions')
       .select(['id', 'kind', 'dsim_id', 'target', 'attempts', 'generation'])
@@ -1192,7 +1199,7 @@ export class CredentialingStore {
     now: Date,
   ): Promise<void> {
     if (done.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
+    await transact(this.db, async (trx) => {
       await trx
         .deleteFrom('peer_actions')
         .where(
@@ -1212,11 +1219,13 @@ export class CredentialingStore {
   /** Failed: due again at `dueAt`, with the error code kept for the operator (never a secret). */
   async retryPeerActions(ids: number[], dueAt: Date, errorCode: string): Promise<void> {
     if (ids.length === 0) return;
-    await this.db
-      .updateTable('peer_actions')
-      .set({ due_at: dueAt.toISOString(), claim: null, last_error: errorCode })
-      .where('id', 'in', ids)
-      .execute();
+    await retryConflicts(() =>
+      this.db
+        .updateTable('peer_actions')
+        .set({ due_at: dueAt.toISOString(), claim: null, last_error: errorCode })
+        .where('id', 'in', ids)
+        .execute(),
+    );
   }
 
   /** Actions still owed to peers (for tests and the operator): kind, DSIM_ID, attempts, last error. */
@@ -1263,7 +1272,7 @@ export class CredentialingStore {
       .limit(limit)
       .execute();
     if (due.length === 0) return 0;
-    const expired = await this.db.transaction().execute(async (trx) => {
+    const expired = await transact(this.db, async (trx) => {
       const rows = await trx
         .updateTable('registrations')
         .set({ state: 'expired', ...EXPIRED_SESSION, updated_at: now.toISOString() })
@@ -1288,9 +1297,9 @@ export class CredentialingStore {
 
   /** An audit event outside a state change (its own transaction, after the feed lock on PostgreSQL). */
   async audit(dsimId: string, event: string, detail: string | null = null, at = new Date()): Promise<void> {
-    await this.db
-      .transaction()
-      .execute((trx) => insertAudit(trx, [{ dsim_id: dsimId, at: at.toISOString(), event, detail }]));
+    await transact(this.db, (trx) =>
+      insertAudit(trx, [{ dsim_id: dsimId, at: at.toISOString(), event, detail }]),
+    );
     this.audited();
   }
 
@@ -1336,7 +1345,7 @@ export class CredentialingStore {
     events: { dsimId: string; event: string; detail: string | null }[],
     now: Date,
   ): Promise<boolean> {
-    const recorded = await this.db.transaction().execute(async (trx) => {
+    const recorded = await transact(this.db, async (trx) => {
       const moved =
         from === 0
           ? await trx

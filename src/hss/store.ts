@@ -4,6 +4,7 @@ import {
   autoIncrementKey,
   lockFeedTail,
   openDatabase,
+  transact,
   type DatabaseConfig,
   type Migrations,
 } from '../storage/index.js';
@@ -284,6 +285,11 @@ export class HssStore {
    * quarantine has passed is taken first, else the next index of the range. Returns the existing
    * subscriber instead when the DSIM_ID already has one of this generation (a retry, or a concurrent
    * request that won), so one credentialing of a device never gets two IMSIs.
+   *
+   * The insert decides a race (ON CONFLICT on (dsim_id, generation)): on PostgreSQL two requests
+   * may both find no subscriber, and the loser's insert then waits for the winner's commit and
+   * inserts nothing. The loser's transaction is rolled back, so the IMSI it took goes back too
+   * (the index, or the quarantined IMSI), and it answers the winner's subscriber.
    */
   async createSubscriber(
     dsimId: string,
@@ -291,7 +297,8 @@ export class HssStore {
     allocation: ImsiAllocation,
     build: (imsi: string) => Subscriber,
   ): Promise<{ subscriber: Subscriber; created: boolean } | 'exhausted'> {
-    return this.db.transaction().execute(async (trx) => {
+    const lost = new Error('lost the race');
+    const created = await transact(this.db, async (trx) => {
       const existing = await trx
         .selectFrom('subscribers')
         .selectAll()
@@ -313,7 +320,7 @@ export class HssStore {
         imsi = allocation.imsiOf(index);
       }
       const s = build(imsi);
-      await trx
+      const inserted = await trx
         .insertInto('subscribers')
         .values({
           imsi: s.imsi,
@@ -331,9 +338,23 @@ export class HssStore {
           package: s.package,
           created_at: new Date().toISOString(),
         })
-        .execute();
+        .onConflict((oc) => oc.columns(['dsim_id', 'generation']).doNothing())
+        .executeTakeFirst();
+      // A concurrent request inserted this generation's subscriber first: roll back the IMSI taken.
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) throw lost;
       return { subscriber: { ...s, generation }, created: true };
+    }).catch((err: unknown) => {
+      if (err === lost) return 'lost' as const;
+      throw err;
     });
+    if (created !== 'lost') return created;
+    const winner = await this.db
+      .selectFrom('subscribers')
+      .selectAll()
+      .where('dsim_id', '=', dsimId)
+      .where('generation', '=', generation)
+      .executeTakeFirstOrThrow();
+    return { subscriber: fromRow(winner), created: false };
   }
 
   /**
@@ -376,7 +397,7 @@ export class HssStore {
     now: Date,
     upToGeneration?: number,
   ): Promise<{ outcome: ReleaseOutcome; imsi: string | null }> {
-    return this.db.transaction().execute(async (trx) => {
+    return transact(this.db, async (trx) => {
       const imsis = await releaseWithin(trx, dsimId, upToGeneration, reason, now);
       return imsis.length === 0
         ? { outcome: 'absent' as const, imsi: null }
@@ -436,7 +457,7 @@ export class HssStore {
    * True on the first attach.
    */
   async markActive(imsi: string, now: Date): Promise<boolean> {
-    const first = await this.db.transaction().execute(async (trx) => {
+    const first = await transact(this.db, async (trx) => {
       const row = await trx
         .updateTable('subscribers')
         .set({ state: 'active' })

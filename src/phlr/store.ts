@@ -1,6 +1,12 @@
 import type { Kysely } from 'kysely';
 import { AkaStateStore, createAkaStateTable } from '../aka/state-store.js';
-import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+import {
+  inKeyOrder,
+  openDatabase,
+  transact,
+  type DatabaseConfig,
+  type Migrations,
+} from '../storage/index.js';
 
 /**
  * The preliminary HLR's subscribers (role 50): one per PIMSI as the factory made it, K_PIMSI and
@@ -96,14 +102,15 @@ export class PhlrStore {
    * one transaction. Returns how many were new.
    */
   async importSubscribers(subscribers: PhlrSubscriber[], offset: number): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    const ordered = inKeyOrder(subscribers, (s) => s.pimsi, 'first');
+    return transact(this.db, async (trx) => {
       let added = 0;
       const importedAt = new Date().toISOString();
-      for (let i = 0; i < subscribers.length; i += 150) {
+      for (let i = 0; i < ordered.length; i += 150) {
         const result = await trx
           .insertInto('subscribers')
           .values(
-            subscribers.slice(i, i + 150).map((s) => ({
+            ordered.slice(i, i + 150).map((s) => ({
               pimsi: s.pimsi,
               dsim_id: s.dsimId,
               k_sealed: s.kSealed,

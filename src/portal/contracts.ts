@@ -14,6 +14,7 @@ import {
   type TimelineEvent,
   type Upload,
 } from '../protocol/portal.js';
+import { inKeyOrder } from '../storage/index.js';
 import type { Clock } from '../time/clock.js';
 import type { PortalAccount } from './accounts.js';
 import { checkRow, type DeviceRow } from './device-list.js';
@@ -590,7 +591,8 @@ export class ContractService {
       await db
         .insertInto('devices')
         .values(
-          fresh.map((r) => ({
+          // In key order: another upload's overlapping insert waits instead of deadlocking (PostgreSQL).
+          inKeyOrder(fresh, (r) => r.dsimId, 'first').map((r) => ({
             ...base,
             dsim_id: r.dsimId,
             registration_server: r.registrationServer,

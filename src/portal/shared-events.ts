@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { CoalescedRun, lockFeedTail } from '../storage/index.js';
+import { CoalescedRun, lockFeedTail, transact } from '../storage/index.js';
 import type { EventHub, PortalEvent } from './events.js';
 import type { PortalTables } from './store.js';
 
@@ -65,7 +65,7 @@ export class SharedEvents {
   async publish(events: SharedEvent[]): Promise<void> {
     if (events.length === 0) return;
     const at = new Date().toISOString();
-    await this.options.db.transaction().execute(async (trx) => {
+    await transact(this.options.db, async (trx) => {
       await lockFeedTail(trx as unknown as Kysely<unknown>, 'portal.portal_events');
       await trx
         .insertInto('portal_events')

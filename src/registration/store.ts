@@ -1,5 +1,11 @@
 import { sql, type ColumnType, type Kysely } from 'kysely';
-import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
+import {
+  inKeyOrder,
+  openDatabase,
+  transact,
+  type DatabaseConfig,
+  type Migrations,
+} from '../storage/index.js';
 
 /** Per-device registration info pushed by credentialing servers (role 14). */
 interface RegistrationTables {
@@ -122,12 +128,13 @@ export class RegistrationStore {
   }
 
   async upsert(records: StoredRegistration[], pushedBy: string): Promise<number> {
-    await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < records.length; i += 150) {
+    const ordered = inKeyOrder(records, (r) => r.dsimId);
+    await transact(this.db, async (trx) => {
+      for (let i = 0; i < ordered.length; i += 150) {
         await trx
           .insertInto('registrations')
           .values(
-            records.slice(i, i + 150).map((r) => ({
+            ordered.slice(i, i + 150).map((r) => ({
               dsim_id: r.dsimId,
               registration_nonce: r.registrationNonce,
               credentialing_url: r.credentialingUrl,
@@ -168,7 +175,7 @@ export class RegistrationStore {
   ): Promise<number> {
     const limited = options.upToGeneration ?? {};
     const unlimited = dsimIds.filter((id) => !Object.hasOwn(limited, id));
-    return this.db.transaction().execute(async (trx) => {
+    return transact(this.db, async (trx) => {
       let n = 0;
       const apply = async (ids: string[], upTo?: number) => {
         if (ids.length === 0) return;

@@ -60,6 +60,9 @@ export async function openDatabase<DB>(config: DatabaseConfig, migrations: Migra
   return db;
 }
 
+/** How long a new PostgreSQL connection may take before the request fails as an outage. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 function createDialect(config: DatabaseConfig) {
   if (config.kind === 'sqlite') {
     if (config.file !== ':memory:') ensureDir(dirname(config.file));
@@ -82,11 +85,19 @@ function createDialect(config: DatabaseConfig) {
   const pool = new pg.Pool({
     connectionString: config.url,
     max: 10,
+    // A server that does not answer (a partition, not a refusal) fails the request as a 503 within
+    // seconds instead of holding it for the kernel's connect timeout; keepalive finds dead idle links.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
     // Set at connection start, so no query can run before it (schema names are [a-z0-9_]).
     ...(config.schema ? { options: `-c search_path=${config.schema.replace(/[^A-Za-z0-9_]/g, '')}` } : {}),
   });
-  // An idle client's error (the server restarted) must not take the process down: the next
-  // query gets a fresh connection, or fails as a retryable 503.
+  // A connection's error when no query waits on it (the server restarted: 57P01, "Connection
+  // terminated unexpectedly") is emitted as an 'error' event, and an unheard one ends the process.
+  // The pool hears its idle clients' ('error' below); a client Kysely holds between the statements
+  // of a transaction is heard here. Its next statement then fails (a retryable 503, isDatabaseOutage),
+  // and the pool drops it on release (it is no longer queryable), so the next query connects afresh.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   pool.on('error', () => undefined);
   return new PostgresDialect({ pool });
 }
@@ -137,14 +148,42 @@ function cachePreparedStatements(database: SQLite.Database): void {
 const SQLITE_OUTAGES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL|NOMEM)/;
 
 /**
- * True when a driver error means the database is down or overloaded (DESIGN §4.6: a retryable 503),
- * as opposed to a bug such as a constraint violation.
+ * PostgreSQL SQLSTATE classes that mean the server is away or cannot serve now: 08 connection
+ * exception, 53 insufficient resources (too many connections, disk full), 57P operator intervention
+ * (57P01 admin_shutdown on a restart, 57P02 crash_shutdown, 57P03 cannot_connect_now while it starts
+ * or recovers), and 40001/40P01 once transact's attempts (src/storage/transactions.ts) are spent (still a race lost, never
+ * a wrong request).
+ */
+const POSTGRES_OUTAGES = /^(08|53|57P|40001$|40P01$)/;
+
+/** Socket errors of the connection to the database server. */
+const SOCKET_OUTAGES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/**
+ * node-postgres's own errors, which carry no code: the server went away during a query ("Connection
+ * terminated unexpectedly"), a client that lost its connection being used again (by Kysely's
+ * ROLLBACK after the failure), and the pool's connect timeout.
+ */
+const DRIVER_OUTAGES =
+  /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout)/;
+
+/**
+ * True when a driver error means the database is down or overloaded (DESIGN §4.6: a retryable 503,
+ * SIMCRED_DEPENDENCY_UNAVAILABLE), as opposed to a bug such as a constraint violation. The one place
+ * that knows both drivers' outage errors; src/http/server.ts maps them to the answer, background
+ * loops log them as a wait rather than a failure.
  */
 export function isDatabaseOutage(err: unknown): boolean {
+  if (err instanceof AggregateError) return err.errors.some(isDatabaseOutage);
   const code = String((err as { code?: unknown } | undefined)?.code ?? '');
-  return (
-    SQLITE_OUTAGES.test(code) ||
-    /^(08|53|57P)/.test(code) || // PostgreSQL: connection exception, insufficient resources, operator intervention
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code)
-  );
+  if (SQLITE_OUTAGES.test(code) || POSTGRES_OUTAGES.test(code) || SOCKET_OUTAGES.has(code)) return true;
+  return err instanceof Error && code === '' && DRIVER_OUTAGES.test(err.message);
 }

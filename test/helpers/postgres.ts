@@ -8,6 +8,13 @@ import { freePort } from '../../src/ocsp/openssl.js';
 export interface ThrowawayPostgres {
   /** postgres://postgres@127.0.0.1:PORT/postgres (trust authentication, loopback only). */
   url: string;
+  /**
+   * Stops the server as an operator's restart would (pg_ctl stop -m fast: every session is ended
+   * with 57P01, new connections are refused), keeping its data; `resume` starts it again on the
+   * same port.
+   */
+  halt(): void;
+  resume(): void;
   stop(): void;
 }
 
@@ -50,18 +57,24 @@ export async function startPostgres(): Promise<ThrowawayPostgres> {
   const data = join(dir, 'data');
   const port = await freePort();
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
-  run('pg_ctl', [
-    '-D',
-    data,
-    '-w',
-    '-l',
-    join(dir, 'server.log'),
-    '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
-    'start',
-  ]);
+  const start = () =>
+    run('pg_ctl', [
+      '-D',
+      data,
+      '-w',
+      '-l',
+      join(dir, 'server.log'),
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+      'start',
+    ]);
+  start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    halt() {
+      run('pg_ctl', ['-D', data, '-w', '-m', 'fast', 'stop']);
+    },
+    resume: start,
     stop() {
       try {
         run('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']);
