@@ -376,6 +376,38 @@ export const ERROR_CODES = {
     meaning:
       'A device row refused because its DSIM_ID is already on an earlier row of the same file or belongs to another contract (a device belongs to one contract).',
   },
+
+  // OMA DM delivery (the provisioning role's SyncML DM 1.2 embodiment; docs/omadm.md)
+  SIMCRED_DM_MALFORMED: {
+    status: 400,
+    meaning:
+      'A DM message is not a well-formed SyncML DM 1.2 message (not XML, not SyncML, VerDTD/VerProto other than 1.2 and DM/1.2, a required element missing or doubled); answered with HTTP 400, as no SyncML answer can refer to it.',
+  },
+  SIMCRED_DM_MESSAGE_TOO_LARGE: {
+    status: 413,
+    meaning:
+      "A DM message exceeds the receiver's MaxMsgSize (16 KiB at the provisioning server) or the XML parser's depth and node limits; answered with HTTP 413.",
+  },
+  SIMCRED_DM_COMMAND_UNSUPPORTED: {
+    status: 406,
+    meaning:
+      'A DM command this side does not carry out (Get, Exec, Sync, … or an unknown one): answered inside the session with SyncML Status 406 for that command (OMA-TS-DM_Protocol), the code in the Status item; the session goes on.',
+  },
+  SIMCRED_DM_CREDENTIALS_INVALID: {
+    status: 401,
+    meaning:
+      'A DM Package 1 without credentials (SyncML Status 407 with a Chal) or with unusable ones (Status 401 with a Chal): not syncml:auth-basic, not base64 of DSIM_ID:ticket, or the user name is not the DevId; a wrong or dead ticket itself is SIMCRED_TICKET_INVALID (Status 401).',
+  },
+  SIMCRED_DM_SESSION_UNKNOWN: {
+    status: 404,
+    meaning:
+      'A DM message for a session the provisioning server does not hold (unknown, closed or expired RespURI, or another SessionID); answered with HTTP 404: the device starts a new session.',
+  },
+  SIMCRED_DM_NOTIFICATION_INVALID: {
+    status: 401,
+    meaning:
+      'A Package 0 notification (OMA-TS-DM_Notification-V1_2) the device refuses: its digest does not verify with the shared secret, it is truncated, or not version 1.2 for this server; no session starts.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
