@@ -302,6 +302,15 @@ test('bad DM input: each refused with its own code, and the device keeps its ref
       }),
       'SIMCRED_TICKET_INVALID',
     );
+    await rejectsWith(
+      runDmSession({
+        client: t.deviceClient,
+        provisioningUrl: referral.provisioningUrl,
+        dsimId: dsimId!,
+        ticket: 'not a ticket',
+      }),
+      'SIMCRED_DM_CREDENTIALS_INVALID',
+    );
     assert.equal(module.subscription, undefined);
 
     // An unknown command in Package 1 (and an unsupported one in Package 3): Status 406, the session
