@@ -80,7 +80,7 @@ export interface SyncMlMessage {
 }
 
 const DOCTYPE =
-  /^(\uFEFF?<\?xml[^>]*\?>\s*)<!DOCTYPE\s+SyncML\s+PUBLIC\s+"-\/\/SYNCML\/\/DTD SyncML 1\.2\/\/EN"(\s+"[^"<>[\]]*")?\s*>/i;
+  /^(\uFEFF?(?:<\?xml[^>]*\?>)?\s*)<!DOCTYPE\s+SyncML\s+PUBLIC\s+"-\/\/SYNCML\/\/DTD SyncML 1\.2\/\/EN"(\s+"[^"<>[\]]*")?\s*>/i;
 
 /**
  * Reads one SyncML DM 1.2 message, or throws: SIMCRED_DM_MESSAGE_TOO_LARGE (over `maxChars` or the
