@@ -381,32 +381,32 @@ export const ERROR_CODES = {
   SIMCRED_DM_MALFORMED: {
     status: 400,
     meaning:
-      'A DM message is not a well-formed SyncML DM 1.2 message (not XML, not SyncML, VerDTD/VerProto other than 1.2 and DM/1.2, a required element missing or doubled); answered with HTTP 400, as no SyncML answer can refer to it.',
+      'A DM message is not a SyncML DM 1.2 message (not XML or SyncML, another version, an element missing or doubled), or delivers no package (docs/omadm.md).',
   },
   SIMCRED_DM_MESSAGE_TOO_LARGE: {
     status: 413,
     meaning:
-      "A DM message exceeds the receiver's MaxMsgSize (16 KiB at the provisioning server) or the XML parser's depth and node limits; answered with HTTP 413.",
+      "A DM message exceeds the receiver's MaxMsgSize (16 KiB at the provisioning server) or the XML depth and node limits.",
   },
   SIMCRED_DM_COMMAND_UNSUPPORTED: {
     status: 406,
     meaning:
-      'A DM command this side does not carry out (Get, Exec, Sync, … or an unknown one): answered inside the session with SyncML Status 406 for that command (OMA-TS-DM_Protocol), the code in the Status item; the session goes on.',
+      'A DM command this side does not carry out (Get, Exec, … or unknown): SyncML Status 406 for it, this code in the Status item; the session goes on.',
   },
   SIMCRED_DM_CREDENTIALS_INVALID: {
     status: 401,
     meaning:
-      'A DM Package 1 without credentials (SyncML Status 407 with a Chal) or with unusable ones (Status 401 with a Chal): not syncml:auth-basic, not base64 of DSIM_ID:ticket, or the user name is not the DevId; a wrong or dead ticket itself is SIMCRED_TICKET_INVALID (Status 401).',
+      'A DM Package 1 without credentials (Status 407 + Chal) or with unusable ones (Status 401 + Chal): not syncml:auth-basic of DSIM_ID:ticket for its DevId.',
   },
   SIMCRED_DM_SESSION_UNKNOWN: {
     status: 404,
     meaning:
-      'A DM message for a session the provisioning server does not hold (unknown, closed or expired RespURI, or another SessionID); answered with HTTP 404: the device starts a new session.',
+      'A DM message for a session the provisioning server does not hold (unknown, closed or expired); the device starts a new one.',
   },
   SIMCRED_DM_NOTIFICATION_INVALID: {
     status: 401,
     meaning:
-      'A Package 0 notification (OMA-TS-DM_Notification-V1_2) the device refuses: its digest does not verify with the shared secret, it is truncated, or not version 1.2 for this server; no session starts.',
+      'A DM Package 0 notification the device refuses: its digest does not verify, it is truncated, not version 1.2, or from another DM server.',
   },
 } as const;
 
