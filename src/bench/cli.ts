@@ -4,6 +4,7 @@ import { startProgress, type Progress } from '../cli/progress.js';
 import { action, positiveInt, printJsonLine } from '../cli/run.js';
 import { SimcredError } from '../errors/index.js';
 import { PACKAGE_FORMATS, type PackageFormat } from '../crypto/index.js';
+import { DELIVERIES, type Delivery } from '../device/agent.js';
 import { renderChart } from './chart.js';
 import { formatE2e, runE2eBench, type BenchPhase } from './e2e.js';
 import { formatRegister, runRegisterBench } from './register.js';
@@ -91,6 +92,11 @@ export function registerBenchCommands(bench: Command): void {
         .choices(PACKAGE_FORMATS)
         .default('jose'),
     )
+    .addOption(
+      new Option('--delivery <HOW>', 'how devices collect their packages: JSON route or OMA DM session')
+        .choices(DELIVERIES)
+        .default('json'),
+    )
     .option('--json', 'print one JSON line last')
     .action(
       action(
@@ -98,6 +104,7 @@ export function registerBenchCommands(bench: Command): void {
           devices: string;
           concurrency: string;
           packageFormat: PackageFormat;
+          delivery: Delivery;
           rate?: string;
           warmupDevices?: string;
           dir?: string;
@@ -120,6 +127,7 @@ export function registerBenchCommands(bench: Command): void {
               colocated: options.colocated === true,
               workers: positiveInt('--workers', options.workers, 64),
               ...(options.packageFormat !== 'jose' ? { packageFormat: options.packageFormat } : {}),
+              ...(options.delivery !== 'json' ? { delivery: options.delivery } : {}),
               onPhase: (phase: BenchPhase, total) => progress.onPhase(phase, total),
               onProgress: progress.onProgress,
             }),

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { failureCounts, runFleet, stepStatistics } from '../device/fleet.js';
 import type { PackageFormat } from '../crypto/index.js';
+import type { Delivery } from '../device/agent.js';
 import { SimcredError } from '../errors/index.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
 import {
@@ -53,6 +54,8 @@ export interface E2eOptions {
   workers?: number;
   /** The credential package format (devices made opening only it; default: JOSE, as devices without a declaration). */
   packageFormat?: PackageFormat;
+  /** How the devices collect their packages (default: the JSON route). */
+  delivery?: Delivery;
   onPhase?(phase: BenchPhase, total: number): void;
   onProgress?(phase: BenchPhase, done: number): void;
 }
@@ -76,6 +79,8 @@ export interface E2eResult {
   rate: number | null;
   /** The credential package format of the run. */
   packageFormat: PackageFormat;
+  /** How the devices collected their packages. */
+  delivery: Delivery;
   /** Devices onboarded before the measured ones, not counted (0: none). */
   warmupDevices: number;
   /** All roles ran in one process (--colocated), or in each of `workers` processes. */
@@ -203,6 +208,7 @@ export class E2eCluster {
       concurrency: options.concurrency,
       ...(options.rate !== undefined ? { ratePerSecond: options.rate } : {}),
       maxRetryDelayMs: 2000,
+      ...(options.delivery ? { delivery: options.delivery } : {}),
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
     });
     const cpuAfter = servers.map((s) => cpuMsByProcess(s.pid));
@@ -272,6 +278,7 @@ export class E2eCluster {
       concurrency: options.concurrency,
       rate: options.rate ?? null,
       packageFormat: options.packageFormat ?? 'jose',
+      delivery: options.delivery ?? 'json',
       warmupDevices: 0,
       provisioned,
       failed: dsimIds.length - provisioned,
@@ -403,7 +410,7 @@ const num = (v: number, width: number, digits = 1) => v.toFixed(digits).padStart
 export function formatE2e(r: E2eResult): string {
   const lines = [
     '',
-    `simcred bench e2e — ${r.devices} devices, ${r.rate === null ? `concurrency ${r.concurrency}` : `switched on at ${r.rate}/s (open loop, at most ${r.concurrency} at once)`}${r.warmupDevices > 0 ? ` after ${r.warmupDevices} warm-up devices` : ''}, ${r.packageFormat.toUpperCase()} packages, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
+    `simcred bench e2e — ${r.devices} devices, ${r.rate === null ? `concurrency ${r.concurrency}` : `switched on at ${r.rate}/s (open loop, at most ${r.concurrency} at once)`}${r.warmupDevices > 0 ? ` after ${r.warmupDevices} warm-up devices` : ''}, ${r.packageFormat.toUpperCase()} packages over ${r.delivery === 'omadm' ? 'OMA DM' : 'JSON'}, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
     `  machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, load average ${r.machine.loadAverage.join(' ')}`,
     `  provisioned ${r.provisioned}, failed ${r.failed}, distinct IMSIs ${r.distinctImsis}, HSS subscribers ${r.hssSubscribers}, attached ${r.attached}`,
     `  ${r.onboardingsPerSecond} onboardings/s (fleet phase ${(r.onboardMs / 1000).toFixed(1)} s; manufacture ${(r.phasesMs.manufacture / 1000).toFixed(1)} s, start ${(r.phasesMs.start / 1000).toFixed(1)} s, register ${(r.phasesMs.register / 1000).toFixed(1)} s)`,

@@ -3,6 +3,7 @@ import cluster from 'node:cluster';
 import { loadConfig, type SimcredConfig } from '../config/index.js';
 import { SimcredError } from '../errors/index.js';
 import { PACKAGE_FORMATS, type PackageFormat } from '../crypto/index.js';
+import { DELIVERIES, type Delivery } from '../device/agent.js';
 import { loadTlsIdentity } from '../http/index.js';
 import { createLogger } from '../log/logger.js';
 import { OperatorClient } from '../portal/operator-client.js';
@@ -130,6 +131,11 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           'credential packages in this format: devices that open only it',
         ).choices(PACKAGE_FORMATS),
       )
+      .addOption(
+        new Option('--delivery <HOW>', 'how devices collect their packages: JSON route or OMA DM session')
+          .choices(DELIVERIES)
+          .default('json'),
+      )
       .option('--json', 'print one JSON line last'),
   ).action(
     action(
@@ -142,6 +148,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           notify?: string;
           notifySecret?: string;
           packageFormat?: PackageFormat;
+          delivery: Delivery;
         },
       ) => {
         const devices = positiveInt('--devices', options.devices, 10_000_000);
@@ -158,6 +165,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
           logger,
           ...(options.notify ? { notify: { url: options.notify, secret: options.notifySecret } } : {}),
           ...(options.packageFormat ? { packageFormat: options.packageFormat } : {}),
+          delivery: options.delivery,
           onPhase: (phase, total) => {
             progress?.stop();
             progress = startProgress(phase, total);
@@ -418,7 +426,7 @@ export function formatDemoSummary(s: DemoSummary): string {
     `  registered ${s.registration.registered} through the portal (contract ${s.contractId}) in ${s.registration.elapsedMs} ms` +
       (s.registration.rejected ? `, ${s.registration.rejected} rejected` : ''),
     `  provisioned ${s.provisioned}, failed ${s.failed}, distinct IMSIs ${s.distinctImsis}, HSS subscribers ${s.hssSubscribers}, attached ${s.attached}`,
-    `  ${s.perSecond} onboardings/s, ${(s.elapsedMs / 1000).toFixed(1)} s in all`,
+    `  ${s.perSecond} onboardings/s, ${(s.elapsedMs / 1000).toFixed(1)} s in all, delivery over ${s.delivery === 'omadm' ? 'OMA DM' : 'JSON'}`,
     '',
     `  ${'step'.padEnd(10)}${'count'.padStart(8)}${'p50 ms'.padStart(10)}${'p95 ms'.padStart(10)}${'p99 ms'.padStart(10)}`,
     ...s.steps.map(

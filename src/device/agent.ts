@@ -13,6 +13,7 @@ import { deliver } from '../protocol/provisioning.js';
 import { lookup, lookupChallenge } from '../protocol/registration.js';
 import type { ResponseOf } from '../protocol/route.js';
 import { systemClock, type Clock } from '../time/clock.js';
+import { runDmSession, type DmSessionOptions } from './omadm-client.js';
 import { TrustedModule, type AkaCredentials, type InstalledSubscription } from './trusted-module.js';
 import { followTransfer, type CurrentOperator, type TransferOutcome } from './transfer.js';
 
@@ -58,7 +59,18 @@ export interface DeviceAgentOptions {
   clock?: Clock;
   /** For the OCSP checker of an operator the device is transferred to. */
   ocspOptions?: { clockSkewSeconds?: number; timeoutMs?: number };
+  /**
+   * How the package is collected at steps 7–10: the provisioning server's JSON route (default) or an
+   * OMA DM 1.2 management session (src/device/omadm-client.ts, docs/omadm.md).
+   */
+  delivery?: Delivery;
+  /** Sees every DM message of an omadm delivery (tests validate them against the SyncML DTD). */
+  onDmMessage?: DmSessionOptions['onMessage'];
 }
+
+/** The ways a device collects its package from the provisioning server. */
+export const DELIVERIES = ['json', 'omadm'] as const;
+export type Delivery = (typeof DELIVERIES)[number];
 
 export interface OnboardingResult {
   subscription: InstalledSubscription;
@@ -75,7 +87,7 @@ export interface OnboardingResult {
 /** What DeviceAgent.fromFactoryImage needs besides the image: the rest it reads from the image. */
 export type DeviceAgentFromImageOptions = Pick<
   DeviceAgentOptions,
-  'client' | 'maxAttempts' | 'maxRetryDelayMs'
+  'client' | 'maxAttempts' | 'maxRetryDelayMs' | 'delivery' | 'onDmMessage'
 > &
   Partial<Pick<DeviceAgentOptions, 'module' | 'operatorRoots' | 'ocsp' | 'clock'>> & {
     /** For the OCSP checker made from the image's servers.ocsp (when `ocsp` is not given). */
@@ -124,6 +136,8 @@ export class DeviceAgent {
       ocsp: options.ocsp ?? ocspStatusChecker({ urls: [endpoints.ocspUrl], ...options.ocspOptions }),
       maxAttempts: options.maxAttempts,
       maxRetryDelayMs: options.maxRetryDelayMs,
+      ...(options.delivery ? { delivery: options.delivery } : {}),
+      ...(options.onDmMessage ? { onDmMessage: options.onDmMessage } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.ocspOptions ? { ocspOptions: options.ocspOptions } : {}),
     });
@@ -389,9 +403,25 @@ export class DeviceAgent {
     });
   }
 
-  /** Steps 7 and 10: the ticket buys the still-encrypted package. */
-  async collectPackage(referral: ResponseOf<typeof proveSession>): Promise<string> {
+  /**
+   * Steps 7 and 10: the ticket buys the still-encrypted package, over the JSON route or in an OMA DM
+   * session (`notified`: the session a Package 0 asked for).
+   */
+  async collectPackage(
+    referral: ResponseOf<typeof proveSession>,
+    notified?: { sessionId: number },
+  ): Promise<string> {
     const dsimId = this.options.module.dsimId;
+    if (this.options.delivery === 'omadm' || notified) {
+      return runDmSession({
+        client: this.options.client,
+        provisioningUrl: referral.provisioningUrl,
+        dsimId,
+        ticket: referral.ticket,
+        ...(notified ? { notified } : {}),
+        ...(this.options.onDmMessage ? { onMessage: this.options.onDmMessage } : {}),
+      });
+    }
     const delivered = await this.options.client.call(referral.provisioningUrl, deliver, {
       body: { dsimId, ticket: referral.ticket },
     });

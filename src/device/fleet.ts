@@ -3,7 +3,7 @@ import { isSimcredError } from '../errors/index.js';
 import { PeerClient } from '../http/index.js';
 import { ocspStatusChecker, type CertificateStatusChecker } from '../ocsp/checker.js';
 import { imageServers, loadFactoryImage, noServersError, registrationServersOf } from '../pki/index.js';
-import { DEVICE_STEPS, DeviceAgent, type DeviceStep, type OnboardingResult } from './agent.js';
+import { DEVICE_STEPS, DeviceAgent, type Delivery, type DeviceStep, type OnboardingResult } from './agent.js';
 import { TrustedModule } from './trusted-module.js';
 
 export interface FleetOptions {
@@ -31,6 +31,8 @@ export interface FleetOptions {
   ratePerSecond?: number;
   maxAttempts?: number;
   maxRetryDelayMs?: number;
+  /** How each device collects its package: the JSON route (default) or an OMA DM session. */
+  delivery?: Delivery;
   /** Awaited before device `index` (0-based) begins: a driver may hold the fleet back a moment here. */
   beforeDevice?(index: number): Promise<void> | void;
   /** A device begins (after its switch-on wait, if any). */
@@ -168,6 +170,7 @@ async function onboardOne(
       ocsp,
       maxAttempts: options.maxAttempts,
       maxRetryDelayMs: options.maxRetryDelayMs,
+      ...(options.delivery ? { delivery: options.delivery } : {}),
     });
     const result = await agent.onboard();
     return {

@@ -376,6 +376,38 @@ export const ERROR_CODES = {
     meaning:
       'A device row refused because its DSIM_ID is already on an earlier row of the same file or belongs to another contract (a device belongs to one contract).',
   },
+
+  // OMA DM delivery (the provisioning role's SyncML DM 1.2 embodiment; docs/omadm.md)
+  SIMCRED_DM_MALFORMED: {
+    status: 400,
+    meaning:
+      'A DM message is not a SyncML DM 1.2 message (not XML or SyncML, another version, an element missing or doubled), or delivers no package (docs/omadm.md).',
+  },
+  SIMCRED_DM_MESSAGE_TOO_LARGE: {
+    status: 413,
+    meaning:
+      "A DM message exceeds the receiver's MaxMsgSize (16 KiB at the provisioning server) or the XML depth and node limits.",
+  },
+  SIMCRED_DM_COMMAND_UNSUPPORTED: {
+    status: 406,
+    meaning:
+      'A DM command this side does not carry out (Get, Exec, … or unknown): SyncML Status 406 for it, this code in the Status item; the session goes on.',
+  },
+  SIMCRED_DM_CREDENTIALS_INVALID: {
+    status: 401,
+    meaning:
+      'A DM Package 1 without credentials (Status 407 + Chal) or with unusable ones (Status 401 + Chal): not syncml:auth-basic of DSIM_ID:ticket for its DevId.',
+  },
+  SIMCRED_DM_SESSION_UNKNOWN: {
+    status: 404,
+    meaning:
+      'A DM message for a session the provisioning server does not hold (unknown, closed or expired); the device starts a new one.',
+  },
+  SIMCRED_DM_NOTIFICATION_INVALID: {
+    status: 401,
+    meaning:
+      'A DM Package 0 notification the device refuses: its digest does not verify, it is truncated, not version 1.2, or from another DM server.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

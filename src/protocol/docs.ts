@@ -70,17 +70,19 @@ function fieldTable(title: string, schema: z.ZodType | undefined): string[] {
 
 function renderRoute(route: RouteSpec): string[] {
   const caller = route.caller.kind === 'peer' ? `peer: ${route.caller.roles.join(', ')}` : route.caller.kind;
+  // Binary bodies are DER (OCSP) or XML (OMA DM's SyncML), as their media type says.
+  const encoding = route.media?.response.endsWith('+xml') ? 'XML' : 'DER';
   const format =
     route.bodyFormat === 'ndjson'
       ? ' — body: NDJSON stream (application/x-ndjson), one object per line'
       : route.bodyFormat === 'binary'
-        ? ' — bodies: DER, not JSON'
+        ? ` — bodies: ${encoding}, not JSON`
         : '';
   const bodies =
     route.bodyFormat === 'binary'
       ? [
-          ...(route.media?.request ? [`Request: \`${route.media.request}\` (DER)`, ''] : []),
-          `Response: \`${route.media!.response}\` (DER)`,
+          ...(route.media?.request ? [`Request: \`${route.media.request}\` (${encoding})`, ''] : []),
+          `Response: \`${route.media!.response}\` (${encoding})`,
           '',
         ]
       : [

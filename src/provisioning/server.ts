@@ -11,6 +11,7 @@ import { mountProvisioningApi } from './api.js';
 import { CredentialingConsumer } from './consumer.js';
 import { ProvisioningProcessor } from './processor.js';
 import { ProvisioningStore } from './store.js';
+import { DmServer } from './omadm/session.js';
 
 export interface ProvisioningServerOptions {
   host: string;
@@ -36,7 +37,7 @@ export async function startProvisioningServer(options: ProvisioningServerOptions
     port: options.port,
     logger: options.logger,
     tls: options.tls,
-    mount: (app) => mountProvisioningApi(app, processor),
+    mount: (app) => mountProvisioningApi(app, processor, new DmServer(processor, store, options.logger)),
     release: async () => {
       await client.close();
       await store.close();

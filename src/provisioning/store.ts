@@ -10,6 +10,18 @@ interface ProvisioningTables {
     expires_at: string;
     delivered_at: string | null;
   };
+  /**
+   * Open OMA DM sessions (docs/omadm.md): keyed by the digest of the RespURI token the server gave the
+   * device in Package 2, so any provisioning instance behind a load balancer can carry on the session.
+   */
+  dm_sessions: {
+    token_digest: string;
+    dsim_id: string;
+    session_id: string;
+    /** The CmdID of the server's Replace that carries the package (its Status says "delivered"). */
+    replace_cmd_id: string;
+    expires_at: string;
+  };
 }
 
 const migrations: Migrations = {
@@ -25,7 +37,29 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  '0002_dm_sessions': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('dm_sessions')
+        .addColumn('token_digest', 'text', (c) => c.primaryKey())
+        .addColumn('dsim_id', 'text', (c) => c.notNull())
+        .addColumn('session_id', 'text', (c) => c.notNull())
+        .addColumn('replace_cmd_id', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('dm_sessions_expiry').on('dm_sessions').column('expires_at').execute();
+    },
+  },
 };
+
+/** An open OMA DM session between Package 2 and Package 3. */
+export interface DmSession {
+  tokenDigest: string;
+  dsimId: string;
+  sessionId: string;
+  replaceCmdId: string;
+  expiresAt: Date;
+}
 
 export interface Referral {
   dsimId: string;
@@ -81,6 +115,41 @@ export class ProvisioningStore {
       .set({ delivered_at: at.toISOString() })
       .where('dsim_id', '=', dsimId)
       .execute();
+  }
+
+  /** Opens a DM session (and drops the expired ones: a device that never sent Package 3). */
+  async saveDmSession(session: DmSession, now: Date): Promise<void> {
+    await this.db.deleteFrom('dm_sessions').where('expires_at', '<=', now.toISOString()).execute();
+    await this.db
+      .insertInto('dm_sessions')
+      .values({
+        token_digest: session.tokenDigest,
+        dsim_id: session.dsimId,
+        session_id: session.sessionId,
+        replace_cmd_id: session.replaceCmdId,
+        expires_at: session.expiresAt.toISOString(),
+      })
+      .execute();
+  }
+
+  /**
+   * Takes an open, unexpired DM session out of the store: one Package 3 per session, so the delete is
+   * the claim (a replayed Package 3 finds nothing).
+   */
+  async takeDmSession(tokenDigest: string, now: Date): Promise<DmSession | undefined> {
+    const row = await this.db
+      .deleteFrom('dm_sessions')
+      .where('token_digest', '=', tokenDigest)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row || new Date(row.expires_at) <= now) return undefined;
+    return {
+      tokenDigest: row.token_digest,
+      dsimId: row.dsim_id,
+      sessionId: row.session_id,
+      replaceCmdId: row.replace_cmd_id,
+      expiresAt: new Date(row.expires_at),
+    };
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
 import { choosePackageFormat, type PackageFormat } from '../crypto/index.js';
 import { failureCounts, runFleet, stepStatistics, type FleetReport } from '../device/fleet.js';
+import type { Delivery } from '../device/agent.js';
 import { MODULE_STATE_FILE, TrustedModule } from '../device/trusted-module.js';
 import { PeerClient, loadTlsIdentity } from '../http/index.js';
 import { HssStore } from '../hss/store.js';
@@ -42,6 +43,8 @@ export interface DemoOptions {
    * only it, and a device already made is reused only if the deployment would seal it this format.
    */
   packageFormat?: PackageFormat;
+  /** `--delivery`: how the devices collect their packages (JSON route or OMA DM session; json by default). */
+  delivery?: Delivery;
 }
 
 /** The demo's portal accounts: the owner whose contract holds the fleet, and an operator. */
@@ -58,6 +61,8 @@ export interface DemoSummary {
   hssSubscribers: number;
   /** Devices the HSS holds as attached with their downloaded credentials (state 'active'). */
   attached: number;
+  /** How the devices collected their packages. */
+  delivery: Delivery;
   elapsedMs: number;
   perSecond: number;
   system: 'in-process' | 'running';
@@ -192,6 +197,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       ocspOptions: { clockSkewSeconds: config.ocsp.clockSkewSeconds, timeoutMs: config.ocsp.timeoutMs },
       concurrency: options.concurrency,
       maxRetryDelayMs: 2000,
+      ...(options.delivery ? { delivery: options.delivery } : {}),
       onDeviceDone: () => options.onProgress?.('onboard', ++done),
     });
     const onboardMs = performance.now() - onboardStarted;
@@ -218,6 +224,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
       distinctImsis: new Set(imsis).size,
       hssSubscribers,
       attached,
+      delivery: options.delivery ?? 'json',
       elapsedMs: Math.round(performance.now() - started),
       perSecond: Math.round((imsis.length / onboardMs) * 1000 * 10) / 10,
       system: running ? 'running' : 'in-process',

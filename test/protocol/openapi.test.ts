@@ -228,6 +228,25 @@ describe('the live roles agree with their OpenAPI documents', () => {
       }),
       200,
     );
+    // OMA DM (docs/omadm.md): a Package 1 without credentials is answered in SyncML (Status 407), and
+    // a Package 0 for the referred device goes to an SMS stand-in address (nothing listens there).
+    const omadmUri = `${urls.provisioning[0]}/v1/omadm`;
+    await done(
+      device.send(
+        omadmUri,
+        'POST',
+        `<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto><SessionID>1</SessionID><MsgID>1</MsgID><Target><LocURI>${omadmUri}</LocURI></Target><Source><LocURI>${stray}</LocURI></Source></SyncHdr><SyncBody><Alert><CmdID>1</CmdID><Data>1201</Data></Alert><Final/></SyncBody></SyncML>`,
+        'application/vnd.syncml.dm+xml',
+      ),
+      200,
+    );
+    await done(
+      post(credentialing, `${urls.provisioning[0]}/v1/omadm/notifications`, {
+        dsimId: stray,
+        smsAddress: 'udp://127.0.0.1:9',
+      }),
+      200,
+    );
     // Enrollment groups: enrol the device CA, list, a registration server's admission, the push, close.
     const manifest = readManifest(t.config.pkiDir);
     const group = await post(portal, `${urls.credentialing}/v1/operator/groups`, {
