@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Real peers the tests talk to (DESIGN §5): OpenSSL, osmo-auc-gen, xmlsec1, PostgreSQL, and the
 # browser of the portal's tests (Debian's chromium, driven by playwright-core; never a downloaded one).
-TEST_DEBS=(openssl libosmocore-utils xmlsec1 postgresql chromium)
+TEST_DEBS=(openssl libosmocore-utils xmlsec1 postgresql chromium haproxy)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
