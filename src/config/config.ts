@@ -49,16 +49,17 @@ export const DEFAULT_REGISTRATION_TTL_SECONDS = 30 * 24 * 3600;
 export const DEFAULT_OCSP_CLOCK_SKEW_SECONDS = 300;
 
 /** The roles that listen (each may have its own address: config.listen). */
-export const LISTEN_ROLES = [
-  'credentialing',
-  'registration',
-  'ocsp',
-  'hss',
-  'provisioning',
-  'phlr',
-  'portal',
-] as const;
-export type ListenRole = (typeof LISTEN_ROLES)[number];
+const LISTENING = {
+  credentialing: 'the credentialing server',
+  registration: 'the registration servers',
+  ocsp: 'the OCSP responder',
+  hss: 'the HSS',
+  provisioning: 'the provisioning servers',
+  phlr: 'the preliminary HLR',
+  portal: 'the contract portal',
+} as const;
+export const LISTEN_ROLES = Object.keys(LISTENING) as (keyof typeof LISTENING)[];
+export type ListenRole = keyof typeof LISTENING;
 
 /** 0 picks any free port (tests). */
 const port = z.number().int().min(0).max(65535);
@@ -131,10 +132,10 @@ export const configSchema = z
               .min(1)
               .optional()
               .describe(
-                `Address the ${role} server listens on (default: \`host\`); each instance of a role behind a load balancer has its own.`,
+                `Address ${LISTENING[role]} listen${role === 'registration' || role === 'provisioning' ? '' : 's'} on (default: \`host\`); each instance behind a load balancer has its own.`,
               ),
           ]),
-        ) as Record<(typeof LISTEN_ROLES)[number], z.ZodOptional<z.ZodString>>,
+        ) as Record<ListenRole, z.ZodOptional<z.ZodString>>,
       )
       .strict()
       .prefault({})
