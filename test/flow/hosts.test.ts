@@ -19,7 +19,6 @@ import { PeerClient, loadTlsIdentity } from '../../src/http/index.js';
 import { freePort } from '../../src/ocsp/openssl.js';
 import { loadFactoryImage, loadPki, manufactureDevices } from '../../src/pki/index.js';
 import { OperatorClient } from '../../src/portal/operator-client.js';
-import { haproxyConfig, urlEndpoint, type BalancedRole } from '../../src/system/haproxy.js';
 import { lastJsonLine, runCli } from '../helpers/cli.js';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
 
@@ -204,17 +203,24 @@ describe('several hosts behind HAProxy, on PostgreSQL', { concurrency: false }, 
       await waitHealthy(started, root, 120_000);
     }
 
-    // HAProxy from Debian, as a child process with the generated config.
-    const roles: BalancedRole[] = (['credentialing', 'provisioning', 'registration'] as const).map(
-      (role) => ({
-        name: role,
-        bind: urlEndpoint(role === 'credentialing' ? urls.credentialing : urls[role][0]!),
-        servers: instances[role]!.map((p) => urlEndpoint(p.url)),
-        health: 'https',
-      }),
-    );
+    // HAProxy from Debian, as a child process with the config `simcred deploy haproxy` prints.
+    const deploy = await runCli([
+      'deploy',
+      'haproxy',
+      '--config',
+      configFile('deploy'),
+      ...(['credentialing', 'provisioning', 'registration'] as const).flatMap((role) =>
+        instances[role]!.map((p) => ['--instance', `${role}=${new URL(p.url).host}`]).flat(),
+      ),
+    ]);
+    assert.equal(deploy.code, 0, deploy.stderr);
     const cfg = join(work, 'haproxy.cfg');
-    writeFileSync(cfg, haproxyConfig(roles, { caFile: join(pkiDir, 'operator/root.crt.pem') }));
+    writeFileSync(cfg, deploy.stdout);
+    const roles = ['credentialing', 'provisioning-1', 'registration-1'].map((name) => {
+      const bind = new RegExp(`^frontend ${name}\\n    bind (\\S+):(\\d+)$`, 'm').exec(deploy.stdout);
+      assert.ok(bind, `${name} in ${deploy.stdout}`);
+      return { name, bind: { address: bind[1]!, port: Number(bind[2]) } };
+    });
     haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
     haproxy.stdout!.on('data', (d: Buffer) => (haproxyLog += d.toString()));
     haproxy.stderr!.on('data', (d: Buffer) => (haproxyLog += d.toString()));
@@ -342,5 +348,6 @@ describe('several hosts behind HAProxy, on PostgreSQL', { concurrency: false }, 
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.match(readFileSync(cfg, 'utf8'), /mode tcp/);
+    assert.match(haproxyLog, /credentialing-2 is DOWN/, 'HAProxy saw the killed instance go');
   });
 });
