@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real peers the tests talk to (DESIGN §5): OpenSSL, osmo-auc-gen, xmlsec1, xmllint, PostgreSQL, and the
-# browser of the portal's tests (Debian's chromium, driven by playwright-core; never a downloaded one).
-TEST_DEBS=(openssl libosmocore-utils xmlsec1 libxml2-utils postgresql chromium)
+# Real peers the tests talk to (DESIGN §5): OpenSSL, osmo-auc-gen, xmlsec1, xmllint, PostgreSQL,
+# HAProxy (the load balancer of the several-hosts test), and the browser of the portal's tests
+# (Debian's chromium, driven by playwright-core; never a downloaded one).
+TEST_DEBS=(openssl libosmocore-utils xmlsec1 libxml2-utils postgresql chromium haproxy)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -11,6 +11,7 @@ import { oneLine } from './run.js';
 import { registerNotifyCommands } from '../notify/cli.js';
 import { registerGroupCommands } from './group-commands.js';
 import { registerPackageCommands } from './package-commands.js';
+import { registerDeployCommands } from './deploy-commands.js';
 
 /**
  * Builds the `simcred` command tree; each module adds its own commands. Building runs nothing:
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerNotifyCommands(program);
   registerGroupCommands(program);
   registerPackageCommands(program);
+  registerDeployCommands(program);
   for (const command of allCommands(program)) {
     // commander's own message is printed by usageErrorAndExit, as the contract's one line.
     command.configureOutput({ outputError: () => undefined });

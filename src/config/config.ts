@@ -48,9 +48,24 @@ export const DEFAULT_PORTAL_PLANS = [
 export const DEFAULT_REGISTRATION_TTL_SECONDS = 30 * 24 * 3600;
 export const DEFAULT_OCSP_CLOCK_SKEW_SECONDS = 300;
 
+/** The roles that listen (each may have its own address: config.listen). */
+const LISTENING = {
+  credentialing: 'the credentialing server',
+  registration: 'the registration servers',
+  ocsp: 'the OCSP responder',
+  hss: 'the HSS',
+  provisioning: 'the provisioning servers',
+  phlr: 'the preliminary HLR',
+  portal: 'the contract portal',
+} as const;
+export const LISTEN_ROLES = Object.keys(LISTENING) as (keyof typeof LISTENING)[];
+export type ListenRole = keyof typeof LISTENING;
+
 /** 0 picks any free port (tests). */
 const port = z.number().int().min(0).max(65535);
 const hexAmf = z.string().regex(/^[0-9a-fA-F]{4}$/);
+/** A peer's base URL; the paths are appended to it, so a trailing slash is dropped. */
+const httpsUrl = z.url({ protocol: /^https$/ }).transform((url) => url.replace(/\/+$/, ''));
 
 // Every leaf carries its meaning in .describe(): docs/configuration.md is generated from it
 // (`npm run docs:config`), and a test fails when a leaf has none.
@@ -107,6 +122,59 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    listen: z
+      .object(
+        Object.fromEntries(
+          LISTEN_ROLES.map((role) => [
+            role,
+            z
+              .string()
+              .min(1)
+              .optional()
+              .describe(
+                `Address ${LISTENING[role]} listen${role === 'registration' || role === 'provisioning' ? '' : 's'} on (default: \`host\`); each instance behind a load balancer has its own.`,
+              ),
+          ]),
+        ) as Record<ListenRole, z.ZodOptional<z.ZodString>>,
+      )
+      .strict()
+      .prefault({})
+      .describe('Listen address per role, when a role does not listen on `host`.'),
+    urls: z
+      .object({
+        credentialing: httpsUrl
+          .optional()
+          .describe(
+            "Public URL of the credentialing server (a load balancer's): the route pushed to registration servers for devices, and what the portal and `simcred operator` call.",
+          ),
+        registration: z
+          .array(httpsUrl)
+          .min(1)
+          .optional()
+          .describe(
+            'Public URL of each registration server, in the order of `ports.registration` (same length).',
+          ),
+        provisioning: z
+          .array(httpsUrl)
+          .min(1)
+          .optional()
+          .describe(
+            'Public URL of each provisioning server, in the order of `ports.provisioning` (same length): what devices are referred to and where the credentialing server sends referrals.',
+          ),
+        hss: httpsUrl.optional().describe('Public URL of the HSS, which the credentialing server calls.'),
+        phlr: httpsUrl.optional().describe('Public URL of the preliminary HLR.'),
+        ocsp: z
+          .url({ protocol: /^https?$/ })
+          .transform((url) => url.replace(/\/+$/, ''))
+          .optional()
+          .describe('Public URL of the OCSP responder, which the credentialing server asks.'),
+        portal: httpsUrl.optional().describe('Public URL of the contract portal.'),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        "Where the roles reach each other when that is not `https://<listen address>:<port>`: each role's public URL, e.g. a load balancer's in front of several instances.",
+      ),
     database: z
       .discriminatedUnion('kind', [
         z
@@ -537,7 +605,20 @@ export const configSchema = z
       .prefault({})
       .describe('Trust besides the PKI folder (docs/architecture.md, "Operator change").'),
   })
-  .strict();
+  .strict()
+  // A public URL per server: as many as the ports that say how many servers there are.
+  .superRefine((config, ctx) => {
+    for (const role of ['registration', 'provisioning'] as const) {
+      const urls = config.urls[role];
+      if (urls && urls.length !== config.ports[role].length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['urls', role],
+          message: `${urls.length} URLs for ${config.ports[role].length} ${role} servers (ports.${role}): one per server`,
+        });
+      }
+    }
+  });
 
 export type SimcredConfig = z.infer<typeof configSchema> & { pkiDir: string };
 

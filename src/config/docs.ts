@@ -69,10 +69,13 @@ reported at once, by path (\`SIMCRED_CONFIG_INVALID\`).
 
 ## Ports and URLs
 
-Every role listens on \`host\`. Peers reach one another at these URLs (\`configuredUrls\` in
-\`src/system/wiring.ts\`; with port 0 the actual ports are used). \`simcred up\`, \`simcred demo\` and
-\`simcred serve <role>\` read the config; \`simcred serve ocsp\` alone takes \`--host\` and \`--port\`
-options instead (default \`127.0.0.1\`, 7420). A device does not read this config: it
+Every role listens on \`host\`, or on its own address in \`listen\`. Peers reach one another at these
+URLs, or at the public URLs \`urls\` names (a load balancer's in front of several instances;
+\`configuredUrls\` in \`src/system/wiring.ts\`; with port 0 the actual ports are used).
+[deployment.md](deployment.md) shows several hosts behind HAProxy. \`simcred up\`, \`simcred demo\`
+and \`simcred serve <role>\` read the config; \`simcred serve ocsp\` reads it with \`--config\`, or
+takes \`--dir\` (the PKI folder), \`--host\` and \`--port\` options instead (default \`127.0.0.1\`,
+7420). A device does not read this config: it
 learns its registration server, PHLR, OCSP responder and HSS from its factory image
 ([device.md](device.md)).
 

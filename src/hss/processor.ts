@@ -117,14 +117,15 @@ export class HssProcessor {
     if (subscriber.package && subscriber.deviceNonce === body.deviceNonce) {
       return { imsi: subscriber.imsi, packageId: subscriber.packageId, package: subscriber.package };
     }
-    const packageId = randomUUID();
-    const pkg = await this.seal(subscriber, certificate, body.deviceNonce, packageId, body.packageFormat);
-    await store.replacePackage(subscriber.imsi, packageId, body.deviceNonce, pkg);
+    const sealedId = randomUUID();
+    const sealed = await this.seal(subscriber, certificate, body.deviceNonce, sealedId, body.packageFormat);
+    // A concurrent request for the same session may have stored its package first: that one is the answer.
+    const stored = await store.replacePackage(subscriber.imsi, sealedId, body.deviceNonce, sealed);
     this.options.log.debug(
       { dsimId: body.dsimId, generation: body.generation, imsi: subscriber.imsi, created: result.created },
       'package sealed',
     );
-    return { imsi: subscriber.imsi, packageId, package: pkg };
+    return { imsi: subscriber.imsi, packageId: stored.packageId, package: stored.package };
   }
 
   /** Revoked: release each subscriber, attached or not (see HssStore.releaseSubscriber). */

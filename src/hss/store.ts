@@ -513,13 +513,31 @@ export class HssStore {
     return n;
   }
 
-  /** A re-sealed package for a new device nonce (same IMSI, K, OPc). */
-  async replacePackage(imsi: string, packageId: string, deviceNonce: string, pkg: string): Promise<void> {
-    await this.db
+  /**
+   * A package sealed for a device nonce (same IMSI, K, OPc), stored unless one for that nonce is
+   * there already: of two requests for one session that raced (a proof that reached two credentialing
+   * instances), the first stored wins and both answer with it, so a device has one package. Returns
+   * the package stored.
+   */
+  async replacePackage(
+    imsi: string,
+    packageId: string,
+    deviceNonce: string,
+    pkg: string,
+  ): Promise<{ packageId: string; package: string }> {
+    const updated = await this.db
       .updateTable('subscribers')
       .set({ package_id: packageId, device_nonce: deviceNonce, package: pkg })
       .where('imsi', '=', imsi)
-      .execute();
+      .where((eb) => eb.or([eb('device_nonce', '!=', deviceNonce), eb('package', '=', '')]))
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 1) return { packageId, package: pkg };
+    const stored = await this.db
+      .selectFrom('subscribers')
+      .select(['package_id', 'package'])
+      .where('imsi', '=', imsi)
+      .executeTakeFirstOrThrow();
+    return { packageId: stored.package_id, package: stored.package };
   }
 
   async countSubscribers(): Promise<number> {

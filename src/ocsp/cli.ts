@@ -3,6 +3,8 @@ import type { LevelWithSilent } from 'pino';
 import { action, positiveInt, printJsonLine, readInputFile } from '../cli/run.js';
 import { SimcredError } from '../errors/index.js';
 import { createLogger } from '../log/logger.js';
+import { commonConfig } from '../cli/system-commands.js';
+import { listenAddress } from '../system/wiring.js';
 import { certificateDer, parseCertificateInfo } from './asn1.js';
 import { runOcspBench, formatBenchTable } from './bench.js';
 import { aiaOcspUrls, checkCertificateStatus } from './client.js';
@@ -13,38 +15,58 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
   serve
     .command('ocsp')
     .description('run the OCSP responder (RFC 6960 / RFC 5019) for every issuing CA of a PKI folder')
-    .requiredOption('--dir <dir>', 'PKI folder (made by `simcred pki init`)')
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on', String(DEFAULT_OCSP_PORT))
+    .option('--dir <dir>', 'PKI folder (made by `simcred pki init`); required unless --config names it')
+    .option(
+      '--config <FILE>',
+      'JSON config file: the PKI folder, listen address (listen.ocsp or host), port (ports.ocsp), revocation check and log level come from it unless given here',
+    )
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .option('--port <port>', `port to listen on (default ${DEFAULT_OCSP_PORT})`)
     .option('--validity <seconds>', 'nextUpdate − thisUpdate in seconds', '3600')
     .option(
       '--revocation-check <ms>',
-      'how often at most revocations are re-read; kept statuses and pre-signed answers are at most this stale (0: every request)',
-      '200',
+      'how often at most revocations are re-read; kept statuses and pre-signed answers are at most this stale (0: every request; default 200)',
     )
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))
     .action(
       action(
         async (opts: {
-          dir: string;
-          host: string;
-          port: string;
+          dir?: string;
+          config?: string;
+          host?: string;
+          port?: string;
           validity: string;
-          revocationCheck: string;
-          logLevel: string;
+          revocationCheck?: string;
+          logLevel?: string;
         }) => {
-          const port = opts.port === '0' ? 0 : positiveInt('--port', opts.port, 65535);
-          const logger = createLogger({ name: 'ocsp', level: opts.logLevel as LevelWithSilent });
+          if (opts.dir === undefined && opts.config === undefined) {
+            throw new SimcredError(
+              'SIMCRED_CLI_ARGUMENT',
+              'give the PKI folder (--dir) or a config (--config)',
+            );
+          }
+          const config = opts.config ? commonConfig({ config: opts.config }) : undefined;
+          const port =
+            opts.port === undefined
+              ? (config?.ports.ocsp ?? DEFAULT_OCSP_PORT)
+              : opts.port === '0'
+                ? 0
+                : positiveInt('--port', opts.port, 65535);
+          const revocationCheck =
+            opts.revocationCheck === undefined
+              ? (config?.ocsp.revocationCheckMs ?? 200)
+              : opts.revocationCheck === '0'
+                ? 0
+                : positiveInt('--revocation-check', opts.revocationCheck, 60_000);
+          const level = (opts.logLevel ?? config?.log.level ?? 'info') as LevelWithSilent;
+          const logger = createLogger({ name: 'ocsp', level });
           const responder = await startOcspResponder({
-            pkiDir: opts.dir,
-            host: opts.host,
+            pkiDir: opts.dir ?? config!.pkiDir,
+            host: opts.host ?? (config ? listenAddress(config, 'ocsp') : '127.0.0.1'),
             port,
             logger,
             validitySeconds: positiveInt('--validity', opts.validity),
-            generationCheckMs:
-              opts.revocationCheck === '0'
-                ? 0
-                : positiveInt('--revocation-check', opts.revocationCheck, 60_000),
+            generationCheckMs: revocationCheck,
           });
           console.log(`OCSP responder listening on ${responder.url}`);
           const stop = () => void responder.close().then(() => process.exit(0));

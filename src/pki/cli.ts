@@ -4,6 +4,7 @@ import { SimcredError } from '../errors/index.js';
 import { action, positiveInt, printJsonLine } from '../cli/run.js';
 import { startProgress } from '../cli/progress.js';
 import { initPki } from './init.js';
+import { parseTlsHosts } from './tls-names.js';
 import { parseKeyType } from './keys.js';
 import { ISSUERS, TLS_ROLES, tlsChainPath, type CertKeyPaths } from './layout.js';
 import {
@@ -29,10 +30,16 @@ export function registerPkiCommands(program: Command): void {
       'create the PKI folder, or fill in what is missing (existing keys and certificates are kept)',
     )
     .requiredOption('--dir <dir>', 'PKI folder')
+    .option(
+      '--host <ROLE=NAME,…>',
+      "host names and IP addresses of a role's TLS certificate, besides localhost and 127.0.0.1 (repeatable); a role whose names changed gets a new certificate for its kept key",
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .option('--json', 'print one JSON object naming the files as the last line')
     .action(
-      action(async (opts: { dir: string } & JsonOption) => {
-        const result = await initPki(opts.dir);
+      action(async (opts: { dir: string; host?: string[] } & JsonOption) => {
+        const hosts = parseTlsHosts(opts.host ?? []);
+        const result = await initPki(opts.dir, new Date(), { hosts });
         const abs = (p: CertKeyPaths) => ({ cert: join(result.dir, p.cert), key: join(result.dir, p.key) });
         const m = result.manifest.manufacturer;
         const o = result.manifest.operator;
@@ -53,6 +60,7 @@ export function registerPkiCommands(program: Command): void {
               ]),
             ),
             created: result.created,
+            reissued: result.reissued,
           });
         } else {
           console.log(
@@ -60,6 +68,7 @@ export function registerPkiCommands(program: Command): void {
               ? `PKI in ${result.dir} is complete; nothing created`
               : `PKI in ${result.dir}: created ${result.created.length} files (manifest ${result.manifestPath})`,
           );
+          for (const cert of result.reissued) console.log(`issued again for new host names: ${cert}`);
         }
       }),
     );

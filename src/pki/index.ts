@@ -20,7 +20,8 @@ export * from './layout.js';
 export * from './factory-image.js';
 export { CaStore, REVOCATION_REASONS, normaliseSerial } from './store.js';
 export type { CertificateStatus, IssuedCertificate, ManufacturedDevice, RevocationReason } from './store.js';
-export { initPki, readManifest, VALIDITY_YEARS, type InitResult } from './init.js';
+export { initPki, readManifest, VALIDITY_YEARS, type InitOptions, type InitResult } from './init.js';
+export { parseTlsHosts, tlsName, tlsNames, type TlsHostNames, type TlsNames } from './tls-names.js';
 export {
   manufactureDevices,
   DEFAULT_REGISTRATION_SERVERS,

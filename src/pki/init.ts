@@ -41,6 +41,9 @@ import {
   type TlsRole,
 } from './layout.js';
 import { CaStore, type IssuedCertificate } from './store.js';
+import { tlsNames, type TlsHostNames } from './tls-names.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Certificate, id_ce_subjectAltName, type Extension } from '@peculiar/asn1-x509';
 
 /** Validity in years, per certificate kind. */
 export const VALIDITY_YEARS = {
@@ -85,6 +88,17 @@ export interface InitResult {
   manifest: PkiManifest;
   /** Absolute paths of the files this run created (empty when the folder was complete). */
   created: string[];
+  /** Absolute paths of the TLS certificates issued again, with the same key, for other host names. */
+  reissued: string[];
+}
+
+export interface InitOptions {
+  /**
+   * Host names and addresses to put in a role's TLS certificate, besides localhost and 127.0.0.1.
+   * A role named here whose certificate carries other names gets a new certificate for its kept key;
+   * a role not named keeps the certificate it has (a new one carries loopback only).
+   */
+  hosts?: TlsHostNames;
 }
 
 interface Ensured {
@@ -97,18 +111,26 @@ interface Ensured {
  * Creates the demo PKI in `dir`, or completes it: existing keys and certificates are kept byte
  * for byte, only missing ones are made, so running it twice is harmless. Each TLS role also gets
  * its chain file (leaf then operator CA, see tlsChainPath), rewritten only when it does not match.
+ * `options.hosts` names each role's hosts (see InitOptions): only the TLS leaves whose names changed
+ * are issued again, for the same key.
  *
  * @example
  *   const { manifest, created } = await initPki('/data/pki');
  *   manifest.manufacturer.deviceCa.cert; // 'manufacturer/device-ca.crt.pem'
+ *   await initPki('/data/pki', new Date(), { hosts: { credentialing: ['cred.example.com'] } });
  */
-export async function initPki(dirArg: string, now = new Date()): Promise<InitResult> {
+export async function initPki(
+  dirArg: string,
+  now = new Date(),
+  options: InitOptions = {},
+): Promise<InitResult> {
   const dir = resolve(dirArg);
   ensureDir(dir);
   const manifestPath = join(dir, PKI_MANIFEST_FILE);
   const manifestExisted = fileExists(manifestPath);
   const manifest = manifestExisted ? readManifest(dir) : defaultManifest(now);
   const created: string[] = [];
+  const reissued: string[] = [];
   if (!fileExists(join(dir, CA_DATABASE_FILE))) created.push(join(dir, CA_DATABASE_FILE));
   const issued: IssuedCertificate[] = [];
 
@@ -119,8 +141,12 @@ export async function initPki(dirArg: string, now = new Date()): Promise<InitRes
     extensions: ReturnType<typeof caExtensions>,
     issuer: Issuer | 'self',
     record?: IssuerName,
+    keep?: (der: Buffer) => boolean,
   ): Ensured => {
-    const result = ensureCertificate(dir, paths, subject, years, extensions, issuer, now, created);
+    const result = ensureCertificate(dir, paths, subject, years, extensions, issuer, now, created, {
+      ...(keep ? { keep } : {}),
+      reissued,
+    });
     if (record) {
       const cert = new X509Certificate(result.der);
       issued.push({
@@ -192,13 +218,18 @@ export async function initPki(dirArg: string, now = new Date()): Promise<InitRes
     'operator-ca',
   );
   for (const role of TLS_ROLES) {
+    const names = tlsNames(options.hosts?.[role]);
+    const extensions = tlsServerExtensions(names.dns, names.ip);
+    const wanted = extensions.find((e) => e.extnID === id_ce_subjectAltName)!;
     ensure(
       o.tls[role],
       [...oOrg, [OID.commonName, `simcred-${role}`]],
       VALIDITY_YEARS.tls,
-      tlsServerExtensions(['localhost'], ['127.0.0.1']),
+      extensions,
       operatorCa.issuer,
       'operator-ca',
+      // Without names for this role, whatever names its certificate has are kept.
+      options.hosts?.[role] ? (der) => sameSubjectAltName(der, wanted) : undefined,
     );
   }
 
@@ -225,12 +256,22 @@ export async function initPki(dirArg: string, now = new Date()): Promise<InitRes
     writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, PUBLIC_MODE);
     created.push(manifestPath);
   }
-  return { dir, manifestPath, manifest, created };
+  return { dir, manifestPath, manifest, created, reissued };
+}
+
+/** Whether a certificate's subjectAltName extension is, byte for byte, the one wanted. */
+function sameSubjectAltName(der: Buffer, wanted: Extension): boolean {
+  const extensions = AsnConvert.parse(der, Certificate).tbsCertificate.extensions ?? [];
+  const have = extensions.find((e) => e.extnID === id_ce_subjectAltName);
+  return (
+    have !== undefined && Buffer.from(have.extnValue.buffer).equals(Buffer.from(wanted.extnValue.buffer))
+  );
 }
 
 /**
  * One certificate and its key. A key without its certificate (an interrupted run) is reused;
- * a certificate without its key, or one its issuer did not sign, cannot be repaired.
+ * a certificate without its key, or one its issuer did not sign, cannot be repaired. A certificate
+ * that `reissue.keep` refuses is issued again for its key and replaces the file.
  */
 function ensureCertificate(
   dir: string,
@@ -241,6 +282,7 @@ function ensureCertificate(
   issuerArg: Issuer | 'self',
   now: Date,
   created: string[],
+  reissue: { keep?: (der: Buffer) => boolean; reissued: string[] },
 ): Ensured {
   const certPath = join(dir, paths.cert);
   const keyPath = join(dir, paths.key);
@@ -279,6 +321,14 @@ function ensureCertificate(
       );
     }
     der = Buffer.from(cert.raw);
+    if (reissue.keep && !reissue.keep(der)) {
+      der = issueCertificate(
+        { serial: randomSerial(), subject, spki, ...validityFrom(now, years), extensions },
+        issuer,
+      );
+      writeFile(certPath, toPem(der), PUBLIC_MODE);
+      reissue.reissued.push(certPath);
+    }
   } else {
     der = issueCertificate(
       { serial: randomSerial(), subject, spki, ...validityFrom(now, years), extensions },

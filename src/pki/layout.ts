@@ -11,7 +11,7 @@ export const DEVICES_DIR = 'devices';
 /** DSIM_ID: "DSIM" + 16 upper-case hex digits (8 random bytes). */
 export const DSIM_ID_PATTERN = /^DSIM[0-9A-F]{16}$/;
 
-/** The roles that get a server TLS certificate (SAN 127.0.0.1 / localhost). */
+/** The roles that get a server TLS certificate (SAN localhost, 127.0.0.1 and the names of `pki init --host`). */
 export const TLS_ROLES = [
   'credentialing',
   'registration',

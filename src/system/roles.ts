@@ -18,6 +18,7 @@ import { loadHssSecrets, loadPhlrSecrets, loadRegistrationSecrets } from './secr
 import type { Clock } from '../time/clock.js';
 import {
   configuredUrls,
+  listenAddress,
   manufacturerRoots,
   otherManufacturers,
   readCertificate,
@@ -63,7 +64,7 @@ export async function startRole(
   const { clock } = dependencies;
   const pki = await loadPki(config.pkiDir);
   const urls = peers;
-  const host = config.host;
+  const host = listenAddress(config, role);
   const pick = (ports: number[]) => {
     const port = ports[instance - 1];
     if (port === undefined) {
@@ -76,6 +77,8 @@ export async function startRole(
       return startCredentialingServer({
         host,
         port: config.ports.credentialing,
+        // Behind a load balancer, the route devices are given is the balancer's.
+        ...(config.urls.credentialing ? { publicUrl: config.urls.credentialing } : {}),
         database: roleDatabase(config, 'credentialing'),
         tls: loadTlsIdentity(config.pkiDir, 'credentialing'),
         logger,
@@ -114,6 +117,7 @@ export async function startRole(
       return startRegistrationServer({
         host,
         port: pick(config.ports.registration),
+        ...(config.urls.registration ? { publicUrl: config.urls.registration[instance - 1] } : {}),
         database: roleDatabase(config, `registration-${instance}`),
         tls: loadTlsIdentity(config.pkiDir, 'registration'),
         logger,
@@ -177,7 +181,7 @@ export async function startPhlr(
   const pki = await loadPki(config.pkiDir);
   const identity = pki.operator.tls.phlr;
   return startPhlrServer({
-    host: config.host,
+    host: listenAddress(config, 'phlr'),
     port: config.ports.phlr,
     database: roleDatabase(config, 'phlr'),
     tls: loadTlsIdentity(config.pkiDir, 'phlr'),
@@ -211,7 +215,7 @@ export async function startPortal(
 ): Promise<RunningServer> {
   const settings = config.portal;
   return startPortalServer({
-    host: config.host,
+    host: listenAddress(config, 'portal'),
     port: config.ports.portal,
     database: roleDatabase(config, 'portal'),
     tls: loadTlsIdentity(config.pkiDir, 'portal'),

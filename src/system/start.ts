@@ -4,6 +4,7 @@ import type { RunningServer } from '../http/index.js';
 import { startOcspResponder, type OcspResponder } from '../ocsp/index.js';
 import { initPki, loadPki, type LoadedPki } from '../pki/index.js';
 import { startPhlr, startPortal, startRole, type RoleDependencies } from './roles.js';
+import { listenAddress } from './wiring.js';
 export { roleDatabase, manufacturerRoots } from './wiring.js';
 
 export interface RunningSystem {
@@ -50,13 +51,12 @@ export async function startSystem(
 ): Promise<RunningSystem> {
   await initPki(config.pkiDir);
   const pki = await loadPki(config.pkiDir);
-  const host = config.host;
   const started: { close(): Promise<void> }[] = [];
   const log = (role: string) => logger.child({ role });
   try {
     const ocsp = await startOcspResponder({
       pkiDir: config.pkiDir,
-      host,
+      host: listenAddress(config, 'ocsp'),
       port: config.ports.ocsp,
       logger: log('ocsp'),
       generationCheckMs: config.ocsp.revocationCheckMs,

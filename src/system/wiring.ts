@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SimcredError } from '../errors/index.js';
-import type { SimcredConfig } from '../config/index.js';
+import { isIPv6 } from 'node:net';
+import type { ListenRole, SimcredConfig } from '../config/index.js';
 import * as x509 from '../crypto/x509.js';
 import type { LoadedPki } from '../pki/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
@@ -44,16 +45,34 @@ export function readCertificate(file: string, field: string): x509.X509Certifica
   }
 }
 
-/** The URLs of a system started from the same config (by `simcred up`), if one answers. */
+/**
+ * The address a role listens on: config.listen's for it, else config.host.
+ *
+ * @example
+ *   listenAddress(config, 'credentialing'); // '127.0.1.1' with { listen: { credentialing: '127.0.1.1' } }
+ */
+export function listenAddress(config: SimcredConfig, role: ListenRole): string {
+  return config.listen[role] ?? config.host;
+}
+
+/**
+ * The URLs the roles of this config reach each other at: config.urls where it names one (a load
+ * balancer's), else the role's listen address and port (config.host for a wildcard address).
+ */
 export function configuredUrls(config: SimcredConfig) {
-  const https = (port: number) => `https://${config.host}:${port}`;
+  const at = (role: ListenRole, port: number, scheme = 'https') => {
+    const address = listenAddress(config, role);
+    const host = address === '0.0.0.0' || address === '::' ? config.host : address;
+    return `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  };
+  const urls = config.urls;
   return {
-    credentialing: https(config.ports.credentialing),
-    registration: config.ports.registration.map(https),
-    provisioning: config.ports.provisioning.map(https),
-    hss: https(config.ports.hss),
-    phlr: https(config.ports.phlr),
-    ocsp: `http://${config.host}:${config.ports.ocsp}`,
-    portal: https(config.ports.portal),
+    credentialing: urls.credentialing ?? at('credentialing', config.ports.credentialing),
+    registration: urls.registration ?? config.ports.registration.map((p) => at('registration', p)),
+    provisioning: urls.provisioning ?? config.ports.provisioning.map((p) => at('provisioning', p)),
+    hss: urls.hss ?? at('hss', config.ports.hss),
+    phlr: urls.phlr ?? at('phlr', config.ports.phlr),
+    ocsp: urls.ocsp ?? at('ocsp', config.ports.ocsp, 'http'),
+    portal: urls.portal ?? at('portal', config.ports.portal),
   };
 }

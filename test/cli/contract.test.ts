@@ -100,6 +100,10 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
   'serve provisioning': { args: (f) => ['--config', f.junk], code: 'SIMCRED_CONFIG_INVALID' },
   'serve phlr': { args: (f) => ['--dir', f.junk], code: 'SIMCRED_PKI_NOT_INITIALISED' },
   'serve portal': { args: (f) => ['--dir', f.missing], code: 'SIMCRED_PKI_NOT_INITIALISED' },
+  'deploy haproxy': {
+    args: (f) => ['--dir', f.dir, '--instance', 'portal=127.0.0.1'],
+    code: 'SIMCRED_CLI_ARGUMENT',
+  },
   'portal add-operator': {
     args: (f) => ['--email', 'not-an-email', '--password-file', f.junk],
     code: 'SIMCRED_CLI_ARGUMENT',

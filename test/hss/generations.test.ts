@@ -85,6 +85,23 @@ describe('HSS subscribers by generation', () => {
     assert.deepEqual(await store.subscribersOf(dsimId), []);
   });
 
+  test('two packages sealed for one device nonce at once: the first stored is kept, both get it', async () => {
+    const dsimId = fresh();
+    const { subscriber } = await create(dsimId, 1);
+    const [a, b] = await Promise.all([
+      store.replacePackage(subscriber.imsi, 'package-a', 'nonce-1', 'sealed-a'),
+      store.replacePackage(subscriber.imsi, 'package-b', 'nonce-1', 'sealed-b'),
+    ]);
+    assert.deepEqual(a, b, 'both requests answer with one package');
+    const stored = await store.findByDsimId(dsimId);
+    assert.deepEqual([stored?.packageId, stored?.package], [a.packageId, a.package]);
+    // A new session (another nonce) gets its own package.
+    assert.deepEqual(await store.replacePackage(subscriber.imsi, 'package-c', 'nonce-2', 'sealed-c'), {
+      packageId: 'package-c',
+      package: 'sealed-c',
+    });
+  });
+
   test("the new generation's first attach ends the older ones in its transaction", async () => {
     const dsimId = fresh();
     const old = await create(dsimId, 1);
