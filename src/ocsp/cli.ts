@@ -7,6 +7,9 @@ import { certificateDer, parseCertificateInfo } from './asn1.js';
 import { runOcspBench, formatBenchTable } from './bench.js';
 import { aiaOcspUrls, checkCertificateStatus } from './client.js';
 import { DEFAULT_OCSP_PORT, startOcspResponder } from './responder/server.js';
+import { startMetricsListener } from '../ops/metrics-server.js';
+import { serveUntilSignal } from '../ops/signals.js';
+import { Telemetry } from '../ops/telemetry.js';
 
 /** `simcred serve ocsp`, `simcred ocsp check` and `simcred bench ocsp`. */
 export function registerOcspCommands(program: Command, serve: Command, bench: Command): void {
@@ -23,6 +26,9 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
       '200',
     )
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .option('--metrics-host <host>', 'address of the metrics listener (docs/operations.md)', '127.0.0.1')
+    .option('--metrics-port <port>', 'port of the metrics listener (0: a free one)', '0')
+    .option('--shutdown-grace <ms>', 'on SIGTERM, how long requests in flight may take', '10000')
     .action(
       action(
         async (opts: {
@@ -32,7 +38,14 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
           validity: string;
           revocationCheck: string;
           logLevel: string;
+          metricsHost: string;
+          metricsPort: string;
+          shutdownGrace: string;
         }) => {
+          const metricsPort =
+            opts.metricsPort === '0' ? 0 : positiveInt('--metrics-port', opts.metricsPort, 65535);
+          const graceMs = positiveInt('--shutdown-grace', opts.shutdownGrace, 600_000);
+          const telemetry = new Telemetry();
           const port = opts.port === '0' ? 0 : positiveInt('--port', opts.port, 65535);
           const logger = createLogger({ name: 'ocsp', level: opts.logLevel as LevelWithSilent });
           const responder = await startOcspResponder({
@@ -40,16 +53,36 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
             host: opts.host,
             port,
             logger,
+            telemetry: telemetry.role('ocsp'),
             validitySeconds: positiveInt('--validity', opts.validity),
             generationCheckMs:
               opts.revocationCheck === '0'
                 ? 0
                 : positiveInt('--revocation-check', opts.revocationCheck, 60_000),
           });
+          const listener = await startMetricsListener({
+            host: opts.metricsHost,
+            port: metricsPort,
+            logger: logger.child({ role: 'metrics' }),
+            telemetry,
+          }).catch(async (err: unknown) => {
+            await responder.close();
+            throw err;
+          });
           console.log(`OCSP responder listening on ${responder.url}`);
-          const stop = () => void responder.close().then(() => process.exit(0));
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
+          console.log(`ocsp metrics on ${listener.url}/metrics`);
+          await serveUntilSignal({
+            close: async () => {
+              await responder.close();
+              await listener.close();
+            },
+            graceMs,
+            logger,
+            onDraining: () => {
+              telemetry.startDraining();
+              responder.holdIdleConnections();
+            },
+          });
         },
       ),
     );
