@@ -81,6 +81,7 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
     loginWindowSeconds: options.loginWindowSeconds,
   });
   const operator = new OperatorClient(options.tls);
+  options.telemetry?.readyWhen('credentialing', () => operator.health(options.credentialingUrl));
   const hub = new EventHub();
   const events = new SharedEvents({ db, hub, log, onChange: () => contracts.scheduleFunnel() });
   const contracts: ContractService = new ContractService({

@@ -138,6 +138,9 @@ describe('operations: metrics, request ids, SIGTERM', { concurrency: false }, ()
     const report2 = JSON.parse(ready.text) as { roles: Record<string, Record<string, string>> };
     assert.equal(report2.roles.credentialing?.hss, 'ok');
     assert.equal(report2.roles.credentialing?.store, 'ok');
+    assert.equal(report2.roles.credentialing?.ocsp, 'ok');
+    assert.equal(report2.roles.portal?.credentialing, 'ok');
+    assert.equal(report2.roles['provisioning-2']?.store, 'ok');
     assert.equal((await scrape('/livez')).statusCode, 200);
   });
 
