@@ -106,7 +106,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     return503OnClosing: true,
     // Node's 5 s rather than fastify's 72 s: clients (undici) take the Keep-Alive hint and stop reusing
     // an idle connection before the server times it out, so a draining server can let idle
-    // connections time out instead of cutting them while a request may be on its way (holdIdle).
+    // connections time out instead of cutting them while a request may be on its way
+    // (holdIdleConnections).
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // The caller's x-request-id when well-formed (src/log/context.ts), else a fresh one; every log
     // line of the request carries it through the logger's mixin, so the child logger does not bind it

@@ -181,7 +181,9 @@ export async function serveAsWorker(config: SimcredConfig, logger: Logger): Prom
   process.on('SIGINT', () => undefined);
   let system: RunningSystem;
   const ops = processOperations(config);
-  // The primary's AggregatorRegistry asks for this registry over IPC.
+  // The primary's AggregatorRegistry asks for this registry over IPC; constructing one here is what
+  // installs the worker's side of that exchange (prom-client's cluster.js).
+  new AggregatorRegistry();
   AggregatorRegistry.setRegistries([ops.telemetry.registry]);
   try {
     system = await startSystem(config, logger.child({ worker: cluster.worker?.id }), {
