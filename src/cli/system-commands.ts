@@ -23,6 +23,9 @@ import { startSystem, type RunningSystem } from '../system/start.js';
 import { serveAsWorker, startWorkers } from '../system/workers.js';
 import { configuredUrls } from '../system/wiring.js';
 import { startProgress, type Progress } from './progress.js';
+import { metricsUrls, processOperations, reloadLive } from '../ops/process.js';
+import { serveUntilSignal } from '../ops/signals.js';
+import type { RunningServer } from '../http/index.js';
 import {
   REPROVISION_OPTION_HELP,
   action,
@@ -83,12 +86,34 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       if (cluster.isWorker) return serveAsWorker(config, logger);
       let urls: RunningSystem['urls'];
       let close: () => Promise<void>;
+      let metrics: Record<string, string>;
+      let reload: (() => Promise<void>) | undefined;
+      let onDraining: (() => void) | undefined;
+      const graceMs = config.operations.shutdownGraceMs;
       if (workers > 1) {
         const pool = await startWorkers(config, workers, logger);
-        ({ urls, close } = { urls: pool.urls, close: () => pool.close() });
+        ({ urls, metrics } = pool);
+        close = () => pool.close(graceMs);
+        onDraining = () => pool.startDraining();
+        reload = async () => pool.reload();
       } else {
-        const system = await startSystem(config, logger);
-        ({ urls, close } = { urls: system.urls, close: () => system.close() });
+        const ops = processOperations(config);
+        const system = await startSystem(config, logger, { telemetry: ops.telemetry });
+        const listener = await ops.listen(logger).catch(async (err: unknown) => {
+          await system.close();
+          throw err;
+        });
+        urls = system.urls;
+        metrics = metricsUrls(ops.telemetry, listener);
+        close = async () => {
+          await system.close();
+          await listener.close();
+        };
+        onDraining = () => {
+          ops.telemetry.startDraining();
+          for (const server of [...systemServers(system), system.servers.ocsp]) server.holdIdleConnections();
+        };
+        reload = async () => reloadLive(commonConfig(options), systemServers(system));
       }
       const rows: [string, string][] = [
         ['credentialing', urls.credentialing],
@@ -98,10 +123,11 @@ export function registerSystemCommands(program: Command, serve: Command): void {
         ['phlr', urls.phlr],
         ['ocsp', urls.ocsp],
         ['portal', urls.portal],
+        ['metrics', Object.values(metrics)[0] ?? ''],
       ];
       if (options.json) {
         // For scripts: every role listens by now; the line holds each role's URL.
-        printJsonLine(urls);
+        printJsonLine({ ...urls, metrics });
       } else {
         process.stdout.write(
           `simcred up — data in ${config.dataDir}${workers > 1 ? `, ${workers} worker processes` : ''}\n`,
@@ -109,7 +135,7 @@ export function registerSystemCommands(program: Command, serve: Command): void {
         for (const [role, url] of rows) process.stdout.write(`  ${role.padEnd(16)} ${url}\n`);
         process.stdout.write('Ctrl-C stops every role.\n');
       }
-      await untilSignal(close);
+      await serveUntilSignal({ close, graceMs, logger, onDraining, reload });
     }),
   );
 
@@ -202,14 +228,22 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       action(async (options: CommonOptions & { instance: string }) => {
         const config = commonConfig(options);
         const logger = createLogger({ name: role, level: config.log.level });
+        const ops = processOperations(config);
         const server = await startRole(
           config,
           role as ServableRole,
           positiveInt('--instance', options.instance, 64),
           logger,
+          undefined,
+          { telemetry: ops.telemetry },
         );
+        const listener = await ops.listen(logger).catch(async (err: unknown) => {
+          await server.close();
+          throw err;
+        });
         process.stdout.write(`${role} listening on ${server.url}\n`);
-        await untilSignal(() => server.close());
+        process.stdout.write(`${role} metrics on ${listener.url}/metrics\n`);
+        await serveRole(server, listener, ops.telemetry, options, logger);
       }),
     );
   }
@@ -220,9 +254,15 @@ export function registerSystemCommands(program: Command, serve: Command): void {
     action(async (options: CommonOptions) => {
       const config = commonConfig(options);
       const logger = createLogger({ name: 'portal', level: config.log.level });
-      const server = await startPortal(config, logger);
+      const ops = processOperations(config);
+      const server = await startPortal(config, logger, undefined, { telemetry: ops.telemetry });
+      const listener = await ops.listen(logger).catch(async (err: unknown) => {
+        await server.close();
+        throw err;
+      });
       process.stdout.write(`portal listening on ${server.url}\n`);
-      await untilSignal(() => server.close());
+      process.stdout.write(`portal metrics on ${listener.url}/metrics\n`);
+      await serveRole(server, listener, ops.telemetry, options, logger);
     }),
   );
 
@@ -342,6 +382,36 @@ export function registerSystemCommands(program: Command, serve: Command): void {
       }
     }),
   );
+}
+
+/** `serve ROLE` until SIGTERM: drain within the grace, SIGHUP reloads the role's certificate. */
+export async function serveRole(
+  server: RunningServer,
+  listener: { close(): Promise<void> },
+  telemetry: { startDraining(): void },
+  options: CommonOptions,
+  logger: ReturnType<typeof createLogger>,
+): Promise<void> {
+  const config = commonConfig(options);
+  await serveUntilSignal({
+    close: async () => {
+      await server.close();
+      await listener.close();
+    },
+    graceMs: config.operations.shutdownGraceMs,
+    logger,
+    onDraining: () => {
+      telemetry.startDraining();
+      server.holdIdleConnections();
+    },
+    reload: async () => reloadLive(commonConfig(options), [server]),
+  });
+}
+
+/** Every role server of a system that has a TLS identity to reload. */
+function systemServers(system: RunningSystem): RunningServer[] {
+  const s = system.servers;
+  return [s.hss, s.phlr, s.credentialing, ...s.registration, ...s.provisioning, s.portal];
 }
 
 interface Rejection {

@@ -482,6 +482,47 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    operations: z
+      .object({
+        metricsHost: z
+          .string()
+          .min(1)
+          .default(DEFAULT_HOST)
+          .describe(
+            "Address of each process's metrics listener (GET /metrics, /livez, /readyz; plain HTTP, docs/operations.md): loopback unless a scraper elsewhere must reach it.",
+          ),
+        metricsPort: port
+          .default(0)
+          .describe(
+            'Port of the metrics listener; 0 picks a free one (`simcred up --json` lists it under `metrics`). Each process of `serve` needs its own.',
+          ),
+        shutdownGraceMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(600_000)
+          .default(10_000)
+          .describe(
+            'On SIGTERM, how long in-flight requests may take to finish before the process closes anyway (ms).',
+          ),
+        readinessTimeoutMs: z
+          .number()
+          .int()
+          .min(10)
+          .max(60_000)
+          .default(2000)
+          .describe('How long /readyz waits for the store or a required peer to answer (ms).'),
+        readinessCacheMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(60_000)
+          .default(1000)
+          .describe('How long a /readyz answer is reused, so probes do not load stores and peers (ms).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Metrics, health endpoints and shutdown (docs/operations.md).'),
     log: z
       .object({
         level: z

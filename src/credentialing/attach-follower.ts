@@ -3,6 +3,7 @@ import { isSimcredError } from '../errors/index.js';
 import type { Clock } from '../time/clock.js';
 import type { CredentialingConsumers } from './consumers.js';
 import type { CredentialingStore } from './store.js';
+import { newRequestId, withRequestId } from '../log/context.js';
 
 export interface AttachFollowerOptions {
   store: CredentialingStore;
@@ -42,7 +43,8 @@ export class AttachFollower {
   constructor(private readonly options: AttachFollowerOptions) {}
 
   start(): void {
-    this.loop ??= this.run();
+    // Its own request id, not that of whatever started it (its calls to the HSS carry it).
+    this.loop ??= withRequestId(newRequestId('attach-feed'), () => this.run());
   }
 
   /** Stops following: the call waiting at the HSS is aborted, a backoff cut short. */

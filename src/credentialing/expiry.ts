@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { isSimcredError } from '../errors/index.js';
 import type { Clock } from '../time/clock.js';
 import type { CredentialingStore } from './store.js';
+import { newRequestId, withRequestId } from '../log/context.js';
 
 export interface RegistrationExpiryOptions {
   store: CredentialingStore;
@@ -33,7 +34,7 @@ export class RegistrationExpiry {
 
   start(): void {
     this.timer = setInterval(() => {
-      this.sweep().catch((err: unknown) => {
+      withRequestId(newRequestId('expiry'), () => this.sweep()).catch((err: unknown) => {
         this.options.log.warn({ code: isSimcredError(err) ? err.code : 'unknown' }, 'expiry sweep failed');
       });
     }, this.options.sweepMs ?? 10_000);

@@ -47,6 +47,7 @@ export class PeerActionSender {
         { code: isSimcredError(err) ? err.code : 'unknown' },
         'peer actions: drain failed',
       ),
+    'peer-actions',
   );
   private readonly clock: () => Date;
 

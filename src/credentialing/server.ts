@@ -29,9 +29,15 @@ import { systemClock, type Clock } from '../time/clock.js';
 import { mountOrderApi } from './order-api.js';
 import { Transfers } from './transfers.js';
 import { OrderService } from './orders.js';
+import { healthRoute, type ServingRole } from '../protocol/service.js';
+import type { RoleTelemetry } from '../ops/telemetry.js';
 import { DEFAULT_NOTIFY, WebhookDispatcher, WebhookService, type NotifySettings } from './webhooks.js';
 
 export interface CredentialingServerOptions {
+  /** Metrics and readiness of this role (src/ops/telemetry.ts). */
+  telemetry?: RoleTelemetry;
+  /** OCSP responders whose /health readiness requires (the device PKI's own). */
+  ocspUrls?: string[];
   host: string;
   port: number;
   /** The URL devices and peers reach this server at (defaults to the listening address). */
@@ -82,6 +88,7 @@ export interface AuthorisationHookSettings {
 export async function startCredentialingServer(options: CredentialingServerOptions): Promise<RunningServer> {
   const store = await CredentialingStore.open(options.database);
   const client = new PeerClient({ tls: clientTls(options.tls) });
+  observe(options, store, client);
   const consumers = new CredentialingConsumers(client);
   // Known only once listening when the port is 0 (tests): the subsystems read it when they need it.
   let url = options.publicUrl ?? '';
@@ -196,6 +203,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
     port: options.port,
     logger: log,
     tls: options.tls,
+    telemetry: options.telemetry,
     mount: (app) => {
       mountCredentialingApi(app, processor, groups, reprovisioning, transfers);
       mountOrderApi(app, orders, webhooks, store);
@@ -221,4 +229,41 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   attachFollower.start();
   dispatcher.start();
   return server;
+}
+
+/**
+ * The credentialing server's metrics and readiness: devices per state, the outbox and batch
+ * backlogs (count queries at scrape time), ready when its store and the peers a device's flow needs
+ * (HSS, every provisioning server, the OCSP responders) answer.
+ */
+function observe(options: CredentialingServerOptions, store: CredentialingStore, client: PeerClient): void {
+  const telemetry = options.telemetry;
+  if (!telemetry) return;
+  telemetry.count('onboardings', () => store.countByState());
+  // Both backlog gauges come from one read per scrape.
+  let reading: Promise<Awaited<ReturnType<CredentialingStore['backlogs']>>> | undefined;
+  const backlogs = () =>
+    (reading ??= store.backlogs().finally(() => setImmediate(() => (reading = undefined))));
+  telemetry.count('outboxBacklog', async () => {
+    const b = await backlogs();
+    return { peer_actions: b.peerActions, webhook_deliveries: b.webhookDeliveries };
+  });
+  telemetry.count('batchBacklog', async () => ({ unpushed: (await backlogs()).unpushed }));
+  telemetry.readyWhen('store', () => store.ping());
+  const peers: [string, ServingRole, string][] = [
+    ['hss', 'hss', options.hssUrl],
+    ...options.provisioningServers.map((url, i): [string, ServingRole, string] => [
+      `provisioning-${i + 1}`,
+      'provisioning',
+      url,
+    ]),
+    ...(options.ocspUrls ?? []).map((url, i): [string, ServingRole, string] => [
+      options.ocspUrls!.length > 1 ? `ocsp-${i + 1}` : 'ocsp',
+      'ocsp',
+      url,
+    ]),
+  ];
+  for (const [name, role, url] of peers) {
+    telemetry.readyWhen(name, () => client.call(url, healthRoute(role)));
+  }
 }

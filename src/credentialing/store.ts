@@ -1508,6 +1508,44 @@ export class CredentialingStore {
     return found;
   }
 
+  /** Answers when the database does (readiness checks). */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  /**
+   * What this server still owes others (operations metrics): peer actions in the outbox, webhook
+   * deliveries pending, registrations not yet pushed to their registration server. Three counts.
+   */
+  async backlogs(): Promise<{ peerActions: number; webhookDeliveries: number; unpushed: number }> {
+    const count = async (query: Promise<{ n: number | string | bigint } | undefined>) =>
+      Number((await query)?.n ?? 0);
+    const [peerActions, webhookDeliveries, unpushed] = await Promise.all([
+      count(
+        this.db
+          .selectFrom('peer_actions')
+          .select(sql<number>`count(*)`.as('n'))
+          .executeTakeFirst(),
+      ),
+      count(
+        (this.db as unknown as Kysely<OrderTables>)
+          .selectFrom('webhook_deliveries')
+          .select(sql<number>`count(*)`.as('n'))
+          .where('state', '=', 'pending')
+          .executeTakeFirst(),
+      ),
+      count(
+        this.db
+          .selectFrom('registrations')
+          .select(sql<number>`count(*)`.as('n'))
+          .where('pushed', '=', 0)
+          .where('state', '=', 'registered')
+          .executeTakeFirst(),
+      ),
+    ]);
+    return { peerActions, webhookDeliveries, unpushed };
+  }
+
   async close(): Promise<void> {
     await this.db.destroy();
   }

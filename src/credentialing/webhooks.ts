@@ -82,6 +82,7 @@ export class WebhookDispatcher {
         { code: isSimcredError(err) ? err.code : 'unknown', err: isSimcredError(err) ? undefined : err },
         'webhooks: drain failed',
       ),
+    'webhooks',
   );
   private readonly clock: Clock;
   private readonly agent: Agent;

@@ -8,8 +8,11 @@ import { HssAttach } from './attach.js';
 import { AttachFeed } from './attach-feed.js';
 import { HssProcessor, type SubscriptionProfile } from './processor.js';
 import { HssStore } from './store.js';
+import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface HssServerOptions {
+  /** Metrics and readiness of this role (src/ops/telemetry.ts). */
+  telemetry?: RoleTelemetry;
   host: string;
   port: number;
   database: DatabaseConfig;
@@ -36,6 +39,8 @@ export async function startHssServer(
   options: HssServerOptions,
 ): Promise<RunningServer & { store: HssStore }> {
   const store = await HssStore.open(options.database);
+  options.telemetry?.readyWhen('store', () => store.ping());
+  options.telemetry?.count('hssSubscribers', () => store.countByState());
   const processor = new HssProcessor({ ...options, store, log: options.logger });
   const attach = new HssAttach({
     store,
@@ -50,6 +55,7 @@ export async function startHssServer(
     port: options.port,
     logger: options.logger,
     tls: options.tls,
+    telemetry: options.telemetry,
     mount: (app) => {
       mountHssApi(app, processor, attach, feed);
       // Long polls waiting on the attach feed answer at once when the server begins to close.

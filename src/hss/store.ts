@@ -562,6 +562,21 @@ export class HssStore {
     return n;
   }
 
+  /** Answers when the database does (readiness checks). */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  /** Subscribers by state (operations metrics): one GROUP BY. */
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('subscribers')
+      .select(['state', sql<number>`count(*)`.as('n')])
+      .groupBy('state')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
   async close(): Promise<void> {
     await this.db.destroy();
   }

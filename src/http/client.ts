@@ -3,6 +3,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { ERROR_CODES, SimcredError, type ErrorCode } from '../errors/index.js';
 import type { RouteSpec } from '../protocol/route.js';
+import { REQUEST_ID_HEADER, currentRequestId } from '../log/context.js';
 
 /** What a client presents and trusts: the operator root(s), and for server-to-server calls its certificate. */
 export interface ClientTls {
@@ -110,12 +111,15 @@ export class PeerClient {
     /** Further request headers (a portal session's cookie and CSRF token). */
     headers: Record<string, string> = {},
   ): Promise<Dispatcher.ResponseData> {
+    // The request (or background job) this call is made for: the peer logs under the same id.
+    const requestId = currentRequestId();
+    const sent = requestId === undefined ? headers : { [REQUEST_ID_HEADER]: requestId, ...headers };
     try {
       return await request(url, {
         method: method as Dispatcher.HttpMethod,
         dispatcher: this.dispatcher,
         ...(signal ? { signal } : {}),
-        headers: body === undefined ? headers : { ...headers, 'content-type': contentType },
+        headers: body === undefined ? sent : { ...sent, 'content-type': contentType },
         body: body as Dispatcher.DispatchOptions['body'],
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,

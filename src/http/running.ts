@@ -4,7 +4,14 @@ import { routesOf } from '../protocol/index.js';
 import { openApiDocument } from '../protocol/openapi.js';
 import type { Role } from '../protocol/route.js';
 import { healthRoute, openApiRoute, type ServingRole } from '../protocol/service.js';
-import { createHttpServer, listen, undeclaredErrors, type UndeclaredError } from './server.js';
+import type { RoleTelemetry } from '../ops/telemetry.js';
+import {
+  createHttpServer,
+  holdIdleConnections,
+  listen,
+  undeclaredErrors,
+  type UndeclaredError,
+} from './server.js';
 import { serverTls, type TlsIdentity } from './tls.js';
 
 /** A role listening on a port: its base URL, and a close that also releases its store and clients. */
@@ -16,6 +23,13 @@ export interface RunningServer {
   undeclaredErrors(): UndeclaredError[];
   /** The fastify instance, for in-process tools (the long fuzz run sends requests to it without a socket). */
   app: FastifyInstance;
+  /**
+   * Presents `identity` to new TLS connections from now on (SIGHUP after a certificate rotation);
+   * connections already open keep theirs. Absent on plain-HTTP roles.
+   */
+  reloadTls?(identity: TlsIdentity): void;
+  /** SIGTERM: the next close lets idle connections time out rather than cutting them (server.ts holdIdleConnections). */
+  holdIdleConnections(): void;
 }
 
 /**
@@ -68,6 +82,8 @@ export interface RoleServerOptions {
   /** HTTPS with mutual-TLS-capable peers; omitted only for plain-HTTP roles such as OCSP. */
   tls?: TlsIdentity;
   bodyLimit?: number;
+  /** The role's metrics and readiness (src/ops/telemetry.ts); requests are counted when given. */
+  telemetry?: RoleTelemetry;
   mount(app: FastifyInstance): void;
   /** Releases the role's store, clients and timers after the server stops accepting. */
   release?(): Promise<void>;
@@ -85,6 +101,7 @@ export async function startRoleServer(options: RoleServerOptions): Promise<Runni
     logger: options.logger,
     bodyLimit: options.bodyLimit,
     tls: options.tls ? serverTls(options.tls) : undefined,
+    telemetry: options.telemetry,
   });
   let url = '';
   mountServiceRoutes(app, options.role, () => url);
@@ -104,5 +121,20 @@ export async function startRoleServer(options: RoleServerOptions): Promise<Runni
     },
     undeclaredErrors: () => undeclaredErrors(app),
     app,
+    holdIdleConnections: () => holdIdleConnections(app),
+    ...(options.tls ? { reloadTls: (identity: TlsIdentity) => reloadServerTls(app, identity) } : {}),
   };
+}
+
+/**
+ * Node's tls.Server.setSecureContext: new handshakes use the new certificate and key (and trust
+ * roots for client certificates); open connections are not dropped.
+ */
+export function reloadServerTls(app: FastifyInstance, identity: TlsIdentity): void {
+  const tls = serverTls(identity);
+  (app.server as unknown as import('node:tls').Server).setSecureContext({
+    cert: tls.cert,
+    key: tls.key,
+    ...(tls.clientCa ? { ca: tls.clientCa } : {}),
+  });
 }

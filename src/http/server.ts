@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { ERROR_CODES, SimcredError, isSimcredError, type ErrorCode } from '../errors/index.js';
 import { routeErrors, type RouteSpec } from '../protocol/route.js';
 import { isDatabaseOutage } from '../storage/database.js';
+import { REQUEST_ID_HEADER, acceptedRequestId, enterRequestId, newRequestId } from '../log/context.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -31,6 +32,13 @@ export interface HttpServerOptions {
   tls?: ServerTls;
   /** Largest accepted body in bytes (default 64 KiB: every simcred message is small). */
   bodyLimit?: number;
+  /** Where each answered request is counted and timed (the role's metrics; src/ops/telemetry.ts). */
+  telemetry?: RequestObserver;
+}
+
+/** What is told of each answered request: its declared route id (or 'unmatched'), method, status, time. */
+export interface RequestObserver {
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
 }
 
 /** The body of every error response: a stable code and a one-line message. */
@@ -40,6 +48,18 @@ export interface ErrorBody {
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
+export const KEEP_ALIVE_TIMEOUT_MS = 5000;
+
+/**
+ * Shutdown without cutting a request on its way: Node's server.close() destroys every idle
+ * keep-alive connection at once, and a request a client has just written on one meets a reset.
+ * Held, close() only stops accepting; an idle connection ends when its keep-alive timeout passes
+ * (the client, told the timeout, no longer uses it by then), and one a request arrives on is
+ * answered 503 with Connection: close (fastify while closing). Call before app.close().
+ */
+export function holdIdleConnections(app: FastifyInstance): void {
+  (app.server as { closeIdleConnections?: () => void }).closeIdleConnections = () => undefined;
+}
 
 /** A code a route answered although it does not declare it (routeErrors): a gap in the docs. */
 export interface UndeclaredError {
@@ -84,6 +104,19 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // Per-request access logs cost ~20% of throughput; errors are still logged by sendError.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Node's 5 s rather than fastify's 72 s: clients (undici) take the Keep-Alive hint and stop reusing
+    // an idle connection before the server times it out, so a draining server can let idle
+    // connections time out instead of cutting them while a request may be on its way
+    // (holdIdleConnections).
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // The caller's x-request-id when well-formed (src/log/context.ts), else a fresh one; every log
+    // line of the request carries it through the logger's mixin, so the child logger does not bind it
+    // a second time.
+    genReqId: (req) => acceptedRequestId(req.headers[REQUEST_ID_HEADER]) ?? newRequestId(),
+    childLoggerFactory: (logger, bindings, childOptions) => {
+      const { reqId: _bound, ...rest } = bindings as Record<string, unknown>;
+      return logger.child(rest, childOptions);
+    },
     // A path fastify cannot decode (bad percent-encoding, an over-long parameter) is the client's
     // mistake, answered under the error contract rather than with fastify's own body.
     frameworkErrors: (err, request, reply) =>
@@ -101,6 +134,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
         }
       : {}),
   }) as unknown as FastifyInstance;
+  observeRequests(app, options.telemetry);
   const seen = new Map<string, UndeclaredError>();
   undeclared.set(app, seen);
   const onUndeclared = (route: string, code: ErrorCode) => {
@@ -118,6 +152,37 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     ),
   );
   return app;
+}
+
+/**
+ * The request id in the async context of the request's hooks and handler (so log lines and peer
+ * calls carry it), echoed in the response; each answered request counted and timed, and logged at
+ * debug level (an access log that costs nothing at the default level).
+ */
+function observeRequests(app: FastifyInstance, telemetry: RequestObserver | undefined): void {
+  // Entered twice: the body is read in the connection's own async context, so the handler's hooks
+  // enter it again once the body is parsed.
+  const enter = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+    enterRequestId(request.id);
+    done();
+  };
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+    enter(request, reply, done);
+  });
+  app.addHook('preHandler', enter);
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.config?.route?.id ?? 'unmatched';
+    const seconds = reply.elapsedTime / 1000;
+    telemetry?.observeRequest(route, request.method, reply.statusCode, seconds);
+    if ((request.log as Logger).isLevelEnabled('debug')) {
+      request.log.debug(
+        { reqId: request.id, route, method: request.method, status: reply.statusCode, ms: reply.elapsedTime },
+        'request answered',
+      );
+    }
+    done();
+  });
 }
 
 /** Maps any thrown error to the error contract. */
@@ -158,13 +223,16 @@ function sendError(
   const error = toSimcredError(err);
   const route = request.routeOptions.config?.route;
   if (route && !declares(route, error.code)) {
-    request.log.error({ route: route.id, code: error.code }, 'undeclared error code');
+    request.log.error({ reqId: request.id, route: route.id, code: error.code }, 'undeclared error code');
     onUndeclared?.(route.id, error.code);
   }
   if (error.status >= 500 && error.code === 'SIMCRED_INTERNAL') {
-    request.log.error({ err: error.cause ?? err, url: request.routeOptions.url }, 'request failed');
+    request.log.error(
+      { reqId: request.id, err: error.cause ?? err, url: request.routeOptions.url },
+      'request failed',
+    );
   } else if (error.status >= 500) {
-    request.log.warn({ code: error.code, url: request.routeOptions.url }, error.message);
+    request.log.warn({ reqId: request.id, code: error.code, url: request.routeOptions.url }, error.message);
   }
   if (error.status === 503 || error.retryAfter !== undefined)
     reply.header('retry-after', String(error.retryAfter ?? 1));

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { currentRequestId } from './context.js';
 
 export type { Logger };
 
@@ -39,6 +40,11 @@ export function createLogger(options: {
     {
       name: options.name,
       level: options.level ?? 'info',
+      // Every line written while a request (or a background job) runs carries its id (src/log/context.ts).
+      mixin: () => {
+        const reqId = currentRequestId();
+        return reqId === undefined ? {} : { reqId };
+      },
       redact: { paths: [...paths, 'req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
     },
     // Synchronous: simcred logs little (no per-request lines), and a log line written before an error

@@ -9,6 +9,9 @@ import { certificateDer, parseCertificateInfo } from './asn1.js';
 import { runOcspBench, formatBenchTable } from './bench.js';
 import { aiaOcspUrls, checkCertificateStatus } from './client.js';
 import { DEFAULT_OCSP_PORT, startOcspResponder } from './responder/server.js';
+import { startMetricsListener } from '../ops/metrics-server.js';
+import { serveUntilSignal } from '../ops/signals.js';
+import { Telemetry } from '../ops/telemetry.js';
 
 /** `simcred serve ocsp`, `simcred ocsp check` and `simcred bench ocsp`. */
 export function registerOcspCommands(program: Command, serve: Command, bench: Command): void {
@@ -28,6 +31,12 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
       'how often at most revocations are re-read; kept statuses and pre-signed answers are at most this stale (0: every request; default 200)',
     )
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))
+    .option(
+      '--metrics-host <host>',
+      'address of the metrics listener (docs/operations.md; default 127.0.0.1)',
+    )
+    .option('--metrics-port <port>', 'port of the metrics listener (0: a free one; the default)')
+    .option('--shutdown-grace <ms>', 'on SIGTERM, how long requests in flight may take (default 10000)')
     .action(
       action(
         async (opts: {
@@ -38,6 +47,9 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
           validity: string;
           revocationCheck?: string;
           logLevel?: string;
+          metricsHost?: string;
+          metricsPort?: string;
+          shutdownGrace?: string;
         }) => {
           if (opts.dir === undefined && opts.config === undefined) {
             throw new SimcredError(
@@ -58,6 +70,19 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
               : opts.revocationCheck === '0'
                 ? 0
                 : positiveInt('--revocation-check', opts.revocationCheck, 60_000);
+          // Flags first, then the config's operations section, then the defaults (as for every role).
+          const metricsHost = opts.metricsHost ?? config?.operations.metricsHost ?? '127.0.0.1';
+          const metricsPort =
+            opts.metricsPort === undefined
+              ? (config?.operations.metricsPort ?? 0)
+              : opts.metricsPort === '0'
+                ? 0
+                : positiveInt('--metrics-port', opts.metricsPort, 65535);
+          const graceMs =
+            opts.shutdownGrace === undefined
+              ? (config?.operations.shutdownGraceMs ?? 10_000)
+              : positiveInt('--shutdown-grace', opts.shutdownGrace, 600_000);
+          const telemetry = new Telemetry();
           const level = (opts.logLevel ?? config?.log.level ?? 'info') as LevelWithSilent;
           const logger = createLogger({ name: 'ocsp', level });
           const responder = await startOcspResponder({
@@ -65,13 +90,33 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
             host: opts.host ?? (config ? listenAddress(config, 'ocsp') : '127.0.0.1'),
             port,
             logger,
+            telemetry: telemetry.role('ocsp'),
             validitySeconds: positiveInt('--validity', opts.validity),
             generationCheckMs: revocationCheck,
           });
+          const listener = await startMetricsListener({
+            host: metricsHost,
+            port: metricsPort,
+            logger: logger.child({ role: 'metrics' }),
+            telemetry,
+          }).catch(async (err: unknown) => {
+            await responder.close();
+            throw err;
+          });
           console.log(`OCSP responder listening on ${responder.url}`);
-          const stop = () => void responder.close().then(() => process.exit(0));
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
+          console.log(`ocsp metrics on ${listener.url}/metrics`);
+          await serveUntilSignal({
+            close: async () => {
+              await responder.close();
+              await listener.close();
+            },
+            graceMs,
+            logger,
+            onDraining: () => {
+              telemetry.startDraining();
+              responder.holdIdleConnections();
+            },
+          });
         },
       ),
     );

@@ -26,6 +26,7 @@ import {
 } from './asn1.js';
 import { TAG } from './blocks.js';
 import { verifyOcspResponse, type OcspResult } from './verify.js';
+import { REQUEST_ID_HEADER, currentRequestId } from '../log/context.js';
 
 export type { OcspResult, OcspStatus } from './verify.js';
 
@@ -253,6 +254,12 @@ export function aiaOcspUrls(certDer: Uint8Array): string[] {
 
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
+/** The current request's id, so the responder's log lines name the request that asked. */
+function requestIdHeader(): Record<string, string> {
+  const id = currentRequestId();
+  return id === undefined ? {} : { [REQUEST_ID_HEADER]: id };
+}
+
 async function fetchOcsp(
   url: string,
   der: Buffer,
@@ -268,9 +275,13 @@ async function fetchOcsp(
       ...(method === 'POST'
         ? {
             body: der,
-            headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
+            headers: {
+              'content-type': 'application/ocsp-request',
+              accept: 'application/ocsp-response',
+              ...requestIdHeader(),
+            },
           }
-        : { headers: { accept: 'application/ocsp-response' } }),
+        : { headers: { accept: 'application/ocsp-response', ...requestIdHeader() } }),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { commonConfig, untilSignal, withCommonOptions, type CommonOptions } from '../cli/system-commands.js';
+import { commonConfig, serveRole, withCommonOptions, type CommonOptions } from '../cli/system-commands.js';
+import { processOperations } from '../ops/process.js';
 import { action } from '../cli/run.js';
 import { createLogger } from '../log/logger.js';
 import { startPhlr } from '../system/roles.js';
@@ -21,9 +22,15 @@ export function registerPhlrCommands(serve: Command): void {
     action(async (options: CommonOptions) => {
       const config = commonConfig(options);
       const logger = createLogger({ name: 'phlr', level: config.log.level });
-      const server = await startPhlr(config, logger);
+      const ops = processOperations(config);
+      const server = await startPhlr(config, logger, { telemetry: ops.telemetry });
+      const listener = await ops.listen(logger).catch(async (err: unknown) => {
+        await server.close();
+        throw err;
+      });
       process.stdout.write(`phlr listening on ${server.url}\n`);
-      await untilSignal(() => server.close());
+      process.stdout.write(`phlr metrics on ${listener.url}/metrics\n`);
+      await serveRole(server, listener, ops.telemetry, options, logger);
     }),
   );
 }

@@ -6,8 +6,11 @@ import type { GrantSigner } from './grant.js';
 import { PhlrProcessor } from './processor.js';
 import { PhlrStore } from './store.js';
 import type { Clock } from '../time/clock.js';
+import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface PhlrServerOptions {
+  /** Metrics and readiness of this role (src/ops/telemetry.ts). */
+  telemetry?: RoleTelemetry;
   host: string;
   port: number;
   database: DatabaseConfig;
@@ -36,6 +39,7 @@ export async function startPhlrServer(
   options: PhlrServerOptions,
 ): Promise<RunningServer & { store: PhlrStore; processor: PhlrProcessor }> {
   const store = await PhlrStore.open(options.database);
+  options.telemetry?.readyWhen('store', () => store.ping());
   const processor = new PhlrProcessor({ ...options, store, log: options.logger });
   try {
     await processor.importSubscribers();
@@ -49,6 +53,7 @@ export async function startPhlrServer(
     port: options.port,
     logger: options.logger,
     tls: options.tls,
+    telemetry: options.telemetry,
     mount: (app) => mountPhlrApi(app, processor),
     release: () => store.close(),
   });

@@ -26,6 +26,7 @@ import {
   showOrder,
 } from '../protocol/orders.js';
 import type { ResponseOf } from '../protocol/route.js';
+import { healthRoute } from '../protocol/service.js';
 import type { z } from 'zod';
 
 type Device = z.infer<typeof DeviceToRegister>;
@@ -50,6 +51,11 @@ export class OperatorClient {
       timeoutMs: options.timeoutMs ?? 600_000,
       connections: 2,
     });
+  }
+
+  /** The credentialing server answers (the portal's readiness). */
+  async health(credentialingUrl: string): Promise<void> {
+    await this.client.call(credentialingUrl, healthRoute('credentialing'));
   }
 
   async registerDevices(

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
@@ -15,8 +16,11 @@ import { OperatorClient } from './operator-client.js';
 import { testPaymentProvider, type PaymentProvider } from './payment.js';
 import { SharedEvents } from './shared-events.js';
 import { openPortalStore } from './store.js';
+import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface PortalServerOptions {
+  /** Metrics and readiness of this role (src/ops/telemetry.ts). */
+  telemetry?: RoleTelemetry;
   host: string;
   port: number;
   database: DatabaseConfig;
@@ -68,6 +72,7 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
   const clock = options.clock ?? systemClock;
   const log = options.logger;
   const db = await openPortalStore(options.database);
+  options.telemetry?.readyWhen('store', () => sql`select 1`.execute(db));
   const accounts = new AccountService({
     db,
     clock,
@@ -76,6 +81,7 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
     loginWindowSeconds: options.loginWindowSeconds,
   });
   const operator = new OperatorClient(options.tls);
+  options.telemetry?.readyWhen('credentialing', () => operator.health(options.credentialingUrl));
   const hub = new EventHub();
   const events = new SharedEvents({ db, hub, log, onChange: () => contracts.scheduleFunnel() });
   const contracts: ContractService = new ContractService({
@@ -137,6 +143,7 @@ export async function startPortalServer(options: PortalServerOptions): Promise<R
     logger: log,
     tls: options.tls,
     bodyLimit: JSON_BODY_LIMIT,
+    telemetry: options.telemetry,
     mount: (app) =>
       mountPortalApi(app, {
         accounts,

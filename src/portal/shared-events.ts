@@ -32,6 +32,7 @@ export class SharedEvents {
   private readonly reader = new CoalescedRun(
     () => this.readAll(),
     (err: unknown) => this.options.log.warn({ err }, 'portal events not read'),
+    'portal-events',
   );
 
   constructor(

@@ -12,8 +12,11 @@ import { CredentialingConsumer } from './consumer.js';
 import { ProvisioningProcessor } from './processor.js';
 import { ProvisioningStore } from './store.js';
 import { DmServer } from './omadm/session.js';
+import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface ProvisioningServerOptions {
+  /** Metrics and readiness of this role (src/ops/telemetry.ts). */
+  telemetry?: RoleTelemetry;
   host: string;
   port: number;
   database: DatabaseConfig;
@@ -29,6 +32,7 @@ export interface ProvisioningServerOptions {
  */
 export async function startProvisioningServer(options: ProvisioningServerOptions): Promise<RunningServer> {
   const store = await ProvisioningStore.open(options.database);
+  options.telemetry?.readyWhen('store', () => store.ping());
   const client = new PeerClient({ tls: clientTls(options.tls) });
   const processor = new ProvisioningProcessor(store, new CredentialingConsumer(client), options.logger);
   return startRoleServer({
@@ -37,6 +41,7 @@ export async function startProvisioningServer(options: ProvisioningServerOptions
     port: options.port,
     logger: options.logger,
     tls: options.tls,
+    telemetry: options.telemetry,
     mount: (app) => mountProvisioningApi(app, processor, new DmServer(processor, store, options.logger)),
     release: async () => {
       await client.close();

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /** The provisioning server keeps referrals only: never a package, never anything it could decrypt. */
@@ -150,6 +150,11 @@ export class ProvisioningStore {
       replaceCmdId: row.replace_cmd_id,
       expiresAt: new Date(row.expires_at),
     };
+  }
+
+  /** Answers when the database does (readiness checks). */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
   }
 
   async close(): Promise<void> {

@@ -15,8 +15,11 @@ import { LookupChallenges } from './challenge.js';
 import { RegistrationProcessor } from './processor.js';
 import { RegistrationStore } from './store.js';
 import { systemClock, type Clock } from '../time/clock.js';
+import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface RegistrationServerOptions {
+  /** Metrics and readiness of this role (src/ops/telemetry.ts). */
+  telemetry?: RoleTelemetry;
   host: string;
   port: number;
   database: DatabaseConfig;
@@ -44,6 +47,7 @@ export interface RegistrationServerOptions {
  */
 export async function startRegistrationServer(options: RegistrationServerOptions): Promise<RunningServer> {
   const store = await RegistrationStore.open(options.database);
+  options.telemetry?.readyWhen('store', () => store.ping());
   // Enrollment groups' admissions: this server asks the group's credentialing server, as itself.
   const client = new PeerClient({ tls: clientTls(options.tls) });
   let url = options.publicUrl ?? '';
@@ -69,6 +73,7 @@ export async function startRegistrationServer(options: RegistrationServerOptions
     port: options.port,
     logger: options.logger,
     tls: options.tls,
+    telemetry: options.telemetry,
     // A push carries up to 2,000 records of ~200 bytes.
     bodyLimit: 1024 * 1024,
     mount: (app) => mountRegistrationApi(app, processor),

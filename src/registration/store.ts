@@ -309,6 +309,11 @@ export class RegistrationStore {
     return row ? { transferId: row.transfer_id, statement: row.statement } : undefined;
   }
 
+  /** Answers when the database does (readiness checks). */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
   async close(): Promise<void> {
     await this.db.destroy();
   }

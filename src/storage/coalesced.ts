@@ -1,7 +1,11 @@
+import { newRequestId, withRequestId } from '../log/context.js';
+
 /**
  * Runs a drain (an outbox sender, a feed tail) soon when kicked: one run at a time, and kicks that
  * arrive during a run ask for exactly one more after it, so a burst of commits becomes one or two
  * runs instead of one each. A failed run is reported, never thrown: the next kick or poll tries again.
+ * Each run has a request id of its own (`<name>-<uuid>`, in its log lines and its calls to peers),
+ * not the id of the request whose commit kicked it.
  *
  * @example
  *   const loop = new CoalescedRun(() => this.drain(), (err) => log.warn({ err }, 'drain failed'));
@@ -15,6 +19,8 @@ export class CoalescedRun {
   constructor(
     private readonly run: () => Promise<unknown>,
     private readonly onError: (err: unknown) => void,
+    /** What the runs' request ids start with. */
+    private readonly name = 'job',
   ) {}
 
   /** Run soon (now if idle; once more after the current run if not). */
@@ -27,7 +33,7 @@ export class CoalescedRun {
     this.running = (async () => {
       do {
         this.again = false;
-        await this.run().catch(this.onError);
+        await withRequestId(newRequestId(this.name), () => this.run().catch(this.onError));
       } while (this.again && !this.stopped);
     })().finally(() => {
       this.running = undefined;

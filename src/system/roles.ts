@@ -16,6 +16,7 @@ import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
 import { loadHssSecrets, loadPhlrSecrets, loadRegistrationSecrets } from './secrets.js';
 import type { Clock } from '../time/clock.js';
+import type { Telemetry } from '../ops/telemetry.js';
 import {
   configuredUrls,
   listenAddress,
@@ -31,6 +32,13 @@ export type ServableRole = (typeof SERVABLE_ROLES)[number];
 /** What a role takes besides its config: the clock its expiry decisions read (the real one when omitted). */
 export interface RoleDependencies {
   clock?: Clock;
+  /** The process's metrics and readiness; each role registers under its name (`registration-2`). */
+  telemetry?: Telemetry;
+}
+
+/** A role's name in metrics and `up --json`: registration and provisioning carry their instance. */
+export function roleInstanceName(role: ServableRole, instance: number): string {
+  return role === 'registration' || role === 'provisioning' ? `${role}-${instance}` : role;
 }
 
 /** The hook's settings with the CA its server certificate is checked against read from its file. */
@@ -62,6 +70,7 @@ export async function startRole(
   dependencies: RoleDependencies = {},
 ): Promise<RunningServer> {
   const { clock } = dependencies;
+  const telemetry = dependencies.telemetry?.role(roleInstanceName(role, instance));
   const pki = await loadPki(config.pkiDir);
   const urls = peers;
   const host = listenAddress(config, role);
@@ -101,6 +110,8 @@ export async function startRole(
           })),
         ),
         hssUrl: urls.hss,
+        ocspUrls: [urls.ocsp],
+        telemetry,
         provisioningServers: urls.provisioning,
         provisioningPolicy: config.credentialing.provisioningPolicy,
         registrationTtlSeconds: config.registration.ttlSeconds,
@@ -129,6 +140,7 @@ export async function startRole(
           ),
         ],
         grantClockSkewSeconds: config.phlr.grantClockSkewSeconds,
+        telemetry,
         challengeSecret: loadRegistrationSecrets(config).challengeSecret,
         ...(clock ? { clock } : {}),
       });
@@ -139,6 +151,7 @@ export async function startRole(
         database: roleDatabase(config, `provisioning-${instance}`),
         tls: loadTlsIdentity(config.pkiDir, 'provisioning'),
         logger,
+        telemetry,
       });
     case 'hss': {
       const secrets = loadHssSecrets(config);
@@ -152,6 +165,7 @@ export async function startRole(
         kek: secrets.kek,
         operatorSigningKey: pki.operator.packageSigner.privateKey(),
         operatorChainPem: [pki.operator.packageSigner.pem, pki.operator.operatorCa.pem],
+        telemetry,
         ...(clock ? { clock } : {}),
       });
     }
@@ -195,6 +209,7 @@ export async function startPhlr(
     grantTtlSeconds: config.phlr.grantTtlSeconds,
     challengeTtlSeconds: config.phlr.challengeTtlSeconds,
     amf: Buffer.from(config.phlr.amf, 'hex'),
+    telemetry: dependencies.telemetry?.role('phlr'),
     ...(dependencies.clock ? { clock: dependencies.clock } : {}),
   });
 }
@@ -244,6 +259,7 @@ export async function startPortal(
     loginAttempts: settings.loginAttempts,
     loginWindowSeconds: settings.loginWindowSeconds,
     uploadLimitBytes: settings.uploadLimitBytes,
+    telemetry: dependencies.telemetry?.role('portal'),
     operators: settings.operators.map((o) => ({
       email: o.email.trim().toLowerCase(),
       name: o.name,

@@ -60,6 +60,7 @@ export async function startSystem(
       port: config.ports.ocsp,
       logger: log('ocsp'),
       generationCheckMs: config.ocsp.revocationCheckMs,
+      telemetry: dependencies.telemetry?.role('ocsp'),
     });
     started.push(ocsp);
     const hss = await startRole(config, 'hss', 1, log('hss'), undefined, dependencies);
@@ -75,7 +76,9 @@ export async function startSystem(
     }
     const provisioning: RunningServer[] = [];
     for (let i = 1; i <= config.ports.provisioning.length; i++) {
-      provisioning.push(await startRole(config, 'provisioning', i, log(`provisioning-${i}`)));
+      provisioning.push(
+        await startRole(config, 'provisioning', i, log(`provisioning-${i}`), undefined, dependencies),
+      );
       started.push(provisioning[i - 1]!);
     }
     // Started last, with the peers' actual URLs (ports may have been 0).

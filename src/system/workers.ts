@@ -2,12 +2,18 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { SimcredConfig } from '../config/index.js';
 import { SimcredError, isSimcredError, type ErrorCode } from '../errors/index.js';
+import { AggregatorRegistry } from 'prom-client';
 import { startSystem, type RunningSystem } from './start.js';
+import { startMetricsListener } from '../ops/metrics-server.js';
+import { processOperations, reloadLive } from '../ops/process.js';
+import { Telemetry } from '../ops/telemetry.js';
 
 /** What a worker tells the primary once every role of it listens. */
 interface ReadyMessage {
   simcredWorkerReady: true;
   urls: RunningSystem['urls'];
+  /** The roles it serves, as its metrics name them. */
+  roles: string[];
 }
 
 function isReady(message: unknown): message is ReadyMessage {
@@ -25,6 +31,12 @@ function isFailed(message: unknown): message is FailedMessage {
 
 export interface WorkerPool {
   urls: RunningSystem['urls'];
+  /** Each role → the primary's metrics URL, which sums every worker's series (prom-client's AggregatorRegistry). */
+  metrics: Record<string, string>;
+  /** SIGTERM arrived: /readyz answers 503 from now on. */
+  startDraining(): void;
+  /** SIGHUP to every worker: each reloads its roles' certificates. */
+  reload(): void;
   /** SIGTERM to every worker (each closes its roles), SIGKILL after `graceMs`; resolves when all exited. */
   close(graceMs?: number): Promise<void>;
 }
@@ -60,7 +72,7 @@ export async function startWorkers(
   let closing = false;
   const restarts: number[] = [];
 
-  const fork = (): Promise<{ worker: Worker; urls: RunningSystem['urls'] }> =>
+  const fork = (): Promise<{ worker: Worker; urls: RunningSystem['urls']; roles: string[] }> =>
     new Promise((resolve, reject) => {
       const worker = cluster.fork();
       running.add(worker);
@@ -77,7 +89,7 @@ export async function startWorkers(
         ready = true;
         worker.off('exit', onEarlyExit);
         worker.off('message', onMessage);
-        resolve({ worker, urls: message.urls });
+        resolve({ worker, urls: message.urls, roles: message.roles });
       };
       const onEarlyExit = (code: number | null) => {
         worker.off('message', onMessage);
@@ -120,12 +132,42 @@ export async function startWorkers(
     clearTimeout(timer);
   };
 
+  let draining = false;
+  let listener: { url: string; close(): Promise<void> } | undefined;
   try {
     const first = await fork();
     await Promise.all(Array.from({ length: workers - 1 }, fork));
-    return { urls: first.urls, close };
+    // The primary serves no role: its metrics listener asks every worker for its registry and sums
+    // them; it is ready while every worker runs (each worker's own checks are its roles' business).
+    const aggregator = new AggregatorRegistry();
+    listener = await startMetricsListener({
+      host: config.operations.metricsHost,
+      port: config.operations.metricsPort,
+      logger: logger.child({ role: 'metrics' }),
+      telemetry: new Telemetry({ processMetrics: false }),
+      metrics: () => aggregator.clusterMetrics(),
+      ready: async () => {
+        const ready = !draining && !closing && running.size === workers;
+        const state = draining ? 'shutting down' : `${running.size} of ${workers} workers running`;
+        return { ready, roles: { pool: { workers: ready ? 'ok' : state } } };
+      },
+    });
+    const url = `${listener.url}/metrics`;
+    return {
+      urls: first.urls,
+      metrics: Object.fromEntries(first.roles.map((role) => [role, url])),
+      startDraining: () => void (draining = true),
+      reload: () => {
+        for (const w of running) w.process.kill('SIGHUP');
+      },
+      close: async (graceMs?: number) => {
+        await close(graceMs);
+        await listener?.close();
+      },
+    };
   } catch (err) {
     await close(2000);
+    await listener?.close();
     throw err;
   }
 }
@@ -138,8 +180,15 @@ export async function startWorkers(
 export async function serveAsWorker(config: SimcredConfig, logger: Logger): Promise<void> {
   process.on('SIGINT', () => undefined);
   let system: RunningSystem;
+  const ops = processOperations(config);
+  // The primary's AggregatorRegistry asks for this registry over IPC; constructing one here is what
+  // installs the worker's side of that exchange (prom-client's cluster.js).
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([ops.telemetry.registry]);
   try {
-    system = await startSystem(config, logger.child({ worker: cluster.worker?.id }));
+    system = await startSystem(config, logger.child({ worker: cluster.worker?.id }), {
+      telemetry: ops.telemetry,
+    });
   } catch (err) {
     if (!isSimcredError(err) || err.code === 'SIMCRED_INTERNAL') throw err;
     // The primary prints the one error line; this worker leaves quietly (its roles are closed).
@@ -149,11 +198,38 @@ export async function serveAsWorker(config: SimcredConfig, logger: Logger): Prom
     cluster.worker?.disconnect();
     return;
   }
-  const ready: ReadyMessage = { simcredWorkerReady: true, urls: system.urls };
+  const ready: ReadyMessage = {
+    simcredWorkerReady: true,
+    urls: system.urls,
+    roles: ops.telemetry.roleNames(),
+  };
+  // SIGHUP from the primary: this worker's roles present the PKI folder's certificates anew.
+  process.on('SIGHUP', () => {
+    try {
+      const s = system.servers;
+      const servers = [s.hss, s.phlr, s.credentialing, ...s.registration, ...s.provisioning, s.portal];
+      // The certificate files are read anew from the PKI folder; the folder itself stays.
+      reloadLive(config, servers);
+    } catch (err) {
+      logger.error({ err }, 'reload failed; the previous certificates stay');
+    }
+  });
   process.send?.(ready);
   // The primary's SIGTERM may come on top of one sent to the whole process group: the handler stays,
   // so a second one cannot kill the worker halfway through closing.
   await new Promise<void>((resolve) => process.on('SIGTERM', () => resolve()));
+  const s = system.servers;
+  for (const server of [
+    s.ocsp,
+    s.hss,
+    s.phlr,
+    s.credentialing,
+    ...s.registration,
+    ...s.provisioning,
+    s.portal,
+  ]) {
+    server.holdIdleConnections();
+  }
   await system.close();
   // The IPC channel to the primary would keep this process alive.
   cluster.worker?.disconnect();

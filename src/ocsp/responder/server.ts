@@ -5,6 +5,7 @@ import { BoundedCache } from '../../crypto/bounded-cache.js';
 import { SimcredError } from '../../errors/index.js';
 import {
   createHttpServer,
+  holdIdleConnections,
   listen,
   mountServiceRoutes,
   undeclaredErrors,
@@ -14,6 +15,7 @@ import { CaStore, type CertificateStatus } from '../../pki/store.js';
 import { systemClock, type Clock } from '../../time/clock.js';
 import { OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, ocspGet, ocspPost } from '../../protocol/ocsp.js';
 import { ERROR_RESPONSES, parseRequest, signResponse, type ErrorStatus } from './engine.js';
+import type { RoleTelemetry } from '../../ops/telemetry.js';
 import { IssuerIndex, loadIssuersFromPki, prepareIssuer, type IssuerSource } from './issuers.js';
 
 export { OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE };
@@ -44,6 +46,8 @@ export interface OcspResponderOptions {
   bodyLimit?: number;
   /** The time responses are signed at and cache and revocation re-reads are paced by (tests set it). */
   clock?: Clock;
+  /** Metrics (requests, answers by status) and readiness (the CA store answers). */
+  telemetry?: RoleTelemetry;
 }
 
 export interface OcspResponder {
@@ -60,6 +64,8 @@ export interface OcspResponder {
   };
   /** Codes answered on routes that do not declare them (see startRoleServer); tests expect none. */
   undeclaredErrors(): UndeclaredError[];
+  /** SIGTERM: the next close lets idle connections time out (src/http/server.ts holdIdleConnections). */
+  holdIdleConnections(): void;
 }
 
 interface CachedResponse {
@@ -68,6 +74,8 @@ interface CachedResponse {
   thisUpdate: Date;
   nextUpdate: Date;
   refreshAt: number;
+  /** The certificate statuses it answers (counted again each time it is served). */
+  statuses: CertificateStatus['status'][];
 }
 
 /**
@@ -93,6 +101,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
   const validitySeconds = options.validitySeconds ?? 3600;
   const generationCheckMs = options.generationCheckMs ?? 200;
   const clock = options.clock ?? systemClock;
+  const telemetry = options.telemetry;
   const cacheEntries = options.cacheEntries ?? 10_000;
   const stats: OcspResponder['stats'] = {
     requests: 0,
@@ -158,6 +167,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
       const hit = cache.get(key);
       if (hit && clock().getTime() < hit.refreshAt) {
         stats.cacheHits++;
+        for (const status of hit.statuses) telemetry?.ocspAnswer(status);
         return sendCached(reply, hit, clock());
       }
     }
@@ -179,6 +189,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
       ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
     });
     stats.signed++;
+    for (const s of certStatuses) telemetry?.ocspAnswer(s.status);
     if (parsed.nonce) {
       return reply.code(200).type(OCSP_RESPONSE_TYPE).header('cache-control', 'no-cache').send(signed.der);
     }
@@ -189,6 +200,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
       nextUpdate: signed.nextUpdate,
       // Re-sign halfway through the validity so a cached answer never nears nextUpdate.
       refreshAt: signed.thisUpdate.getTime() + (validitySeconds * 1000) / 2,
+      statuses: certStatuses.map((c) => c.status),
     };
     if (key !== undefined) {
       if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
@@ -199,6 +211,7 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
 
   const sendError = (reply: FastifyReply, status: ErrorStatus, detail: unknown): FastifyReply => {
     stats.errors[status]++;
+    telemetry?.ocspAnswer(status);
     if (status === 'tryLater' || status === 'internalError') {
       logger.warn({ status, err: detail instanceof Error ? detail.message : detail }, 'OCSP error response');
     } else {
@@ -211,7 +224,8 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
       .send(ERROR_RESPONSES[status]);
   };
 
-  const app = createHttpServer({ logger, bodyLimit: options.bodyLimit ?? 64 * 1024 });
+  const app = createHttpServer({ logger, bodyLimit: options.bodyLimit ?? 64 * 1024, telemetry });
+  telemetry?.readyWhen('store', () => store.revocationGeneration());
   let url = '';
   // GET /health and /openapi.json as on every role. Static routes win over the wildcard, and neither
   // path can be an RFC 5019 GET request: see ocspGet in src/protocol/ocsp.ts.
@@ -244,7 +258,13 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     port: options.port ?? DEFAULT_OCSP_PORT,
   });
   logger.info({ url }, 'OCSP responder listening');
-  return { url, stats, close: () => app.close(), undeclaredErrors: () => undeclaredErrors(app) };
+  return {
+    url,
+    stats,
+    close: () => app.close(),
+    undeclaredErrors: () => undeclaredErrors(app),
+    holdIdleConnections: () => holdIdleConnections(app),
+  };
 }
 
 /** RFC 6960 appendix A.1 / RFC 5019 §5: GET {url}/{url-encoding of base-64 encoding of the DER}. */
