@@ -164,9 +164,8 @@ describe('several hosts behind HAProxy, on PostgreSQL', { concurrency: false }, 
       urls,
       listen: { hss: address('hss', 1), phlr: address('phlr', 1), ocsp: address('ocsp', 1) },
       log: { level: 'warn' },
-      // A device whose session answer died with the killed instance waits its session out (the
-      // store still holds it open): short here, so that the wait is short too.
-      credentialing: { sessionTtlSeconds: 15 },
+      // The default session lifetime (120 s): a device whose session answer died with the killed
+      // instance resends step 3 with the same nonce and gets that session from another instance.
     };
     const configFile = (name: string, listen: Record<string, string> = {}) => {
       const file = join(work, `${name}.json`);
