@@ -55,16 +55,24 @@ test('up --json prints one JSON line with every role URL, the portal included, o
         void exited.then((code) => reject(new Error(`up exited (${code}): ${stdout}`)));
       });
       assert.equal(line.trim().split('\n').length, 1, 'one line');
-      const urls = JSON.parse(line) as Record<string, string | string[]>;
+      const urls = JSON.parse(line) as Record<string, string | string[]> & {
+        metrics: Record<string, string>;
+      };
       assert.deepEqual(Object.keys(urls).sort(), [
         'credentialing',
         'hss',
+        'metrics',
         'ocsp',
         'phlr',
         'portal',
         'provisioning',
         'registration',
       ]);
+      // The portal's process has a metrics listener, as every role's does, and it answers.
+      assert.match(urls.metrics.portal ?? '', /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      const scraped = await fetch(urls.metrics.portal!);
+      assert.equal(scraped.status, 200);
+      assert.match(await scraped.text(), /simcred_http_requests_total/);
       const pkiDir = join(dir.path, 'pki');
       const root = readFileSync(join(pkiDir, readManifest(pkiDir).operator.root.cert), 'utf8');
       const browser = new PortalBrowser(urls.portal as string, root);
