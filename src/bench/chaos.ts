@@ -150,7 +150,7 @@ export async function runChaosBench(options: ChaosOptions): Promise<ChaosResult>
       return shuffled.pop()!;
     };
     /** SIGKILLs the next victim's process group and starts it again; resolves once it answers. */
-    const killOne = async () => {
+    const killNext = async () => {
       const role = nextVictim();
       const victim = running.get(role)!;
       const atMs = performance.now() - fleetStarted;
@@ -168,6 +168,10 @@ export async function runChaosBench(options: ChaosOptions): Promise<ChaosResult>
       kills.push(kill);
       options.onKill?.(kill);
     };
+    // One kill at a time: counted kills come from several fleet workers at once, and a second kill of
+    // a role whose restart is still starting would kill that restart instead.
+    let killing: Promise<void> = Promise.resolve();
+    const killOne = () => (killing = killing.then(killNext));
     // Counted kills go with the fleet's progress; otherwise one at a time on a timer until it ends.
     const counted = options.kills !== undefined && victims.length > 0;
     const killAt = new Set(

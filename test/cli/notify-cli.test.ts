@@ -13,7 +13,9 @@ let env: Record<string, string>;
 const cli = (...args: string[]) => runCli([...args, '--dir', t.config.dataDir], { env });
 
 before(async () => {
-  t = await startTestSystem({ notify: { retryBaseMs: 50, retryMaxMs: 200 } });
+  // Retries a second apart at least: the failed deliveries stay pending (not yet dead after the 50
+  // attempts a delivery gets) however slowly a loaded machine runs the CLI calls below.
+  t = await startTestSystem({ notify: { retryBaseMs: 1000, retryMaxMs: 5000 } });
   env = { SIMCRED_PORTS__CREDENTIALING: new URL(t.system.urls.credentialing).port, SIMCRED_DEBUG: '' };
 });
 after(async () => {
