@@ -8,21 +8,10 @@ import pg from 'pg';
 import { runFleet, type FleetReport } from '../../src/device/fleet.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../../src/http/index.js';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
+import { untilWithin as until } from '../helpers/webhook-receiver.js';
 import { startTestSystem, type TestSystem } from './harness.js';
 
 const DEVICES = 24;
-
-async function until(
-  what: string,
-  probe: () => Promise<boolean> | boolean,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('PostgreSQL restarted under a running fleet', { concurrency: false }, () => {
   let postgres: ThrowawayPostgres;

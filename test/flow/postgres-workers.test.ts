@@ -16,6 +16,7 @@ import { initPki, loadFactoryImage, loadPki, manufactureDevices } from '../../sr
 import { OperatorClient } from '../../src/portal/operator-client.js';
 import { startUp, type RunningUp } from '../helpers/cli.js';
 import { startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
+import { untilWithin as until } from '../helpers/webhook-receiver.js';
 
 const DEVICES = 24;
 /** Devices onboarding at once. */
@@ -54,18 +55,6 @@ class DuplicatingClient extends PeerClient {
   override async close(): Promise<void> {
     await this.twin.close();
     await super.close();
-  }
-}
-
-async function until(
-  what: string,
-  probe: () => Promise<boolean> | boolean,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -8,6 +8,19 @@ export async function until(check: () => boolean | Promise<boolean>): Promise<vo
   while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
+/** `until` with a bound of its own: fails naming `what` when `probe` does not hold within `timeoutMs`. */
+export async function untilWithin(
+  what: string,
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  await until(() => {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    return probe();
+  });
+}
+
 /**
  * An operator's receiver on loopback: the receiver helper's listener, which can be taken down (its
  * port closed: connections refused) and brought back on the same port.
