@@ -6,9 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests talk to (DESIGN §5): OpenSSL, osmo-auc-gen, xmlsec1, xmllint, PostgreSQL,
-# HAProxy (the load balancer of the several-hosts test), and the browser of the portal's tests
-# (Debian's chromium, driven by playwright-core; never a downloaded one).
-TEST_DEBS=(openssl libosmocore-utils xmlsec1 libxml2-utils postgresql chromium haproxy)
+# HAProxy (the load balancer of the several-hosts test), the browser of the portal's tests
+# (Debian's chromium, driven by playwright-core; never a downloaded one), SoftHSM and OpenSC's
+# pkcs11-tool (operator keys in a PKCS#11 token), and swtpm with tpm2-tools and the TSS's swtpm
+# TCTI (the TPM 2.0 device module).
+TEST_DEBS=(openssl libosmocore-utils xmlsec1 libxml2-utils postgresql chromium haproxy
+  softhsm2 opensc swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
