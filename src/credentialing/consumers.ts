@@ -25,7 +25,10 @@ export class CredentialingConsumers {
   constructor(private readonly client: PeerClient) {}
 
   /** Step 0b. */
-  pushRegistrations(registrationServer: string, registrations: RegistrationRecord[]): Promise<unknown> {
+  pushRegistrations(
+    registrationServer: string,
+    registrations: RegistrationRecord[],
+  ): Promise<ResponseOf<typeof pushRegistrations>> {
     return this.client.call(registrationServer, pushRegistrations, { body: { registrations } });
   }
 
@@ -47,7 +50,7 @@ export class CredentialingConsumers {
     registrationServer: string,
     dsimIds: string[],
     options: { used?: boolean; upToGeneration?: Record<string, number> } = {},
-  ): Promise<unknown> {
+  ): Promise<ResponseOf<typeof withdrawRegistrations>> {
     return this.client.call(registrationServer, withdrawRegistrations, { body: { dsimIds, ...options } });
   }
 

@@ -198,15 +198,17 @@ export class PeerActionSender {
     try {
       if (batch.kind === 'withdraw' || batch.kind === 'retire') {
         const used = batch.kind === 'retire';
-        await consumers.withdrawRegistrations(batch.target, dsimIds, {
+        const { refused = [] } = await consumers.withdrawRegistrations(batch.target, dsimIds, {
           ...(used ? { used } : {}),
           upToGeneration: generationsOf(batch.actions),
         });
+        // A record another credentialing server pushed is not ours to withdraw: done, and said so.
+        const notOurs = new Set(refused);
         await store.completePeerActions(
           batch.actions.map((a) => ({
             id: a.id,
             dsimId: a.dsimId,
-            event: used ? 'retired' : 'withdrawn',
+            event: notOurs.has(a.dsimId) ? 'withdraw-refused' : used ? 'retired' : 'withdrawn',
             detail: batch.target,
           })),
           this.clock(),

@@ -225,10 +225,24 @@ export class RegistrationSubsystem {
     const results = await Promise.allSettled(
       [...byServer].map(([server, list]) => this.options.consumers.pushRegistrations(server, list)),
     );
+    const servers = [...byServer.keys()];
     const lists = [...byServer.values()];
     const missed = new Set<string>();
     results.forEach((result, i) => {
       if (result.status === 'rejected') for (const r of lists[i]!) missed.add(r.dsimId);
+      // Another credentialing server owns these records there: a retry cannot change that, so they
+      // stay unpushed (counted in the backlog metric) and are logged for the operator.
+      else if (result.value.refused?.length) {
+        for (const dsimId of result.value.refused) missed.add(dsimId);
+        this.options.log.warn(
+          {
+            registrationServer: servers[i],
+            refused: result.value.refused.slice(0, 20),
+            count: result.value.refused.length,
+          },
+          'the registration server keeps these devices as another credentialing server’s',
+        );
+      }
     });
     const pushed = new Set(lists.flat().map((r) => r.dsimId));
     await this.options.store.markPushed([...pushed].filter((dsimId) => !missed.has(dsimId)));

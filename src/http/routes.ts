@@ -1,11 +1,19 @@
-import type { TLSSocket } from 'node:tls';
+import { createHash, X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { SimcredError } from '../errors/index.js';
 import type { Role, RouteSpec } from '../protocol/route.js';
 
-/** Who called: a device (no client certificate needed) or an authenticated peer server. */
-export type CallerIdentity = { kind: 'device' } | { kind: 'peer'; role: Role; subject: string };
+/**
+ * Who called: a device (no client certificate needed) or an authenticated peer server. A peer's
+ * `subject` is its certificate's CN (simcred-<role>: every instance of a role has it); its `owner`
+ * tells one server from another: the certificate's whole subject DN and the key of the CA that issued
+ * it. Instances sharing a certificate, or a certificate renewed under the same name by the same CA,
+ * are one owner; a server with another name, or under another CA, is another.
+ */
+export type CallerIdentity =
+  { kind: 'device' } | { kind: 'peer'; role: Role; subject: string; owner: string };
 
 export interface RouteInput<S extends RouteSpec> {
   body: z.infer<NonNullable<S['body']>>;
@@ -71,29 +79,51 @@ export function identifyCaller(request: FastifyRequest, spec: RouteSpec): Caller
   // Device and public routes take no client certificate.
   if (spec.caller.kind !== 'peer') return { kind: 'device' };
   const socket = request.raw.socket as Partial<TLSSocket>;
-  const commonName = socket.authorized ? peerCommonName(socket as TLSSocket) : undefined;
-  if (commonName === undefined) {
+  const peer = socket.authorized ? peerNames(socket as TLSSocket) : undefined;
+  const commonName = peer?.commonName;
+  if (peer === undefined || commonName === undefined) {
     throw new SimcredError('SIMCRED_UNAUTHENTICATED_PEER', `${spec.id} needs a valid client certificate`);
   }
   const role = commonName.replace(/^simcred-/, '') as Role;
   if (!spec.caller.roles.includes(role)) {
     throw new SimcredError('SIMCRED_FORBIDDEN_PEER', `${commonName || 'this peer'} may not call ${spec.id}`);
   }
-  return { kind: 'peer', role, subject: commonName };
+  return { kind: 'peer', role, subject: commonName, owner: peer.owner };
 }
 
 /*
  * A peer's certificate is fixed for the life of its TLS connection, and getPeerCertificate() builds a
  * fresh object from it on every call; servers keep connections alive for thousands of requests, so
- * the CN is read once per socket.
+ * the names are read once per socket.
  */
-const peerNames = new WeakMap<TLSSocket, string | undefined>();
+const peerNamesOf = new WeakMap<TLSSocket, { commonName: string | undefined; owner: string } | undefined>();
 
-function peerCommonName(socket: TLSSocket): string | undefined {
-  if (peerNames.has(socket)) return peerNames.get(socket);
+function peerNames(socket: TLSSocket): { commonName: string | undefined; owner: string } | undefined {
+  if (peerNamesOf.has(socket)) return peerNamesOf.get(socket);
   const certificate =
-    typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  const name = certificate && certificate.subject ? String(certificate.subject.CN ?? '') : undefined;
-  peerNames.set(socket, name);
-  return name;
+    typeof socket.getPeerCertificate === 'function'
+      ? (socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined)
+      : undefined;
+  const names =
+    certificate && certificate.raw
+      ? { commonName: String(certificate.subject?.CN ?? ''), owner: ownerOf(certificate) }
+      : undefined;
+  peerNamesOf.set(socket, names);
+  return names;
+}
+
+/** `<subject DN>; issuer key <SHA-256 of the issuing CA's public key, 16 bytes hex>`. */
+function ownerOf(certificate: DetailedPeerCertificate): string {
+  const subject = new X509Certificate(certificate.raw).subject.split('\n').join(', ');
+  const issuer = certificate.issuerCertificate;
+  // A self-issued peer certificate (a test's) is its own issuer.
+  const issuerKey =
+    issuer && issuer.raw
+      ? new X509Certificate(issuer.raw).publicKey
+      : new X509Certificate(certificate.raw).publicKey;
+  const keyHash = createHash('sha256')
+    .update(issuerKey.export({ format: 'der', type: 'spki' }))
+    .digest('hex')
+    .slice(0, 32);
+  return `${subject}; issuer key ${keyHash}`;
 }

@@ -44,7 +44,17 @@ export const pushRegistrations = defineRoute({
   summary:
     'Store (or replace) registration records for devices; only trusted credentialing servers may push.',
   body: z.object({ registrations: z.array(RegistrationRecord).min(1).max(MAX_RECORDS_PER_PUSH) }).strict(),
-  response: z.object({ stored: z.number().int() }).strict(),
+  response: z
+    .object({
+      stored: z.number().int(),
+      refused: z
+        .array(dsimId)
+        .optional()
+        .describe(
+          "DSIM_IDs whose record another credentialing server pushed (its certificate's subject or issuing CA differ): left as they are",
+        ),
+    })
+    .strict(),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });
 
@@ -67,7 +77,17 @@ export const withdrawRegistrations = defineRoute({
         .describe('per DSIM_ID, the newest generation the call may touch; absent: any'),
     })
     .strict(),
-  response: z.object({ withdrawn: z.number().int() }).strict(),
+  response: z
+    .object({
+      withdrawn: z.number().int(),
+      refused: z
+        .array(dsimId)
+        .optional()
+        .describe(
+          "DSIM_IDs whose record another credentialing server pushed (its certificate's subject or issuing CA differ): left as they are",
+        ),
+    })
+    .strict(),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });
 
@@ -172,7 +192,15 @@ export const pushGroups = defineRoute({
   summary:
     'Store (or replace) enrollment groups: devices of their CA that turn up unlisted at step 2 are admitted through the credentialing server that pushed the group.',
   body: z.object({ groups: z.array(GroupRecord).min(1).max(100) }).strict(),
-  response: z.object({ stored: z.number().int() }).strict(),
+  response: z
+    .object({
+      stored: z.number().int(),
+      refused: z
+        .array(z.string())
+        .optional()
+        .describe('group ids another credentialing server pushed: left as they are'),
+    })
+    .strict(),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
 });
 

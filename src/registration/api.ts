@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { mountRoute } from '../http/index.js';
+import { mountRoute, type CallerIdentity } from '../http/index.js';
 import {
   fetchTransferStatement,
   lookup,
@@ -10,19 +10,21 @@ import {
   withdrawRegistrations,
 } from '../protocol/registration.js';
 import type { RegistrationProcessor } from './processor.js';
+import type { Writer } from './store.js';
+
+/** The pushing credentialing server as a record's owner (peer routes only reach here authenticated). */
+function writerOf(caller: CallerIdentity): Writer {
+  return caller.kind === 'peer' ? { owner: caller.owner, legacyName: caller.subject } : { owner: 'unknown' };
+}
 
 export function mountRegistrationApi(app: FastifyInstance, processor: RegistrationProcessor): void {
-  mountRoute(app, pushRegistrations, ({ body, caller }) =>
-    processor.push(body, caller.kind === 'peer' ? caller.subject : 'unknown'),
-  );
-  mountRoute(app, withdrawRegistrations, ({ body }) => processor.withdraw(body));
-  mountRoute(app, pushGroups, ({ body, caller }) =>
-    processor.pushGroups(body, caller.kind === 'peer' ? caller.subject : 'unknown'),
-  );
+  mountRoute(app, pushRegistrations, ({ body, caller }) => processor.push(body, writerOf(caller)));
+  mountRoute(app, withdrawRegistrations, ({ body, caller }) => processor.withdraw(body, writerOf(caller)));
+  mountRoute(app, pushGroups, ({ body, caller }) => processor.pushGroups(body, writerOf(caller)));
   mountRoute(app, lookupChallenge, async ({ body }) => processor.challenge(body));
   mountRoute(app, lookup, ({ body }) => processor.lookup(body));
   mountRoute(app, pushTransferStatements, ({ body, caller }) =>
-    processor.pushTransferStatements(body, caller.kind === 'peer' ? caller.subject : 'unknown'),
+    processor.pushTransferStatements(body, writerOf(caller)),
   );
   mountRoute(app, fetchTransferStatement, ({ body }) => processor.fetchTransferStatement(body));
 }

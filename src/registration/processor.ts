@@ -21,7 +21,7 @@ import type {
 } from '../protocol/registration.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import type { LookupChallenges } from './challenge.js';
-import type { RegistrationStore, StoredRegistration } from './store.js';
+import type { RegistrationStore, StoredRegistration, Writer } from './store.js';
 import type { Clock } from '../time/clock.js';
 
 export interface RegistrationProcessorOptions {
@@ -54,28 +54,41 @@ export interface RegistrationProcessorOptions {
 export class RegistrationProcessor {
   constructor(private readonly options: RegistrationProcessorOptions) {}
 
+  /** Step 0b: records stored, each owned by the server that first pushed it (the rest are `refused`). */
   async push(
     body: BodyOf<typeof pushRegistrations>,
-    pushedBy: string,
+    writer: Writer,
   ): Promise<ResponseOf<typeof pushRegistrations>> {
-    const stored = await this.options.store.upsert(
+    const { stored, refused } = await this.options.store.upsert(
       body.registrations.map((r) => ({ ...r, expiresAt: new Date(r.expiresAt) })),
-      pushedBy,
+      writer,
     );
-    return { stored };
+    this.logRefused(refused, 'push');
+    return refused.length ? { stored, refused } : { stored };
   }
 
-  async pushGroups(
-    body: BodyOf<typeof pushGroups>,
-    pushedBy: string,
-  ): Promise<ResponseOf<typeof pushGroups>> {
-    return { stored: await this.options.store.upsertGroups(body.groups, pushedBy) };
+  async pushGroups(body: BodyOf<typeof pushGroups>, writer: Writer): Promise<ResponseOf<typeof pushGroups>> {
+    const { stored, refused } = await this.options.store.upsertGroups(body.groups, writer);
+    this.logRefused(refused, 'group push');
+    return refused.length ? { stored, refused } : { stored };
   }
 
   async withdraw(
     body: BodyOf<typeof withdrawRegistrations>,
+    writer: Writer,
   ): Promise<ResponseOf<typeof withdrawRegistrations>> {
-    return { withdrawn: await this.options.store.withdraw(body.dsimIds, body) };
+    const { withdrawn, refused } = await this.options.store.withdraw(body.dsimIds, writer, body);
+    this.logRefused(refused, 'withdrawal');
+    return refused.length ? { withdrawn, refused } : { withdrawn };
+  }
+
+  /** A write that touched another server's records is worth an operator's look: it is logged (ids only). */
+  private logRefused(refused: string[], what: string): void {
+    if (refused.length === 0) return;
+    this.options.log.warn(
+      { refused: refused.slice(0, 20), count: refused.length },
+      `${what} left records of another credentialing server alone`,
+    );
   }
 
   challenge(body: BodyOf<typeof lookupChallenge>): ResponseOf<typeof lookupChallenge> {
@@ -129,12 +142,12 @@ export class RegistrationProcessor {
 
   async pushTransferStatements(
     body: BodyOf<typeof pushTransferStatements>,
-    pushedBy: string,
+    writer: Writer,
   ): Promise<ResponseOf<typeof pushTransferStatements>> {
     return {
       stored: await this.options.store.upsertTransferStatements(
         body.statements,
-        pushedBy,
+        writer,
         this.options.clock(),
       ),
     };
@@ -194,7 +207,7 @@ export class RegistrationProcessor {
     }
     const stored = { ...record, expiresAt: new Date(record.expiresAt) };
     // Owned as the record it replaces: by the credentialing server that pushed it.
-    await this.options.store.upsert([stored], used.pushedBy ?? '');
+    await this.options.store.upsert([stored], { owner: used.pushedBy ?? '' });
     this.options.log.debug(
       { dsimId: body.dsimId, generation: record.generation },
       're-provisioned on request',
@@ -232,7 +245,7 @@ export class RegistrationProcessor {
           registrationServer: this.options.url(),
         });
         const stored = { ...record, expiresAt: new Date(record.expiresAt) };
-        await this.options.store.upsert([stored], group.pushedBy);
+        await this.options.store.upsert([stored], { owner: group.pushedBy });
         this.options.log.debug({ dsimId: body.dsimId, groupId: group.groupId }, 'admitted by its group');
         return stored.expiresAt > now ? stored : undefined;
       } catch (err) {

@@ -119,6 +119,22 @@ export interface StoredRegistration {
   pushedBy?: string;
 }
 
+/**
+ * Who writes: the pushing credentialing server's identity (`owner`, see CallerIdentity), and the CN
+ * that rows written before owners were whole identities carry (`legacyName`): such a row goes to the
+ * first server of that CN that writes it again.
+ */
+export interface Writer {
+  owner: string;
+  legacyName?: string | undefined;
+}
+
+/** What a write did: how many records it stored, and the DSIM_IDs it left alone as another server's. */
+export interface WriteResult {
+  stored: number;
+  refused: string[];
+}
+
 /** @example const store = await RegistrationStore.open({ kind: 'sqlite', file: 'data/registration-1.db' }); */
 export class RegistrationStore {
   private constructor(private readonly db: Kysely<RegistrationTables>) {}
@@ -127,9 +143,15 @@ export class RegistrationStore {
     return new RegistrationStore(await openDatabase<RegistrationTables>(database, migrations));
   }
 
-  async upsert(records: StoredRegistration[], pushedBy: string): Promise<number> {
+  /**
+   * Stores records; one already stored is replaced only by its owner (else its DSIM_ID is in
+   * `refused`), and never by an older generation.
+   */
+  async upsert(records: StoredRegistration[], writer: Writer): Promise<WriteResult> {
     const ordered = inKeyOrder(records, (r) => r.dsimId);
-    await transact(this.db, async (trx) => {
+    const owners = ownersOf(writer);
+    return transact(this.db, async (trx) => {
+      const refused: string[] = [];
       for (let i = 0; i < ordered.length; i += 150) {
         await trx
           .insertInto('registrations')
@@ -139,7 +161,7 @@ export class RegistrationStore {
               registration_nonce: r.registrationNonce,
               credentialing_url: r.credentialingUrl,
               expires_at: r.expiresAt.toISOString(),
-              pushed_by: pushedBy,
+              pushed_by: writer.owner,
               generation: r.generation ?? 1,
               used: 0,
             })),
@@ -156,12 +178,22 @@ export class RegistrationStore {
                 used: 0,
               }))
               // A push delayed past a re-provisioning never brings the older registration back.
-              .where(sql<boolean>`excluded.generation >= registrations.generation`),
+              .where(sql<boolean>`excluded.generation >= registrations.generation`)
+              // Another credentialing server's record is not this one's to replace.
+              .where('registrations.pushed_by', 'in', owners),
           )
           .execute();
+        refused.push(
+          ...(await othersOf(
+            trx,
+            'registrations',
+            ordered.slice(i, i + 150).map((r) => r.dsimId),
+            owners,
+          )),
+        );
       }
+      return { stored: records.length - refused.length, refused };
     });
-    return records.length;
   }
 
   /**
@@ -171,10 +203,12 @@ export class RegistrationStore {
    */
   async withdraw(
     dsimIds: string[],
+    writer: Writer,
     options: { used?: boolean | undefined; upToGeneration?: Record<string, number> | undefined } = {},
-  ): Promise<number> {
+  ): Promise<{ withdrawn: number; refused: string[] }> {
     const limited = options.upToGeneration ?? {};
     const unlimited = dsimIds.filter((id) => !Object.hasOwn(limited, id));
+    const owners = ownersOf(writer);
     return transact(this.db, async (trx) => {
       let n = 0;
       const apply = async (ids: string[], upTo?: number) => {
@@ -183,18 +217,22 @@ export class RegistrationStore {
           let query = trx
             .updateTable('registrations')
             .set({ used: 1, registration_nonce: '' })
-            .where('dsim_id', 'in', ids);
+            .where('dsim_id', 'in', ids)
+            .where('pushed_by', 'in', owners);
           if (upTo !== undefined) query = query.where('generation', '<=', upTo);
           n += Number((await query.executeTakeFirst()).numUpdatedRows);
         } else {
-          let query = trx.deleteFrom('registrations').where('dsim_id', 'in', ids);
+          let query = trx
+            .deleteFrom('registrations')
+            .where('dsim_id', 'in', ids)
+            .where('pushed_by', 'in', owners);
           if (upTo !== undefined) query = query.where('generation', '<=', upTo);
           n += Number((await query.executeTakeFirst()).numDeletedRows);
         }
       };
       await apply(unlimited);
       for (const id of dsimIds) if (Object.hasOwn(limited, id)) await apply([id], limited[id]);
-      return n;
+      return { withdrawn: n, refused: await othersOf(trx, 'registrations', dsimIds, owners) };
     });
   }
 
@@ -217,7 +255,10 @@ export class RegistrationStore {
       : undefined;
   }
 
-  /** Stores (or replaces) enrollment groups; a closed one is kept inactive. */
+  /**
+   * Stores (or replaces) enrollment groups; a closed one is kept inactive. A group already stored is
+   * replaced only by its owner.
+   */
   async upsertGroups(
     groups: {
       groupId: string;
@@ -226,8 +267,10 @@ export class RegistrationStore {
       credentialingUrl: string;
       active: boolean;
     }[],
-    pushedBy: string,
-  ): Promise<number> {
+    writer: Writer,
+  ): Promise<WriteResult> {
+    const owners = ownersOf(writer);
+    let stored = 0;
     for (const g of groups) {
       const row = {
         group_id: g.groupId,
@@ -235,15 +278,24 @@ export class RegistrationStore {
         dsim_pattern: g.dsimPattern,
         credentialing_url: g.credentialingUrl,
         active: g.active ? 1 : 0,
-        pushed_by: pushedBy,
+        pushed_by: writer.owner,
       };
-      await this.db
+      const result = await this.db
         .insertInto('enrollment_groups')
         .values(row)
-        .onConflict((oc) => oc.column('group_id').doUpdateSet(row))
-        .execute();
+        .onConflict((oc) =>
+          oc.column('group_id').doUpdateSet(row).where('enrollment_groups.pushed_by', 'in', owners),
+        )
+        .executeTakeFirst();
+      stored += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
-    return groups.length;
+    const refused = await othersOf(
+      this.db,
+      'enrollment_groups',
+      groups.map((g) => g.groupId),
+      owners,
+    );
+    return { stored, refused };
   }
 
   /** The open groups of a CA (by its certificate's SHA-256), in a stable order. */
@@ -271,16 +323,17 @@ export class RegistrationStore {
    */
   async upsertTransferStatements(
     statements: { dsimId: string; transferId: string; statement: string }[],
-    pushedBy: string,
+    writer: Writer,
     now: Date,
   ): Promise<number> {
+    const owners = ownersOf(writer);
     let stored = 0;
     for (const t of statements) {
       const row = {
         dsim_id: t.dsimId,
         transfer_id: t.transferId,
         statement: t.statement,
-        pushed_by: pushedBy,
+        pushed_by: writer.owner,
         pushed_at: now.toISOString(),
       };
       const result = await this.db
@@ -289,8 +342,13 @@ export class RegistrationStore {
         .onConflict((oc) =>
           oc
             .column('dsim_id')
-            .doUpdateSet({ transfer_id: row.transfer_id, statement: row.statement, pushed_at: row.pushed_at })
-            .where('transfer_statements.pushed_by', '=', pushedBy),
+            .doUpdateSet({
+              transfer_id: row.transfer_id,
+              statement: row.statement,
+              pushed_by: row.pushed_by,
+              pushed_at: row.pushed_at,
+            })
+            .where('transfer_statements.pushed_by', 'in', owners),
         )
         .executeTakeFirst();
       stored += Number(result.numInsertedOrUpdatedRows ?? 0n);
@@ -317,4 +375,34 @@ export class RegistrationStore {
   async close(): Promise<void> {
     await this.db.destroy();
   }
+}
+
+/** The stored owner values a writer matches: its identity, and the bare CN of rows from before it. */
+function ownersOf(writer: Writer): string[] {
+  return writer.legacyName ? [writer.owner, writer.legacyName] : [writer.owner];
+}
+
+/** Of the given keys, those stored under an owner that is not this writer's. */
+async function othersOf(
+  db: Kysely<RegistrationTables>,
+  table: 'registrations' | 'enrollment_groups',
+  keys: string[],
+  owners: string[],
+): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const rows =
+    table === 'registrations'
+      ? await db
+          .selectFrom('registrations')
+          .select('dsim_id as key')
+          .where('dsim_id', 'in', keys)
+          .where('pushed_by', 'not in', owners)
+          .execute()
+      : await db
+          .selectFrom('enrollment_groups')
+          .select('group_id as key')
+          .where('group_id', 'in', keys)
+          .where('pushed_by', 'not in', owners)
+          .execute();
+  return rows.map((r) => r.key).sort();
 }

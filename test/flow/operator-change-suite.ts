@@ -417,16 +417,28 @@ export function operatorChangeSuite(name: string, databaseA: () => Promise<Store
         const record = (statement: string) => ({ dsimId, transferId: `trf_${'B'.repeat(22)}`, statement });
         const now = new Date();
         assert.equal(
-          await store.upsertTransferStatements([record('a.b.c')], 'CN=simcred-credentialing A', now),
+          await store.upsertTransferStatements(
+            [record('a.b.c')],
+            { owner: 'CN=simcred-credentialing A' },
+            now,
+          ),
           1,
         );
         assert.equal(
-          await store.upsertTransferStatements([record('x.y.z')], 'CN=simcred-credentialing B', now),
+          await store.upsertTransferStatements(
+            [record('x.y.z')],
+            { owner: 'CN=simcred-credentialing B' },
+            now,
+          ),
           0,
         );
         assert.equal((await store.findTransferStatement(dsimId))?.statement, 'a.b.c');
         assert.equal(
-          await store.upsertTransferStatements([record('d.e.f')], 'CN=simcred-credentialing A', now),
+          await store.upsertTransferStatements(
+            [record('d.e.f')],
+            { owner: 'CN=simcred-credentialing A' },
+            now,
+          ),
           1,
         );
         assert.equal((await store.findTransferStatement(dsimId))?.statement, 'd.e.f');

@@ -369,10 +369,14 @@ describe('store operations raced on PostgreSQL', { concurrency: false }, () => {
           expiresAt: new Date('2027-01-01T00:00:00Z'),
         }));
       await race(registration, 8, (s, i) =>
-        s.upsert(records(i % 2 === 0 ? ids : [...ids].reverse().concat(ids.slice(0, 3))), 'cs'),
+        s.upsert(records(i % 2 === 0 ? ids : [...ids].reverse().concat(ids.slice(0, 3))), { owner: 'cs' }),
       );
       await race(registration, 8, (s, i) =>
-        s.withdraw(i % 2 === 0 ? ids.slice(0, 200) : ids.slice(100, 300).reverse(), { used: true }),
+        s.withdraw(
+          i % 2 === 0 ? ids.slice(0, 200) : ids.slice(100, 300).reverse(),
+          { owner: 'cs' },
+          { used: true },
+        ),
       );
       assert.equal((await registration[0]!.find(ids[150]!))!.used, true);
       assert.equal((await registration[0]!.find(ids[350]!))!.used, false);
