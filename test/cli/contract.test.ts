@@ -115,6 +115,8 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
   'bench notify': { args: () => ['--devices', '10', '--concurrency', '0'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench portal-upload': { args: () => ['--devices', 'all'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench scale': { args: () => ['--register-sizes', '10,,20'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'hss rekey': { args: (f) => ['--dir', f.dir, '--to', 'not-a-key'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'phlr rekey': { args: (f) => ['--dir', f.dir, '--to', 'pkcs11:bogus=1'], code: 'SIMCRED_CLI_ARGUMENT' },
   'pki init': { args: (f) => ['--dir', join(f.junk, 'pki')], code: 'SIMCRED_IO' },
   'pki revoke': {
     args: (f) => ['--dir', f.pkiDir, '--dsim', 'DSIM0000000000000000', '--reason', 'boredom'],
