@@ -716,8 +716,13 @@ export function loadConfig(
 }
 
 const ENV_PREFIX = 'SIMCRED_';
-/** SIMCRED_* variables that are not config fields. */
-const NOT_CONFIG = new Set(['SIMCRED_DEBUG']);
+/** SIMCRED_* variables that are not config fields (the PKCS#11 PIN and library are read where a token is opened, src/keys/pkcs11-token.ts). */
+const NOT_CONFIG = new Set([
+  'SIMCRED_DEBUG',
+  'SIMCRED_PKCS11_PIN',
+  'SIMCRED_PKCS11_PIN_FILE',
+  'SIMCRED_PKCS11_MODULE',
+]);
 
 /**
  * The environment variable that overrides a config field: SIMCRED_ then the path's segments in
