@@ -109,6 +109,7 @@ const NONSENSE: Record<string, { args: (f: Fixture) => string[]; code: ErrorCode
     code: 'SIMCRED_CLI_ARGUMENT',
   },
   'bench ocsp': { args: () => ['--seconds', 'five'], code: 'SIMCRED_CLI_ARGUMENT' },
+  'bench kek': { args: () => ['--kek', 'not-a-key'], code: 'SIMCRED_CONFIG_INVALID' },
   'bench e2e': { args: () => ['--devices', '-3'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench chaos': { args: () => ['--devices', '10', '--kill', 'dns'], code: 'SIMCRED_CLI_ARGUMENT' },
   'bench register': { args: () => ['--devices', '1e3'], code: 'SIMCRED_CLI_ARGUMENT' },
