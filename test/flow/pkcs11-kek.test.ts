@@ -9,7 +9,7 @@ import { runFleet } from '../../src/device/fleet.js';
 import { DeviceAgent } from '../../src/device/agent.js';
 import { PeerClient, clientTls, loadTlsIdentity, type RunningServer } from '../../src/http/index.js';
 import { HssStore } from '../../src/hss/store.js';
-import { memoryKek } from '../../src/keys/key-encryption.js';
+import { memoryKek, tokenKek } from '../../src/keys/key-encryption.js';
 import { Pkcs11Token } from '../../src/keys/pkcs11-token.js';
 import { PhlrStore } from '../../src/phlr/store.js';
 import { attachChallenge, issueCredentials } from '../../src/protocol/hss.js';
@@ -256,7 +256,7 @@ describe('key-encryption keys and OP in a PKCS#11 token', () => {
     assert.ok(!missing.stderr.includes(token.pin));
   });
 
-  test('`simcred hss rekey --to pkcs11:…` moves a file-KEK store into the token: the search that finds the file KEK before finds none after; every device attaches; the old KEK opens nothing', async () => {
+  test('`simcred hss rekey` / `phlr rekey --to pkcs11:…` move file-KEK stores into the token: the search that finds the file KEK before finds none after; every device attaches; the old KEK opens nothing', async () => {
     const files = await startTestSystem();
     const restarted: RunningServer[] = [];
     try {
@@ -318,6 +318,30 @@ describe('key-encryption keys and OP in a PKCS#11 token', () => {
         }
       } finally {
         await hss.close();
+      }
+
+      // The PHLR's store the same way.
+      const phlrSecrets = join(files.config.dataDir, 'phlr', 'secrets.json');
+      const oldPhlrKek = parseKek((JSON.parse(readFileSync(phlrSecrets, 'utf8')) as { kek: string }).kek);
+      await files.system.servers.phlr.close();
+      const phlrRekey = await runCli(['phlr', 'rekey', '--dir', files.config.dataDir, '--to', uris.phlrKek], {
+        env: token.env,
+      });
+      assert.equal(phlrRekey.code, 0, phlrRekey.stderr);
+      assert.deepEqual(filesHolding(files.config.dataDir, oldPhlrKek), []);
+      const phlr = await PhlrStore.open(roleDatabase(files.config, 'phlr'));
+      try {
+        const rows = await phlr.sealedSecretsAfter('', 100);
+        assert.equal(rows.length, dsimIds.length);
+        const inToken = tokenKek(uris.phlrKek, 'phlr.kek', token.env);
+        for (const row of rows) {
+          assert.equal(inToken.open(row.opcSealed, `opc:${row.id}`).length, 16);
+          assert.throws(() => memoryKek(oldPhlrKek).open(row.kSealed, `k:${row.id}`), {
+            code: 'SIMCRED_SECRET_DECRYPT_FAILED',
+          });
+        }
+      } finally {
+        await phlr.close();
       }
     } finally {
       for (const server of restarted) await server.close();
