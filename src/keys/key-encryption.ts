@@ -165,7 +165,7 @@ class TokenKek implements KeyEncryptionKey {
   }
 
   /** Runs one token operation; a token fault is a 503 and the session is renewed before the next. */
-  private inToken_<T>(operation: () => T): T {
+  private callToken<T>(operation: () => T): T {
     try {
       if (this.stale) {
         this.token.relogin();
@@ -193,7 +193,7 @@ class TokenKek implements KeyEncryptionKey {
       throw new SimcredError('SIMCRED_BAD_REQUEST', `a secret must be at most ${MAX_SECRET_BYTES} bytes`);
     }
     const iv = randomBytes(12);
-    const body = this.inToken_(() =>
+    const body = this.callToken(() =>
       this.token.encryptAesGcm(this.key, iv, secretBoxAad(this.header, context), Buffer.from(plaintext)),
     );
     return `${this.header}.${iv.toString('base64url')}.${body.toString('base64url')}`;
@@ -201,7 +201,7 @@ class TokenKek implements KeyEncryptionKey {
 
   open(sealed: string, context: string): Buffer {
     const { iv, body } = requireSealedBy(this, sealed);
-    return this.inToken_(() => {
+    return this.callToken(() => {
       try {
         return this.token.decryptAesGcm(this.key, iv, secretBoxAad(this.header, context), body);
       } catch (err) {
