@@ -12,6 +12,7 @@ import { registerNotifyCommands } from '../notify/cli.js';
 import { registerGroupCommands } from './group-commands.js';
 import { registerPackageCommands } from './package-commands.js';
 import { registerDeployCommands } from './deploy-commands.js';
+import { registerKekCommands } from './kek-commands.js';
 
 /**
  * Builds the `simcred` command tree; each module adds its own commands. Building runs nothing:
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerGroupCommands(program);
   registerPackageCommands(program);
   registerDeployCommands(program);
+  registerKekCommands(program);
   for (const command of allCommands(program)) {
     // commander's own message is printed by usageErrorAndExit, as the contract's one line.
     command.configureOutput({ outputError: () => undefined });

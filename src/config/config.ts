@@ -309,14 +309,14 @@ export const configSchema = z
           .string()
           .optional()
           .describe(
-            'Key-encryption key of K/OPc at rest (32 bytes, hex/base64); generated into `<dataDir>/hss/secrets.json` when absent.',
+            "Key-encryption key of K/OPc at rest: 32 bytes (hex/base64), or an RFC 7512 `pkcs11:` URI naming a sensitive, non-extractable AES-256 key in a PKCS#11 token (e.g. `pkcs11:token=simcred;object=simcred-hss-kek`; PIN from `SIMCRED_PKCS11_PIN`, `SIMCRED_PKCS11_PIN_FILE` or the URI's pin-source) that seals and opens every K/OPc in the token; generated into `<dataDir>/hss/secrets.json` when absent. docs/crypto.md §7.",
           ),
         op: z
           .string()
-          .regex(/^[0-9a-fA-F]{32}$/)
+          .regex(/^([0-9a-fA-F]{32}|pkcs11:.*)$/)
           .optional()
           .describe(
-            "The operator's Milenage OP (16 bytes, hex), from which each OPc is derived; generated into `<dataDir>/hss/secrets.json` when absent.",
+            "The operator's Milenage OP (16 bytes, hex), from which each OPc is derived, or a `pkcs11:` URI naming a private 16-byte data object in a token (e.g. `pkcs11:token=simcred;object=simcred-hss-op;type=data`), read once at start; generated into `<dataDir>/hss/secrets.json` when absent.",
           ),
       })
       .strict()
@@ -361,7 +361,7 @@ export const configSchema = z
           .string()
           .optional()
           .describe(
-            'Key-encryption key for K_PIMSI/OPc_PIMSI at rest (32 bytes, hex/base64); generated into `<dataDir>/phlr/secrets.json` when absent.',
+            'Key-encryption key for K_PIMSI/OPc_PIMSI at rest: 32 bytes (hex/base64), or a `pkcs11:` URI naming a non-extractable AES-256 key in a PKCS#11 token, as `hss.kek`; generated into `<dataDir>/phlr/secrets.json` when absent.',
           ),
       })
       .strict()
@@ -716,8 +716,13 @@ export function loadConfig(
 }
 
 const ENV_PREFIX = 'SIMCRED_';
-/** SIMCRED_* variables that are not config fields. */
-const NOT_CONFIG = new Set(['SIMCRED_DEBUG']);
+/** SIMCRED_* variables that are not config fields (the PKCS#11 PIN and library are read where a token is opened, src/keys/pkcs11-token.ts). */
+const NOT_CONFIG = new Set([
+  'SIMCRED_DEBUG',
+  'SIMCRED_PKCS11_PIN',
+  'SIMCRED_PKCS11_PIN_FILE',
+  'SIMCRED_PKCS11_MODULE',
+]);
 
 /**
  * The environment variable that overrides a config field: SIMCRED_ then the path's segments in

@@ -71,4 +71,14 @@ export {
   openAnyPackage,
 } from './package-format.js';
 export type { PackageFormat } from './package-format.js';
-export { sealSecret, openSecret, parseKek, kekId, KEK_BYTES, SECRET_BOX_VERSION } from './secret-box.js';
+export {
+  sealSecret,
+  openSecret,
+  parseKek,
+  kekId,
+  KEK_BYTES,
+  SECRET_BOX_VERSION,
+  SECRET_BOX_TOKEN_VERSION,
+  parseSealedSecret,
+  secretBoxAad,
+} from './secret-box.js';

@@ -3,8 +3,10 @@ import { SimcredError } from '../errors/index.js';
 import { SECRET_BOX_CIPHER } from './algorithms.js';
 import { fromBase64url, lengthPrefixed, utf8 } from './encoding.js';
 
-/** Format version prefix of a sealed secret. */
+/** Format version prefix of a sealed secret: sealed in this process under a KEK held in memory. */
 export const SECRET_BOX_VERSION = 'sb1';
+/** The same format sealed in a PKCS#11 token by an AES key that never leaves it (src/keys/key-encryption.ts). */
+export const SECRET_BOX_TOKEN_VERSION = 'sb2';
 /** Domain-separation label in the AAD. */
 export const SECRET_BOX_LABEL = 'simcred/v1/secret-box';
 export const KEK_BYTES = 32;
@@ -59,9 +61,37 @@ function checkKek(kek: Uint8Array): void {
   }
 }
 
-function aadFor(header: string, context: string): Buffer {
+/** The AAD of a sealed secret: u16‖label ‖ u16‖header ("sb1.<kekId>" or "sb2.<kekId>") ‖ u16‖context. */
+export function secretBoxAad(header: string, context: string): Buffer {
   return lengthPrefixed(utf8(SECRET_BOX_LABEL), utf8(header), utf8(context));
 }
+const aadFor = secretBoxAad;
+
+/**
+ * The parts of a sealed secret of either version, or undefined when it is not one (no key involved:
+ * which key sealed it is public, in the header).
+ */
+export function parseSealedSecret(
+  sealed: string,
+): { version: string; kekId: string; header: string; iv: Buffer; body: Buffer } | undefined {
+  const parts = typeof sealed === 'string' ? sealed.split('.') : [];
+  if (parts.length !== 4) return undefined;
+  const [version, id, ivText, bodyText] = parts as [string, string, string, string];
+  if (version !== SECRET_BOX_VERSION && version !== SECRET_BOX_TOKEN_VERSION) return undefined;
+  if (!/^[0-9a-f]{8}$/.test(id)) return undefined;
+  try {
+    const iv = fromBase64url(ivText, 'iv');
+    const body = fromBase64url(bodyText, 'ciphertext');
+    if (iv.length !== IV_BYTES || body.length < TAG_BYTES) return undefined;
+    return { version, kekId: id, header: `${version}.${id}`, iv, body };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Bytes of a sealed secret's IV and GCM tag. */
+export const SECRET_BOX_IV_BYTES = IV_BYTES;
+export const SECRET_BOX_TAG_BYTES = TAG_BYTES;
 
 /**
  * Encryption at rest of K / OPc (DESIGN §2 step 5, §4.3): AES-256-GCM under a 32-byte KEK with a random
@@ -106,6 +136,10 @@ export function openSecret(
   };
   const ring = options.kek instanceof Uint8Array ? [options.kek] : [...options.kek];
   const parts = typeof sealed === 'string' ? sealed.split('.') : [];
+  if (parts[0] === SECRET_BOX_TOKEN_VERSION && parts.length === 4)
+    return fail(
+      'sealed in a PKCS#11 token (sb2): configure the token key, not a key-encryption key in a file',
+    );
   if (parts.length !== 4 || parts[0] !== SECRET_BOX_VERSION) return fail('unknown format');
   const [version, id, ivText, bodyText] = parts as [string, string, string, string];
   const kek = ring.find((key) => kekId(key) === id);

@@ -308,6 +308,11 @@ export const ERROR_CODES = {
     status: 422,
     meaning: 'The transfer statement names another DSIM_ID or another device key.',
   },
+  SIMCRED_KEY_STORE_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'The PKCS#11 token holding a key (a key-encryption key, OP or signing key) cannot be opened or failed an operation; nothing was stored half-done; retry after the Retry-After delay.',
+  },
 
   // Network access (DESIGN §2 steps 1, 2 and 12: preliminary HLR, access grant, attach; docs/aka.md)
   SIMCRED_AKA_SUBSCRIBER_UNKNOWN: {

@@ -1,15 +1,15 @@
 import type { Logger } from 'pino';
 import { AkaAuthenticator } from '../aka/network.js';
-import { openSecret } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import type { attachChallenge, attachResponse, attachResync } from '../protocol/hss.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
+import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { HssStore } from './store.js';
 
 export interface HssAttachOptions {
   store: HssStore;
-  /** Key-encryption key K/OPc are sealed under. */
-  kek: Buffer;
+  /** Key-encryption key K/OPc are sealed under (in memory or in a PKCS#11 token). */
+  kek: KeyEncryptionKey;
   challengeTtlSeconds: number;
   log: Logger;
 }
@@ -37,8 +37,8 @@ export class HssAttach {
         const s = await store.findByImsi(imsi);
         if (!s) return undefined;
         return {
-          k: openSecret(s.kSealed, { kek, context: `k:${imsi}` }),
-          opc: openSecret(s.opcSealed, { kek, context: `opc:${imsi}` }),
+          k: kek.open(s.kSealed, `k:${imsi}`),
+          opc: kek.open(s.opcSealed, `opc:${imsi}`),
         };
       },
     });

@@ -5,10 +5,8 @@ import { computeOpc } from '../aka/milenage.js';
 import {
   certificatePublicKey,
   keyKind,
-  openSecret,
   parseCertificateBase64,
   sealPackageAs,
-  sealSecret,
   DEFAULT_PACKAGE_FORMAT,
   type PackageFormat,
 } from '../crypto/index.js';
@@ -25,6 +23,7 @@ import type {
 } from '../protocol/hss.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
+import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { HssStore, Subscriber } from './store.js';
 
 /** The operator's subscription parameters (DESIGN §1: the HSS allocates from the operator's range). */
@@ -48,8 +47,8 @@ export const DEFAULT_IMSI_QUARANTINE_SECONDS = 30 * 24 * 3600;
 export interface HssProcessorOptions {
   store: HssStore;
   profile: SubscriptionProfile;
-  /** Key-encryption key for K/OPc at rest. */
-  kek: Buffer;
+  /** Key-encryption key for K/OPc at rest (in memory or in a PKCS#11 token). */
+  kek: KeyEncryptionKey;
   operatorSigningKey: KeyObject;
   /** Package signer certificate first, then the operator CA (PEM). */
   operatorChainPem: string[];
@@ -89,6 +88,7 @@ export class HssProcessor {
       imsiOf: (index: number) => profile.plmn + String(profile.firstMsin + index).padStart(msinDigits, '0'),
       reusableBefore: new Date(this.clock().getTime() - quarantineMs),
     };
+    // Sealed inside the allocating transaction: a token that fails here (503) rolls the IMSI back.
     const result = await store.createSubscriber(body.dsimId, body.generation, allocation, (imsi) => {
       const k = randomBytes(16);
       const opc = computeOpc(k, profile.op);
@@ -97,8 +97,8 @@ export class HssProcessor {
         dsimId: body.dsimId,
         generation: body.generation,
         deviceKeyDigest,
-        kSealed: sealSecret(k, { kek, context: `k:${imsi}` }),
-        opcSealed: sealSecret(opc, { kek, context: `opc:${imsi}` }),
+        kSealed: kek.seal(k, `k:${imsi}`),
+        opcSealed: kek.seal(opc, `opc:${imsi}`),
         amf: profile.amf,
         sqn: 0,
         state: 'provisioned',
@@ -191,8 +191,8 @@ export class HssProcessor {
     format: PackageFormat = DEFAULT_PACKAGE_FORMAT,
   ): Promise<string> {
     const { kek, profile } = this.options;
-    const k = openSecret(subscriber.kSealed, { kek, context: `k:${subscriber.imsi}` });
-    const opc = openSecret(subscriber.opcSealed, { kek, context: `opc:${subscriber.imsi}` });
+    const k = kek.open(subscriber.kSealed, `k:${subscriber.imsi}`);
+    const opc = kek.open(subscriber.opcSealed, `opc:${subscriber.imsi}`);
     return sealPackageAs(format, {
       credentials: {
         imsi: subscriber.imsi,

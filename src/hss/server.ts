@@ -9,6 +9,7 @@ import { AttachFeed } from './attach-feed.js';
 import { HssProcessor, type SubscriptionProfile } from './processor.js';
 import { HssStore } from './store.js';
 import type { RoleTelemetry } from '../ops/telemetry.js';
+import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 
 export interface HssServerOptions {
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
@@ -19,7 +20,8 @@ export interface HssServerOptions {
   tls: TlsIdentity;
   logger: Logger;
   profile: SubscriptionProfile;
-  kek: Buffer;
+  /** Seals K/OPc at rest: in memory (config or secrets.json) or an AES key in a PKCS#11 token. */
+  kek: KeyEncryptionKey;
   operatorSigningKey: KeyObject;
   operatorChainPem: string[];
   /** How long an attach challenge waits for its RES; 60 s when omitted. */

@@ -93,6 +93,8 @@ export class Pkcs11Token {
     /** The token's own URI (token attributes and module only): printed in logs and errors. */
     readonly uri: string,
     private readonly session: Session,
+    /** Logs in again with the same PIN source (after the token logged the application out). */
+    private readonly login: () => void,
   ) {}
 
   /** Opens (once per process) the token a URI names and logs in with its PIN. */
@@ -130,15 +132,24 @@ export class Pkcs11Token {
         `${matches.length} PKCS#11 tokens match ${tokenUri}; name one by token= or serial=`,
       );
     const session = matches[0]!.open(SessionFlag.SERIAL_SESSION | SessionFlag.RW_SESSION);
+    const login = () => {
+      try {
+        session.login(resolvePin(uri, env));
+      } catch (err) {
+        if (err instanceof Pkcs11Error || err instanceof Pkcs11UriError) throw err;
+        // Another session of this process logged in already: the login state is the application's.
+        if (/CKR_USER_ALREADY_LOGGED_IN/.test((err as Error).message)) return;
+        // CKR_PIN_INCORRECT and friends: the code only, never what was tried.
+        throw new Pkcs11Error(`cannot log in to ${tokenUri}: ${(err as Error).message.split('\n')[0]}`);
+      }
+    };
     try {
-      session.login(resolvePin(uri, env));
+      login();
     } catch (err) {
       session.close();
-      if (err instanceof Pkcs11Error || err instanceof Pkcs11UriError) throw err;
-      // CKR_PIN_INCORRECT and friends: the code only, never what was tried.
-      throw new Pkcs11Error(`cannot log in to ${tokenUri}: ${(err as Error).message.split('\n')[0]}`);
+      throw err;
     }
-    const token = new Pkcs11Token(tokenUri, session);
+    const token = new Pkcs11Token(tokenUri, session, login);
     tokens.set(tokenUri, token);
     return token;
   }
@@ -167,6 +178,43 @@ export class Pkcs11Token {
   /** The private key a URI names (its type=, if any, must be private). */
   privateKey(uri: string | Pkcs11Uri): Key {
     return this.findOne(uri, ObjectClass.PRIVATE_KEY, 'private key');
+  }
+
+  /**
+   * Logs in again (a token that was reset, or a session whose login the token dropped); a login
+   * that still holds is kept. Throws Pkcs11Error when the token refuses.
+   */
+  relogin(): void {
+    this.login();
+  }
+
+  /** The value of the private data object (CKO_DATA) a URI names, e.g. the operator's OP. */
+  dataObject(uri: string | Pkcs11Uri): Buffer {
+    const found = this.findOne(uri, ObjectClass.DATA, 'data object');
+    if (found.getAttribute({ private: null }).private !== true) {
+      const named = typeof uri === 'string' ? uri : formatPkcs11Uri(uri);
+      throw new Pkcs11Error(`the data object ${named} is not private (CKA_PRIVATE): refused`);
+    }
+    return found.getAttribute({ value: null }).value as Buffer;
+  }
+
+  /**
+   * Stores a private data object (readable only after login), found by its label: data objects
+   * have no CKA_ID in PKCS#11.
+   */
+  createDataObject(label: string, value: Buffer): void {
+    if (this.session.find({ label }).length > 0) {
+      throw new Pkcs11Error(`${this.uri} already holds an object labelled "${label}"`);
+    }
+    this.session.create({
+      class: ObjectClass.DATA,
+      token: true,
+      private: true,
+      modifiable: false,
+      label,
+      application: 'simcred',
+      value,
+    });
   }
 
   /** The secret (AES) key a URI names. */

@@ -1,21 +1,21 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { AkaAuthenticator } from '../aka/network.js';
-import { openSecret, sealSecret } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
 import type { PreliminarySubscriber } from '../pki/index.js';
 import type { importSubscribers, phlrChallenge, phlrResponse, phlrResync } from '../protocol/phlr.js';
 import type { BodyOf, ResponseOf } from '../protocol/route.js';
 import { signGrant, type GrantSigner } from './grant.js';
 import type { PhlrStore } from './store.js';
+import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 import { systemClock, type Clock } from '../time/clock.js';
 
 export interface PhlrProcessorOptions {
   store: PhlrStore;
   /** The factory's list, one {pimsi, dsimId, kPimsi, opcPimsi} per line, appended as devices are made. */
   subscribersFile: string;
-  /** Key-encryption key for K_PIMSI/OPc_PIMSI at rest. */
-  kek: Buffer;
+  /** Key-encryption key for K_PIMSI/OPc_PIMSI at rest (in memory or in a PKCS#11 token). */
+  kek: KeyEncryptionKey;
   signer: GrantSigner;
   grantTtlSeconds: number;
   challengeTtlSeconds: number;
@@ -54,8 +54,8 @@ export class PhlrProcessor {
         }
         if (!subscriber) return undefined;
         return {
-          k: openSecret(subscriber.kSealed, { kek, context: `k:${pimsi}` }),
-          opc: openSecret(subscriber.opcSealed, { kek, context: `opc:${pimsi}` }),
+          k: kek.open(subscriber.kSealed, `k:${pimsi}`),
+          opc: kek.open(subscriber.opcSealed, `opc:${pimsi}`),
         };
       },
     });
@@ -151,11 +151,8 @@ export class PhlrProcessor {
           subscribers.push({
             pimsi: parsed.pimsi,
             dsimId: parsed.dsimId,
-            kSealed: sealSecret(Buffer.from(parsed.kPimsi, 'hex'), { kek, context: `k:${parsed.pimsi}` }),
-            opcSealed: sealSecret(Buffer.from(parsed.opcPimsi, 'hex'), {
-              kek,
-              context: `opc:${parsed.pimsi}`,
-            }),
+            kSealed: kek.seal(Buffer.from(parsed.kPimsi, 'hex'), `k:${parsed.pimsi}`),
+            opcSealed: kek.seal(Buffer.from(parsed.opcPimsi, 'hex'), `opc:${parsed.pimsi}`),
           });
         }
         offset += end + 1;

@@ -7,6 +7,7 @@ import { PhlrProcessor } from './processor.js';
 import { PhlrStore } from './store.js';
 import type { Clock } from '../time/clock.js';
 import type { RoleTelemetry } from '../ops/telemetry.js';
+import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 
 export interface PhlrServerOptions {
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
@@ -18,7 +19,8 @@ export interface PhlrServerOptions {
   logger: Logger;
   /** The factory's subscriber list (<pki>/phlr/subscribers.ndjson), read on start and as devices appear. */
   subscribersFile: string;
-  kek: Buffer;
+  /** Seals K_PIMSI/OPc_PIMSI at rest: in memory (config or secrets.json) or an AES key in a PKCS#11 token. */
+  kek: KeyEncryptionKey;
   /** Signs access grants; its certificate chain goes in x5c. */
   signer: GrantSigner;
   grantTtlSeconds: number;

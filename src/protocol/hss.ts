@@ -52,6 +52,8 @@ export const issueCredentials = defineRoute({
     'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
     // K/OPc at rest do not open with the configured KEK.
     'SIMCRED_SECRET_DECRYPT_FAILED',
+    // The PKCS#11 token holding the KEK failed (503, Retry-After).
+    'SIMCRED_KEY_STORE_UNAVAILABLE',
   ],
 });
 
@@ -197,6 +199,8 @@ export const attachChallenge = defineRoute({
     'SIMCRED_BAD_REQUEST',
     'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
     'SIMCRED_SECRET_DECRYPT_FAILED',
+    // The PKCS#11 token holding the KEK failed (503, Retry-After).
+    'SIMCRED_KEY_STORE_UNAVAILABLE',
     // The operator's lifecycle decisions (docs/aka.md).
     'SIMCRED_SUBSCRIPTION_SUSPENDED',
     'SIMCRED_SUBSCRIPTION_ENDED',
@@ -234,6 +238,8 @@ export const attachResync = defineRoute({
     'SIMCRED_AKA_NO_CHALLENGE',
     'SIMCRED_AKA_AUTS_INVALID',
     'SIMCRED_SECRET_DECRYPT_FAILED',
+    // The PKCS#11 token holding the KEK failed (503, Retry-After).
+    'SIMCRED_KEY_STORE_UNAVAILABLE',
     'SIMCRED_SUBSCRIPTION_SUSPENDED',
     'SIMCRED_SUBSCRIPTION_ENDED',
   ],

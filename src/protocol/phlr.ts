@@ -32,6 +32,8 @@ export const AKA_RESPONSE_ERRORS = [
   'SIMCRED_AKA_RES_MISMATCH',
   // The subscriber's K/OPc at rest do not open with the configured KEK.
   'SIMCRED_SECRET_DECRYPT_FAILED',
+  // The PKCS#11 token holding the KEK failed (503, Retry-After).
+  'SIMCRED_KEY_STORE_UNAVAILABLE',
 ] as const;
 
 export const phlrChallenge = defineRoute({
@@ -45,7 +47,12 @@ export const phlrChallenge = defineRoute({
     'A fresh AKA challenge (RAND, AUTN) for a PIMSI, made with K_PIMSI/OPc_PIMSI and the next SQN; replaces any pending one.',
   body: z.object({ pimsi }).strict(),
   response: AkaChallenge,
-  errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_AKA_SUBSCRIBER_UNKNOWN', 'SIMCRED_SECRET_DECRYPT_FAILED'],
+  errors: [
+    'SIMCRED_BAD_REQUEST',
+    'SIMCRED_AKA_SUBSCRIBER_UNKNOWN',
+    'SIMCRED_SECRET_DECRYPT_FAILED',
+    'SIMCRED_KEY_STORE_UNAVAILABLE',
+  ],
 });
 
 export const phlrResponse = defineRoute({
@@ -79,6 +86,8 @@ export const phlrResync = defineRoute({
     'SIMCRED_AKA_NO_CHALLENGE',
     'SIMCRED_AKA_AUTS_INVALID',
     'SIMCRED_SECRET_DECRYPT_FAILED',
+    // The PKCS#11 token holding the KEK failed (503, Retry-After).
+    'SIMCRED_KEY_STORE_UNAVAILABLE',
   ],
 });
 
@@ -93,7 +102,7 @@ export const importSubscribers = defineRoute({
     "Read the new lines of the factory's subscriber list (PIMSI, DSIM_ID, K_PIMSI, OPc_PIMSI) into the PHLR's store now, rather than at the first unknown PIMSI.",
   body: z.object({}).strict(),
   response: z.object({ imported: z.number().int(), subscribers: z.number().int() }).strict(),
-  errors: ['SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
+  errors: ['SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER', 'SIMCRED_KEY_STORE_UNAVAILABLE'],
 });
 
 export const phlrRoutes = [phlrChallenge, phlrResponse, phlrResync, importSubscribers];

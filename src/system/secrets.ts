@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseKek } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
+import { loadKeyEncryptionKey, loadOperatorVariant, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { SimcredConfig } from '../config/index.js';
 
 /**
@@ -63,24 +64,26 @@ export function loadRoleSecrets<Name extends string>(
 
 /**
  * The HSS's own secrets: the key-encryption key for K/OPc at rest and the operator's OP. From config
- * (SIMCRED_HSS__KEK, SIMCRED_HSS__OP) in production; in the embedded setup generated once into
- * <dataDir>/hss/secrets.json (0600) so a restart keeps every subscriber readable.
+ * (SIMCRED_HSS__KEK, SIMCRED_HSS__OP) in production, each either a value or a pkcs11: URI naming an
+ * AES key / a private data object in a token (then nothing of it is written under the data folder);
+ * in the embedded setup generated once into <dataDir>/hss/secrets.json (0600) so a restart keeps
+ * every subscriber readable. A token that cannot be opened: SIMCRED_KEY_STORE_UNAVAILABLE.
  */
-export function loadHssSecrets(config: SimcredConfig): { kek: Buffer; op: Buffer } {
+export function loadHssSecrets(config: SimcredConfig): { kek: KeyEncryptionKey; op: Buffer } {
   const { kek, op } = loadRoleSecrets(config, 'hss', {
     kek: { configured: config.hss.kek, bytes: 32 },
     op: { configured: config.hss.op, bytes: 16 },
   });
-  return { kek: parseKek(kek, 'hss.kek'), op: Buffer.from(op, 'hex') };
+  return { kek: loadKeyEncryptionKey(kek, 'hss.kek'), op: loadOperatorVariant(op, 'hss.op') };
 }
 
 /**
- * The preliminary HLR's key-encryption key for K_PIMSI/OPc_PIMSI at rest: SIMCRED_PHLR__KEK, or
- * generated once into <dataDir>/phlr/secrets.json (0600).
+ * The preliminary HLR's key-encryption key for K_PIMSI/OPc_PIMSI at rest: SIMCRED_PHLR__KEK (a value or
+ * a pkcs11: URI naming a token's AES key), or generated once into <dataDir>/phlr/secrets.json (0600).
  */
-export function loadPhlrSecrets(config: SimcredConfig): { kek: Buffer } {
+export function loadPhlrSecrets(config: SimcredConfig): { kek: KeyEncryptionKey } {
   const { kek } = loadRoleSecrets(config, 'phlr', { kek: { configured: config.phlr.kek, bytes: 32 } });
-  return { kek: parseKek(kek, 'phlr.kek') };
+  return { kek: loadKeyEncryptionKey(kek, 'phlr.kek') };
 }
 
 /**
