@@ -29,7 +29,7 @@ import {
 } from '../../src/pki/index.js';
 import { startTestSystem, type TestSystem } from '../flow/harness.js';
 import { startSwtpm, swtpmMissing, type ThrowawayTpm } from '../helpers/swtpm.js';
-import { tempDir } from '../helpers/cli.js';
+import { lastJsonLine, runCli, tempDir } from '../helpers/cli.js';
 
 const missing = swtpmMissing();
 const CREDENTIALS: Credentials = {
@@ -275,6 +275,69 @@ describe('TPM 2.0 trusted module on swtpm', { skip: missing }, () => {
     await assert.rejects(TpmModule.open(image, { tcti: 'swtpm:host=127.0.0.1,port=1' }), {
       code: 'SIMCRED_TPM_UNAVAILABLE',
     });
+  });
+});
+
+describe('simcred devices manufacture --module tpm', { skip: missing }, () => {
+  let tpm: ThrowawayTpm;
+  const dir = tempDir('simcred-tpm-cli-');
+  before(async () => {
+    tpm = await startSwtpm();
+    const init = await runCli(['pki', 'init', '--dir', dir.path, '--json']);
+    assert.equal(init.code, 0, init.stderr);
+  });
+  after(async () => {
+    await tpm?.stop();
+    dir.cleanup();
+  });
+
+  test('makes TPM devices with no key file; --tpm without --module tpm, or the reverse, is refused', async () => {
+    const made = await runCli([
+      'devices',
+      'manufacture',
+      '--dir',
+      dir.path,
+      '--count',
+      '2',
+      '--module',
+      'tpm',
+      '--tpm',
+      tpm.tcti,
+      '--json',
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const { devices } = lastJsonLine<{ devices: { dsimId: string; privateKey?: string }[] }>(made.stdout);
+    assert.equal(devices.length, 2);
+    for (const device of devices) {
+      assert.equal(device.privateKey, undefined);
+      const image = await loadFactoryImage(dir.path, device.dsimId);
+      assert.equal(image.image.module, 'tpm');
+      assert.equal(image.image.tpm?.tcti, tpm.tcti);
+    }
+    for (const args of [
+      ['--module', 'tpm'],
+      ['--tpm', tpm.tcti],
+      ['--module', 'hsm', '--tpm', tpm.tcti],
+      ['--module', 'tpm', '--tpm', tpm.tcti, '--key', 'rsa'],
+    ]) {
+      const refused = await runCli(['devices', 'manufacture', '--dir', dir.path, '--count', '1', ...args]);
+      assert.notEqual(refused.code, 0, args.join(' '));
+      assert.match(refused.stderr, /SIMCRED_CLI_ARGUMENT/, args.join(' '));
+    }
+    // An unreachable TPM: the factory stops with the TPM's code, before any device is written.
+    const down = await runCli([
+      'devices',
+      'manufacture',
+      '--dir',
+      dir.path,
+      '--count',
+      '1',
+      '--module',
+      'tpm',
+      '--tpm',
+      'swtpm:host=127.0.0.1,port=1',
+    ]);
+    assert.match(down.stderr, /SIMCRED_TPM_UNAVAILABLE/);
   });
 });
 
