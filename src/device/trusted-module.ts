@@ -76,6 +76,10 @@ export type MaybePromise<T> = T | Promise<T>;
  * Two implementations: {@link TrustedModule} in software (SK_dsim in memory; the default, and what
  * large fleets run) and TpmModule (src/device/tpm-module.ts: SK_dsim in a TPM 2.0). The agent takes
  * either and awaits what it signs.
+ *
+ * @example
+ *   const module: DeviceModule = await openDeviceModule(await loadFactoryImage(pkiDir, dsimId));
+ *   const proof = await module.signProof({ challenge, sessionNonce });
  */
 export abstract class DeviceModule {
   private installed: { subscription: InstalledSubscription; credentials: Credentials } | undefined;
