@@ -28,6 +28,13 @@ export {
 } from './proof-of-possession.js';
 export type { ProofOfPossession, ProofOfPossessionInput } from './proof-of-possession.js';
 export { signReceipt, verifyReceipt, RECEIPT_TYPE } from './receipt.js';
+export {
+  deviceKeyKind,
+  isExternalDeviceKey,
+  signDeviceMessageWith,
+  type DevicePrivateKey,
+  type ExternalDeviceKey,
+} from './device-key.js';
 export type { ReceiptClaims } from './receipt.js';
 export {
   certificatePublicKey,

@@ -3,7 +3,7 @@
  * default) and the XML package (xml-package.ts). A package says which it is by its first character: an
  * XML document starts with '<', a compact JWS with base64url. Both bind and verify alike.
  */
-import type { KeyObject } from 'node:crypto';
+import type { DevicePrivateKey } from './device-key.js';
 import type * as x509 from './x509.js';
 import { SimcredError } from '../errors/index.js';
 import { inspectPackage, openPackage, sealPackage } from './package.js';
@@ -62,7 +62,11 @@ export function inspectAnyPackage(
  */
 export function openAnyPackage(
   text: string,
-  options: VerifyPackageOptions & { dsimId: string; deviceNonce: Uint8Array; devicePrivateKey: KeyObject },
+  options: VerifyPackageOptions & {
+    dsimId: string;
+    deviceNonce: Uint8Array;
+    devicePrivateKey: DevicePrivateKey;
+  },
 ): Promise<{
   credentials: Credentials;
   packageId: string;

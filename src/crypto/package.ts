@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto';
 import * as x509 from './x509.js';
 import {
   CompactEncrypt,
@@ -18,7 +17,9 @@ import {
   PACKAGE_SIGNATURE_ALGORITHMS,
 } from './algorithms.js';
 import { certificatePublicKey, parseCertificateBase64, MAX_CHAIN_CERTIFICATES } from './certificates.js';
-import { fromBase64url, keyKind, toBase64url } from './encoding.js';
+import { fromBase64url, toBase64url } from './encoding.js';
+import { deviceKeyKind, isExternalDeviceKey, type DevicePrivateKey } from './device-key.js';
+import { decryptEcdhEsJwe } from './jwe-ecdh-es.js';
 import { checkDsimId } from './session-nonce.js';
 import {
   checkNotExpired,
@@ -157,8 +158,8 @@ export interface OpenPackageOptions extends VerifyPackageOptions {
   dsimId: string;
   /** The device nonce it sent in step 3. */
   deviceNonce: Uint8Array;
-  /** SK_dsim. */
-  devicePrivateKey: KeyObject;
+  /** SK_dsim: in memory, or in a TPM (which computes the ECDH shared secret). */
+  devicePrivateKey: DevicePrivateKey;
 }
 
 /**
@@ -195,14 +196,21 @@ export async function openPackage(
   }
   checkNotExpired(payload.exp, options);
 
-  const kind = keyKind(options.devicePrivateKey);
+  const key = options.devicePrivateKey;
   let plaintext: Uint8Array;
   try {
-    ({ plaintext } = await compactDecrypt(payload.credentials, options.devicePrivateKey, {
-      keyManagementAlgorithms: [PACKAGE_KEY_MANAGEMENT_ALGORITHM[kind]],
-      contentEncryptionAlgorithms: [...PACKAGE_CONTENT_ENCRYPTIONS],
-    }));
+    const kind = deviceKeyKind(key);
+    // A key in a TPM: Z from the TPM, the rest (KDF, unwrap, AES-GCM) as jose does it (jwe-ecdh-es.ts).
+    plaintext = isExternalDeviceKey(key)
+      ? await decryptEcdhEsJwe(payload.credentials, key)
+      : (
+          await compactDecrypt(payload.credentials, key, {
+            keyManagementAlgorithms: [PACKAGE_KEY_MANAGEMENT_ALGORITHM[kind]],
+            contentEncryptionAlgorithms: [...PACKAGE_CONTENT_ENCRYPTIONS],
+          })
+        ).plaintext;
   } catch (cause) {
+    if (cause instanceof SimcredError && cause.code.startsWith('SIMCRED_TPM_')) throw cause;
     return fail(
       'SIMCRED_PACKAGE_DECRYPT_FAILED',
       'the sealed credentials cannot be decrypted with this device key',

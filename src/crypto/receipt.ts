@@ -1,9 +1,9 @@
-import type { KeyObject } from 'node:crypto';
 import { CompactSign, compactVerify, decodeProtectedHeader } from 'jose';
 import { z } from 'zod';
 import { SimcredError } from '../errors/index.js';
 import { DEVICE_SIGNATURE_ALGORITHMS, type DeviceSignatureAlgorithm } from './algorithms.js';
 import { keyKind, toBase64url, toPublicKey, type PublicKeyInput } from './encoding.js';
+import { deviceKeyKind, isExternalDeviceKey, type DevicePrivateKey } from './device-key.js';
 import { algorithmAllowed } from './device-signature.js';
 import { checkDsimId } from './session-nonce.js';
 
@@ -42,11 +42,11 @@ const receiptSchema = z.object({
  *   const receipt = await signReceipt(deviceKey, { dsimId, packageId, deviceNonce });
  */
 export async function signReceipt(
-  privateKey: KeyObject,
+  privateKey: DevicePrivateKey,
   claims: { dsimId: string; packageId: string; deviceNonce: Uint8Array; now?: Date },
   alg?: DeviceSignatureAlgorithm,
 ): Promise<string> {
-  const kind = keyKind(privateKey);
+  const kind = deviceKeyKind(privateKey);
   const chosen = alg ?? DEVICE_SIGNATURE_ALGORITHMS[kind][0];
   if (!algorithmAllowed(kind, chosen)) {
     throw new SimcredError(
@@ -63,6 +63,11 @@ export async function signReceipt(
     status: 'installed',
     iat: Math.floor((claims.now ?? new Date()).getTime() / 1000),
   };
+  if (isExternalDeviceKey(privateKey)) {
+    // A key in a TPM: the JWS signing input of RFC 7515 §5.1 built as jose builds it, signed there.
+    const input = `${toBase64url(Buffer.from(JSON.stringify({ alg: chosen, typ: RECEIPT_TYPE })))}.${toBase64url(Buffer.from(JSON.stringify(payload)))}`;
+    return `${input}.${toBase64url(await privateKey.signEs256(Buffer.from(input, 'ascii')))}`;
+  }
   return new CompactSign(Buffer.from(JSON.stringify(payload)))
     .setProtectedHeader({ alg: chosen, typ: RECEIPT_TYPE })
     .sign(privateKey);

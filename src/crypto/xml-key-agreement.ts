@@ -169,6 +169,22 @@ export function ecdhEsUnwrapKey(
   const otherInfo = xmlConcatKdfOtherInfo(params);
   if (otherInfo === undefined) throw new Error('malformed ConcatKDF parameters');
   const z = diffieHellman({ privateKey: recipient, publicKey: p256KeyOfPoint(originatorPoint) });
+  return ecdhEsUnwrapKeyWithZ(wrappedKey, z, params);
+}
+
+/**
+ * The recipient side after the key agreement, for a Z computed elsewhere (a TPM's ECDH_ZGen): the
+ * KEK from Z and the ConcatKDF parameters, the content key unwrapped. Zeroes Z.
+ *
+ * @example
+ *   const contentKey = ecdhEsUnwrapKeyWithZ(wrappedKey, await tpmKey.ecdhZ(originatorPoint), params);
+ */
+export function ecdhEsUnwrapKeyWithZ(wrappedKey: Uint8Array, z: Buffer, params: ConcatKdfParams): Buffer {
+  const otherInfo = xmlConcatKdfOtherInfo(params);
+  if (otherInfo === undefined) {
+    z.fill(0);
+    throw new Error('malformed ConcatKDF parameters');
+  }
   const kek = concatKdf(z, AES256_KEY_BYTES, otherInfo);
   z.fill(0);
   try {

@@ -39,11 +39,13 @@ import {
   aesGcmDecrypt,
   aesGcmEncrypt,
   ecdhEsUnwrapKey,
+  ecdhEsUnwrapKeyWithZ,
   ecdhEsWrapKey,
   toBitStringHex,
   type ConcatKdfParams,
 } from './xml-key-agreement.js';
 import { signEnveloped, verifyEnveloped } from './xml-signature.js';
+import { deviceKeyKind, isExternalDeviceKey, type DevicePrivateKey } from './device-key.js';
 
 /** The namespace of simcred's own XML package elements. */
 export const XML_PACKAGE_NAMESPACE = 'urn:simcred:xml-package:1';
@@ -145,7 +147,8 @@ export async function inspectXmlPackage(
 export interface OpenXmlPackageOptions extends VerifyPackageOptions {
   dsimId: string;
   deviceNonce: Uint8Array;
-  devicePrivateKey: KeyObject;
+  /** SK_dsim: in memory, or in a TPM (which computes the ECDH shared secret). */
+  devicePrivateKey: DevicePrivateKey;
 }
 
 /**
@@ -513,11 +516,11 @@ function cipherValueOf(cipherData: Element): Buffer {
 async function decryptSealed(
   encryptedData: Element,
   sealed: SealedKey,
-  privateKey: KeyObject,
+  privateKey: DevicePrivateKey,
 ): Promise<Buffer> {
   let kind: ReturnType<typeof keyKind>;
   try {
-    kind = keyKind(privateKey);
+    kind = deviceKeyKind(privateKey);
   } catch (cause) {
     return fail('SIMCRED_PACKAGE_DECRYPT_FAILED', 'the device key cannot open this package', cause);
   }
@@ -525,7 +528,7 @@ async function decryptSealed(
     fail('SIMCRED_PACKAGE_DECRYPT_FAILED', 'the sealed credentials are for another kind of device key');
   }
   try {
-    if (sealed.kind === 'rsa') {
+    if (sealed.kind === 'rsa' && !isExternalDeviceKey(privateKey)) {
       const text = await new Promise<string>((resolve, reject) =>
         xmlEncryption.decrypt(
           new XMLSerializer().serializeToString(encryptedData),
@@ -536,7 +539,11 @@ async function decryptSealed(
       );
       return Buffer.from(text, 'utf8');
     }
-    const contentKey = ecdhEsUnwrapKey(sealed.wrappedKey, sealed.originatorPoint, privateKey, sealed.kdf);
+    if (sealed.kind !== 'ec-p256') throw new Error('an RSA package for an EC key');
+    // A key in a TPM: Z from the TPM, then the same ConcatKDF and key unwrap as in software.
+    const contentKey = isExternalDeviceKey(privateKey)
+      ? ecdhEsUnwrapKeyWithZ(sealed.wrappedKey, await privateKey.ecdhZ(sealed.originatorPoint), sealed.kdf)
+      : ecdhEsUnwrapKey(sealed.wrappedKey, sealed.originatorPoint, privateKey, sealed.kdf);
     try {
       const cipherData = elementChildren(encryptedData)[2]!;
       return aesGcmDecrypt(contentKey, cipherValueOf(cipherData));
@@ -544,6 +551,7 @@ async function decryptSealed(
       contentKey.fill(0);
     }
   } catch (cause) {
+    if (cause instanceof SimcredError && cause.code.startsWith('SIMCRED_TPM_')) throw cause;
     return fail(
       'SIMCRED_PACKAGE_DECRYPT_FAILED',
       'the sealed credentials cannot be decrypted with this device key',

@@ -14,7 +14,12 @@ import { lookup, lookupChallenge } from '../protocol/registration.js';
 import type { ResponseOf } from '../protocol/route.js';
 import { systemClock, type Clock } from '../time/clock.js';
 import { runDmSession, type DmSessionOptions } from './omadm-client.js';
-import { TrustedModule, type AkaCredentials, type InstalledSubscription } from './trusted-module.js';
+import {
+  TrustedModule,
+  type AkaCredentials,
+  type DeviceModule,
+  type InstalledSubscription,
+} from './trusted-module.js';
 import { followTransfer, type CurrentOperator, type TransferOutcome } from './transfer.js';
 
 /** The steps a device goes through, as timed in the demo and the benchmark. */
@@ -31,7 +36,8 @@ export const DEVICE_STEPS = [
 export type DeviceStep = (typeof DEVICE_STEPS)[number];
 
 export interface DeviceAgentOptions {
-  module: TrustedModule;
+  /** The trusted module: software (TrustedModule) or TPM (TpmModule); see openDeviceModule. */
+  module: DeviceModule;
   /** Device-side HTTPS client: trusts the operator root, presents no client certificate. */
   client: PeerClient;
   /** From the factory image (DeviceAgent.fromFactoryImage takes every URL from there). */
@@ -125,6 +131,13 @@ export class DeviceAgent {
    */
   static fromFactoryImage(image: LoadedFactoryImage, options: DeviceAgentFromImageOptions): DeviceAgent {
     const endpoints = deviceEndpoints(image.image);
+    if (!options.module && image.module === 'tpm') {
+      // A TPM module opens asynchronously (its TPM unseals the storage key): the caller opens it.
+      throw new SimcredError(
+        'SIMCRED_PKI_INCONSISTENT',
+        `${image.image.dsimId} has a TPM module: pass module: await openDeviceModule(image)`,
+      );
+    }
     return new DeviceAgent({
       module: options.module ?? TrustedModule.fromFactoryImage(image),
       client: options.client,
@@ -352,7 +365,7 @@ export class DeviceAgent {
     const { client, module } = this.options;
     const dsimId = module.dsimId;
     const { challenge } = await client.call(registrationServer, lookupChallenge, { body: { dsimId } });
-    const proof = module.signLookup(fromBase64url(challenge, 'challenge'));
+    const proof = await module.signLookup(fromBase64url(challenge, 'challenge'));
     return client.call(registrationServer, lookup, {
       body: {
         dsimId,
@@ -389,16 +402,17 @@ export class DeviceAgent {
     session: OpenedSession,
   ): Promise<ResponseOf<typeof proveSession>> {
     const { client, module } = this.options;
+    const proof = await module.signProof({
+      challenge: fromBase64url(session.challenge, 'challenge'),
+      sessionNonce: session.sessionNonce,
+    });
     return client.call(registration.credentialingUrl, proveSession, {
       params: { sessionId: session.sessionId },
       body: {
         certificateChain: module.certificateChain,
         // The formats the factory image declares; an image without them gets JOSE, as before.
         ...(module.packageFormats ? { packageFormats: module.packageFormats } : {}),
-        ...module.signProof({
-          challenge: fromBase64url(session.challenge, 'challenge'),
-          sessionNonce: session.sessionNonce,
-        }),
+        ...proof,
       },
     });
   }

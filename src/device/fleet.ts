@@ -5,6 +5,7 @@ import { ocspStatusChecker, type CertificateStatusChecker } from '../ocsp/checke
 import { imageServers, loadFactoryImage, noServersError, registrationServersOf } from '../pki/index.js';
 import { DEVICE_STEPS, DeviceAgent, type Delivery, type DeviceStep, type OnboardingResult } from './agent.js';
 import { TrustedModule } from './trusted-module.js';
+import { openDeviceModule } from './tpm-module.js';
 
 export interface FleetOptions {
   pkiDir: string;
@@ -160,7 +161,7 @@ async function onboardOne(
     }
     if (!phlrUrl || !hssUrl || !ocsp) throw noServersError(image.image);
     const agent = new DeviceAgent({
-      module: TrustedModule.fromFactoryImage(image),
+      module: image.module === 'tpm' ? await openDeviceModule(image) : TrustedModule.fromFactoryImage(image),
       client: byRoot.client,
       registrationServer: image.image.registrationServer,
       registrationServers: registrationServersOf(image.image),

@@ -6,7 +6,7 @@ import type { CertificateStatusChecker } from '../ocsp/checker.js';
 import { confirmTransfer } from '../protocol/credentialing.js';
 import { fetchTransferStatement, lookupChallenge } from '../protocol/registration.js';
 import type { DeviceAgent, OnboardingResult } from './agent.js';
-import type { InstalledSubscription, TrustedModule } from './trusted-module.js';
+import type { DeviceModule, InstalledSubscription } from './trusted-module.js';
 
 /** The operator a device deals with now: the factory image's, or the one it was transferred to. */
 export interface CurrentOperator {
@@ -41,7 +41,7 @@ export interface TransferOutcome {
  */
 export async function followTransfer(
   agent: DeviceAgent,
-  module: TrustedModule,
+  module: DeviceModule,
   client: PeerClient,
   access: { current(): CurrentOperator; accessGrant(): Promise<string> },
 ): Promise<TransferOutcome> {
@@ -60,7 +60,7 @@ export async function followTransfer(
   const subscription = module.subscription!;
   if (trust.confirmedPackageId !== subscription.packageId) {
     await client.call(trust.confirmUrl, confirmTransfer, {
-      body: { dsimId: module.dsimId, ...module.signTransferConfirmation() },
+      body: { dsimId: module.dsimId, ...(await module.signTransferConfirmation()) },
     });
     module.markTransferConfirmed(subscription.packageId);
   }
@@ -73,7 +73,7 @@ export async function followTransfer(
  * down, else SIMCRED_TRANSFER_UNKNOWN.
  */
 async function fetchStatement(
-  module: TrustedModule,
+  module: DeviceModule,
   client: PeerClient,
   registrationServers: string[],
   grant: string,
@@ -93,14 +93,14 @@ async function fetchStatement(
 }
 
 async function fetchStatementAt(
-  module: TrustedModule,
+  module: DeviceModule,
   client: PeerClient,
   registrationServer: string,
   grant: string,
 ): Promise<string> {
   const dsimId = module.dsimId;
   const { challenge } = await client.call(registrationServer, lookupChallenge, { body: { dsimId } });
-  const proof = module.signTransferFetch(fromBase64url(challenge, 'challenge'));
+  const proof = await module.signTransferFetch(fromBase64url(challenge, 'challenge'));
   const fetched = await client.call(registrationServer, fetchTransferStatement, {
     body: { dsimId, grant, challenge, certificateChain: module.certificateChain, ...proof },
   });
@@ -108,6 +108,6 @@ async function fetchStatementAt(
 }
 
 /** A package installed after the module took the statement: the new operator's (a restart after install). */
-function installedSince(module: TrustedModule): boolean {
+function installedSince(module: DeviceModule): boolean {
   return module.holdsTransferredCredential && !module.onboardingUnderWay;
 }

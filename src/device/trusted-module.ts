@@ -19,6 +19,7 @@ import {
   signReceipt,
   toBase64url,
   type Credentials,
+  type DevicePrivateKey,
   type PackageFormat,
 } from '../crypto/index.js';
 import { SimcredError } from '../errors/index.js';
@@ -55,26 +56,37 @@ export interface InstalledSubscription {
   installedAt: string;
 }
 
+/** A device signature as the protocol carries it (alg, base64url signature). */
+export interface ModuleSignature {
+  alg: DeviceSignatureAlgorithm;
+  signature: string;
+}
+
+/** A value now (the software module) or later (a TPM's command). */
+export type MaybePromise<T> = T | Promise<T>;
+
 /**
- * The device's trusted module (42), in software: it holds SK_dsim and, after step 12, {IMSI, K, OPc}.
- * Keys never leave it; callers get signatures, and the module itself opens and stores the package.
- * Its storage (devices/<id>/module.json once a package is installed, devices/<id>/state.bin for
- * SQN state and onboarding progress) is sealed with a key derived from SK_dsim, as a secure element
- * would bind its storage to itself. It writes only when what it must keep changes (the persist points
- * are marked where they are), and every write is atomic.
+ * The device's trusted module (42): it holds SK_dsim and, after step 12, {IMSI, K, OPc}. Keys never
+ * leave it; callers get signatures, and the module itself opens and stores the package. Its storage
+ * (devices/<id>/module.json once a package is installed, devices/<id>/state.bin for SQN state and
+ * onboarding progress) is sealed with the module's storage key, as a secure element binds its storage
+ * to itself. It writes only when what it must keep changes (the persist points are marked where they
+ * are), and every write is atomic.
+ *
+ * Two implementations: {@link TrustedModule} in software (SK_dsim in memory; the default, and what
+ * large fleets run) and TpmModule (src/device/tpm-module.ts: SK_dsim in a TPM 2.0). The agent takes
+ * either and awaits what it signs.
  *
  * @example
- *   const module = TrustedModule.fromFactoryImage(await loadFactoryImage(pkiDir, dsimId));
- *   const proof = module.signProof({ challenge, sessionNonce });
+ *   const module: DeviceModule = await openDeviceModule(await loadFactoryImage(pkiDir, dsimId));
+ *   const proof = await module.signProof({ challenge, sessionNonce });
  */
-export class TrustedModule {
+export abstract class DeviceModule {
   private installed: { subscription: InstalledSubscription; credentials: Credentials } | undefined;
   /** The USIM on K_PIMSI/OPc_PIMSI (step 1). */
   private preliminaryUsim: Usim;
   /** The USIM on the downloaded K/OPc, once installed (step 12). */
   private subscriptionUsim: Usim | undefined;
-  /** The storage key, derived once from SK_dsim (which the module holds anyway) on first use. */
-  private sealingKey: Buffer | undefined;
   /** The often-rewritten part of the module's storage; undefined when the module does not persist. */
   private readonly stateFile: SlottedSealedFile | undefined;
   /** That part in memory: SQN state and onboarding progress. */
@@ -82,9 +94,10 @@ export class TrustedModule {
   /** `state` as last read or written (JSON), so that a write that would change nothing is skipped. */
   private persistedState = '{}';
 
-  private constructor(
+  protected constructor(
     readonly dsimId: string,
-    private readonly privateKey: KeyObject,
+    /** SK_dsim: a KeyObject (software) or the TPM's key (its operations run in the TPM). */
+    protected readonly deviceKey: DevicePrivateKey,
     /** Device certificate then its issuing CA, base64 DER. */
     readonly certificateChain: string[],
     private readonly storageDir: string | undefined,
@@ -101,19 +114,23 @@ export class TrustedModule {
       : undefined;
   }
 
-  static fromFactoryImage(image: LoadedFactoryImage, options: { persist?: boolean } = {}): TrustedModule {
-    const chain = image.chainPem.map(pemToBase64Der);
-    const module = new TrustedModule(
-      image.image.dsimId,
-      image.privateKey,
-      chain,
-      options.persist === false ? undefined : image.dir,
-      image.image.preliminary,
-      image.image.packageFormats,
-    );
-    module.load();
-    return module;
-  }
+  /** The key that seals the module's storage (module.json, state.bin). */
+  protected abstract storageKey(): Buffer;
+
+  /** Step 2: signature over the registration server's challenge. */
+  abstract signLookup(challenge: Buffer): MaybePromise<ModuleSignature>;
+
+  /** Step 4: signature over (challenge ‖ session nonce ‖ DSIM_ID). */
+  abstract signProof(input: { challenge: Buffer; sessionNonce: Buffer }): MaybePromise<ModuleSignature>;
+
+  /** Signature over a registration server's challenge, to fetch this device's transfer statement. */
+  abstract signTransferFetch(challenge: Buffer): MaybePromise<ModuleSignature>;
+
+  /**
+   * The confirmation the old operator gets once the new operator's package is installed, signed
+   * with SK_dsim over (transferId ‖ DSIM_ID ‖ package id).
+   */
+  abstract signTransferConfirmation(): MaybePromise<TransferConfirmation>;
 
   /** The preliminary IMSI the device presents to the preliminary HLR (step 1). */
   get pimsi(): string {
@@ -136,25 +153,6 @@ export class TrustedModule {
     if (answer.kind === 'sync-failure') return { kind: 'sync-failure', auts: answer.auts };
     this.saveUsims();
     return { kind: 'success', res: answer.res };
-  }
-
-  /** Step 2: signature over the registration server's challenge. */
-  signLookup(challenge: Buffer): { alg: DeviceSignatureAlgorithm; signature: string } {
-    const { alg, signature } = signDeviceMessage(
-      this.privateKey,
-      lookupProofMessage({ challenge, dsimId: this.dsimId }),
-    );
-    return { alg, signature: toBase64url(signature) };
-  }
-
-  /** Step 4: signature over (challenge ‖ session nonce ‖ DSIM_ID). */
-  signProof(input: { challenge: Buffer; sessionNonce: Buffer }): {
-    alg: DeviceSignatureAlgorithm;
-    signature: string;
-  } {
-    const message = proofOfPossessionMessage({ ...input, dsimId: this.dsimId });
-    const { alg, signature } = signDeviceMessage(this.privateKey, message);
-    return { alg, signature: toBase64url(signature) };
   }
 
   /**
@@ -183,7 +181,7 @@ export class TrustedModule {
       operatorRoots: this.operatorRoots(options.operatorRoots),
       dsimId: this.dsimId,
       deviceNonce: options.deviceNonce,
-      devicePrivateKey: this.privateKey,
+      devicePrivateKey: this.deviceKey,
     });
     await options.checkSigner(opened.signerCertificate, opened.issuerCertificate);
     const subscription: InstalledSubscription = {
@@ -206,7 +204,7 @@ export class TrustedModule {
   /** Step 12: the signed receipt for the installed package. */
   receipt(deviceNonce: Buffer): Promise<string> {
     if (!this.installed) throw new Error('no package installed');
-    return signReceipt(this.privateKey, {
+    return signReceipt(this.deviceKey, {
       dsimId: this.dsimId,
       packageId: this.installed.subscription.packageId,
       deviceNonce,
@@ -226,15 +224,6 @@ export class TrustedModule {
   operatorRoots(factoryRoots: readonly x509.X509Certificate[]): x509.X509Certificate[] {
     const trust = this.transferTrust;
     return trust ? [trust.operatorRoot] : [...factoryRoots];
-  }
-
-  /** Signature over a registration server's challenge, to fetch this device's transfer statement. */
-  signTransferFetch(challenge: Buffer): { alg: DeviceSignatureAlgorithm; signature: string } {
-    const { alg, signature } = signDeviceMessage(
-      this.privateKey,
-      transferFetchProofMessage({ challenge, dsimId: this.dsimId }),
-    );
-    return { alg, signature: toBase64url(signature) };
   }
 
   /**
@@ -273,16 +262,8 @@ export class TrustedModule {
     return this.transferTrust!;
   }
 
-  /**
-   * The confirmation the old operator gets once the new operator's package is installed, signed
-   * with SK_dsim over (transferId ‖ DSIM_ID ‖ package id).
-   */
-  signTransferConfirmation(): {
-    transferId: string;
-    packageId: string;
-    alg: DeviceSignatureAlgorithm;
-    signature: string;
-  } {
+  /** What {@link signTransferConfirmation} signs: the transfer followed and the package installed since. */
+  protected transferConfirmation(): { transferId: string; packageId: string; message: Buffer } {
     const trust = this.state.trust;
     const packageId = this.installed?.subscription.packageId;
     if (!trust || !packageId) throw new Error('no transfer followed, or no package installed');
@@ -291,8 +272,7 @@ export class TrustedModule {
       dsimId: this.dsimId,
       packageId,
     });
-    const { alg, signature } = signDeviceMessage(this.privateKey, message);
-    return { transferId: trust.transferId, packageId, alg, signature: toBase64url(signature) };
+    return { transferId: trust.transferId, packageId, message };
   }
 
   /**
@@ -324,19 +304,6 @@ export class TrustedModule {
   /** The module keeps its secrets out of logs and JSON. */
   toJSON(): { dsimId: string; imsi: string | null } {
     return { dsimId: this.dsimId, imsi: this.installed?.subscription.imsi ?? null };
-  }
-
-  /**
-   * The key that seals the module's storage: SHA-256 over a label and SK_dsim (PKCS#8 DER), so the
-   * storage is bound to the device key as a secure element binds its storage to itself. Derived once
-   * per module instance and kept in memory, next to SK_dsim itself.
-   */
-  private storageKey(): Buffer {
-    if (this.sealingKey === undefined) {
-      const der = this.privateKey.export({ format: 'der', type: 'pkcs8' });
-      this.sealingKey = createHash('sha256').update('simcred/v1/module-storage').update(der).digest();
-    }
-    return this.sealingKey;
   }
 
   /** The subscription, written once (a new file: sealed text to module.json.tmp, then renamed). */
@@ -402,7 +369,7 @@ export class TrustedModule {
   }
 
   /** Reads the module's storage: one directory listing, then only the files that are there. */
-  private load(): void {
+  protected load(): void {
     if (!this.storageDir || !this.stateFile) return;
     let files: Set<string>;
     try {
@@ -445,6 +412,85 @@ export class TrustedModule {
       );
     }
   }
+}
+
+/**
+ * The trusted module in software: SK_dsim is a node KeyObject from the factory image's key file, and
+ * the storage key is derived from it. Every operation is synchronous and costs what node:crypto does;
+ * the default, and what fleets of thousands run.
+ *
+ * @example
+ *   const module = TrustedModule.fromFactoryImage(await loadFactoryImage(pkiDir, dsimId));
+ *   const proof = module.signProof({ challenge, sessionNonce });
+ */
+export class TrustedModule extends DeviceModule {
+  /** The storage key, derived once from SK_dsim (which the module holds anyway) on first use. */
+  private sealingKey: Buffer | undefined;
+
+  private constructor(
+    dsimId: string,
+    private readonly privateKey: KeyObject,
+    certificateChain: string[],
+    storageDir: string | undefined,
+    preliminary: { pimsi: string; kPimsi: string; opcPimsi: string },
+    packageFormats: PackageFormat[] | undefined,
+  ) {
+    super(dsimId, privateKey, certificateChain, storageDir, preliminary, packageFormats);
+  }
+
+  static fromFactoryImage(image: LoadedFactoryImage, options: { persist?: boolean } = {}): TrustedModule {
+    const module = new TrustedModule(
+      image.image.dsimId,
+      image.privateKey,
+      image.chainPem.map(pemToBase64Der),
+      options.persist === false ? undefined : image.dir,
+      image.image.preliminary,
+      image.image.packageFormats,
+    );
+    module.load();
+    return module;
+  }
+
+  signLookup(challenge: Buffer): ModuleSignature {
+    return this.sign(lookupProofMessage({ challenge, dsimId: this.dsimId }));
+  }
+
+  signProof(input: { challenge: Buffer; sessionNonce: Buffer }): ModuleSignature {
+    return this.sign(proofOfPossessionMessage({ ...input, dsimId: this.dsimId }));
+  }
+
+  signTransferFetch(challenge: Buffer): ModuleSignature {
+    return this.sign(transferFetchProofMessage({ challenge, dsimId: this.dsimId }));
+  }
+
+  signTransferConfirmation(): TransferConfirmation {
+    const { transferId, packageId, message } = this.transferConfirmation();
+    return { transferId, packageId, ...this.sign(message) };
+  }
+
+  /**
+   * The key that seals the module's storage: SHA-256 over a label and SK_dsim (PKCS#8 DER), so the
+   * storage is bound to the device key as a secure element binds its storage to itself. Derived once
+   * per module instance and kept in memory, next to SK_dsim itself.
+   */
+  protected storageKey(): Buffer {
+    if (this.sealingKey === undefined) {
+      const der = this.privateKey.export({ format: 'der', type: 'pkcs8' });
+      this.sealingKey = createHash('sha256').update('simcred/v1/module-storage').update(der).digest();
+    }
+    return this.sealingKey;
+  }
+
+  private sign(message: Buffer): ModuleSignature {
+    const { alg, signature } = signDeviceMessage(this.privateKey, message);
+    return { alg, signature: toBase64url(signature) };
+  }
+}
+
+/** The signed confirmation of an operator change (DeviceModule.signTransferConfirmation). */
+export interface TransferConfirmation extends ModuleSignature {
+  transferId: string;
+  packageId: string;
 }
 
 /** The often-rewritten part of the module's storage (state.bin). */
@@ -507,6 +553,7 @@ function usimFor(credentials: Credentials, sqn?: UsimSqnState): Usim {
   return new Usim({ k: Buffer.from(credentials.k, 'hex'), opc: Buffer.from(credentials.opc, 'hex') }, state);
 }
 
-function pemToBase64Der(pem: string): string {
+/** A certificate's PEM as base64 DER, as the module presents its chain. */
+export function pemToBase64Der(pem: string): string {
   return pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
 }

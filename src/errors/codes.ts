@@ -189,6 +189,15 @@ export const ERROR_CODES = {
     status: 500,
     meaning: 'The PKI folder is inconsistent (a certificate without its key, or not signed by its issuer).',
   },
+  SIMCRED_TPM_UNAVAILABLE: {
+    status: 503,
+    meaning: "The device's TPM cannot be reached over its TCTI, or tpm2-tools cannot run.",
+  },
+  SIMCRED_TPM_REFUSED: {
+    status: 403,
+    meaning:
+      'The TPM refused a command: the device key or sealed storage was made in another TPM (integrity check), or the TPM answered an error.',
+  },
 
   // OCSP client (strict): each way a response can fail to prove "good"
   SIMCRED_OCSP_UNREACHABLE: { status: 503, meaning: 'The OCSP responder could not be reached.' },

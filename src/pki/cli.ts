@@ -15,6 +15,7 @@ import {
 } from './manufacture.js';
 import { parseIssuer, parseReason, parseSerial, revokeCertificate, type RevokeTarget } from './revoke.js';
 import { REVOCATION_REASONS } from './store.js';
+import { DEVICE_MODULES, type DeviceModuleKind } from './factory-image.js';
 
 interface JsonOption {
   json?: boolean;
@@ -142,6 +143,15 @@ export function registerPkiCommands(program: Command): void {
       '--package-formats <list>',
       'credential package formats the devices open, comma-separated: jose, xml (default: not written, jose only)',
     )
+    .option(
+      '--module <kind>',
+      "the devices' trusted module: software (key file, the default) | tpm (key made in the TPM named by --tpm)",
+      'software',
+    )
+    .option(
+      '--tpm <tcti>',
+      'with --module tpm: the TPM 2.0 the devices use, as a TCTI (e.g. swtpm:host=127.0.0.1,port=2321)',
+    )
     .option('--json', 'print one JSON object naming the files as the last line')
     .action(
       action(
@@ -150,6 +160,8 @@ export function registerPkiCommands(program: Command): void {
             dir: string;
             count: string;
             key: string;
+            module: string;
+            tpm?: string;
             registrationServer?: string[];
             registrationServersPerDevice?: string;
             phlr?: string;
@@ -162,6 +174,7 @@ export function registerPkiCommands(program: Command): void {
           const packageFormats =
             opts.packageFormats === undefined ? undefined : parsePackageFormats(opts.packageFormats);
           const keyType = parseKeyType(opts.key);
+          const module = parseModule(opts.module, opts.tpm);
           const progress = startProgress('manufacturing', count);
           let result;
           try {
@@ -181,6 +194,8 @@ export function registerPkiCommands(program: Command): void {
                 : {}),
               servers: { phlr: opts.phlr, ocsp: opts.ocsp, hss: opts.hss },
               ...(packageFormats ? { packageFormats } : {}),
+              module,
+              ...(opts.tpm !== undefined ? { tpm: opts.tpm } : {}),
               onProgress: (n) => progress.increment(n),
             });
           } finally {
@@ -195,6 +210,20 @@ export function registerPkiCommands(program: Command): void {
         },
       ),
     );
+}
+
+/** `--module software|tpm`, and `--tpm` only (and always) with tpm; checked before any work. */
+function parseModule(value: string, tcti: string | undefined): DeviceModuleKind {
+  if (!(DEVICE_MODULES as readonly string[]).includes(value)) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      `--module must be ${DEVICE_MODULES.join(' or ')}, got ${JSON.stringify(value)}`,
+    );
+  }
+  if ((value === 'tpm') !== (tcti !== undefined) || tcti === '') {
+    throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--tpm <tcti> is needed with --module tpm, and only then');
+  }
+  return value as DeviceModuleKind;
 }
 
 /** `--package-formats jose,xml`: each known format once. */

@@ -39,7 +39,15 @@ export interface DeviceCredential {
   dsimId: string;
   serialHex: string;
   certPem: string;
+  /** SK_dsim (PKCS#8 PEM). */
   keyPem: string;
+  tpm?: undefined;
+}
+
+/** A TPM device's certificate and blobs, base64 (src/pki/tpm-device.ts): no private key leaves its TPM. */
+export interface TpmDeviceCredential extends Omit<DeviceCredential, 'keyPem' | 'tpm'> {
+  keyPem?: undefined;
+  tpm: { keyPublic: string; keyPrivate: string; storagePublic: string; storagePrivate: string };
 }
 
 export interface DeviceIssuer {
@@ -195,6 +203,25 @@ export async function makeDeviceCredentials(
     const der = signDeviceTbs(di, deviceTbs(di, dsimId, serial, spkiDer));
     return { dsimId, serialHex: serialHex(serial), certPem: toPem(der), keyPem: pkcs8Pem };
   });
+}
+
+/**
+ * A device certificate for a public key the issuer did not make (a key in the device's TPM, its
+ * possession proved by a CSR): the same template and signature as a factory-made key's.
+ *
+ * @example
+ *   const { serialHex, certPem } = issueDeviceCertificate(prepareDeviceIssuer(ctx), dsimId, spkiDer);
+ */
+export function issueDeviceCertificate(
+  di: DeviceIssuer,
+  dsimId: string,
+  spkiDer: Buffer,
+): { serialHex: string; certPem: string } {
+  const serial = randomSerial();
+  return {
+    serialHex: serialHex(serial),
+    certPem: toPem(signDeviceTbs(di, deviceTbs(di, dsimId, serial, spkiDer))),
+  };
 }
 
 /**

@@ -11,6 +11,12 @@ const pem = z.string().regex(/^-----BEGIN CERTIFICATE-----/);
 const deviceFile = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
 const hex16 = z.string().regex(/^[0-9a-f]{32}$/);
 const serverUrl = z.url({ protocol: /^https?$/ });
+/** A TPM2B_PUBLIC or TPM2B_PRIVATE as base64 (a P-256 key's are ~90 and ~130 bytes). */
+const tpmBlob = z.base64().min(4).max(2048);
+
+/** The trusted module implementations a device may carry (docs/device.md "Trusted module"). */
+export const DEVICE_MODULES = ['software', 'tpm'] as const;
+export type DeviceModuleKind = (typeof DEVICE_MODULES)[number];
 
 /** Where the device finds the servers it talks to besides its registration server. */
 export const factoryServersSchema = z
@@ -37,9 +43,38 @@ const imageFields = {
   certificate: deviceFile.describe(
     'File of CERT_dsim (PEM) in the device folder, beside factory.json (`device.crt.pem`).',
   ),
-  privateKey: deviceFile.describe(
-    'File of SK_dsim (PKCS#8 PEM, mode 0600) in the device folder (`device.key.pem`).',
-  ),
+  privateKey: deviceFile
+    .optional()
+    .describe(
+      'File of SK_dsim (PKCS#8 PEM, mode 0600) in the device folder (`device.key.pem`). Software module only: a TPM device has no key file.',
+    ),
+  module: z
+    .enum(DEVICE_MODULES)
+    .optional()
+    .describe(
+      "The device's trusted module: `software` (SK_dsim in `privateKey`, storage sealed with a key derived from it) or `tpm` (SK_dsim made in a TPM 2.0, see `tpm`; docs/device.md). Absent: `software`.",
+    ),
+  tpm: z
+    .object({
+      tcti: z
+        .string()
+        .min(1)
+        .max(256)
+        .describe(
+          'How the device reaches its TPM (a TCTI, e.g. `swtpm:host=127.0.0.1,port=2321`, or `device:/dev/tpmrm0`).',
+        ),
+      keyPublic: tpmBlob.describe('SK_dsim as the TPM made it: TPM2B_PUBLIC (base64).'),
+      keyPrivate: tpmBlob.describe(
+        'SK_dsim: TPM2B_PRIVATE (base64), encrypted by the TPM under its storage root key; loadable in that TPM only.',
+      ),
+      storagePublic: tpmBlob.describe("The module's storage key, sealed by the TPM: TPM2B_PUBLIC (base64)."),
+      storagePrivate: tpmBlob.describe(
+        "The module's storage key, sealed by the TPM: TPM2B_PRIVATE (base64); only that TPM unseals it.",
+      ),
+    })
+    .strict()
+    .optional()
+    .describe('TPM module only: where the TPM is and the blobs it made (no private key in the clear).'),
   chainPem: z
     .array(pem)
     .describe(
@@ -117,7 +152,29 @@ export function parseFactoryImage(value: unknown, where: string): FactoryImage {
       `${where} is not a factory image: ${fields.join('; ')}`,
     );
   }
-  return parsed.data;
+  const image = parsed.data;
+  // The module decides where SK_dsim is: a key file (software) or TPM blobs (tpm), never both.
+  const tpm = moduleOf(image) === 'tpm';
+  if (tpm ? !image.tpm || image.privateKey !== undefined : !image.privateKey || image.tpm !== undefined) {
+    throw new SimcredError(
+      'SIMCRED_PKI_INCONSISTENT',
+      `${where} is not a factory image: a ${tpm ? 'tpm' : 'software'} module needs ${tpm ? '`tpm` and no `privateKey`' : '`privateKey` and no `tpm`'}`,
+    );
+  }
+  if (tpm && image.keyType !== 'ec') {
+    throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${where}: a TPM device key is EC P-256`);
+  }
+  return image;
+}
+
+/**
+ * The trusted module a factory image names (`software` when it names none).
+ *
+ * @example
+ *   moduleOf(device.image); // 'tpm'
+ */
+export function moduleOf(image: FactoryImage): DeviceModuleKind {
+  return image.module ?? 'software';
 }
 
 /** Where a device reaches each server, all from its factory image (docs/device.md). */

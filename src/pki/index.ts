@@ -14,7 +14,7 @@ import {
   type TlsRole,
 } from './layout.js';
 import { CaStore } from './store.js';
-import { parseFactoryImage, type FactoryImage } from './factory-image.js';
+import { moduleOf, parseFactoryImage, type DeviceModuleKind, type FactoryImage } from './factory-image.js';
 
 export * from './layout.js';
 export * from './factory-image.js';
@@ -147,7 +147,13 @@ export interface LoadedFactoryImage {
   certificate: X509Certificate;
   /** The device certificate followed by its chain (device CA), as the device presents it. */
   chainPem: string[];
-  privateKey: KeyObject;
+  /** The trusted module the image names (software unless `module: 'tpm'`). */
+  module: DeviceModuleKind;
+  /**
+   * SK_dsim of a software device. A TPM device has none outside its TPM: reading it throws
+   * SIMCRED_PKI_INCONSISTENT (its module signs and agrees keys in the TPM; src/device/tpm-module.ts).
+   */
+  readonly privateKey: KeyObject;
 }
 
 /**
@@ -161,15 +167,26 @@ export interface LoadedFactoryImage {
  */
 export async function loadFactoryImage(pkiDir: string, dsimId: string): Promise<LoadedFactoryImage> {
   const { dir, image } = readFactoryImageAt(pkiDir, dsimId);
-  const loaded = loadCertificate(join(dir, image.certificate), join(dir, image.privateKey));
-  return {
+  const module = moduleOf(image);
+  const loaded = loadCertificate(join(dir, image.certificate), join(dir, image.privateKey ?? ''));
+  const common = {
     dir,
     image,
     certificatePem: loaded.pem,
     certificate: loaded.certificate,
     chainPem: [loaded.pem, ...image.chainPem],
-    privateKey: loaded.privateKey(),
+    module,
   };
+  if (module === 'software') return { ...common, privateKey: loaded.privateKey() };
+  return Object.defineProperty(common, 'privateKey', {
+    enumerable: false,
+    get(): never {
+      throw new SimcredError(
+        'SIMCRED_PKI_INCONSISTENT',
+        `the device key of ${dsimId} is in its TPM: there is no private key to read`,
+      );
+    },
+  }) as LoadedFactoryImage;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   makeDeviceCredentials,
   prepareDeviceIssuer,
   type DeviceCredential,
+  type TpmDeviceCredential,
   type DeviceIssuingContext,
 } from './device-certificates.js';
 import {
@@ -24,7 +25,14 @@ import {
 import { readManifest, VALIDITY_YEARS } from './init.js';
 import { loadPrivateKey, type KeyType } from './keys.js';
 import { deviceDir, DEVICES_DIR } from './layout.js';
-import { FACTORY_IMAGE_VERSION, type FactoryImage, type FactoryServers } from './factory-image.js';
+import {
+  FACTORY_IMAGE_VERSION,
+  type DeviceModuleKind,
+  type FactoryImage,
+  type FactoryServers,
+} from './factory-image.js';
+import { makeTpmDeviceCredentials } from './tpm-device.js';
+import { Tpm } from '../device/tpm.js';
 import { DEFAULT_HOST, DEFAULT_PORTS } from '../config/config.js';
 import { CaStore, type IssuedCertificate, type ManufacturedDevice } from './store.js';
 import type { WorkerRequest, WorkerResponse } from './manufacture-worker.js';
@@ -66,12 +74,20 @@ export interface ManufactureOptions {
   workers?: number;
   /** Package formats the devices open, written into their images (absent: not written, JOSE only). */
   packageFormats?: ('jose' | 'xml')[];
+  /**
+   * The devices' trusted module: `software` (default: SK_dsim made here, written as device.key.pem)
+   * or `tpm` (SK_dsim made in the TPM at `tpm`, certified from a CSR signed there; no key file).
+   */
+  module?: DeviceModuleKind;
+  /** The TCTI of the devices' TPM (module `tpm`), e.g. `swtpm:host=127.0.0.1,port=2321`. */
+  tpm?: string;
 }
 
 export interface DeviceFiles {
   dsimId: string;
   certificate: string;
-  privateKey: string;
+  /** The key file of a software device; a TPM device has none. */
+  privateKey?: string;
   factoryImage: string;
 }
 
@@ -127,6 +143,16 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
   ][]) {
     if (url !== undefined) otherServers[name] = validateServers([url], `--${name}`)[0]!;
   }
+  const module = options.module ?? 'software';
+  if (module === 'tpm' && (options.tpm === undefined || options.tpm === '')) {
+    throw new SimcredError('SIMCRED_CLI_ARGUMENT', 'a TPM module needs --tpm <tcti> (where the TPM is)');
+  }
+  if (module === 'tpm' && keyType !== 'ec') {
+    throw new SimcredError('SIMCRED_CLI_ARGUMENT', 'a TPM device key is EC P-256 (--key ec)');
+  }
+  if (module === 'software' && options.tpm !== undefined) {
+    throw new SimcredError('SIMCRED_CLI_ARGUMENT', '--tpm is for --module tpm');
+  }
   const manifest = readManifest(dir);
 
   const deviceCaPem = readText(join(dir, manifest.manufacturer.deviceCa.cert));
@@ -162,7 +188,10 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
     const dsimIds = await newDsimIds(store, count);
     const manufacturedAt = new Date().toISOString();
 
-    const persist = async (offset: number, credentials: DeviceCredential[]): Promise<DeviceFiles[]> => {
+    const persist = async (
+      offset: number,
+      credentials: (DeviceCredential | TpmDeviceCredential)[],
+    ): Promise<DeviceFiles[]> => {
       const files: DeviceFiles[] = [];
       const issued: IssuedCertificate[] = [];
       const devices: ManufacturedDevice[] = [];
@@ -190,7 +219,9 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
           dsimId: cred.dsimId,
           keyType,
           certificate: 'device.crt.pem',
-          privateKey: 'device.key.pem',
+          ...(cred.tpm
+            ? { module: 'tpm' as const, tpm: { tcti: options.tpm!, ...cred.tpm } }
+            : { privateKey: 'device.key.pem' }),
           chainPem: [deviceCaPem],
           trustRoots,
           preliminary,
@@ -203,10 +234,10 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
         const entry: DeviceFiles = {
           dsimId: cred.dsimId,
           certificate: join(folder, image.certificate),
-          privateKey: join(folder, image.privateKey),
+          ...(image.privateKey ? { privateKey: join(folder, image.privateKey) } : {}),
           factoryImage: join(folder, 'factory.json'),
         };
-        writeFile(entry.privateKey, cred.keyPem, SECRET_MODE);
+        if (entry.privateKey && cred.keyPem) writeFile(entry.privateKey, cred.keyPem, SECRET_MODE);
         writeFile(entry.certificate, cred.certPem, PUBLIC_MODE);
         // The factory image holds K_PIMSI and OPc_PIMSI: as secret as the key.
         writeFile(entry.factoryImage, `${JSON.stringify(image, null, 2)}\n`, SECRET_MODE);
@@ -235,9 +266,11 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
     const workerCount =
       options.workers ?? (keyType === 'ec' && count >= 2000 ? Math.min(availableParallelism(), 4) : 0);
     const results =
-      workerCount > 0
-        ? await runInWorkers(context, batches, Math.min(workerCount, batches.length), persist, batchSize)
-        : await runInline(context, batches, persist, batchSize);
+      module === 'tpm'
+        ? await runInline(context, batches, persist, batchSize, new Tpm(options.tpm!))
+        : workerCount > 0
+          ? await runInWorkers(context, batches, Math.min(workerCount, batches.length), persist, batchSize)
+          : await runInline(context, batches, persist, batchSize);
     return {
       dir,
       count,
@@ -250,18 +283,25 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
   }
 }
 
-type Persist = (offset: number, credentials: DeviceCredential[]) => Promise<DeviceFiles[]>;
+type Persist = (
+  offset: number,
+  credentials: (DeviceCredential | TpmDeviceCredential)[],
+) => Promise<DeviceFiles[]>;
 
 async function runInline(
   context: DeviceIssuingContext,
   batches: string[][],
   persist: Persist,
   batchSize: number,
+  tpm?: Tpm,
 ): Promise<DeviceFiles[][]> {
   const issuer = prepareDeviceIssuer(context);
   const results: DeviceFiles[][] = [];
   for (const [i, batch] of batches.entries()) {
-    results.push(await persist(i * batchSize, await makeDeviceCredentials(issuer, batch)));
+    const credentials = tpm
+      ? await makeTpmDeviceCredentials(issuer, batch, tpm)
+      : await makeDeviceCredentials(issuer, batch);
+    results.push(await persist(i * batchSize, credentials));
   }
   return results;
 }

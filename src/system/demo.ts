@@ -6,7 +6,8 @@ import type { SimcredConfig } from '../config/index.js';
 import { choosePackageFormat, type PackageFormat } from '../crypto/index.js';
 import { failureCounts, runFleet, stepStatistics, type FleetReport } from '../device/fleet.js';
 import type { Delivery } from '../device/agent.js';
-import { MODULE_STATE_FILE, TrustedModule } from '../device/trusted-module.js';
+import { MODULE_STATE_FILE } from '../device/trusted-module.js';
+import { openDeviceModule } from '../device/tpm-module.js';
 import { PeerClient, loadTlsIdentity } from '../http/index.js';
 import { HssStore } from '../hss/store.js';
 import {
@@ -212,7 +213,7 @@ export async function runDemo(config: SimcredConfig, options: DemoOptions): Prom
     // Count from what the modules and the HSS hold, not from the driver's tally.
     const imsis: string[] = [];
     for (const dsimId of dsimIds) {
-      const module = TrustedModule.fromFactoryImage(await loadFactoryImage(config.pkiDir, dsimId));
+      const module = await openDeviceModule(await loadFactoryImage(config.pkiDir, dsimId));
       if (module.subscription) imsis.push(module.subscription.imsi);
     }
     const { hssSubscribers, attached } = await hssFleetCounts(config, dsimIds);

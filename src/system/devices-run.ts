@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { SimcredConfig } from '../config/index.js';
 import { DeviceAgent } from '../device/agent.js';
 import { runFleet, type DeviceOutcome } from '../device/fleet.js';
-import { MODULE_STATE_FILE, TrustedModule } from '../device/trusted-module.js';
+import { MODULE_STATE_FILE } from '../device/trusted-module.js';
+import { openDeviceModule } from '../device/tpm-module.js';
 import { SimcredError, isSimcredError } from '../errors/index.js';
 import { PeerClient, clientTls, loadTlsIdentity } from '../http/index.js';
 import { CaStore, deviceDir, imageServers, loadFactoryImage, readFactoryImage } from '../pki/index.js';
@@ -200,7 +201,7 @@ async function waitsAtCredentialing(
 async function attach(config: SimcredConfig, dsimId: string): Promise<DeviceRun> {
   const started = performance.now();
   const image = await loadFactoryImage(config.pkiDir, dsimId);
-  const module = TrustedModule.fromFactoryImage(image);
+  const module = await openDeviceModule(image);
   const client = new PeerClient({ tls: { ca: [image.image.trustRoots.operator] } });
   const imsi = module.subscription?.imsi ?? null;
   try {
