@@ -18,6 +18,8 @@ export interface PeerClientOptions {
   timeoutMs?: number;
   /** Concurrent connections per origin (default 32). */
   connections?: number;
+  /** The local address connections are made from (a simulated fleet behind one address). */
+  localAddress?: string;
 }
 
 /**
@@ -40,15 +42,18 @@ export class PeerClient {
       keepAliveTimeout: 30_000,
       // One TLS context for every connection: given as ca/cert/key, each new connection would parse
       // the PEM and build its own.
-      connect: options.tls
-        ? {
-            secureContext: createSecureContext({
-              ca: options.tls.ca,
-              cert: options.tls.cert,
-              key: options.tls.key,
-            }),
-          }
-        : {},
+      connect: {
+        ...(options.tls
+          ? {
+              secureContext: createSecureContext({
+                ca: options.tls.ca,
+                cert: options.tls.cert,
+                key: options.tls.key,
+              }),
+            }
+          : {}),
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+      },
     });
   }
 

@@ -1,3 +1,4 @@
+import type { AbuseSettings } from '../http/running.js';
 import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
@@ -9,6 +10,8 @@ import type { Clock } from '../time/clock.js';
 import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface PhlrServerOptions {
+  /** Rate limits and request bounds on the device routes (config `abuse`; docs/abuse-limits.md). */
+  abuse?: AbuseSettings;
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
   telemetry?: RoleTelemetry;
   host: string;
@@ -49,6 +52,7 @@ export async function startPhlrServer(
   }
   const server = await startRoleServer({
     role: 'phlr',
+    ...(options.abuse ? { abuse: { ...options.abuse, store: store.rateLimits } } : {}),
     host: options.host,
     port: options.port,
     logger: options.logger,
