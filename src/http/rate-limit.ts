@@ -81,7 +81,8 @@ export function slidingWindowWait(
   const start = count.windowIndex * windowMs;
   const elapsed = Math.min(1, Math.max(0, (nowMs - start) / windowMs));
   const estimate = count.previousHits * (1 - elapsed) + count.hits;
-  if (estimate <= limit) return 0;
+  // The tolerance keeps a float rounding (6 × (1 − 1/3) = 4.000…1) from refusing a hit that fits.
+  if (estimate <= limit + 1e-9) return 0;
   let freeAt: number;
   if (count.hits + 1 <= limit && count.previousHits > 0) {
     // Still in this window, once enough of the previous one has slid out.
