@@ -42,18 +42,17 @@ export class PeerClient {
       keepAliveTimeout: 30_000,
       // One TLS context for every connection: given as ca/cert/key, each new connection would parse
       // the PEM and build its own.
-      connect: {
-        ...(options.tls
-          ? {
-              secureContext: createSecureContext({
-                ca: options.tls.ca,
-                cert: options.tls.cert,
-                key: options.tls.key,
-              }),
-            }
-          : {}),
-        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-      },
+      connect: options.tls
+        ? {
+            secureContext: createSecureContext({
+              ca: options.tls.ca,
+              cert: options.tls.cert,
+              key: options.tls.key,
+            }),
+          }
+        : {},
+      // A client option (undici passes it to each connect), not a connect option.
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
   }
 

@@ -131,7 +131,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       ? {
           requestTimeout: options.limits.requestTimeoutMs,
           connectionTimeout: options.limits.idleTimeoutMs,
-          http: { maxHeaderSize: options.limits.maxHeaderBytes },
+          http: serverSocketOptions(options.limits),
         }
       : {}),
     // Node's own refusals before any route (a head too large, a request too slow, a request that does
@@ -159,7 +159,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
           https: {
             cert: options.tls.cert,
             key: options.tls.key,
-            ...(options.limits ? { maxHeaderSize: options.limits.maxHeaderBytes } : {}),
+            ...(options.limits ? serverSocketOptions(options.limits) : {}),
             ...(options.tls.clientCa
               ? // Clients without a certificate (devices) still connect; routes that need a peer check it.
                 { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: false }
@@ -187,6 +187,21 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     ),
   );
   return app;
+}
+
+/**
+ * Node's own bounds: the head's size, and how often it looks for requests past their time (every
+ * 30 s by default, which would let a slow request hold its socket up to 30 s beyond the limit).
+ */
+function serverSocketOptions(limits: ServerLimits): {
+  maxHeaderSize: number;
+  connectionsCheckingInterval: number;
+} {
+  const shortest = Math.min(limits.requestTimeoutMs, limits.headersTimeoutMs);
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
+  };
 }
 
 function applyLimits(app: FastifyInstance, limits: ServerLimits): void {
