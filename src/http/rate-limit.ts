@@ -285,8 +285,9 @@ export function limitChecks(
  * Rate limits on every device route of `app` (caller: device): before the body is read, a client
  * address refused in this process is answered from the deny cache; once the body is parsed, the
  * request is counted per address, per identity (and identity from this address) and, on the AKA
- * challenge and resync routes, per subscriber's new challenges, all in one statement. Call before
- * the routes are mounted.
+ * challenge and resync routes, per subscriber's new challenges, all in one statement. A request
+ * refused before that (its body) is counted against its address once answered. Call before the
+ * routes are mounted.
  *
  * @example
  *   limitDeviceRoutes(app, { settings, limiter: new RequestLimiter({ store, denyCacheEntries: 100_000 }) });
@@ -303,12 +304,26 @@ export function limitDeviceRoutes(
     const refusal = limiter.refusedLocally([addressCheck(settings, route, clientAddress(request))]);
     if (refusal) throw refusalError(refusal);
   });
+  const counted = new WeakSet<FastifyRequest>();
   app.addHook('preHandler', async (request) => {
     const route = deviceRoute(request);
     if (!route) return;
+    counted.add(request);
     const checks = limitChecks(settings, route, clientAddress(request), requestIdentity(request));
     const refusal = await limiter.check(checks);
     if (refusal) throw refusalError(refusal);
+  });
+  // A request refused before preHandler (a body that does not parse, too large, of the wrong type)
+  // still counts against its address, after its answer is sent: a flood of malformed bodies is
+  // limited like any other.
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = deviceRoute(request);
+    if (route && !counted.has(request) && reply.statusCode !== 429) {
+      limiter.check([addressCheck(settings, route, clientAddress(request))]).catch((err: unknown) => {
+        request.log.warn({ err }, 'rate-limit count failed');
+      });
+    }
+    done();
   });
 }
 
