@@ -86,14 +86,14 @@ const windowLimit = (defaults: { requests: number; windowSeconds: number }, desc
         .min(1)
         .max(100_000_000)
         .default(defaults.requests)
-        .describe('Most requests in the window.'),
+        .describe(`Most requests in the window: ${description}`),
       windowSeconds: z
         .number()
         .int()
         .min(1)
         .max(86_400)
         .default(defaults.windowSeconds)
-        .describe('Length of the sliding window (seconds).'),
+        .describe('Length of that sliding window (seconds).'),
     })
     .strict()
     .prefault({})

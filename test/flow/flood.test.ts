@@ -56,6 +56,8 @@ function floodRequest(route: RouteSpec): { path: string; body: string; type: str
 }
 
 interface Tally {
+  /** The code of the first 429 the route answered. */
+  first429?: { code: string };
   ok: number;
   refused: Map<string, number>;
   serverErrors: string[];
@@ -106,6 +108,7 @@ test('a flood from one address is refused; 200 devices from other addresses onbo
         else if (answer.statusCode < 300) tally.ok++;
         else {
           const code = answer.statusCode === 429 ? (JSON.parse(text) as { code: string }).code : '4xx';
+          if (answer.statusCode === 429) tally.first429 ??= { code };
           tally.refused.set(code, (tally.refused.get(code) ?? 0) + 1);
         }
       }
@@ -195,6 +198,7 @@ test('a flood from one address is refused; 200 devices from other addresses onbo
     // The flooder was refused on every route, and never saw a 5xx.
     for (const [name, tally] of tallies) {
       assert.deepEqual(tally.serverErrors, [], `${name}: 5xx`);
+      assert.equal(tally.first429?.code, 'SIMCRED_ADDRESS_RATE_LIMITED', `${name}: first 429`);
       assert.ok(
         (tally.refused.get('SIMCRED_ADDRESS_RATE_LIMITED') ?? 0) > 0,
         `${name}: no 429 (${JSON.stringify([...tally.refused])}, ${tally.ok} ok)`,

@@ -16,7 +16,7 @@ import {
   type ServerLimits,
 } from '../../src/http/index.js';
 import { RequestLimiter, limitDeviceRoutes, type AbuseLimitSettings } from '../../src/http/rate-limit.js';
-import { phlrChallenge } from '../../src/protocol/phlr.js';
+import { phlrChallenge, phlrResponse } from '../../src/protocol/phlr.js';
 import { openDatabase } from '../../src/storage/index.js';
 import { RateLimitStore, createRateLimitTable } from '../../src/storage/rate-limits.js';
 import { tempDir } from '../helpers/cli.js';
@@ -158,6 +158,7 @@ describe('rate limits on a device route', () => {
       served++;
       return { rand: '00'.repeat(16), autn: '00'.repeat(16) };
     });
+    mountRoute(app, phlrResponse, async () => ({ grant: 'a.b.c', expiresAt: new Date().toISOString() }));
     url = await listen(app, { host: '127.0.0.1', port: 0 });
   });
   after(async () => {
@@ -166,6 +167,19 @@ describe('rate limits on a device route', () => {
     await db.destroy();
     dir.cleanup();
   });
+
+  const send = async (from: string, path: string, body: object) => {
+    let agent = agents.get(from);
+    if (!agent) agents.set(from, (agent = new Agent({ localAddress: from })));
+    const answer = await request(`${url}${path}`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const parsed = (await answer.body.json()) as { code?: string };
+    return { status: answer.statusCode, code: parsed.code };
+  };
 
   const challenge = async (from: string, pimsi: string) => {
     let agent = agents.get(from);
@@ -204,10 +218,7 @@ describe('rate limits on a device route', () => {
     const answers = [];
     for (let i = 0; i < 25; i++) answers.push(await challenge('127.0.0.4', `00101000000${String(1000 + i)}`));
     assert.equal(answers.filter((a) => a.status === 200).length, 20);
-    assert.deepEqual(
-      new Set(answers.slice(20).map((a) => a.code)),
-      new Set(['SIMCRED_ADDRESS_RATE_LIMITED']),
-    );
+    for (const refused of answers.slice(20)) assert.equal(refused.code, 'SIMCRED_ADDRESS_RATE_LIMITED');
     assert.equal((await challenge('127.0.0.7', '001010000009999')).status, 200);
   });
 
@@ -216,6 +227,23 @@ describe('rate limits on a device route', () => {
     assert.equal(refused.status, 429);
     clock.advance(Number(refused.retryAfter));
     assert.equal((await challenge('127.0.0.3', '001010000000042')).status, 200);
+    assert.deepEqual(undeclaredErrors(app), []);
+  });
+
+  it('one identity: at most perIdentityAndAddress from one address, perIdentity from all (SIMCRED_IDENTITY_RATE_LIMITED)', async () => {
+    const body = { pimsi: '001010000000077', res: '00'.repeat(8) };
+    for (let i = 0; i < 10; i++) assert.equal((await send('127.0.0.8', phlrResponse.path, body)).status, 200);
+    const fromOne = await send('127.0.0.8', phlrResponse.path, body);
+    assert.equal(fromOne.code, 'SIMCRED_IDENTITY_RATE_LIMITED');
+    // 11 counted so far; another address gets the rest of the 20.
+    for (let i = 0; i < 9; i++) assert.equal((await send('127.0.0.9', phlrResponse.path, body)).status, 200);
+    const fromAll = await send('127.0.0.9', phlrResponse.path, body);
+    assert.equal(fromAll.code, 'SIMCRED_IDENTITY_RATE_LIMITED');
+    // Another PIMSI from the same addresses is not affected.
+    assert.equal(
+      (await send('127.0.0.9', phlrResponse.path, { ...body, pimsi: '001010000000078' })).status,
+      200,
+    );
     assert.deepEqual(undeclaredErrors(app), []);
   });
 });
