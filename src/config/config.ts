@@ -72,8 +72,8 @@ export const DEFAULT_ABUSE_LIMITS = {
   perAddress: { requests: 30_000, windowSeconds: 60 },
   perIdentity: { requests: 20, windowSeconds: 60 },
   perIdentityAndAddress: { requests: 10, windowSeconds: 60 },
-  akaChallenges: { requests: 6, windowSeconds: 60 },
-  akaChallengesPerAddress: { requests: 3, windowSeconds: 60 },
+  akaChallenges: { requests: 10, windowSeconds: 60 },
+  akaChallengesPerAddress: { requests: 5, windowSeconds: 60 },
 } as const;
 
 /** At most `requests` in any `windowSeconds` (a sliding window). */
