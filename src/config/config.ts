@@ -599,7 +599,7 @@ export const configSchema = z
           .max(600_000)
           .default(30_000)
           .describe(
-            'A request (headers and body) must arrive within this (ms); else 408 SIMCRED_REQUEST_TIMEOUT and the connection closes.',
+            "A device route's request (headers and body) must arrive within this (ms); else 408 SIMCRED_REQUEST_TIMEOUT and the connection closes. Server-to-server routes have no such bound (a streamed batch may take minutes).",
           ),
         headersTimeoutMs: z
           .number()
@@ -607,7 +607,9 @@ export const configSchema = z
           .min(100)
           .max(600_000)
           .default(10_000)
-          .describe('The request headers must arrive within this (ms).'),
+          .describe(
+            'The headers of any request must arrive within this (ms); else 408 SIMCRED_REQUEST_TIMEOUT.',
+          ),
         idleTimeoutMs: z
           .number()
           .int()

@@ -45,7 +45,7 @@ export interface HttpServerOptions {
  * request is cut off, and one address cannot hold every socket.
  */
 export interface ServerLimits {
-  /** The whole request (headers and body) must arrive within this (ms); else 408 and the connection closes. */
+  /** A device route's whole request (headers and body) must arrive within this (ms); else 408, connection closed. */
   requestTimeoutMs: number;
   /** The headers must arrive within this (ms). */
   headersTimeoutMs: number;
@@ -129,7 +129,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     return503OnClosing: true,
     ...(options.limits
       ? {
-          requestTimeout: options.limits.requestTimeoutMs,
+          // No server-wide requestTimeout: a peer's streamed batch (a million registrations) may take
+          // minutes to upload. Device routes get their own bound (applyLimits); headers, everyone.
           connectionTimeout: options.limits.idleTimeoutMs,
           http: serverSocketOptions(options.limits),
         }
@@ -205,14 +206,42 @@ function serverSocketOptions(limits: ServerLimits): {
 }
 
 function applyLimits(app: FastifyInstance, limits: ServerLimits): void {
-  // Node checks headersTimeout only when it is below requestTimeout.
-  app.server.headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  app.server.headersTimeout = limits.headersTimeoutMs;
   capConnections(app.server, limits, (address) =>
     app.log.warn(
       { address, cap: limits.connectionsPerAddress },
       'connection refused: too many from one address',
     ),
   );
+  // A device route's body must arrive within requestTimeoutMs of the request's start (a slow sender
+  // holds no socket and parser for longer); the timer stops once the body is read.
+  const bodyTimers = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+  const stop = (request: FastifyRequest) => {
+    clearTimeout(bodyTimers.get(request));
+    bodyTimers.delete(request);
+  };
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config?.route?.caller.kind === 'device') {
+      const timer = setTimeout(() => {
+        if (reply.sent) return;
+        writeRawError(request.raw.socket, 408, {
+          code: 'SIMCRED_REQUEST_TIMEOUT',
+          message: 'request not received in time',
+        });
+      }, limits.requestTimeoutMs);
+      timer.unref();
+      bodyTimers.set(request, timer);
+    }
+    done();
+  });
+  app.addHook('preValidation', (request, _reply, done) => {
+    stop(request);
+    done();
+  });
+  app.addHook('onResponse', (request, _reply, done) => {
+    stop(request);
+    done();
+  });
   app.addHook('onRoute', (route) => {
     if (route.config?.route?.caller.kind === 'device' && route.bodyLimit === undefined) {
       route.bodyLimit = limits.deviceBodyLimit;
@@ -234,6 +263,11 @@ function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, so
         ? [408, { code: 'SIMCRED_REQUEST_TIMEOUT', message: 'request not received in time' }]
         : [400, { code: 'SIMCRED_BAD_REQUEST', message: 'the request does not parse as HTTP' }];
   this.log.debug({ code: body.code, reason: err.code }, 'client error');
+  writeRawError(socket, status, body);
+}
+
+/** An error answer written on the socket itself (no request object to answer through), then closed. */
+function writeRawError(socket: Socket, status: number, body: ErrorBody): void {
   if (!socket.writable) {
     socket.destroy();
     return;

@@ -75,12 +75,18 @@ describe('request bounds of a device-facing server', () => {
     assert.match(answer, /"code":"SIMCRED_HEADERS_TOO_LARGE"/);
   });
 
-  it('a request that does not arrive in time: 408 SIMCRED_REQUEST_TIMEOUT, connection closed', async () => {
+  it('a device request whose body does not arrive in time: 408 SIMCRED_REQUEST_TIMEOUT, connection closed', async () => {
     // Headers promise a body that never comes.
     const answer = await raw(
       port,
       'POST /v1/aka/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"pimsi"',
     );
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+    assert.match(answer, /"code":"SIMCRED_REQUEST_TIMEOUT"/);
+  });
+
+  it('headers that do not arrive in time: 408 SIMCRED_REQUEST_TIMEOUT on any route', async () => {
+    const answer = await raw(port, 'POST /peer HTTP/1.1\r\nHost: x\r\n');
     assert.match(answer, /^HTTP\/1\.1 408 /);
     assert.match(answer, /"code":"SIMCRED_REQUEST_TIMEOUT"/);
   });
