@@ -67,6 +67,38 @@ const hexAmf = z.string().regex(/^[0-9a-fA-F]{4}$/);
 /** A peer's base URL; the paths are appended to it, so a trailing slash is dropped. */
 const httpsUrl = z.url({ protocol: /^https$/ }).transform((url) => url.replace(/\/+$/, ''));
 
+/** Default abuse limits (docs/abuse-limits.md): generous per address, tight per identity. */
+export const DEFAULT_ABUSE_LIMITS = {
+  perAddress: { requests: 30_000, windowSeconds: 60 },
+  perIdentity: { requests: 20, windowSeconds: 60 },
+  perIdentityAndAddress: { requests: 10, windowSeconds: 60 },
+  akaChallenges: { requests: 10, windowSeconds: 60 },
+  akaChallengesPerAddress: { requests: 5, windowSeconds: 60 },
+} as const;
+
+/** At most `requests` in any `windowSeconds` (a sliding window). */
+const windowLimit = (defaults: { requests: number; windowSeconds: number }, description: string) =>
+  z
+    .object({
+      requests: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000_000)
+        .default(defaults.requests)
+        .describe(`Most requests in the window: ${description}`),
+      windowSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(86_400)
+        .default(defaults.windowSeconds)
+        .describe('Length of that sliding window (seconds).'),
+    })
+    .strict()
+    .prefault({})
+    .describe(description);
+
 // Every leaf carries its meaning in .describe(): docs/configuration.md is generated from it
 // (`npm run docs:config`), and a test fails when a leaf has none.
 export const configSchema = z
@@ -523,6 +555,101 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Metrics, health endpoints and shutdown (docs/operations.md).'),
+    abuse: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'The rate limits of the device-facing routes; false counts and refuses nothing (the time, size and connection bounds below stay).',
+          ),
+        perAddress: windowLimit(
+          DEFAULT_ABUSE_LIMITS.perAddress,
+          'Requests to one device route from one client address (high: a carrier-grade NAT puts a whole fleet behind one address); more is SIMCRED_ADDRESS_RATE_LIMITED.',
+        ),
+        perIdentity: windowLimit(
+          DEFAULT_ABUSE_LIMITS.perIdentity,
+          'Requests to one device route naming one DSIM_ID, PIMSI, IMSI or session, from any address (tight: a device makes a few per onboarding); more is SIMCRED_IDENTITY_RATE_LIMITED.',
+        ),
+        perIdentityAndAddress: windowLimit(
+          DEFAULT_ABUSE_LIMITS.perIdentityAndAddress,
+          "The same from one client address: below perIdentity, so a stranger at one address cannot use up a device's allowance alone.",
+        ),
+        akaChallenges: windowLimit(
+          DEFAULT_ABUSE_LIMITS.akaChallenges,
+          'New AKA challenges and resyncs per PIMSI (PHLR) or IMSI (HSS), which advance its SQN and replace its pending challenge; more is SIMCRED_AKA_THROTTLED.',
+        ),
+        akaChallengesPerAddress: windowLimit(
+          DEFAULT_ABUSE_LIMITS.akaChallengesPerAddress,
+          'The same from one client address: below akaChallenges, so the real device still gets its challenge while a stranger at one address is throttled.',
+        ),
+        denyCacheEntries: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000_000)
+          .default(100_000)
+          .describe(
+            'Refused keys each process remembers until their window frees them, answering 429 without a database round trip.',
+          ),
+        requestTimeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(600_000)
+          .default(30_000)
+          .describe(
+            "A device route's request (headers and body) must arrive within this (ms); else 408 SIMCRED_REQUEST_TIMEOUT and the connection closes. Server-to-server routes have no such bound (a streamed batch may take minutes).",
+          ),
+        headersTimeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(600_000)
+          .default(10_000)
+          .describe(
+            'The headers of any request must arrive within this (ms); else 408 SIMCRED_REQUEST_TIMEOUT.',
+          ),
+        idleTimeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(3_600_000)
+          .default(60_000)
+          .describe('A connection with no traffic at all for this long is closed (ms).'),
+        maxHeaderBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024)
+          .default(8 * 1024)
+          .describe(
+            'Largest request line and headers (bytes); larger is 431 SIMCRED_HEADERS_TOO_LARGE and the connection closes.',
+          ),
+        deviceBodyLimitBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(16 * 1024 * 1024)
+          .default(64 * 1024)
+          .describe(
+            "Largest body of a device route (bytes); larger is 413 SIMCRED_BODY_TOO_LARGE. Server-to-server routes keep their role's own limit.",
+          ),
+        connectionsPerAddress: z
+          .number()
+          .int()
+          .min(0)
+          .max(1_000_000)
+          .default(512)
+          .describe(
+            "Open connections one client address may hold on a role's server; one more is closed at once (0: no cap).",
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        'Abuse limits of the routes devices reach without a client certificate (docs/abuse-limits.md): rate limits shared by every instance of a role through its database, and bounds on request time, sizes and connections.',
+      ),
     log: z
       .object({
         level: z

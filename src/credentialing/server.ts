@@ -1,3 +1,4 @@
+import type { AbuseSettings } from '../http/running.js';
 import type { PackageFormat } from '../crypto/package-format.js';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
@@ -34,6 +35,8 @@ import type { RoleTelemetry } from '../ops/telemetry.js';
 import { DEFAULT_NOTIFY, WebhookDispatcher, WebhookService, type NotifySettings } from './webhooks.js';
 
 export interface CredentialingServerOptions {
+  /** Rate limits and request bounds on the device routes (config `abuse`; docs/abuse-limits.md). */
+  abuse?: AbuseSettings;
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
   telemetry?: RoleTelemetry;
   /** OCSP responders whose /health readiness requires (the device PKI's own). */
@@ -199,6 +202,7 @@ export async function startCredentialingServer(options: CredentialingServerOptio
   const dispatcher = new WebhookDispatcher({ store, log, settings: notify, clock });
   const server = await startRoleServer({
     role: 'credentialing',
+    ...(options.abuse ? { abuse: { ...options.abuse, store: store.rateLimits } } : {}),
     host: options.host,
     port: options.port,
     logger: log,

@@ -7,6 +7,7 @@ import {
   type Selectable,
   type UpdateResult,
 } from 'kysely';
+import { RateLimitStore, createRateLimitTable } from '../storage/rate-limits.js';
 import { randomToken, tokenDigest } from '../crypto/digest.js';
 import {
   autoIncrementKey,
@@ -328,6 +329,12 @@ const migrations: Migrations = {
       await db.schema.createIndex('transfers_dsim').on('transfers').column('dsim_id').execute();
     },
   },
+  // The abuse limits' counters of the device routes (src/http/rate-limit.ts).
+  '0009_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await createRateLimitTable(db);
+    },
+  },
 };
 
 export interface Registration {
@@ -530,7 +537,11 @@ export class CredentialingStore {
   /** Webhooks and their outbox of deliveries (issue 14). */
   readonly webhooks: WebhookStore;
 
+  /** Counters of the abuse limits on this role's device routes, shared by its instances. */
+  readonly rateLimits: RateLimitStore;
+
   private constructor(private readonly db: Kysely<CredentialingTables>) {
+    this.rateLimits = new RateLimitStore(db as unknown as Kysely<never>);
     this.orders = new OrderStore(db as unknown as Kysely<OrderTables>);
     this.webhooks = new WebhookStore(db as unknown as Kysely<OrderTables>);
   }

@@ -222,7 +222,10 @@ export class DeviceAgent {
     return { subscription, attempts, retries: this.retries, timings };
   }
 
-  /** Runs `work` again after Retry-After while a dependency is down (503), up to maxAttempts times. */
+  /**
+   * Runs `work` again after Retry-After while a dependency is down (503) or a rate limit refuses the
+   * device (429), up to maxAttempts times.
+   */
   private async withRetries<T>(work: () => Promise<T>): Promise<T> {
     const maxAttempts = this.options.maxAttempts ?? 5;
     for (let attempt = 1; ; attempt++) {
@@ -653,5 +656,10 @@ const NOTHING_NEW = new Set([
 const SESSION_GONE = new Set(['SIMCRED_SESSION_UNKNOWN', 'SIMCRED_DEVICE_NONCE_REUSED']);
 
 function retryable(err: unknown): err is SimcredError {
-  return isSimcredError(err) && (err.status === 503 || err.code === 'SIMCRED_SESSION_IN_PROGRESS');
+  // 429: an abuse limit (docs/abuse-limits.md) refused the device for now; like a 503, it waits
+  // Retry-After and tries again.
+  return (
+    isSimcredError(err) &&
+    (err.status === 503 || err.status === 429 || err.code === 'SIMCRED_SESSION_IN_PROGRESS')
+  );
 }

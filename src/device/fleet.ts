@@ -34,6 +34,8 @@ export interface FleetOptions {
   maxRetryDelayMs?: number;
   /** How each device collects its package: the JSON route (default) or an OMA DM session. */
   delivery?: Delivery;
+  /** The local address the fleet's connections come from (devices behind one NAT address). */
+  localAddress?: string;
   /** Awaited before device `index` (0-based) begins: a driver may hold the fleet back a moment here. */
   beforeDevice?(index: number): Promise<void> | void;
   /** A device begins (after its switch-on wait, if any). */
@@ -146,7 +148,11 @@ async function onboardOne(
     let byRoot = shared.get(operatorRoot);
     if (!byRoot) {
       byRoot = {
-        client: new PeerClient({ tls: { ca: [operatorRoot] }, connections: 64 }),
+        client: new PeerClient({
+          tls: { ca: [operatorRoot] },
+          connections: 64,
+          ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+        }),
         operatorRoots: [new x509.X509Certificate(operatorRoot)],
       };
       shared.set(operatorRoot, byRoot);

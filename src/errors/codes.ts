@@ -422,6 +422,32 @@ export const ERROR_CODES = {
     meaning:
       'A DM Package 0 notification the device refuses: its digest does not verify, it is truncated, not version 1.2, or from another DM server.',
   },
+
+  // Abuse limits on the device-facing routes (docs/abuse-limits.md)
+  SIMCRED_ADDRESS_RATE_LIMITED: {
+    status: 429,
+    meaning:
+      'Too many requests to this route from this client address; retry after the Retry-After delay (seconds).',
+  },
+  SIMCRED_IDENTITY_RATE_LIMITED: {
+    status: 429,
+    meaning:
+      'Too many requests to this route naming this DSIM_ID, PIMSI, IMSI or session (from anywhere, or from this address); retry after the Retry-After delay.',
+  },
+  SIMCRED_AKA_THROTTLED: {
+    status: 429,
+    meaning:
+      'Too many new AKA challenges or resyncs for this PIMSI or IMSI (each advances its SQN and replaces its pending challenge); retry after the Retry-After delay.',
+  },
+  SIMCRED_REQUEST_TIMEOUT: {
+    status: 408,
+    meaning:
+      'The request (headers and body) did not arrive within the configured time; the connection is closed.',
+  },
+  SIMCRED_HEADERS_TOO_LARGE: {
+    status: 431,
+    meaning: "The request's headers exceed the configured size; the connection is closed.",
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,3 +1,4 @@
+import type { AbuseSettings } from '../http/running.js';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
@@ -12,6 +13,8 @@ import type { RoleTelemetry } from '../ops/telemetry.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 
 export interface HssServerOptions {
+  /** Rate limits and request bounds on the device routes (config `abuse`; docs/abuse-limits.md). */
+  abuse?: AbuseSettings;
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
   telemetry?: RoleTelemetry;
   host: string;
@@ -53,6 +56,7 @@ export async function startHssServer(
   const feed = new AttachFeed(store);
   const server = await startRoleServer({
     role: 'hss',
+    ...(options.abuse ? { abuse: { ...options.abuse, store: store.rateLimits } } : {}),
     host: options.host,
     port: options.port,
     logger: options.logger,

@@ -1,4 +1,5 @@
 import { SqliteAdapter, sql, type Generated, type Kysely } from 'kysely';
+import { RateLimitStore, createRateLimitTable } from '../storage/rate-limits.js';
 import { AkaStateStore, createAkaStateTable } from '../aka/state-store.js';
 import {
   autoIncrementKey,
@@ -181,6 +182,12 @@ const migrations: Migrations = {
       }
     },
   },
+  // The abuse limits' counters of the device routes (src/http/rate-limit.ts).
+  '0007_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await createRateLimitTable(db);
+    },
+  },
 };
 
 /** A subscriber's first attach, as the HSS's feed lists it. */
@@ -241,7 +248,11 @@ export class HssStore {
   readonly aka: AkaStateStore;
   private readonly attachListeners = new Set<() => void>();
 
+  /** Counters of the abuse limits on this role's device routes, shared by its instances. */
+  readonly rateLimits: RateLimitStore;
+
   private constructor(private readonly db: Kysely<HssTables>) {
+    this.rateLimits = new RateLimitStore(db as unknown as Kysely<never>);
     this.aka = new AkaStateStore(db as unknown as Kysely<never>);
   }
 

@@ -18,6 +18,8 @@ export interface PeerClientOptions {
   timeoutMs?: number;
   /** Concurrent connections per origin (default 32). */
   connections?: number;
+  /** The local address connections are made from (a simulated fleet behind one address). */
+  localAddress?: string;
 }
 
 /**
@@ -49,6 +51,8 @@ export class PeerClient {
             }),
           }
         : {},
+      // A client option (undici passes it to each connect), not a connect option.
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
   }
 

@@ -13,6 +13,25 @@ import {
   type UndeclaredError,
 } from './server.js';
 import { serverTls, type TlsIdentity } from './tls.js';
+import { limitDeviceRoutes, RequestLimiter, type AbuseLimitSettings } from './rate-limit.js';
+import type { ServerLimits } from './server.js';
+import type { RateLimitStore } from '../storage/rate-limits.js';
+import type { Clock } from '../time/clock.js';
+
+/**
+ * A role's defences on its device-facing routes (config `abuse`, docs/abuse-limits.md): rate limits
+ * counted in the role's own database (`store`), and bounds on request time, sizes and connections.
+ */
+export interface AbuseProtection {
+  limits: AbuseLimitSettings;
+  server: ServerLimits;
+  store: RateLimitStore;
+  /** The time windows are read from (the real clock when omitted; tests hold it still). */
+  clock?: Clock;
+}
+
+/** What a role's caller gives: the settings; the role adds its own store's counters. */
+export type AbuseSettings = Omit<AbuseProtection, 'store'>;
 
 /** A role listening on a port: its base URL, and a close that also releases its store and clients. */
 export interface RunningServer {
@@ -87,6 +106,8 @@ export interface RoleServerOptions {
   mount(app: FastifyInstance): void;
   /** Releases the role's store, clients and timers after the server stops accepting. */
   release?(): Promise<void>;
+  /** Rate limits and request bounds on the device routes; none when omitted. */
+  abuse?: AbuseProtection;
 }
 
 /**
@@ -102,8 +123,19 @@ export async function startRoleServer(options: RoleServerOptions): Promise<Runni
     bodyLimit: options.bodyLimit,
     tls: options.tls ? serverTls(options.tls) : undefined,
     telemetry: options.telemetry,
+    ...(options.abuse ? { limits: options.abuse.server } : {}),
   });
   let url = '';
+  if (options.abuse) {
+    const { limits, store, clock } = options.abuse;
+    const limiter = new RequestLimiter({
+      store,
+      denyCacheEntries: limits.denyCacheEntries,
+      log: options.logger,
+      ...(clock ? { clock } : {}),
+    });
+    limitDeviceRoutes(app, { settings: limits, limiter });
+  }
   mountServiceRoutes(app, options.role, () => url);
   options.mount(app);
   try {

@@ -1,4 +1,5 @@
-import type { AddressInfo } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify, {
   LogController,
   type FastifyError,
@@ -11,6 +12,7 @@ import { ERROR_CODES, SimcredError, isSimcredError, type ErrorCode } from '../er
 import { routeErrors, type RouteSpec } from '../protocol/route.js';
 import { isDatabaseOutage } from '../storage/database.js';
 import { REQUEST_ID_HEADER, acceptedRequestId, enterRequestId, newRequestId } from '../log/context.js';
+import { capConnections } from './rate-limit.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -34,6 +36,27 @@ export interface HttpServerOptions {
   bodyLimit?: number;
   /** Where each answered request is counted and timed (the role's metrics; src/ops/telemetry.ts). */
   telemetry?: RequestObserver;
+  /** Bounds on request time, header and body size and connections per address (Node's defaults when omitted). */
+  limits?: ServerLimits;
+}
+
+/**
+ * What one client may hold of a server (config `abuse`; docs/abuse-limits.md): a slow or oversized
+ * request is cut off, and one address cannot hold every socket.
+ */
+export interface ServerLimits {
+  /** A device route's whole request (headers and body) must arrive within this (ms); else 408, connection closed. */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this (ms). */
+  headersTimeoutMs: number;
+  /** A connection with no traffic for this long is closed (ms). */
+  idleTimeoutMs: number;
+  /** Largest request head (request line and headers, bytes); more is 431. */
+  maxHeaderBytes: number;
+  /** Largest body of a device route (bytes); server-to-server routes keep the server's own limit. */
+  deviceBodyLimit: number;
+  /** Open connections per client address; one more is closed at once (0: no cap). */
+  connectionsPerAddress: number;
 }
 
 /** What is told of each answered request: its declared route id (or 'unmatched'), method, status, time. */
@@ -104,6 +127,17 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // Per-request access logs cost ~20% of throughput; errors are still logged by sendError.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    ...(options.limits
+      ? {
+          // No server-wide requestTimeout: a peer's streamed batch (a million registrations) may take
+          // minutes to upload. Device routes get their own bound (applyLimits); headers, everyone.
+          connectionTimeout: options.limits.idleTimeoutMs,
+          http: serverSocketOptions(options.limits),
+        }
+      : {}),
+    // Node's own refusals before any route (a head too large, a request too slow, a request that does
+    // not parse) in the error contract too.
+    clientErrorHandler: answerClientError,
     // Node's 5 s rather than fastify's 72 s: clients (undici) take the Keep-Alive hint and stop reusing
     // an idle connection before the server times it out, so a draining server can let idle
     // connections time out instead of cutting them while a request may be on its way
@@ -126,6 +160,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
           https: {
             cert: options.tls.cert,
             key: options.tls.key,
+            ...(options.limits ? serverSocketOptions(options.limits) : {}),
             ...(options.tls.clientCa
               ? // Clients without a certificate (devices) still connect; routes that need a peer check it.
                 { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: false }
@@ -134,6 +169,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
         }
       : {}),
   }) as unknown as FastifyInstance;
+  if (options.limits) applyLimits(app, options.limits);
   observeRequests(app, options.telemetry);
   const seen = new Map<string, UndeclaredError>();
   undeclared.set(app, seen);
@@ -152,6 +188,96 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     ),
   );
   return app;
+}
+
+/**
+ * Node's own bounds: the head's size, and how often it looks for requests past their time (every
+ * 30 s by default, which would let a slow request hold its socket up to 30 s beyond the limit).
+ */
+function serverSocketOptions(limits: ServerLimits): {
+  maxHeaderSize: number;
+  connectionsCheckingInterval: number;
+} {
+  const shortest = Math.min(limits.requestTimeoutMs, limits.headersTimeoutMs);
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
+  };
+}
+
+function applyLimits(app: FastifyInstance, limits: ServerLimits): void {
+  app.server.headersTimeout = limits.headersTimeoutMs;
+  capConnections(app.server, limits, (address) =>
+    app.log.warn(
+      { address, cap: limits.connectionsPerAddress },
+      'connection refused: too many from one address',
+    ),
+  );
+  // A device route's body must arrive within requestTimeoutMs of the request's start (a slow sender
+  // holds no socket and parser for longer); the timer stops once the body is read.
+  const bodyTimers = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+  const stop = (request: FastifyRequest) => {
+    clearTimeout(bodyTimers.get(request));
+    bodyTimers.delete(request);
+  };
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config?.route?.caller.kind === 'device') {
+      const timer = setTimeout(() => {
+        if (reply.sent) return;
+        writeRawError(request.raw.socket, 408, {
+          code: 'SIMCRED_REQUEST_TIMEOUT',
+          message: 'request not received in time',
+        });
+      }, limits.requestTimeoutMs);
+      timer.unref();
+      bodyTimers.set(request, timer);
+    }
+    done();
+  });
+  app.addHook('preValidation', (request, _reply, done) => {
+    stop(request);
+    done();
+  });
+  app.addHook('onResponse', (request, _reply, done) => {
+    stop(request);
+    done();
+  });
+  app.addHook('onRoute', (route) => {
+    if (route.config?.route?.caller.kind === 'device' && route.bodyLimit === undefined) {
+      route.bodyLimit = limits.deviceBodyLimit;
+    }
+  });
+}
+
+/**
+ * Node's 'clientError' (fastify's clientErrorHandler): a request head too large (431), a request not
+ * received in time (408) or one that does not parse (400), answered with a stable code before the
+ * connection is closed.
+ */
+function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, body]: [number, ErrorBody] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, { code: 'SIMCRED_HEADERS_TOO_LARGE', message: 'request headers too large' }]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, { code: 'SIMCRED_REQUEST_TIMEOUT', message: 'request not received in time' }]
+        : [400, { code: 'SIMCRED_BAD_REQUEST', message: 'the request does not parse as HTTP' }];
+  this.log.debug({ code: body.code, reason: err.code }, 'client error');
+  writeRawError(socket, status, body);
+}
+
+/** An error answer written on the socket itself (no request object to answer through), then closed. */
+function writeRawError(socket: Socket, status: number, body: ErrorBody): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  // end(), not destroy(): the answer is flushed before the connection closes.
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      `Content-Type: application/json\r\nConnection: close\r\n\r\n${text}`,
+  );
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { AbuseSettings } from '../http/running.js';
 import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
@@ -10,6 +11,8 @@ import type { RoleTelemetry } from '../ops/telemetry.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 
 export interface PhlrServerOptions {
+  /** Rate limits and request bounds on the device routes (config `abuse`; docs/abuse-limits.md). */
+  abuse?: AbuseSettings;
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
   telemetry?: RoleTelemetry;
   host: string;
@@ -51,6 +54,7 @@ export async function startPhlrServer(
   }
   const server = await startRoleServer({
     role: 'phlr',
+    ...(options.abuse ? { abuse: { ...options.abuse, store: store.rateLimits } } : {}),
     host: options.host,
     port: options.port,
     logger: options.logger,

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { RateLimitStore, createRateLimitTable } from '../storage/rate-limits.js';
 import { AkaStateStore, createAkaStateTable } from '../aka/state-store.js';
 import {
   inKeyOrder,
@@ -49,6 +50,12 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  // The abuse limits' counters of the device routes (src/http/rate-limit.ts).
+  '0002_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await createRateLimitTable(db);
+    },
+  },
 };
 
 export interface PhlrSubscriber {
@@ -71,7 +78,11 @@ export class PhlrStore {
   /** SEQ_HE and the pending challenge of each PIMSI. */
   readonly aka: AkaStateStore;
 
+  /** Counters of the abuse limits on this role's device routes, shared by its instances. */
+  readonly rateLimits: RateLimitStore;
+
   private constructor(private readonly db: Kysely<PhlrTables>) {
+    this.rateLimits = new RateLimitStore(db as unknown as Kysely<never>);
     this.aka = new AkaStateStore(db as unknown as Kysely<never>);
   }
 

@@ -186,6 +186,7 @@ export const subscriberEvents = defineRoute({
 
 export const attachChallenge = defineRoute({
   id: 'hss.attachChallenge',
+  issuesAkaChallenge: true,
   role: 'hss',
   steps: '12',
   method: 'POST',
@@ -223,6 +224,7 @@ export const attachResponse = defineRoute({
 
 export const attachResync = defineRoute({
   id: 'hss.attachResync',
+  issuesAkaChallenge: true,
   role: 'hss',
   steps: '12',
   method: 'POST',

@@ -154,7 +154,8 @@ function responses(route: RouteSpec): JsonObject {
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     out[String(status)] = {
       description: codes.map((code) => `\`${code}\`: ${ERROR_CODES[code].meaning}`).join('\n'),
-      ...(status === 503
+      // 503 (an outage) and 429 (an abuse limit, docs/abuse-limits.md) say when to come back.
+      ...(status === 503 || status === 429
         ? {
             headers: {
               'Retry-After': {
@@ -215,7 +216,7 @@ export function openApiDocument(role: ServingRole, options: { servers?: string[]
       description:
         role === 'ocsp'
           ? 'The simcred OCSP responder (RFC 6960 over the RFC 5019 HTTP profile), generated from src/protocol. Bodies are DER, not JSON; HTTP errors follow the simcred error contract {code, message} (docs/errors.md).'
-          : `The simcred ${role} role, generated from src/protocol (docs/protocol.md describes the same routes). HTTPS with a server certificate from the operator CA. Every error is {code, message} with the status of its code (docs/errors.md); a 503 carries Retry-After.`,
+          : `The simcred ${role} role, generated from src/protocol (docs/protocol.md describes the same routes). HTTPS with a server certificate from the operator CA. Every error is {code, message} with the status of its code (docs/errors.md); a 503 or 429 carries Retry-After.`,
       license: { name: simcredPackage().license, identifier: simcredPackage().license },
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',

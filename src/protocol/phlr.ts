@@ -38,6 +38,7 @@ export const AKA_RESPONSE_ERRORS = [
 
 export const phlrChallenge = defineRoute({
   id: 'phlr.challenge',
+  issuesAkaChallenge: true,
   role: 'phlr',
   steps: '1',
   method: 'POST',
@@ -71,6 +72,7 @@ export const phlrResponse = defineRoute({
 
 export const phlrResync = defineRoute({
   id: 'phlr.resync',
+  issuesAkaChallenge: true,
   role: 'phlr',
   steps: '1',
   method: 'POST',

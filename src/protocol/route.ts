@@ -67,6 +67,12 @@ export interface RouteSpec<
    */
   readsDatabase?: boolean;
   /**
+   * true on AKA routes that hand out a new challenge (challenge, resync): each advances the
+   * subscriber's SQN and replaces its pending challenge, so they share a per-subscriber throttle
+   * (SIMCRED_AKA_THROTTLED; docs/abuse-limits.md).
+   */
+  issuesAkaChallenge?: boolean;
+  /**
    * The error codes of this route's own work. The generic layer's codes follow from the route's shape
    * and are added by {@link routeErrors}; that union is what the docs list and the server enforces.
    */
@@ -97,7 +103,8 @@ export type QueryOf<S> = S extends RouteSpec<z.ZodType, z.ZodType, z.ZodType, in
  * shape — a schema, query or body parse (SIMCRED_BAD_REQUEST), a POST body's size and type
  * (SIMCRED_BODY_TOO_LARGE, SIMCRED_UNSUPPORTED_MEDIA_TYPE), the peer check
  * (SIMCRED_UNAUTHENTICATED_PEER, SIMCRED_FORBIDDEN_PEER), a database outage
- * (SIMCRED_DEPENDENCY_UNAVAILABLE) and a bug (SIMCRED_INTERNAL). docs/protocol.md and the OpenAPI
+ * (SIMCRED_DEPENDENCY_UNAVAILABLE), a device route's abuse limits (SIMCRED_ADDRESS_RATE_LIMITED, …)
+ * and a bug (SIMCRED_INTERNAL). docs/protocol.md and the OpenAPI
  * documents list this set; the server logs any code it answers outside it as 'undeclared error code'.
  *
  * @example
@@ -120,6 +127,13 @@ export function routeErrors(spec: RouteSpec): ErrorCode[] {
     if (spec.method !== 'GET') codes.add('SIMCRED_CSRF_INVALID');
   }
   if (spec.readsDatabase !== false) codes.add('SIMCRED_DEPENDENCY_UNAVAILABLE');
+  // The abuse limits on device routes (src/http/rate-limit.ts): per client address on every one, per
+  // identity where the request names a DSIM_ID, PIMSI, IMSI or session (not the XML OMA DM route).
+  if (spec.caller.kind === 'device') {
+    codes.add('SIMCRED_ADDRESS_RATE_LIMITED');
+    if (spec.bodyFormat !== 'binary') codes.add('SIMCRED_IDENTITY_RATE_LIMITED');
+    if (spec.issuesAkaChallenge) codes.add('SIMCRED_AKA_THROTTLED');
+  }
   codes.add('SIMCRED_INTERNAL');
   return [...codes];
 }

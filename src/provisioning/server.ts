@@ -1,3 +1,4 @@
+import type { AbuseSettings } from '../http/running.js';
 import type { Logger } from 'pino';
 import {
   PeerClient,
@@ -15,6 +16,8 @@ import { DmServer } from './omadm/session.js';
 import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface ProvisioningServerOptions {
+  /** Rate limits and request bounds on the device routes (config `abuse`; docs/abuse-limits.md). */
+  abuse?: AbuseSettings;
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
   telemetry?: RoleTelemetry;
   host: string;
@@ -37,6 +40,7 @@ export async function startProvisioningServer(options: ProvisioningServerOptions
   const processor = new ProvisioningProcessor(store, new CredentialingConsumer(client), options.logger);
   return startRoleServer({
     role: 'provisioning',
+    ...(options.abuse ? { abuse: { ...options.abuse, store: store.rateLimits } } : {}),
     host: options.host,
     port: options.port,
     logger: options.logger,

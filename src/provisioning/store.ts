@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { RateLimitStore, createRateLimitTable } from '../storage/rate-limits.js';
 import { openDatabase, type DatabaseConfig, type Migrations } from '../storage/index.js';
 
 /** The provisioning server keeps referrals only: never a package, never anything it could decrypt. */
@@ -50,6 +51,12 @@ const migrations: Migrations = {
       await db.schema.createIndex('dm_sessions_expiry').on('dm_sessions').column('expires_at').execute();
     },
   },
+  // The abuse limits' counters of the device routes (src/http/rate-limit.ts).
+  '0003_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await createRateLimitTable(db);
+    },
+  },
 };
 
 /** An open OMA DM session between Package 2 and Package 3. */
@@ -71,7 +78,12 @@ export interface Referral {
 
 /** @example const store = await ProvisioningStore.open({ kind: 'sqlite', file: 'data/provisioning-1.db' }); */
 export class ProvisioningStore {
-  private constructor(private readonly db: Kysely<ProvisioningTables>) {}
+  /** Counters of the abuse limits on this role's device routes, shared by its instances. */
+  readonly rateLimits: RateLimitStore;
+
+  private constructor(private readonly db: Kysely<ProvisioningTables>) {
+    this.rateLimits = new RateLimitStore(db as unknown as Kysely<never>);
+  }
 
   static async open(database: DatabaseConfig): Promise<ProvisioningStore> {
     return new ProvisioningStore(await openDatabase<ProvisioningTables>(database, migrations));

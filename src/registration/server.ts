@@ -1,3 +1,4 @@
+import type { AbuseSettings } from '../http/running.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
@@ -18,6 +19,8 @@ import { systemClock, type Clock } from '../time/clock.js';
 import type { RoleTelemetry } from '../ops/telemetry.js';
 
 export interface RegistrationServerOptions {
+  /** Rate limits and request bounds on the device routes (config `abuse`; docs/abuse-limits.md). */
+  abuse?: AbuseSettings;
   /** Metrics and readiness of this role (src/ops/telemetry.ts). */
   telemetry?: RoleTelemetry;
   host: string;
@@ -69,6 +72,7 @@ export async function startRegistrationServer(options: RegistrationServerOptions
   });
   const server = await startRoleServer({
     role: 'registration',
+    ...(options.abuse ? { abuse: { ...options.abuse, store: store.rateLimits } } : {}),
     host: options.host,
     port: options.port,
     logger: options.logger,

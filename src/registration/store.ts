@@ -1,4 +1,5 @@
 import { sql, type ColumnType, type Kysely } from 'kysely';
+import { RateLimitStore, createRateLimitTable } from '../storage/rate-limits.js';
 import {
   inKeyOrder,
   openDatabase,
@@ -95,6 +96,12 @@ const migrations: Migrations = {
         .execute();
     },
   },
+  // The abuse limits' counters of the device routes (src/http/rate-limit.ts).
+  '0005_rate_limits': {
+    async up(db: Kysely<unknown>) {
+      await createRateLimitTable(db);
+    },
+  },
 };
 
 export interface StoredGroup {
@@ -137,7 +144,12 @@ export interface WriteResult {
 
 /** @example const store = await RegistrationStore.open({ kind: 'sqlite', file: 'data/registration-1.db' }); */
 export class RegistrationStore {
-  private constructor(private readonly db: Kysely<RegistrationTables>) {}
+  /** Counters of the abuse limits on this role's device routes, shared by its instances. */
+  readonly rateLimits: RateLimitStore;
+
+  private constructor(private readonly db: Kysely<RegistrationTables>) {
+    this.rateLimits = new RateLimitStore(db as unknown as Kysely<never>);
+  }
 
   static async open(database: DatabaseConfig): Promise<RegistrationStore> {
     return new RegistrationStore(await openDatabase<RegistrationTables>(database, migrations));

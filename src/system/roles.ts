@@ -18,6 +18,7 @@ import { loadHssSecrets, loadPhlrSecrets, loadRegistrationSecrets } from './secr
 import type { Clock } from '../time/clock.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import {
+  abuseSettings,
   configuredUrls,
   listenAddress,
   manufacturerRoots,
@@ -91,6 +92,7 @@ export async function startRole(
         database: roleDatabase(config, 'credentialing'),
         tls: loadTlsIdentity(config.pkiDir, 'credentialing'),
         logger,
+        abuse: abuseSettings(config, clock),
         manufacturerRoots: [...manufacturerRoots(pki), ...otherManufacturers(config).map((m) => m.root)],
         operatorRoots: [new x509.X509Certificate(pki.operator.root.der)],
         // A device of another manufacturer's root is checked at that manufacturer's responder.
@@ -132,6 +134,7 @@ export async function startRole(
         database: roleDatabase(config, `registration-${instance}`),
         tls: loadTlsIdentity(config.pkiDir, 'registration'),
         logger,
+        abuse: abuseSettings(config, clock),
         manufacturerRoots: [...manufacturerRoots(pki), ...otherManufacturers(config).map((m) => m.root)],
         phlrKeys: [
           ...phlrGrantKeys(pki),
@@ -151,6 +154,7 @@ export async function startRole(
         database: roleDatabase(config, `provisioning-${instance}`),
         tls: loadTlsIdentity(config.pkiDir, 'provisioning'),
         logger,
+        abuse: abuseSettings(config, clock),
         telemetry,
       });
     case 'hss': {
@@ -161,6 +165,7 @@ export async function startRole(
         database: roleDatabase(config, 'hss'),
         tls: loadTlsIdentity(config.pkiDir, 'hss'),
         logger,
+        abuse: abuseSettings(config, clock),
         profile: { ...config.hss, op: secrets.op },
         kek: secrets.kek,
         operatorSigningKey: pki.operator.packageSigner.privateKey(),
@@ -200,6 +205,7 @@ export async function startPhlr(
     database: roleDatabase(config, 'phlr'),
     tls: loadTlsIdentity(config.pkiDir, 'phlr'),
     logger,
+    abuse: abuseSettings(config, dependencies.clock),
     subscribersFile: config.phlr.subscribersFile ?? join(config.pkiDir, PHLR_SUBSCRIBERS_FILE),
     kek: loadPhlrSecrets(config).kek,
     signer: {

@@ -6,6 +6,8 @@ import type { ListenRole, SimcredConfig } from '../config/index.js';
 import * as x509 from '../crypto/x509.js';
 import type { LoadedPki } from '../pki/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
+import type { AbuseSettings } from '../http/running.js';
+import type { Clock } from '../time/clock.js';
 
 /** One role's store: a SQLite file under the data folder, or its own schema on the shared PostgreSQL. */
 export function roleDatabase(config: SimcredConfig, name: string): DatabaseConfig {
@@ -74,5 +76,33 @@ export function configuredUrls(config: SimcredConfig) {
     phlr: urls.phlr ?? at('phlr', config.ports.phlr),
     ocsp: urls.ocsp ?? at('ocsp', config.ports.ocsp, 'http'),
     portal: urls.portal ?? at('portal', config.ports.portal),
+  };
+}
+
+/**
+ * The abuse limits and request bounds of the device-facing roles, from config `abuse`
+ * (docs/abuse-limits.md); `clock` is the time their windows are read from.
+ */
+export function abuseSettings(config: SimcredConfig, clock?: Clock): AbuseSettings {
+  const a = config.abuse;
+  return {
+    limits: {
+      enabled: a.enabled,
+      perAddress: a.perAddress,
+      perIdentity: a.perIdentity,
+      perIdentityAndAddress: a.perIdentityAndAddress,
+      akaChallenges: a.akaChallenges,
+      akaChallengesPerAddress: a.akaChallengesPerAddress,
+      denyCacheEntries: a.denyCacheEntries,
+    },
+    server: {
+      requestTimeoutMs: a.requestTimeoutMs,
+      headersTimeoutMs: a.headersTimeoutMs,
+      idleTimeoutMs: a.idleTimeoutMs,
+      maxHeaderBytes: a.maxHeaderBytes,
+      deviceBodyLimit: a.deviceBodyLimitBytes,
+      connectionsPerAddress: a.connectionsPerAddress,
+    },
+    ...(clock ? { clock } : {}),
   };
 }

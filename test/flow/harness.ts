@@ -20,6 +20,15 @@ export interface TestDevice {
 import { tempDir } from '../helpers/cli.js';
 import type { Clock } from '../../src/time/clock.js';
 
+/** Limits no test reaches (config `abuse`). */
+export const GENEROUS_ABUSE_LIMITS = {
+  perAddress: { requests: 10_000_000 },
+  perIdentity: { requests: 10_000_000 },
+  perIdentityAndAddress: { requests: 10_000_000 },
+  akaChallenges: { requests: 10_000_000 },
+  akaChallengesPerAddress: { requests: 10_000_000 },
+};
+
 /** Every role on loopback (free ports) over a fresh data folder, with the logs captured. */
 export interface TestSystem {
   config: SimcredConfig;
@@ -67,6 +76,10 @@ export async function startTestSystem(
       },
       // Trace level: the secrets test greps every line any role could write.
       log: { level: 'trace' },
+      // The abuse limits count every device request here too, but refuse none: these tests drive one
+      // device dozens of times a minute from one address. test/flow/flood.test.ts and
+      // test/http/rate-limit.test.ts test the refusals.
+      abuse: GENEROUS_ABUSE_LIMITS,
       ...overrides,
     },
   });
