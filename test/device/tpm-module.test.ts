@@ -28,10 +28,9 @@ import {
   type LoadedFactoryImage,
 } from '../../src/pki/index.js';
 import { startTestSystem, type TestSystem } from '../flow/harness.js';
-import { startSwtpm, swtpmMissing, type ThrowawayTpm } from '../helpers/swtpm.js';
+import { startSwtpm, type ThrowawayTpm } from '../helpers/swtpm.js';
 import { lastJsonLine, runCli, tempDir } from '../helpers/cli.js';
 
-const missing = swtpmMissing();
 const CREDENTIALS: Credentials = {
   imsi: '001019999999999',
   k: '465b5ce8b199b49faa5f0a2ee238a6bc',
@@ -41,7 +40,7 @@ const CREDENTIALS: Credentials = {
   plmn: '00101',
 };
 
-describe('TPM 2.0 trusted module on swtpm', { skip: missing }, () => {
+describe('TPM 2.0 trusted module on swtpm', () => {
   let tpm: ThrowawayTpm;
   let other: ThrowawayTpm;
   let t: TestSystem;
@@ -278,7 +277,7 @@ describe('TPM 2.0 trusted module on swtpm', { skip: missing }, () => {
   });
 });
 
-describe('simcred devices manufacture --module tpm', { skip: missing }, () => {
+describe('simcred devices manufacture --module tpm', () => {
   let tpm: ThrowawayTpm;
   const dir = tempDir('simcred-tpm-cli-');
   before(async () => {

@@ -17,7 +17,7 @@ export interface ThrowawayTpm {
   stop(): Promise<void>;
 }
 
-/** Why swtpm or tpm2-tools cannot be used here (a reason to skip), or undefined. */
+/** Why swtpm or tpm2-tools cannot be used here, or undefined. */
 export function swtpmMissing(): string | undefined {
   for (const tool of ['swtpm', 'tpm2_createprimary', 'tpm2_ecdhzgen']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
@@ -33,6 +33,10 @@ export function swtpmMissing(): string | undefined {
  *   const tpm = await startSwtpm(); after(() => tpm.stop());
  */
 export async function startSwtpm(): Promise<ThrowawayTpm> {
+  // A missing tool fails the test rather than skipping it: `npm test` installs them.
+  const missing = swtpmMissing();
+  if (missing)
+    throw new Error(`${missing}: scripts/setup.sh --test installs swtpm, swtpm-tools and tpm2-tools`);
   const stateDir = mkdtempSync(join(tmpdir(), 'simcred-swtpm-'));
   for (let attempt = 1; ; attempt++) {
     // The swtpm TCTI finds the control channel at the command port + 1.
