@@ -189,6 +189,11 @@ export const ERROR_CODES = {
     status: 500,
     meaning: 'The PKI folder is inconsistent (a certificate without its key, or not signed by its issuer).',
   },
+  SIMCRED_KEY_STORE_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'The PKCS#11 token that holds an operator signing key (package signer, CA, OCSP signer) cannot be opened or did not sign; retry after the Retry-After delay.',
+  },
 
   // OCSP client (strict): each way a response can fail to prove "good"
   SIMCRED_OCSP_UNREACHABLE: { status: 503, meaning: 'The OCSP responder could not be reached.' },

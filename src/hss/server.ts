@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { SigningKey } from '../keys/signing-key.js';
 import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
@@ -20,7 +21,7 @@ export interface HssServerOptions {
   logger: Logger;
   profile: SubscriptionProfile;
   kek: Buffer;
-  operatorSigningKey: KeyObject;
+  operatorSigningKey: KeyObject | SigningKey;
   operatorChainPem: string[];
   /** How long an attach challenge waits for its RES; 60 s when omitted. */
   attachChallengeTtlSeconds?: number;
