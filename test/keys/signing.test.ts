@@ -168,6 +168,41 @@ describe('operator signing keys in a PKCS#11 token (SoftHSM)', () => {
     });
     // A key removed from the token after the start: the next signature fails, retryably.
     const opened = tokenSigningKey(`${token.uri};object=simcred-package-signer`);
+    deleteKey('simcred-package-signer');
+    let failure: unknown;
+    try {
+      opened.sign(Buffer.from('tbs'), 'der');
+    } catch (err) {
+      failure = err;
+    }
+    assert.ok(failure, 'the token signed with a deleted key');
+    assert.equal((failure as { code?: string }).code, 'SIMCRED_KEY_STORE_UNAVAILABLE');
+    assert.equal((failure as { retryAfter?: number }).retryAfter, 5);
+    assert.doesNotMatch(String((failure as Error).message), new RegExp(token.pin));
+  });
+
+  it('an OCSP signer gone from the token: the responder answers tryLater, not a 500', async () => {
+    const responder = await startOcspResponder({
+      pkiDir: dir.path,
+      port: 0,
+      logger: createLogger({ name: 'ocsp', level: 'silent' }),
+    });
+    try {
+      deleteKey('simcred-operator-ca-ocsp');
+      await assert.rejects(
+        checkCertificateStatus({
+          certificate: pki.operator.packageSigner.der,
+          issuer: pki.operator.operatorCa.der,
+          url: responder.url,
+        }),
+        { code: 'SIMCRED_OCSP_RESPONDER_ERROR', message: /tryLater/ },
+      );
+    } finally {
+      await responder.close();
+    }
+  });
+
+  function deleteKey(label: string): void {
     execFileSync(
       'pkcs11-tool',
       [
@@ -182,21 +217,11 @@ describe('operator signing keys in a PKCS#11 token (SoftHSM)', () => {
         '--type',
         'privkey',
         '--label',
-        'simcred-package-signer',
+        label,
       ],
       { env: { ...process.env, ...token.env }, stdio: 'ignore' },
     );
-    let failure: unknown;
-    try {
-      opened.sign(Buffer.from('tbs'), 'der');
-    } catch (err) {
-      failure = err;
-    }
-    assert.ok(failure, 'the token signed with a deleted key');
-    assert.equal((failure as { code?: string }).code, 'SIMCRED_KEY_STORE_UNAVAILABLE');
-    assert.equal((failure as { retryAfter?: number }).retryAfter, 5);
-    assert.doesNotMatch(String((failure as Error).message), new RegExp(token.pin));
-  });
+  }
 
   it('file keys stay as they were: a PEM key is a SigningKey that signs with node:crypto', () => {
     const key: SigningKey = fileSigningKey(
