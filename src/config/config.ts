@@ -753,10 +753,9 @@ export function loadConfig(
 }
 
 const ENV_PREFIX = 'SIMCRED_';
-/** SIMCRED_* variables that are not config fields. */
+/** SIMCRED_* variables that are not config fields (the PKCS#11 PIN and library are read where a token is opened, src/keys/pkcs11-token.ts). */
 const NOT_CONFIG = new Set([
   'SIMCRED_DEBUG',
-  // PKCS#11 token access (src/keys/pkcs11-token.ts), read where a token is opened.
   'SIMCRED_PKCS11_PIN',
   'SIMCRED_PKCS11_PIN_FILE',
   'SIMCRED_PKCS11_MODULE',

@@ -189,11 +189,6 @@ export const ERROR_CODES = {
     status: 500,
     meaning: 'The PKI folder is inconsistent (a certificate without its key, or not signed by its issuer).',
   },
-  SIMCRED_KEY_STORE_UNAVAILABLE: {
-    status: 503,
-    meaning:
-      'The PKCS#11 token that holds an operator signing key (package signer, CA, OCSP signer) cannot be opened or did not sign; retry after the Retry-After delay.',
-  },
 
   // OCSP client (strict): each way a response can fail to prove "good"
   SIMCRED_OCSP_UNREACHABLE: { status: 503, meaning: 'The OCSP responder could not be reached.' },
@@ -312,6 +307,11 @@ export const ERROR_CODES = {
   SIMCRED_TRANSFER_BINDING_MISMATCH: {
     status: 422,
     meaning: 'The transfer statement names another DSIM_ID or another device key.',
+  },
+  SIMCRED_KEY_STORE_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'The PKCS#11 token holding a key (a key-encryption key, OP or signing key) cannot be opened or failed an operation; nothing was stored half-done; retry after the Retry-After delay.',
   },
 
   // Network access (DESIGN §2 steps 1, 2 and 12: preliminary HLR, access grant, attach; docs/aka.md)
