@@ -97,12 +97,17 @@ export function registerBenchCommands(bench: Command): void {
         .choices(DELIVERIES)
         .default('json'),
     )
+    .option(
+      '--pkcs11 [URI]',
+      "the operator's signing keys (CAs, OCSP signers, package signer) in a PKCS#11 token: a throwaway SoftHSM token, or the token URI names (PIN from SIMCRED_PKCS11_PIN)",
+    )
     .option('--json', 'print one JSON line last')
     .action(
       action(
         async (options: {
           devices: string;
           concurrency: string;
+          pkcs11?: true | string;
           packageFormat: PackageFormat;
           delivery: Delivery;
           rate?: string;
@@ -128,6 +133,7 @@ export function registerBenchCommands(bench: Command): void {
               workers: positiveInt('--workers', options.workers, 64),
               ...(options.packageFormat !== 'jose' ? { packageFormat: options.packageFormat } : {}),
               ...(options.delivery !== 'json' ? { delivery: options.delivery } : {}),
+              ...(options.pkcs11 !== undefined ? { pkcs11: options.pkcs11 } : {}),
               onPhase: (phase: BenchPhase, total) => progress.onPhase(phase, total),
               onProgress: progress.onProgress,
             }),

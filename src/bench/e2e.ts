@@ -19,6 +19,7 @@ import { hssFleetCounts } from '../system/demo.js';
 import { requestsServed, measureRequestCost, type RequestCost, type RoleEndpoint } from './transport.js';
 import { ALL_ROLES, benchWorkspace, startColocated, startRoles, type BenchWorkspace } from './cluster.js';
 import { measureCryptoFloor, type CryptoFloor } from './floor.js';
+import { makeBenchToken, type BenchToken } from './softhsm.js';
 import {
   ProcessGroup,
   machineInfo,
@@ -56,6 +57,11 @@ export interface E2eOptions {
   packageFormat?: PackageFormat;
   /** How the devices collect their packages (default: the JSON route). */
   delivery?: Delivery;
+  /**
+   * The operator's signing keys (CAs, OCSP signers, package signer) in a PKCS#11 token: `true` makes a
+   * throwaway SoftHSM token; a pkcs11: URI names a token (PIN from SIMCRED_PKCS11_PIN or a file).
+   */
+  pkcs11?: true | string;
   onPhase?(phase: BenchPhase, total: number): void;
   onProgress?(phase: BenchPhase, done: number): void;
 }
@@ -81,6 +87,8 @@ export interface E2eResult {
   packageFormat: PackageFormat;
   /** How the devices collected their packages. */
   delivery: Delivery;
+  /** Where the operator's signing keys were: PEM files (the default) or a PKCS#11 token. */
+  keys: 'file' | 'pkcs11';
   /** Devices onboarded before the measured ones, not counted (0: none). */
   warmupDevices: number;
   /** All roles ran in one process (--colocated), or in each of `workers` processes. */
@@ -143,17 +151,29 @@ export class E2eCluster {
     private readonly startMs: number,
     private readonly profileDir: string | undefined,
     private readonly workers: number,
+    private readonly token: BenchToken | undefined,
   ) {}
 
   static async start(
-    options: Pick<E2eOptions, 'dir' | 'profileDir' | 'colocated' | 'workers' | 'onPhase'>,
+    options: Pick<E2eOptions, 'dir' | 'profileDir' | 'colocated' | 'workers' | 'onPhase' | 'pkcs11'>,
   ): Promise<E2eCluster> {
     const started = performance.now();
     const workers = options.colocated ? (options.workers ?? 1) : 1;
-    const ws = await benchWorkspace(options.dir);
+    // The token's settings go to this process (it manufactures, signing with the device CA) and to
+    // every server process; SoftHSM reads them when its library is first loaded.
+    const token = options.pkcs11 === true ? makeBenchToken() : undefined;
+    if (token) Object.assign(process.env, token.env);
+    const tokenUri = token?.uri ?? (typeof options.pkcs11 === 'string' ? options.pkcs11 : undefined);
+    let ws: BenchWorkspace;
+    try {
+      ws = await benchWorkspace(options.dir, token?.env ?? {});
+    } catch (err) {
+      token?.remove();
+      throw err;
+    }
     const group = new ProcessGroup(ws.env);
     try {
-      await initPki(ws.config.pkiDir);
+      await initPki(ws.config.pkiDir, new Date(), tokenUri !== undefined ? { pkcs11: tokenUri } : {});
       const pki = await loadPki(ws.config.pkiDir);
       const profileFlags = options.profileDir
         ? ['--cpu-prof', '--cpu-prof-dir', resolve(options.profileDir)]
@@ -171,10 +191,12 @@ export class E2eCluster {
         performance.now() - started,
         options.profileDir,
         workers,
+        token,
       );
     } catch (err) {
       await group.close();
       ws.cleanup();
+      token?.remove();
       throw err;
     }
   }
@@ -279,6 +301,7 @@ export class E2eCluster {
       rate: options.rate ?? null,
       packageFormat: options.packageFormat ?? 'jose',
       delivery: options.delivery ?? 'json',
+      keys: this.pki.operator.packageSigner.keyPath.startsWith('pkcs11:') ? 'pkcs11' : 'file',
       warmupDevices: 0,
       provisioned,
       failed: dsimIds.length - provisioned,
@@ -325,6 +348,7 @@ export class E2eCluster {
         : undefined;
     } finally {
       this.ws.cleanup();
+      this.token?.remove();
     }
   }
 }
@@ -410,7 +434,7 @@ const num = (v: number, width: number, digits = 1) => v.toFixed(digits).padStart
 export function formatE2e(r: E2eResult): string {
   const lines = [
     '',
-    `simcred bench e2e — ${r.devices} devices, ${r.rate === null ? `concurrency ${r.concurrency}` : `switched on at ${r.rate}/s (open loop, at most ${r.concurrency} at once)`}${r.warmupDevices > 0 ? ` after ${r.warmupDevices} warm-up devices` : ''}, ${r.packageFormat.toUpperCase()} packages over ${r.delivery === 'omadm' ? 'OMA DM' : 'JSON'}, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}`,
+    `simcred bench e2e — ${r.devices} devices, ${r.rate === null ? `concurrency ${r.concurrency}` : `switched on at ${r.rate}/s (open loop, at most ${r.concurrency} at once)`}${r.warmupDevices > 0 ? ` after ${r.warmupDevices} warm-up devices` : ''}, ${r.packageFormat.toUpperCase()} packages over ${r.delivery === 'omadm' ? 'OMA DM' : 'JSON'}, ${r.workers > 1 ? `every role in each of ${r.workers} worker processes` : r.colocated ? 'every role in one process' : 'every role its own process'}${r.keys === 'pkcs11' ? ', operator signing keys in a PKCS#11 token' : ''}`,
     `  machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, load average ${r.machine.loadAverage.join(' ')}`,
     `  provisioned ${r.provisioned}, failed ${r.failed}, distinct IMSIs ${r.distinctImsis}, HSS subscribers ${r.hssSubscribers}, attached ${r.attached}`,
     `  ${r.onboardingsPerSecond} onboardings/s (fleet phase ${(r.onboardMs / 1000).toFixed(1)} s; manufacture ${(r.phasesMs.manufacture / 1000).toFixed(1)} s, start ${(r.phasesMs.start / 1000).toFixed(1)} s, register ${(r.phasesMs.register / 1000).toFixed(1)} s)`,

@@ -72,7 +72,7 @@ export function registerPackageCommands(program: Command): void {
             dsimId: request.dsimId,
             deviceNonce: fromBase64url(request.deviceNonce, 'deviceNonce', 'SIMCRED_CLI_ARGUMENT'),
             devicePublicKey: device,
-            operatorSigningKey: signer.privateKey(),
+            operatorSigningKey: signer.signingKey(),
             operatorChainPem: [signer.pem, pki.operator.operatorCa.pem],
             ttlSeconds: request.ttlSeconds ?? 24 * 3600,
             ...(request.packageId !== undefined ? { packageId: request.packageId } : {}),

@@ -61,6 +61,14 @@ const LISTENING = {
 export const LISTEN_ROLES = Object.keys(LISTENING) as (keyof typeof LISTENING)[];
 export type ListenRole = keyof typeof LISTENING;
 
+/** A signing key: a `pkcs11:` URI (RFC 7512) of a key in a token, or a PEM file's path. */
+const keyReference = z
+  .string()
+  .min(1)
+  .refine((value) => !/^pkcs11:/i.test(value) || !/[?&]pin-value=/i.test(value), {
+    message: 'a pkcs11: URI must not carry pin-value; use pin-source=file:PATH or SIMCRED_PKCS11_PIN',
+  });
+
 /** 0 picks any free port (tests). */
 const port = z.number().int().min(0).max(65535);
 const hexAmf = z.string().regex(/^[0-9a-fA-F]{4}$/);
@@ -743,6 +751,35 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    keys: z
+      .object({
+        packageSigner: keyReference
+          .optional()
+          .describe(
+            "The package signer's key (it signs every credential package and transfer statement): a `pkcs11:` URI of a key in a PKCS#11 token, or a PEM file; defaults to what `<pkiDir>/pki.json` names. Its certificate stays in the PKI folder and must certify this key.",
+          ),
+        ocspSigners: z
+          .object({
+            deviceCa: keyReference
+              .optional()
+              .describe(
+                "The device CA's delegated OCSP signer key: a `pkcs11:` URI or a PEM file; defaults to pki.json's.",
+              ),
+            operatorCa: keyReference
+              .optional()
+              .describe(
+                "The operator CA's delegated OCSP signer key: a `pkcs11:` URI or a PEM file; defaults to pki.json's.",
+              ),
+          })
+          .strict()
+          .prefault({})
+          .describe("The OCSP responder's delegated signer keys, one per issuing CA."),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        'Where the operator\'s signing keys live (docs/crypto.md, "Keys in a PKCS#11 token"). A `pkcs11:` URI (RFC 7512: token=, object= and/or id=, optional module-path= and pin-source=file:PATH; never pin-value) names a key in a token, which signs there; the PIN comes from pin-source, SIMCRED_PKCS11_PIN_FILE or SIMCRED_PKCS11_PIN, the library from module-path or SIMCRED_PKCS11_MODULE (default Debian\'s SoftHSM). The CA keys are named in pki.json (`simcred pki init --pkcs11`).',
+      ),
     trust: z
       .object({
         manufacturers: z

@@ -4,7 +4,7 @@
  * certificate's DSIM_ID fence. The JOSE package (package.ts) and the XML package (xml-package.ts) call
  * these so that both verify exactly alike.
  */
-import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
+import { KeyObject, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import * as x509 from './x509.js';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
@@ -18,6 +18,7 @@ import {
 import { certificateFacts } from './certificate-facts.js';
 import { keyKind, toPublicKey, type PublicKeyInput } from './encoding.js';
 import { checkDsimId, DEVICE_NONCE_MAX_BYTES, DEVICE_NONCE_MIN_BYTES } from './session-nonce.js';
+import { fileSigningKey, type SigningKey } from '../keys/signing-key.js';
 
 /** Longest package lifetime a seal accepts (30 days). */
 export const MAX_PACKAGE_TTL_SECONDS = 30 * 24 * 3600;
@@ -68,8 +69,11 @@ export interface SealInput {
   deviceNonce: Uint8Array;
   /** The device's public key, or CERT_dsim; with a certificate, a DSIM_ID bound in it must match. */
   devicePublicKey: PublicKeyInput;
-  /** The operator package-signing private key (EC P-256, or RSA). */
-  operatorSigningKey: KeyObject;
+  /**
+   * The operator package-signing key (EC P-256, or RSA): a private KeyObject, or a SigningKey (a file's,
+   * or one in a PKCS#11 token, which signs there).
+   */
+  operatorSigningKey: KeyObject | SigningKey;
   /** PEM: the signer certificate first, then the operator CA(s). */
   operatorChainPem: string[];
   ttlSeconds: number;
@@ -85,6 +89,8 @@ export interface CheckedSealInput {
   deviceKey: KeyObject;
   deviceKind: KeyKind;
   signerKind: KeyKind;
+  /** The operator signing key, whatever form it was given in. */
+  signer: SigningKey;
   /** The operator chain, signer first. */
   chain: x509.X509Certificate[];
   iat: number;
@@ -129,13 +135,8 @@ export function checkSealInput(input: SealInput): CheckedSealInput {
   checkDeviceCertificateBinding(input.devicePublicKey, input.dsimId);
   const deviceKey = toPublicKey(input.devicePublicKey);
   const deviceKind = keyKind(deviceKey);
-  const signerKind = keyKind(input.operatorSigningKey);
-  if (input.operatorSigningKey.type !== 'private') {
-    throw new SimcredError(
-      'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
-      'the operator signing key must be a private key',
-    );
-  }
+  const signer = operatorSigner(input.operatorSigningKey);
+  const signerKind = keyKind(signer.publicKey);
   const chain = parseCertificates(input.operatorChainPem);
   if (chain.length === 0 || chain.length > MAX_CHAIN_CERTIFICATES) {
     throw new SimcredError(
@@ -144,7 +145,7 @@ export function checkSealInput(input: SealInput): CheckedSealInput {
     );
   }
   const signerSpki = Buffer.from(chain[0]!.publicKey.rawData);
-  const keySpki = publicSpkiOf(input.operatorSigningKey);
+  const keySpki = publicSpkiOf(signer);
   if (!signerSpki.equals(keySpki)) {
     throw new SimcredError(
       'SIMCRED_CONFIG_INVALID',
@@ -158,6 +159,7 @@ export function checkSealInput(input: SealInput): CheckedSealInput {
     deviceKey,
     deviceKind,
     signerKind,
+    signer,
     chain,
     iat,
     exp: iat + input.ttlSeconds,
@@ -243,16 +245,36 @@ export function withCompactJson(info: PackageInfo): PackageInfo {
   return info;
 }
 
-const publicSpkis = new WeakMap<KeyObject, Buffer>();
+const publicSpkis = new WeakMap<SigningKey, Buffer>();
 
 /** The SubjectPublicKeyInfo of a private key's public half (memoised: the operator key signs every package). */
-function publicSpkiOf(privateKey: KeyObject): Buffer {
-  let spki = publicSpkis.get(privateKey);
+function publicSpkiOf(signer: SigningKey): Buffer {
+  let spki = publicSpkis.get(signer);
   if (spki === undefined) {
-    spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-    publicSpkis.set(privateKey, spki);
+    spki = signer.publicKey.export({ format: 'der', type: 'spki' });
+    publicSpkis.set(signer, spki);
   }
   return spki;
+}
+
+/** KeyObjects handed in (embedding, tests) wrapped once each, so a seal costs no extra key work. */
+const wrappedKeys = new WeakMap<KeyObject, SigningKey>();
+
+function operatorSigner(key: KeyObject | SigningKey): SigningKey {
+  if (!(key instanceof KeyObject)) return key;
+  let signer = wrappedKeys.get(key);
+  if (signer === undefined) {
+    keyKind(key); // SIMCRED_CRYPTO_KEY_UNSUPPORTED for anything but EC P-256 / RSA ≥ 2048
+    if (key.type !== 'private') {
+      throw new SimcredError(
+        'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
+        'the operator signing key must be a private key',
+      );
+    }
+    signer = fileSigningKey(key, 'operator signing key');
+    wrappedKeys.set(key, signer);
+  }
+  return signer;
 }
 
 /**

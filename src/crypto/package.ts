@@ -1,12 +1,5 @@
 import * as x509 from './x509.js';
-import {
-  CompactEncrypt,
-  CompactSign,
-  compactDecrypt,
-  compactVerify,
-  decodeProtectedHeader,
-  errors,
-} from 'jose';
+import { CompactEncrypt, compactDecrypt, compactVerify, decodeProtectedHeader, errors } from 'jose';
 import { z } from 'zod';
 import { SimcredError, type ErrorCode } from '../errors/index.js';
 import {
@@ -20,6 +13,7 @@ import { certificatePublicKey, parseCertificateBase64, MAX_CHAIN_CERTIFICATES } 
 import { fromBase64url, toBase64url } from './encoding.js';
 import { deviceKeyKind, isExternalDeviceKey, type DevicePrivateKey } from './device-key.js';
 import { decryptEcdhEsJwe } from './jwe-ecdh-es.js';
+import { signCompactJws } from './jws-sign.js';
 import { checkDsimId } from './session-nonce.js';
 import {
   checkNotExpired,
@@ -93,7 +87,7 @@ export type SealPackageInput = SealInput;
  *     ttlSeconds: 86400 });
  */
 export async function sealPackage(input: SealPackageInput): Promise<string> {
-  const { credentials, packageId, deviceKey, deviceKind, signerKind, chain, iat, exp } =
+  const { credentials, packageId, deviceKey, deviceKind, signerKind, signer, chain, iat, exp } =
     checkSealInput(input);
   const deviceNonce = toBase64url(input.deviceNonce);
   const binding: SealedHeaderBinding = {
@@ -120,13 +114,16 @@ export async function sealPackage(input: SealPackageInput): Promise<string> {
     exp,
     credentials: jwe,
   };
-  return new CompactSign(Buffer.from(JSON.stringify(payload), 'utf8'))
-    .setProtectedHeader({
+  // Signed by the SigningKey (a file's or a token's), the bytes jose's CompactSign would make.
+  return signCompactJws(
+    {
       alg: PACKAGE_SIGNATURE_ALGORITHM[signerKind],
       typ: PACKAGE_TYPE,
       x5c: chain.map((c) => Buffer.from(c.rawData).toString('base64')),
-    })
-    .sign(input.operatorSigningKey);
+    },
+    Buffer.from(JSON.stringify(payload), 'utf8'),
+    signer,
+  );
 }
 
 /**

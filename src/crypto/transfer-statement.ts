@@ -1,5 +1,4 @@
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { CompactSign } from 'jose';
+import { createHash, KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { SimcredError } from '../errors/index.js';
 import * as x509 from './x509.js';
@@ -13,6 +12,8 @@ import {
 import { keyKind, lengthPrefixed, toPublicKey, utf8, type PublicKeyInput } from './encoding.js';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS, verifySignedByPackageSigner } from './package.js';
 import { checkDsimId } from './session-nonce.js';
+import { signCompactJws } from './jws-sign.js';
+import { asSigningKey, type SigningKey } from '../keys/signing-key.js';
 
 /**
  * Operator change (issue 14, docs/architecture.md "Operator change"): operator A's signed word that a
@@ -66,8 +67,8 @@ export interface SignTransferStatementInput {
   newRegistrationServers: string[];
   newServers: { ocsp: string; hss: string };
   confirmUrl: string;
-  /** A's package-signing private key. */
-  signingKey: KeyObject;
+  /** A's package-signing key: a private KeyObject, or a SigningKey (a file's or a PKCS#11 token's). */
+  signingKey: KeyObject | SigningKey;
   /** PEM: the package signer first, then A's operator CA(s). */
   signerChainPem: string[];
   ttlSeconds: number;
@@ -104,8 +105,12 @@ export async function signTransferStatement(input: SignTransferStatementInput): 
       `the signer chain must hold 1–${MAX_CHAIN_CERTIFICATES} certificates`,
     );
   }
-  const spki = createPublicKey(input.signingKey).export({ format: 'der', type: 'spki' });
-  if (input.signingKey.type !== 'private' || !spki.equals(Buffer.from(chain[0]!.publicKey.rawData))) {
+  if (input.signingKey instanceof KeyObject && input.signingKey.type !== 'private') {
+    throw new SimcredError('SIMCRED_CONFIG_INVALID', 'the signing key does not match the signer certificate');
+  }
+  const signer = asSigningKey(input.signingKey, 'transfer signing key');
+  const spki = signer.publicKey.export({ format: 'der', type: 'spki' });
+  if (!spki.equals(Buffer.from(chain[0]!.publicKey.rawData))) {
     throw new SimcredError('SIMCRED_CONFIG_INVALID', 'the signing key does not match the signer certificate');
   }
   const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
@@ -127,13 +132,15 @@ export async function signTransferStatement(input: SignTransferStatementInput): 
     const fields = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? '?')))].join(', ');
     throw new SimcredError('SIMCRED_BAD_REQUEST', `transfer statement fields malformed: ${fields}`);
   }
-  return new CompactSign(Buffer.from(JSON.stringify(parsed.data), 'utf8'))
-    .setProtectedHeader({
-      alg: PACKAGE_SIGNATURE_ALGORITHM[keyKind(input.signingKey)],
+  return signCompactJws(
+    {
+      alg: PACKAGE_SIGNATURE_ALGORITHM[keyKind(signer.publicKey)],
       typ: TRANSFER_STATEMENT_TYPE,
       x5c: chain.map((c) => Buffer.from(c.rawData).toString('base64')),
-    })
-    .sign(input.signingKey);
+    },
+    Buffer.from(JSON.stringify(parsed.data), 'utf8'),
+    signer,
+  );
 }
 
 export interface VerifyTransferStatementOptions {

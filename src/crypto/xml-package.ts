@@ -111,7 +111,7 @@ export async function sealXmlPackage(input: SealInput): Promise<string> {
   root.appendChild(doc.importNode(encryptedData, true));
   return signEnveloped(new XMLSerializer().serializeToString(doc), {
     kind: checked.signerKind,
-    privateKey: input.operatorSigningKey,
+    signer: checked.signer,
     chainBase64: checked.chain.map((c) => Buffer.from(c.rawData).toString('base64')),
   });
 }

@@ -4,10 +4,11 @@
  * §2.3.6; the value is r ‖ s, 64 bytes, XML Signature 1.1 §6.4.3), and configures SignedXml so that it
  * knows only the allow-listed algorithms and takes its key from the verified chain, never from KeyInfo.
  */
-import { sign, verify, type BinaryLike, type KeyLike, type KeyObject } from 'node:crypto';
+import { verify, type BinaryLike, type KeyLike, type KeyObject } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
 import type { SignatureAlgorithm } from 'xml-crypto';
 import { XML_ALGORITHMS, XML_SIGNATURE_ALGORITHM, type KeyKind } from './algorithms.js';
+import { asSigningKey, type SigningKey } from '../keys/signing-key.js';
 
 type Callback<T> = (error: Error | null, result?: T) => void;
 
@@ -29,13 +30,15 @@ function withOptionalCallback<A extends unknown[], T>(fn: (...args: A) => T) {
   };
 }
 
-/** ECDSA P-256 / SHA-256 for xml-crypto, signature value as IEEE P1363 r ‖ s. */
+/**
+ * ECDSA P-256 / SHA-256 for xml-crypto, signature value as IEEE P1363 r ‖ s. The "private key" xml-crypto
+ * hands to getSignature is the operator's SigningKey (a file's or a PKCS#11 token's), which signs.
+ */
 class EcdsaSha256 {
-  getSignature = withOptionalCallback((signedInfo: BinaryLike, privateKey: KeyLike) =>
-    sign('sha256', Buffer.from(signedInfo as string), {
-      key: privateKey as KeyObject,
-      dsaEncoding: 'ieee-p1363',
-    }).toString('base64'),
+  getSignature = withOptionalCallback((signedInfo: BinaryLike, signer: KeyLike) =>
+    (signer as unknown as SigningKey)
+      .sign(Buffer.from(signedInfo as string), 'ieee-p1363')
+      .toString('base64'),
   );
   verifySignature = withOptionalCallback((material: string, key: KeyLike, signatureValue: string) =>
     verify(
@@ -49,16 +52,28 @@ class EcdsaSha256 {
 }
 
 /**
+ * RSASSA-PSS / SHA-256 (MGF1-SHA-256, 32-byte salt: xml-crypto's own sha256-rsa-MGF1 parameters) signed
+ * by the SigningKey; verification stays with xml-crypto's built-in class.
+ */
+class RsaPssSha256Signer {
+  getSignature = withOptionalCallback((signedInfo: BinaryLike, signer: KeyLike) =>
+    (signer as unknown as SigningKey)
+      .sign(Buffer.from(signedInfo as string), 'der', { pss: true })
+      .toString('base64'),
+  );
+  verifySignature = () => false;
+  getAlgorithmName = () => XML_SIGNATURE_ALGORITHM.rsa;
+}
+
+/**
  * A SignedXml that knows exactly the package's algorithms: exclusive c14n and the enveloped-signature
  * transform, SHA-256 digests, and the one signature algorithm of `kind` (ECDSA-SHA256, or RSASSA-PSS
  * SHA-256 for an RSA operator key, xml-crypto's own). KeyInfo is never read for a key.
  */
-function restrictedSignedXml(
-  kind: KeyKind,
-  keys: { privateKey?: KeyObject; publicKeyPem?: string },
-): SignedXml {
+function restrictedSignedXml(kind: KeyKind, keys: { signer?: SigningKey; publicKeyPem?: string }): SignedXml {
   const signed = new SignedXml({
-    ...(keys.privateKey ? { privateKey: keys.privateKey } : {}),
+    // xml-crypto only hands this on to the signature algorithm's getSignature (ours, above).
+    ...(keys.signer ? { privateKey: keys.signer as unknown as KeyObject } : {}),
     ...(keys.publicKeyPem ? { publicCert: keys.publicKeyPem } : {}),
     signatureAlgorithm: XML_SIGNATURE_ALGORITHM[kind],
     canonicalizationAlgorithm: XML_ALGORITHMS.canonicalization,
@@ -68,7 +83,11 @@ function restrictedSignedXml(
   signed.SignatureAlgorithms =
     kind === 'ec-p256'
       ? { [XML_SIGNATURE_ALGORITHM['ec-p256']]: EcdsaSha256 as unknown as new () => SignatureAlgorithm }
-      : { [XML_SIGNATURE_ALGORITHM.rsa]: builtIn[XML_SIGNATURE_ALGORITHM.rsa]! };
+      : {
+          [XML_SIGNATURE_ALGORITHM.rsa]: keys.signer
+            ? (RsaPssSha256Signer as unknown as new () => SignatureAlgorithm)
+            : builtIn[XML_SIGNATURE_ALGORITHM.rsa]!,
+        };
   signed.HashAlgorithms = { [XML_ALGORITHMS.digest]: signed.HashAlgorithms[XML_ALGORITHMS.digest]! };
   signed.CanonicalizationAlgorithms = {
     [XML_ALGORITHMS.canonicalization]: signed.CanonicalizationAlgorithms[XML_ALGORITHMS.canonicalization]!,
@@ -84,13 +103,14 @@ function restrictedSignedXml(
  * certificates, signer first. Returns the signed document.
  *
  * @example
- *   signEnveloped(xml, { kind: 'ec-p256', privateKey, chainBase64: [signerDer64, caDer64] });
+ *   signEnveloped(xml, { kind: 'ec-p256', signer, chainBase64: [signerDer64, caDer64] });
  */
 export function signEnveloped(
   xml: string,
-  options: { kind: KeyKind; privateKey: KeyObject; chainBase64: string[] },
+  options: { kind: KeyKind; chainBase64: string[] } & ({ signer: SigningKey } | { privateKey: KeyObject }),
 ): string {
-  const signed = restrictedSignedXml(options.kind, { privateKey: options.privateKey });
+  const signer = 'signer' in options ? options.signer : asSigningKey(options.privateKey);
+  const signed = restrictedSignedXml(options.kind, { signer });
   signed.getKeyInfoContent = ({ prefix } = {}) => {
     const p = prefix ? `${prefix}:` : '';
     const certs = options.chainBase64.map((c) => `<${p}X509Certificate>${c}</${p}X509Certificate>`).join('');

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import type { SigningKey } from '../keys/signing-key.js';
 import * as x509 from '../crypto/x509.js';
 import type { Logger } from 'pino';
 import { computeOpc } from '../aka/milenage.js';
@@ -49,7 +50,8 @@ export interface HssProcessorOptions {
   profile: SubscriptionProfile;
   /** Key-encryption key for K/OPc at rest (in memory or in a PKCS#11 token). */
   kek: KeyEncryptionKey;
-  operatorSigningKey: KeyObject;
+  /** The package signer: a file's key or a PKCS#11 token's (which signs in the token). */
+  operatorSigningKey: KeyObject | SigningKey;
   /** Package signer certificate first, then the operator CA (PEM). */
   operatorChainPem: string[];
   log: Logger;

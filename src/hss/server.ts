@@ -1,5 +1,6 @@
 import type { AbuseSettings } from '../http/running.js';
 import type { KeyObject } from 'node:crypto';
+import type { SigningKey } from '../keys/signing-key.js';
 import type { Logger } from 'pino';
 import { startRoleServer, type RunningServer, type TlsIdentity } from '../http/index.js';
 import type { DatabaseConfig } from '../storage/index.js';
@@ -25,7 +26,7 @@ export interface HssServerOptions {
   profile: SubscriptionProfile;
   /** Seals K/OPc at rest: in memory (config or secrets.json) or an AES key in a PKCS#11 token. */
   kek: KeyEncryptionKey;
-  operatorSigningKey: KeyObject;
+  operatorSigningKey: KeyObject | SigningKey;
   operatorChainPem: string[];
   /** How long an attach challenge waits for its RES; 60 s when omitted. */
   attachChallengeTtlSeconds?: number;

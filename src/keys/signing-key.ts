@@ -1,6 +1,10 @@
-import { createPublicKey, sign, type KeyObject } from 'node:crypto';
-import { isPkcs11Uri, parsePkcs11Uri } from './pkcs11-uri.js';
-import { Pkcs11Token } from './pkcs11-token.js';
+import { createPublicKey, KeyObject, sign } from 'node:crypto';
+import { SimcredError } from '../errors/index.js';
+import { isPkcs11Uri, parsePkcs11Uri, Pkcs11UriError } from './pkcs11-uri.js';
+import { Pkcs11Error, Pkcs11Token } from './pkcs11-token.js';
+
+/** Seconds a caller waits before retrying after the token failed to sign. */
+export const KEY_STORE_RETRY_AFTER_SECONDS = 5;
 
 /** How an ECDSA signature is encoded: DER (X.509, OCSP) or r‖s (JOSE, XML-DSig). */
 export type DsaEncoding = 'der' | 'ieee-p1363';
@@ -29,7 +33,10 @@ export interface SigningKey {
 export function fileSigningKey(privateKey: KeyObject, source: string): SigningKey {
   const type = privateKey.asymmetricKeyType;
   if (type !== 'ec' && type !== 'rsa')
-    throw new Error(`${source}: operator keys are EC P-256 or RSA, not ${type}`);
+    throw new SimcredError(
+      'SIMCRED_CRYPTO_KEY_UNSUPPORTED',
+      `${source}: operator keys are EC P-256 or RSA, not ${type}`,
+    );
   return {
     asymmetricKeyType: type,
     publicKey: createPublicKey(privateKey),
@@ -62,22 +69,90 @@ export function p1363ToDer(signature: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0x30, content.length]), content]);
 }
 
-/** A P-256 key in a PKCS#11 token, named by its RFC 7512 URI; the token signs. */
+/**
+ * A P-256 key in a PKCS#11 token, named by its RFC 7512 URI; the token signs. Opening fails with
+ * SIMCRED_CONFIG_INVALID (a malformed URI) or SIMCRED_KEY_STORE_UNAVAILABLE (no library, token, PIN
+ * or key); a signature the token does not make fails with SIMCRED_KEY_STORE_UNAVAILABLE (503 and
+ * Retry-After), so the request that needed it is refused whole and may be retried.
+ */
 export function tokenSigningKey(uriText: string, env: NodeJS.ProcessEnv = process.env): SigningKey {
-  const uri = parsePkcs11Uri(uriText);
-  const token = Pkcs11Token.open(uri, env);
-  const privateKey = token.privateKey(uri);
-  const publicKey = token.publicKey(uri);
+  const source = uriText.replace(/[?&]pin-value=[^&]*/i, '');
+  let token: Pkcs11Token;
+  let privateKey: ReturnType<Pkcs11Token['privateKey']>;
+  let publicKey: KeyObject;
+  try {
+    const uri = parsePkcs11Uri(uriText);
+    token = Pkcs11Token.open(uri, env);
+    privateKey = token.privateKey(uri);
+    publicKey = token.publicKey(uri);
+  } catch (err) {
+    throw tokenError(err, source);
+  }
   return {
     asymmetricKeyType: 'ec',
     publicKey,
-    source: uriText.replace(/[?&]pin-value=[^&]*/i, ''),
+    source,
     inToken: true,
     sign(data, dsaEncoding) {
-      const signature = token.signEcdsaSha256(privateKey, data);
+      let signature: Buffer;
+      try {
+        signature = token.signEcdsaSha256(privateKey, data);
+      } catch (err) {
+        throw new SimcredError(
+          'SIMCRED_KEY_STORE_UNAVAILABLE',
+          `the PKCS#11 token did not sign with ${source}: ${(err as Error).message.split('\n')[0]}`,
+          { retryAfter: KEY_STORE_RETRY_AFTER_SECONDS, cause: err },
+        );
+      }
       return dsaEncoding === 'der' ? p1363ToDer(signature) : signature;
     },
   };
+}
+
+/** A token fault as the SimcredError a CLI prints (its message names the URI, never a PIN). */
+function tokenError(err: unknown, source: string): unknown {
+  if (err instanceof Pkcs11UriError)
+    return new SimcredError('SIMCRED_CONFIG_INVALID', `${source}: ${err.message}`, { cause: err });
+  if (err instanceof Pkcs11Error)
+    return new SimcredError('SIMCRED_KEY_STORE_UNAVAILABLE', err.message, {
+      retryAfter: KEY_STORE_RETRY_AFTER_SECONDS,
+      cause: err,
+    });
+  return err;
+}
+
+/**
+ * A KeyObject as a SigningKey (embedding and tests hand KeyObjects); a SigningKey as it is.
+ *
+ * @example
+ *   const signer = asSigningKey(operatorSigningKey); // KeyObject or SigningKey
+ */
+export function asSigningKey(key: KeyObject | SigningKey, source = 'in-memory key'): SigningKey {
+  if (!(key instanceof KeyObject)) return key;
+  if (key.type !== 'private')
+    throw new SimcredError('SIMCRED_CRYPTO_KEY_UNSUPPORTED', 'a signing key must be a private key');
+  return fileSigningKey(key, source);
+}
+
+/**
+ * Fails closed when a key is not the one its certificate certifies (a token key under the wrong
+ * label, a certificate replaced): SIMCRED_CONFIG_INVALID naming both, never the key.
+ *
+ * @example
+ *   checkKeyMatchesCertificate(signer, cert.publicKey, 'operator/package-signer.crt.pem');
+ */
+export function checkKeyMatchesCertificate(
+  signer: SigningKey,
+  certificatePublicKey: KeyObject,
+  certificateName: string,
+): void {
+  const spki = (k: KeyObject) => k.export({ format: 'der', type: 'spki' });
+  if (!spki(signer.publicKey).equals(spki(certificatePublicKey))) {
+    throw new SimcredError(
+      'SIMCRED_CONFIG_INVALID',
+      `the key ${signer.source} does not match the certificate ${certificateName}`,
+    );
+  }
 }
 
 /** A signing key from a file path (PKCS#8 PEM, via `loadFile`) or a `pkcs11:` URI. */

@@ -4,7 +4,7 @@ import { action, positiveInt, printJsonLine, readInputFile } from '../cli/run.js
 import { SimcredError } from '../errors/index.js';
 import { createLogger } from '../log/logger.js';
 import { commonConfig } from '../cli/system-commands.js';
-import { listenAddress } from '../system/wiring.js';
+import { listenAddress, ocspSignerKeys } from '../system/wiring.js';
 import { certificateDer, parseCertificateInfo } from './asn1.js';
 import { runOcspBench, formatBenchTable } from './bench.js';
 import { aiaOcspUrls, checkCertificateStatus } from './client.js';
@@ -92,6 +92,7 @@ export function registerOcspCommands(program: Command, serve: Command, bench: Co
             logger,
             telemetry: telemetry.role('ocsp'),
             validitySeconds: positiveInt('--validity', opts.validity),
+            ...(config ? { signerKeys: ocspSignerKeys(config) } : {}),
             generationCheckMs: revocationCheck,
           });
           const listener = await startMetricsListener({

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { AsnConvert, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
 import {
   AlgorithmIdentifier,
@@ -35,6 +35,7 @@ import {
 import { id_pkix_ocsp_nocheck } from '@peculiar/asn1-ocsp';
 import * as asn1js from 'asn1js';
 import { SimcredError } from '../errors/index.js';
+import { asSigningKey, type SigningKey } from '../keys/signing-key.js';
 
 /*
  * Certificates are built with @peculiar/asn1-x509's schema classes and signed with node:crypto.
@@ -103,11 +104,19 @@ export function extension(extnID: string, critical: boolean, value: unknown): Ex
   return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
 }
 
-/** The signing side of an issuance: the issuer's name and key identifier, and its private key. */
-export interface Issuer {
-  name: Name;
-  keyId: Buffer;
-  privateKey: KeyObject;
+/**
+ * The signing side of an issuance: the issuer's name and key identifier, and its key (a file's or a
+ * PKCS#11 token's: the CA signs through it either way).
+ */
+export type Issuer = { name: Name; keyId: Buffer } & (
+  | { signer: SigningKey }
+  /** A file's key as a KeyObject (embedding and tests). */
+  | { privateKey: KeyObject }
+);
+
+/** The key an issuer signs with. */
+export function issuerKey(issuer: Issuer): KeyObject | SigningKey {
+  return 'signer' in issuer ? issuer.signer : issuer.privateKey;
 }
 
 export interface CertificateTemplate {
@@ -122,7 +131,11 @@ export interface CertificateTemplate {
   subjectKeyId?: Buffer;
 }
 
-export function signatureAlgorithm(key: KeyObject): { algorithm: AlgorithmIdentifier; hash: 'sha256' } {
+/** The certificate signatureAlgorithm of an issuer key (a KeyObject or a SigningKey: both name their type). */
+export function signatureAlgorithm(key: { asymmetricKeyType?: string | undefined }): {
+  algorithm: AlgorithmIdentifier;
+  hash: 'sha256';
+} {
   switch (key.asymmetricKeyType) {
     // RFC 5758 §3.2: ecdsa-with-SHA256 has no parameters.
     case 'ec':
@@ -147,7 +160,7 @@ export function signatureAlgorithm(key: KeyObject): { algorithm: AlgorithmIdenti
  *     extensions: tlsServerExtensions() }, operatorCaIssuer);
  */
 export function issueCertificate(template: CertificateTemplate, issuer: Issuer): Buffer {
-  return signTbs(buildTbsCertificate(template, issuer), issuer.privateKey);
+  return signTbs(buildTbsCertificate(template, issuer), issuerKey(issuer));
 }
 
 /** The DER TBSCertificate of a template: what the issuer signs. */
@@ -156,7 +169,7 @@ export function buildTbsCertificate(template: CertificateTemplate, issuer: Issue
   const tbs = new TBSCertificate({
     version: Version.v3,
     serialNumber: toArrayBuffer(template.serial),
-    signature: signatureAlgorithm(issuer.privateKey).algorithm,
+    signature: signatureAlgorithm(issuerKey(issuer)).algorithm,
     issuer: issuer.name,
     validity: new Validity({ notBefore: template.notBefore, notAfter: template.notAfter }),
     subject: template.subject,
@@ -184,10 +197,12 @@ AsnProp({ type: AlgorithmIdentifier })(SignedCertificate.prototype, 'signatureAl
 AsnProp({ type: AsnPropTypes.BitString })(SignedCertificate.prototype, 'signatureValue');
 AsnType({ type: AsnTypeTypes.Sequence })(SignedCertificate);
 
-/** Signs DER TBSCertificate bytes and returns the certificate's DER. */
-export function signTbs(tbsDer: Uint8Array, issuerKey: KeyObject): Buffer {
+/** Signs DER TBSCertificate bytes (with a file's KeyObject or any SigningKey) and returns the certificate's DER. */
+export function signTbs(tbsDer: Uint8Array, issuerKey: KeyObject | SigningKey): Buffer {
   const { algorithm, hash } = signatureAlgorithm(issuerKey);
-  return assembleCertificate(tbsDer, algorithm, sign(hash, tbsDer, issuerKey));
+  const signature =
+    issuerKey instanceof KeyObject ? sign(hash, tbsDer, issuerKey) : issuerKey.sign(tbsDer, 'der');
+  return assembleCertificate(tbsDer, algorithm, signature);
 }
 
 export function assembleCertificate(
@@ -299,13 +314,13 @@ export function dsimUri(dsimId: string): string {
 }
 
 /** Reads the issuer-side facts (subject name, SKI) back from a certificate this PKI wrote. */
-export function issuerFromCertificate(certDer: Uint8Array, privateKey: KeyObject): Issuer {
+export function issuerFromCertificate(certDer: Uint8Array, key: KeyObject | SigningKey): Issuer {
   const cert = AsnConvert.parse(certDer, Certificate);
   const skiExt = cert.tbsCertificate.extensions?.find((e) => e.extnID === id_ce_subjectKeyIdentifier);
   const keyId = skiExt
     ? Buffer.from(AsnConvert.parse(skiExt.extnValue.buffer, SubjectKeyIdentifier).buffer)
     : keyIdentifier(cert.tbsCertificate.subjectPublicKeyInfo);
-  return { name: cert.tbsCertificate.subject, keyId, privateKey };
+  return { name: cert.tbsCertificate.subject, keyId, signer: asSigningKey(key) };
 }
 
 export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {

@@ -16,6 +16,31 @@ import {
 import { parseIssuer, parseReason, parseSerial, revokeCertificate, type RevokeTarget } from './revoke.js';
 import { REVOCATION_REASONS } from './store.js';
 import { DEVICE_MODULES, type DeviceModuleKind } from './factory-image.js';
+import { isPkcs11Uri, parsePkcs11Uri, Pkcs11UriError } from '../keys/pkcs11-uri.js';
+
+/** --pkcs11 names a token (its keys get simcred's labels): a URI naming an object is refused. */
+function checkTokenUri(value: string): void {
+  let uri;
+  try {
+    uri = parsePkcs11Uri(value);
+  } catch (err) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      `--pkcs11: ${err instanceof Pkcs11UriError ? err.message : 'not a pkcs11: URI'}`,
+    );
+  }
+  if (
+    uri.object !== undefined ||
+    uri.id !== undefined ||
+    uri.type !== undefined ||
+    uri.pinValue !== undefined
+  ) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      '--pkcs11 names a token (token=, serial=, module-path=, pin-source=), not a key: object=, id=, type= and pin-value= are not accepted',
+    );
+  }
+}
 
 interface JsonOption {
   json?: boolean;
@@ -36,12 +61,24 @@ export function registerPkiCommands(program: Command): void {
       "host names and IP addresses of a role's TLS certificate, besides localhost and 127.0.0.1 (repeatable); a role whose names changed gets a new certificate for its kept key",
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
+    .option(
+      '--pkcs11 <URI>',
+      'a new PKI whose CA, OCSP-signer and package-signer keys are generated in this PKCS#11 token (RFC 7512 URI, e.g. pkcs11:token=simcred); PIN from SIMCRED_PKCS11_PIN, SIMCRED_PKCS11_PIN_FILE or pin-source; TLS keys stay files',
+    )
     .option('--json', 'print one JSON object naming the files as the last line')
     .action(
-      action(async (opts: { dir: string; host?: string[] } & JsonOption) => {
+      action(async (opts: { dir: string; host?: string[]; pkcs11?: string } & JsonOption) => {
         const hosts = parseTlsHosts(opts.host ?? []);
-        const result = await initPki(opts.dir, new Date(), { hosts });
-        const abs = (p: CertKeyPaths) => ({ cert: join(result.dir, p.cert), key: join(result.dir, p.key) });
+        if (opts.pkcs11 !== undefined) checkTokenUri(opts.pkcs11);
+        const result = await initPki(opts.dir, new Date(), {
+          hosts,
+          ...(opts.pkcs11 !== undefined ? { pkcs11: opts.pkcs11 } : {}),
+        });
+        // A key in a token is named by its pkcs11: URI, a file by its absolute path.
+        const abs = (p: CertKeyPaths) => ({
+          cert: join(result.dir, p.cert),
+          key: isPkcs11Uri(p.key) ? p.key : join(result.dir, p.key),
+        });
         const m = result.manifest.manufacturer;
         const o = result.manifest.operator;
         if (opts.json) {

@@ -1,5 +1,6 @@
-import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { SimcredError } from '../errors/index.js';
+import { fileSigningKey, type SigningKey } from '../keys/signing-key.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
 import {
@@ -27,7 +28,8 @@ import { newEncodedEcKeyPairSync, newEncodedKeyPair, type KeyType } from './keys
 
 /** What a worker needs to issue device certificates; plain data so it crosses postMessage. */
 export interface DeviceIssuingContext {
-  caKeyPem: string;
+  /** The device CA's PKCS#8 PEM when it is a file; absent when its key is in a token (signer given). */
+  caKeyPem?: string;
   issuerNameDer: Uint8Array;
   issuerKeyId: Uint8Array;
   notBefore: string;
@@ -52,6 +54,7 @@ export interface TpmDeviceCredential extends Omit<DeviceCredential, 'keyPem' | '
 
 export interface DeviceIssuer {
   issuer: Issuer;
+  signer: SigningKey;
   keyType: KeyType;
   notBefore: Date;
   notAfter: Date;
@@ -62,13 +65,22 @@ export interface DeviceIssuer {
   outer: Map<string, { der: Buffer; tbsAt: number; sigAt: number }>;
 }
 
-export function prepareDeviceIssuer(ctx: DeviceIssuingContext): DeviceIssuer {
+/**
+ * The issuing side of a run, from plain data (a worker) or with the CA's SigningKey (the main thread,
+ * and always for a key in a PKCS#11 token, which a worker thread cannot reach: see manufacture.ts).
+ */
+export function prepareDeviceIssuer(ctx: DeviceIssuingContext, signer?: SigningKey): DeviceIssuer {
+  if (!signer && ctx.caKeyPem === undefined) {
+    throw new SimcredError('SIMCRED_INTERNAL', 'device issuer without a key');
+  }
+  const key = signer ?? fileSigningKey(createPrivateKey(ctx.caKeyPem!), 'device CA key');
   return {
     issuer: {
       name: AsnConvert.parse(ctx.issuerNameDer, Name),
       keyId: Buffer.from(ctx.issuerKeyId),
-      privateKey: createPrivateKey(ctx.caKeyPem),
+      signer: key,
     },
+    signer: key,
     keyType: ctx.keyType,
     notBefore: new Date(ctx.notBefore),
     notAfter: new Date(ctx.notAfter),
@@ -230,8 +242,8 @@ export function issueDeviceCertificate(
  * encoding per length pair, made by asn1-schema, is reused with the bytes copied in.
  */
 function signDeviceTbs(di: DeviceIssuer, tbs: Buffer): Buffer {
-  const { algorithm, hash } = signatureAlgorithm(di.issuer.privateKey);
-  const signature = sign(hash, tbs, di.issuer.privateKey);
+  const { algorithm } = signatureAlgorithm(di.signer);
+  const signature = di.signer.sign(tbs, 'der');
   const key = `${tbs.length}:${signature.length}`;
   let outer = di.outer.get(key);
   if (!outer) {

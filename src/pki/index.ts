@@ -3,7 +3,9 @@ import { join, resolve } from 'node:path';
 import { SimcredError } from '../errors/index.js';
 import { fileExists, readText } from '../storage/files.js';
 import { readManifest } from './init.js';
-import { loadPrivateKey } from './keys.js';
+import { loadPkiSigningKey, loadPrivateKey } from './keys.js';
+import { isPkcs11Uri } from '../keys/pkcs11-uri.js';
+import type { SigningKey } from '../keys/signing-key.js';
 import {
   deviceDir,
   DSIM_ID_PATTERN,
@@ -33,7 +35,7 @@ export {
   type PreliminarySubscriber,
 } from './manufacture.js';
 export { revokeCertificate, type RevokeResult, type RevokeTarget } from './revoke.js';
-export { loadPrivateKey, type KeyType } from './keys.js';
+export { loadPkiSigningKey, loadPrivateKey, type KeyType } from './keys.js';
 export { dsimUri, toPem } from './certificates.js';
 
 /**
@@ -42,13 +44,20 @@ export { dsimUri, toPem } from './certificates.js';
  */
 export interface LoadedCertificate {
   certPath: string;
+  /** The key's file, or the pkcs11: URI of a key in a token (`pki init --pkcs11`). */
   keyPath: string;
   /** PEM as on disk. */
   pem: string;
   certificate: X509Certificate;
   /** DER of the certificate (what x5c, OCSP CertID hashing and TLS want). */
   der: Buffer;
+  /** The key as a KeyObject: file keys only (a TLS identity needs one); a token key throws. */
   privateKey(): KeyObject;
+  /**
+   * The key that signs (file or token), checked once against the certificate's public key: a
+   * mismatch is SIMCRED_CONFIG_INVALID, a token that cannot be opened SIMCRED_KEY_STORE_UNAVAILABLE.
+   */
+  signingKey(): SigningKey;
 }
 
 export interface LoadedPki {
@@ -82,7 +91,7 @@ export async function loadPki(dirArg: string): Promise<LoadedPki> {
   const dir = resolve(dirArg);
   const manifest = readManifest(dir);
   const load = (paths: CertKeyPaths): LoadedCertificate =>
-    loadCertificate(join(dir, paths.cert), join(dir, paths.key));
+    loadCertificate(join(dir, paths.cert), isPkcs11Uri(paths.key) ? paths.key : join(dir, paths.key));
   const m = manifest.manufacturer;
   const o = manifest.operator;
   const manufacturer = { root: load(m.root), deviceCa: load(m.deviceCa), deviceCaOcsp: load(m.deviceCaOcsp) };
@@ -129,13 +138,24 @@ export function loadCertificate(certPath: string, keyPath: string): LoadedCertif
     });
   }
   let key: KeyObject | undefined;
+  let signer: SigningKey | undefined;
   return {
     certPath,
     keyPath,
     pem,
     certificate,
     der: Buffer.from(certificate.raw),
-    privateKey: () => (key ??= loadPrivateKey(keyPath)),
+    privateKey: () => {
+      if (isPkcs11Uri(keyPath)) {
+        throw new SimcredError(
+          'SIMCRED_CONFIG_INVALID',
+          `the key of ${certPath} is in a PKCS#11 token (${keyPath}); it signs there and cannot be read`,
+        );
+      }
+      return (key ??= loadPrivateKey(keyPath));
+    },
+    signingKey: () =>
+      (signer ??= loadPkiSigningKey('/', keyPath, { publicKey: certificate.publicKey, name: certPath })),
   };
 }
 

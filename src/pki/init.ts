@@ -1,10 +1,11 @@
-import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SimcredError } from '../errors/index.js';
 import {
   buildName,
   caExtensions,
   issueCertificate,
+  issuerKey,
   issuerFromCertificate,
   keyIdentifier,
   MANUFACTURER_ORG,
@@ -30,6 +31,9 @@ import {
   writeFile,
 } from '../storage/files.js';
 import { loadPrivateKey, newEcKeyPairSync, privateKeyPem, publicKeySpki } from './keys.js';
+import { formatPkcs11Uri, isPkcs11Uri, parsePkcs11Uri, type Pkcs11Uri } from '../keys/pkcs11-uri.js';
+import { Pkcs11Token } from '../keys/pkcs11-token.js';
+import { fileSigningKey, tokenSigningKey, type SigningKey } from '../keys/signing-key.js';
 import {
   CA_DATABASE_FILE,
   PKI_MANIFEST_FILE,
@@ -82,6 +86,54 @@ export function defaultManifest(createdAt: Date): PkiManifest {
   };
 }
 
+/**
+ * The operator's signing keys that `pki init --pkcs11` makes in the token, by manifest entry: token
+ * object label and CKA_ID. TLS keys stay files: Node's TLS stack takes a key, not a token.
+ */
+export const TOKEN_KEYS = {
+  manufacturerRoot: { label: 'simcred-manufacturer-root', id: 0x01 },
+  deviceCa: { label: 'simcred-device-ca', id: 0x02 },
+  deviceCaOcsp: { label: 'simcred-device-ca-ocsp', id: 0x03 },
+  operatorRoot: { label: 'simcred-operator-root', id: 0x04 },
+  operatorCa: { label: 'simcred-operator-ca', id: 0x05 },
+  operatorCaOcsp: { label: 'simcred-operator-ca-ocsp', id: 0x06 },
+  packageSigner: { label: 'simcred-package-signer', id: 0x07 },
+} as const;
+
+/** The URI of one of TOKEN_KEYS in the token `tokenUri` names (its module-path and pin-source kept). */
+export function tokenKeyUri(tokenUri: Pkcs11Uri, key: keyof typeof TOKEN_KEYS): string {
+  const { label, id } = TOKEN_KEYS[key];
+  const { object: _object, id: _id, type: _type, pinValue: _pin, ...token } = tokenUri;
+  return formatPkcs11Uri({ ...token, object: label, id: Buffer.from([id]), type: 'private' });
+}
+
+/** The default layout with the operator's signing keys (TOKEN_KEYS) named by pkcs11: URIs. */
+export function tokenManifest(createdAt: Date, tokenUriText: string): PkiManifest {
+  const token = parsePkcs11Uri(tokenUriText);
+  const manifest = defaultManifest(createdAt);
+  const inToken = (paths: CertKeyPaths, key: keyof typeof TOKEN_KEYS) => ({
+    cert: paths.cert,
+    key: tokenKeyUri(token, key),
+  });
+  const m = manifest.manufacturer;
+  const o = manifest.operator;
+  return {
+    ...manifest,
+    manufacturer: {
+      root: inToken(m.root, 'manufacturerRoot'),
+      deviceCa: inToken(m.deviceCa, 'deviceCa'),
+      deviceCaOcsp: inToken(m.deviceCaOcsp, 'deviceCaOcsp'),
+    },
+    operator: {
+      ...o,
+      root: inToken(o.root, 'operatorRoot'),
+      operatorCa: inToken(o.operatorCa, 'operatorCa'),
+      operatorCaOcsp: inToken(o.operatorCaOcsp, 'operatorCaOcsp'),
+      packageSigner: inToken(o.packageSigner, 'packageSigner'),
+    },
+  };
+}
+
 export interface InitResult {
   dir: string;
   manifestPath: string;
@@ -99,11 +151,16 @@ export interface InitOptions {
    * a role not named keeps the certificate it has (a new one carries loopback only).
    */
   hosts?: TlsHostNames;
+  /**
+   * A PKCS#11 token (RFC 7512 URI naming the token; module-path and pin-source kept): a new PKI's
+   * CA, OCSP-signer and package-signer keys are generated in it, never written to a file; pki.json
+   * names them by URI. An existing PKI keeps whatever its pki.json names (no key is ever moved).
+   */
+  pkcs11?: string;
 }
 
 interface Ensured {
   der: Buffer;
-  privateKey: KeyObject;
   issuer: Issuer;
 }
 
@@ -128,7 +185,17 @@ export async function initPki(
   ensureDir(dir);
   const manifestPath = join(dir, PKI_MANIFEST_FILE);
   const manifestExisted = fileExists(manifestPath);
-  const manifest = manifestExisted ? readManifest(dir) : defaultManifest(now);
+  const manifest = manifestExisted
+    ? readManifest(dir)
+    : options.pkcs11 !== undefined
+      ? tokenManifest(now, options.pkcs11)
+      : defaultManifest(now);
+  if (manifestExisted && options.pkcs11 !== undefined && !isPkcs11Uri(manifest.operator.packageSigner.key)) {
+    throw new SimcredError(
+      'SIMCRED_CLI_ARGUMENT',
+      `${dir} already holds a PKI with file keys; --pkcs11 makes a new PKI only (keys are never moved)`,
+    );
+  }
   const created: string[] = [];
   const reissued: string[] = [];
   if (!fileExists(join(dir, CA_DATABASE_FILE))) created.push(join(dir, CA_DATABASE_FILE));
@@ -285,36 +352,25 @@ function ensureCertificate(
   reissue: { keep?: (der: Buffer) => boolean; reissued: string[] },
 ): Ensured {
   const certPath = join(dir, paths.cert);
-  const keyPath = join(dir, paths.key);
   const haveCert = fileExists(certPath);
-  const haveKey = fileExists(keyPath);
-  if (haveCert && !haveKey) {
-    throw new SimcredError(
-      'SIMCRED_PKI_INCONSISTENT',
-      `${certPath} exists but its key ${keyPath} is missing`,
-    );
-  }
-  let privateKey: KeyObject;
-  if (haveKey) {
-    privateKey = loadPrivateKey(keyPath);
-  } else {
-    privateKey = newEcKeyPairSync().privateKey;
-    ensureDir(dirname(keyPath));
-    createFile(keyPath, privateKeyPem(privateKey), SECRET_MODE);
-    created.push(keyPath);
-  }
-  const spki = parseSpki(publicKeySpki(createPublicKey(privateKey)));
+  const signer = isPkcs11Uri(paths.key)
+    ? ensureTokenKey(paths.key, certPath, haveCert)
+    : ensureFileKey(join(dir, paths.key), certPath, haveCert, created);
+  const spki = parseSpki(publicKeySpki(signer.publicKey));
   const subject = buildName(subjectDn);
-  const selfIssuer: Issuer = { name: subject, keyId: keyIdentifier(spki), privateKey };
+  const selfIssuer: Issuer = { name: subject, keyId: keyIdentifier(spki), signer };
   const issuer = issuerArg === 'self' ? selfIssuer : issuerArg;
 
   let der: Buffer;
   if (haveCert) {
     const cert = parseCertificateFile(certPath);
-    if (!cert.publicKey.equals(createPublicKey(privateKey))) {
-      throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${certPath} does not match its key ${keyPath}`);
+    if (!cert.publicKey.equals(signer.publicKey)) {
+      throw new SimcredError(
+        'SIMCRED_PKI_INCONSISTENT',
+        `${certPath} does not match its key ${signer.source}`,
+      );
     }
-    if (!cert.verify(createPublicKey(issuer.privateKey))) {
+    if (!cert.verify(issuerPublicKey(issuer))) {
       throw new SimcredError(
         'SIMCRED_PKI_INCONSISTENT',
         `${certPath} is not signed by its issuer (was the issuer re-created?)`,
@@ -340,7 +396,58 @@ function ensureCertificate(
   }
   // The issuer facts for children come from the certificate itself, so a kept certificate's
   // subject (not today's naming) is what children name as their issuer.
-  return { der, privateKey, issuer: issuerFromCertificate(der, privateKey) };
+  return { der, issuer: issuerFromCertificate(der, signer) };
+}
+
+function issuerPublicKey(issuer: Issuer) {
+  const key = issuerKey(issuer);
+  return 'sign' in key ? key.publicKey : createPublicKey(key);
+}
+
+/** A PEM key file: kept when there, made when missing (a certificate without its key cannot be repaired). */
+function ensureFileKey(keyPath: string, certPath: string, haveCert: boolean, created: string[]): SigningKey {
+  if (fileExists(keyPath)) return fileSigningKey(loadPrivateKey(keyPath), keyPath);
+  if (haveCert) {
+    throw new SimcredError(
+      'SIMCRED_PKI_INCONSISTENT',
+      `${certPath} exists but its key ${keyPath} is missing`,
+    );
+  }
+  const { privateKey } = newEcKeyPairSync();
+  ensureDir(dirname(keyPath));
+  createFile(keyPath, privateKeyPem(privateKey), SECRET_MODE);
+  created.push(keyPath);
+  return fileSigningKey(privateKey, keyPath);
+}
+
+/** A P-256 key in the token: kept when its label is there, generated (non-extractable) when missing. */
+function ensureTokenKey(keyUri: string, certPath: string, haveCert: boolean): SigningKey {
+  const uri = parsePkcs11Uri(keyUri);
+  let token: Pkcs11Token;
+  try {
+    token = Pkcs11Token.open(uri);
+  } catch {
+    return tokenSigningKey(keyUri); // the same failure, as the SimcredError the CLI prints
+  }
+  const present = token.objects().some((o) => o.class === 'private' && o.label === uri.object);
+  if (!present) {
+    if (haveCert) {
+      throw new SimcredError(
+        'SIMCRED_PKI_INCONSISTENT',
+        `${certPath} exists but its key ${keyUri} is missing`,
+      );
+    }
+    try {
+      token.generateEcP256KeyPair(uri.object!, uri.id!);
+    } catch (err) {
+      throw new SimcredError(
+        'SIMCRED_KEY_STORE_UNAVAILABLE',
+        `cannot generate ${keyUri}: ${(err as Error).message.split('\n')[0]}`,
+        { cause: err },
+      );
+    }
+  }
+  return tokenSigningKey(keyUri);
 }
 
 function parseCertificateFile(path: string): X509Certificate {
@@ -381,7 +488,10 @@ export function readManifest(dirArg: string): PkiManifest {
       (p) =>
         typeof p?.cert !== 'string' ||
         typeof p?.key !== 'string' ||
-        [p.cert, p.key].some((f) => relative(dir, resolve(dir, f)).startsWith('..')),
+        // A key is a file inside the folder or a pkcs11: URI (pki init --pkcs11).
+        [p.cert, ...(isPkcs11Uri(p.key) ? [] : [p.key])].some((f) =>
+          relative(dir, resolve(dir, f)).startsWith('..'),
+        ),
     );
   if (bad) {
     throw new SimcredError('SIMCRED_PKI_INCONSISTENT', `${path} is not a version 1 simcred PKI manifest`);

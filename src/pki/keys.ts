@@ -1,6 +1,9 @@
 import { createPrivateKey, generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
+import { isAbsolute, join } from 'node:path';
 import { SimcredError } from '../errors/index.js';
+import { isPkcs11Uri } from '../keys/pkcs11-uri.js';
+import { checkKeyMatchesCertificate, loadSigningKey, type SigningKey } from '../keys/signing-key.js';
 import { readText } from '../storage/files.js';
 
 /** Device key types; CAs and servers are always EC P-256. */
@@ -94,4 +97,23 @@ export function parseKeyType(value: string): KeyType {
     'SIMCRED_CLI_ARGUMENT',
     `--key must be one of ${KEY_TYPES.join(', ')}, got ${JSON.stringify(value)}`,
   );
+}
+
+/**
+ * A PKI key by its reference in pki.json or config: a PKCS#8 PEM file (relative to the PKI folder)
+ * or a `pkcs11:` URI of a key in a token. When the certificate is given, the key must be the one it
+ * certifies (SIMCRED_CONFIG_INVALID otherwise: fail closed at start, not at the first signature).
+ *
+ * @example
+ *   const signer = loadPkiSigningKey('/data/pki', 'pkcs11:token=simcred;object=simcred-package-signer', cert);
+ */
+export function loadPkiSigningKey(
+  pkiDir: string,
+  reference: string,
+  certificate?: { publicKey: KeyObject; name: string },
+): SigningKey {
+  const resolved = isPkcs11Uri(reference) || isAbsolute(reference) ? reference : join(pkiDir, reference);
+  const signer = loadSigningKey(resolved, loadPrivateKey);
+  if (certificate) checkKeyMatchesCertificate(signer, certificate.publicKey, certificate.name);
+  return signer;
 }

@@ -23,7 +23,8 @@ import {
   writeFile,
 } from '../storage/files.js';
 import { readManifest, VALIDITY_YEARS } from './init.js';
-import { loadPrivateKey, type KeyType } from './keys.js';
+import { loadPkiSigningKey, loadPrivateKey, type KeyType } from './keys.js';
+import type { SigningKey } from '../keys/signing-key.js';
 import { deviceDir, DEVICES_DIR } from './layout.js';
 import {
   FACTORY_IMAGE_VERSION,
@@ -156,8 +157,12 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
   const manifest = readManifest(dir);
 
   const deviceCaPem = readText(join(dir, manifest.manufacturer.deviceCa.cert));
-  const deviceCaKey = loadPrivateKey(join(dir, manifest.manufacturer.deviceCa.key));
-  const deviceCaDer = Buffer.from(new X509Certificate(deviceCaPem).raw);
+  const deviceCaCert = new X509Certificate(deviceCaPem);
+  const deviceCaKey = loadPkiSigningKey(dir, manifest.manufacturer.deviceCa.key, {
+    publicKey: deviceCaCert.publicKey,
+    name: manifest.manufacturer.deviceCa.cert,
+  });
+  const deviceCaDer = Buffer.from(deviceCaCert.raw);
   const trustRoots = {
     manufacturer: readText(join(dir, manifest.manufacturer.root.cert)),
     operator: readText(join(dir, manifest.operator.root.cert)),
@@ -165,7 +170,14 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
   const issuer = issuerFromCertificate(deviceCaDer, deviceCaKey);
   const validity = validityFrom(new Date(), VALIDITY_YEARS.device);
   const context: DeviceIssuingContext = {
-    caKeyPem: deviceCaKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    // A token key stays in the token: no PEM to hand to worker threads (see runInline's caller).
+    ...(deviceCaKey.inToken
+      ? {}
+      : {
+          caKeyPem: loadPrivateKey(join(dir, manifest.manufacturer.deviceCa.key))
+            .export({ type: 'pkcs8', format: 'pem' })
+            .toString(),
+        }),
     issuerNameDer: new Uint8Array(AsnConvert.serialize(issuer.name)),
     issuerKeyId: issuer.keyId,
     notBefore: validity.notBefore.toISOString(),
@@ -263,14 +275,18 @@ export async function manufactureDevices(options: ManufactureOptions): Promise<M
     const batchSize = keyType === 'ec' ? 500 : 16;
     const batches: string[][] = [];
     for (let i = 0; i < count; i += batchSize) batches.push(dsimIds.slice(i, i + batchSize));
-    const workerCount =
-      options.workers ?? (keyType === 'ec' && count >= 2000 ? Math.min(availableParallelism(), 4) : 0);
+    // A device CA key in a PKCS#11 token signs in this thread only: the library is initialised once
+    // per process and its logged-in session belongs to this thread, and the token (one signing queue)
+    // is the bound anyway; workers would only add key generation in parallel.
+    const workerCount = deviceCaKey.inToken
+      ? 0
+      : (options.workers ?? (keyType === 'ec' && count >= 2000 ? Math.min(availableParallelism(), 4) : 0));
     const results =
       module === 'tpm'
-        ? await runInline(context, batches, persist, batchSize, new Tpm(options.tpm!))
+        ? await runInline(context, batches, persist, batchSize, deviceCaKey, new Tpm(options.tpm!))
         : workerCount > 0
           ? await runInWorkers(context, batches, Math.min(workerCount, batches.length), persist, batchSize)
-          : await runInline(context, batches, persist, batchSize);
+          : await runInline(context, batches, persist, batchSize, deviceCaKey);
     return {
       dir,
       count,
@@ -293,9 +309,10 @@ async function runInline(
   batches: string[][],
   persist: Persist,
   batchSize: number,
+  signer: SigningKey,
   tpm?: Tpm,
 ): Promise<DeviceFiles[][]> {
-  const issuer = prepareDeviceIssuer(context);
+  const issuer = prepareDeviceIssuer(context, signer);
   const results: DeviceFiles[][] = [];
   for (const [i, batch] of batches.entries()) {
     const credentials = tpm

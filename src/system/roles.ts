@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import * as x509 from '../crypto/x509.js';
 import { certificatePublicKey } from '../crypto/certificates.js';
@@ -10,7 +10,9 @@ import { loadTlsIdentity, type RunningServer } from '../http/index.js';
 import { startHssServer } from '../hss/server.js';
 import { ocspCheckerByRoot, ocspStatusChecker } from '../ocsp/checker.js';
 import { startPhlrServer } from '../phlr/server.js';
-import { CaStore, loadPki, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
+import { CaStore, loadPki, loadPkiSigningKey, PHLR_SUBSCRIBERS_FILE, type LoadedPki } from '../pki/index.js';
+import type { SigningKey } from '../keys/signing-key.js';
+import { isPkcs11Uri } from '../keys/pkcs11-uri.js';
 import { startPortalServer } from '../portal/server.js';
 import { startProvisioningServer } from '../provisioning/server.js';
 import { startRegistrationServer } from '../registration/server.js';
@@ -168,13 +170,28 @@ export async function startRole(
         abuse: abuseSettings(config, clock),
         profile: { ...config.hss, op: secrets.op },
         kek: secrets.kek,
-        operatorSigningKey: pki.operator.packageSigner.privateKey(),
+        operatorSigningKey: packageSigningKey(config, pki),
         operatorChainPem: [pki.operator.packageSigner.pem, pki.operator.operatorCa.pem],
         telemetry,
         ...(clock ? { clock } : {}),
       });
     }
   }
+}
+
+/**
+ * The package signer's key: config keys.packageSigner (a pkcs11: URI or a PEM file) or pki.json's,
+ * checked against the signer certificate at start (fail closed: a token key under the wrong label,
+ * or a token that cannot be opened, stops the HSS before it serves).
+ */
+export function packageSigningKey(config: SimcredConfig, pki: LoadedPki): SigningKey {
+  const signer = pki.operator.packageSigner;
+  if (config.keys.packageSigner === undefined) return signer.signingKey();
+  const reference = config.keys.packageSigner;
+  return loadPkiSigningKey(config.pkiDir, isPkcs11Uri(reference) ? reference : resolve(reference), {
+    publicKey: signer.certificate.publicKey,
+    name: signer.certPath,
+  });
 }
 
 /**

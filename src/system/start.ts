@@ -4,7 +4,7 @@ import type { RunningServer } from '../http/index.js';
 import { startOcspResponder, type OcspResponder } from '../ocsp/index.js';
 import { initPki, loadPki, type LoadedPki } from '../pki/index.js';
 import { startPhlr, startPortal, startRole, type RoleDependencies } from './roles.js';
-import { listenAddress } from './wiring.js';
+import { listenAddress, ocspSignerKeys } from './wiring.js';
 export { roleDatabase, manufacturerRoots } from './wiring.js';
 
 export interface RunningSystem {
@@ -60,6 +60,7 @@ export async function startSystem(
       port: config.ports.ocsp,
       logger: log('ocsp'),
       generationCheckMs: config.ocsp.revocationCheckMs,
+      signerKeys: ocspSignerKeys(config),
       telemetry: dependencies.telemetry?.role('ocsp'),
     });
     started.push(ocsp);

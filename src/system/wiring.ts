@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SimcredError } from '../errors/index.js';
 import { isIPv6 } from 'node:net';
 import type { ListenRole, SimcredConfig } from '../config/index.js';
 import * as x509 from '../crypto/x509.js';
-import type { LoadedPki } from '../pki/index.js';
+import type { IssuerName, LoadedPki } from '../pki/index.js';
+import { isPkcs11Uri } from '../keys/pkcs11-uri.js';
 import type { DatabaseConfig } from '../storage/index.js';
 import type { AbuseSettings } from '../http/running.js';
 import type { Clock } from '../time/clock.js';
@@ -105,4 +106,20 @@ export function abuseSettings(config: SimcredConfig, clock?: Clock): AbuseSettin
     },
     ...(clock ? { clock } : {}),
   };
+}
+
+/**
+ * Config keys.ocspSigners as the OCSP responder takes them: per issuing CA, a pkcs11: URI as given or
+ * a PEM file resolved against the working folder; CAs not named keep pki.json's key.
+ *
+ * @example
+ *   startOcspResponder({ pkiDir: config.pkiDir, signerKeys: ocspSignerKeys(config), logger });
+ */
+export function ocspSignerKeys(config: SimcredConfig): Partial<Record<IssuerName, string>> {
+  const keys: Partial<Record<IssuerName, string>> = {};
+  const reference = (value: string) => (isPkcs11Uri(value) ? value : resolve(value));
+  const { deviceCa, operatorCa } = config.keys.ocspSigners;
+  if (deviceCa !== undefined) keys['device-ca'] = reference(deviceCa);
+  if (operatorCa !== undefined) keys['operator-ca'] = reference(operatorCa);
+  return keys;
 }

@@ -308,6 +308,11 @@ const LISTED: Case[] = [
     code: 'SIMCRED_ADDRESS_UNAVAILABLE',
   },
   {
+    name: 'pki init --pkcs11: a URI naming a key rather than a token',
+    args: (f) => ['pki', 'init', '--dir', join(f.dir, 'token-pki'), '--pkcs11', 'pkcs11:token=t;object=k'],
+    code: /--pkcs11 names a token.*SIMCRED_CLI_ARGUMENT/,
+  },
+  {
     name: 'ocsp check: a certificate with bytes after it',
     args: (f) => [
       'ocsp',

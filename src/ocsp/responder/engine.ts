@@ -228,7 +228,10 @@ export function signResponse(options: {
     dataParts.push(derConstructed('context', 1, [derConstructed('universal', 16, [extension])]));
   }
   const tbs = derConstructed('universal', 16, dataParts);
-  const signature = sign(issuer.signer.digest, tbs, { key: issuer.signer.key, dsaEncoding: 'der' });
+  const { key, tokenKey } = issuer.signer;
+  const signature = key
+    ? sign(issuer.signer.digest, tbs, { key, dsaEncoding: 'der' })
+    : tokenKey!.sign(tbs, 'der');
   // BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature BIT STRING,
   //   certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
   const basic = derConstructed('universal', 16, [

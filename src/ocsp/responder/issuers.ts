@@ -1,11 +1,13 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { KeyHash, ResponderID } from '@peculiar/asn1-ocsp';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { derKey } from '../../crypto/bounded-cache.js';
 import { SimcredError } from '../../errors/index.js';
+import { isPkcs11Uri } from '../../keys/pkcs11-uri.js';
+import { checkKeyMatchesCertificate, tokenSigningKey, type SigningKey } from '../../keys/signing-key.js';
 import { ISSUERS, PKI_MANIFEST_FILE, type IssuerName, type PkiManifest } from '../../pki/layout.js';
 import {
   HASH_OIDS,
@@ -24,7 +26,10 @@ export interface ServedIssuer {
   name: IssuerName;
   cert: CertificateInfo;
   signer: {
-    key: KeyObject;
+    /** A file's key, signed with by node:crypto directly (the fast path); or else … */
+    key?: KeyObject;
+    /** … a key in a PKCS#11 token, which signs (SIMCRED_KEY_STORE_UNAVAILABLE when it does not). */
+    tokenKey?: SigningKey;
     cert: CertificateInfo;
     /** node:crypto digest name (null for Ed25519). */
     digest: string | null;
@@ -45,10 +50,22 @@ export interface IssuerSource {
   certPem: string;
   /** Delegated OCSP signer; without it the CA key itself signs. */
   signerCertPem?: string;
-  signerKeyPem: string;
+  /** The signer's key: a PKCS#8 PEM, or a SigningKey (a key in a PKCS#11 token). */
+  signerKeyPem?: string;
+  signerKey?: SigningKey;
 }
 
-export function loadIssuersFromPki(pkiDir: string): IssuerSource[] {
+/**
+ * The issuers of a PKI folder. A signer key named by a pkcs11: URI (in pki.json, or in `keys`, which
+ * config's keys.ocspSigners fills) is opened in its token; any other is a PEM file of the folder.
+ *
+ * @example
+ *   const sources = loadIssuersFromPki('/data/pki', { 'device-ca': 'pkcs11:token=hsm;object=simcred-device-ca-ocsp' });
+ */
+export function loadIssuersFromPki(
+  pkiDir: string,
+  keys: Partial<Record<IssuerName, string>> = {},
+): IssuerSource[] {
   let manifest: PkiManifest;
   try {
     manifest = JSON.parse(readFileSync(join(pkiDir, PKI_MANIFEST_FILE), 'utf8')) as PkiManifest;
@@ -57,7 +74,7 @@ export function loadIssuersFromPki(pkiDir: string): IssuerSource[] {
       cause: err,
     });
   }
-  const read = (p: string) => readFileSync(join(pkiDir, p), 'utf8');
+  const read = (p: string) => readFileSync(isAbsolute(p) ? p : join(pkiDir, p), 'utf8');
   const pairs: Record<
     IssuerName,
     { ca: { cert: string; key: string }; ocsp?: { cert: string; key: string } }
@@ -65,25 +82,42 @@ export function loadIssuersFromPki(pkiDir: string): IssuerSource[] {
     'device-ca': { ca: manifest.manufacturer.deviceCa, ocsp: manifest.manufacturer.deviceCaOcsp },
     'operator-ca': { ca: manifest.operator.operatorCa, ocsp: manifest.operator.operatorCaOcsp },
   };
+  const key = (reference: string) =>
+    isPkcs11Uri(reference) ? { signerKey: tokenSigningKey(reference) } : { signerKeyPem: read(reference) };
   return ISSUERS.map((name) => {
     const { ca, ocsp } = pairs[name];
+    const reference = keys[name] ?? (ocsp ?? ca).key;
     return ocsp
-      ? { name, certPem: read(ca.cert), signerCertPem: read(ocsp.cert), signerKeyPem: read(ocsp.key) }
-      : { name, certPem: read(ca.cert), signerKeyPem: read(ca.key) };
+      ? { name, certPem: read(ca.cert), signerCertPem: read(ocsp.cert), ...key(reference) }
+      : { name, certPem: read(ca.cert), ...key(reference) };
   });
 }
 
 export function prepareIssuer(source: IssuerSource): ServedIssuer {
   const cert = certificateInfo(certificateDer(source.certPem));
   const signerCert = source.signerCertPem ? certificateInfo(certificateDer(source.signerCertPem)) : cert;
-  const key = createPrivateKey(source.signerKeyPem);
-  if (!new X509Certificate(signerCert.der).checkPrivateKey(key)) {
-    throw new SimcredError(
-      'SIMCRED_CONFIG_INVALID',
-      `OCSP signing key of ${source.name} does not match its certificate`,
+  let key: KeyObject | undefined;
+  let alg: ReturnType<typeof signatureAlgorithmFor>;
+  if (source.signerKey) {
+    checkKeyMatchesCertificate(
+      source.signerKey,
+      new X509Certificate(signerCert.der).publicKey,
+      `the OCSP signer certificate of ${source.name}`,
     );
+    alg = signatureAlgorithmFor(source.signerKey.publicKey);
+  } else {
+    if (source.signerKeyPem === undefined) {
+      throw new SimcredError('SIMCRED_CONFIG_INVALID', `no OCSP signing key for ${source.name}`);
+    }
+    key = createPrivateKey(source.signerKeyPem);
+    if (!new X509Certificate(signerCert.der).checkPrivateKey(key)) {
+      throw new SimcredError(
+        'SIMCRED_CONFIG_INVALID',
+        `OCSP signing key of ${source.name} does not match its certificate`,
+      );
+    }
+    alg = signatureAlgorithmFor(key);
   }
-  const alg = signatureAlgorithmFor(key);
   const responderId = new ResponderID({
     byKey: new KeyHash(toArrayBuffer(digest('sha1', signerCert.publicKeyBits))),
   });
@@ -91,7 +125,7 @@ export function prepareIssuer(source: IssuerSource): ServedIssuer {
     name: source.name,
     cert,
     signer: {
-      key,
+      ...(key ? { key } : { tokenKey: source.signerKey! }),
       cert: signerCert,
       digest: alg.digest,
       signatureAlgorithmDer: Buffer.from(alg.der),

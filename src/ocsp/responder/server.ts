@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BoundedCache } from '../../crypto/bounded-cache.js';
-import { SimcredError } from '../../errors/index.js';
+import { isSimcredError, SimcredError } from '../../errors/index.js';
 import {
   createHttpServer,
   holdIdleConnections,
@@ -12,6 +12,7 @@ import {
   type UndeclaredError,
 } from '../../http/index.js';
 import { CaStore, type CertificateStatus } from '../../pki/store.js';
+import type { IssuerName } from '../../pki/layout.js';
 import { systemClock, type Clock } from '../../time/clock.js';
 import { OCSP_REQUEST_TYPE, OCSP_RESPONSE_TYPE, ocspGet, ocspPost } from '../../protocol/ocsp.js';
 import { ERROR_RESPONSES, parseRequest, signResponse, type ErrorStatus } from './engine.js';
@@ -31,6 +32,8 @@ export interface StatusSource {
 export interface OcspResponderOptions {
   /** PKI folder made by `simcred pki init` (pki.json + ca.db). */
   pkiDir?: string;
+  /** Per issuing CA, the delegated signer's key as a pkcs11: URI or PEM path (config keys.ocspSigners); pki.json's otherwise. */
+  signerKeys?: Partial<Record<IssuerName, string>>;
   /** Issuers given directly instead of through pkiDir (with `store`). */
   issuers?: IssuerSource[];
   store?: StatusSource;
@@ -88,7 +91,8 @@ interface CachedResponse {
  */
 export async function startOcspResponder(options: OcspResponderOptions): Promise<OcspResponder> {
   const logger = options.logger;
-  const sources = options.issuers ?? (options.pkiDir ? loadIssuersFromPki(options.pkiDir) : undefined);
+  const sources =
+    options.issuers ?? (options.pkiDir ? loadIssuersFromPki(options.pkiDir, options.signerKeys) : undefined);
   if (!sources) throw new SimcredError('SIMCRED_CONFIG_INVALID', 'OCSP responder needs pkiDir or issuers');
   const index = new IssuerIndex(sources.map(prepareIssuer));
   const store: StatusSource =
@@ -180,14 +184,23 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
       return sendError(reply, 'tryLater', err);
     }
     const now = clock();
-    const signed = signResponse({
-      issuer: parsed.issuer,
-      certIds: parsed.certIds,
-      statuses: certStatuses,
-      now,
-      validitySeconds,
-      ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
-    });
+    let signed: ReturnType<typeof signResponse>;
+    try {
+      signed = signResponse({
+        issuer: parsed.issuer,
+        certIds: parsed.certIds,
+        statuses: certStatuses,
+        now,
+        validitySeconds,
+        ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
+      });
+    } catch (err) {
+      // A signer in a PKCS#11 token that did not sign: RFC 6960's own "try later", never a 500.
+      if (isSimcredError(err) && err.code === 'SIMCRED_KEY_STORE_UNAVAILABLE') {
+        return sendError(reply, 'tryLater', err);
+      }
+      throw err;
+    }
     stats.signed++;
     for (const s of certStatuses) telemetry?.ocspAnswer(s.status);
     if (parsed.nonce) {
