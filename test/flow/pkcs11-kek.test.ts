@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import graphene from 'graphene-pk11';
 import { runFleet } from '../../src/device/fleet.js';
@@ -17,34 +17,9 @@ import { startRole } from '../../src/system/roles.js';
 import { roleDatabase } from '../../src/system/start.js';
 import { parseKek } from '../../src/crypto/index.js';
 import { runCli } from '../helpers/cli.js';
+import { filesHolding } from '../helpers/key-search.js';
 import { makeSoftHsmToken, type ThrowawayToken } from '../helpers/softhsm.js';
 import { startTestSystem, type TestSystem } from './harness.js';
-
-/** Every file under a folder, recursively. */
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? filesUnder(path) : [path];
-  });
-}
-
-/**
- * The files under `dir` that hold `secret` in any encoding a program would write it in: the raw
- * bytes, hex (either case), base64 or base64url.
- */
-function filesHolding(dir: string, secret: Buffer): string[] {
-  const needles = [
-    secret,
-    Buffer.from(secret.toString('hex')),
-    Buffer.from(secret.toString('hex').toUpperCase()),
-    Buffer.from(secret.toString('base64').replace(/=+$/, '')),
-    Buffer.from(secret.toString('base64url')),
-  ];
-  return filesUnder(dir).filter((file) => {
-    const content = readFileSync(file);
-    return needles.some((needle) => content.includes(needle));
-  });
-}
 
 function session(token: Pkcs11Token): graphene.Session {
   return (token as unknown as { session: graphene.Session }).session;

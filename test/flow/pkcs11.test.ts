@@ -1,23 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runFleet } from '../../src/device/fleet.js';
 import { HssStore } from '../../src/hss/store.js';
+import { Pkcs11Token } from '../../src/keys/pkcs11-token.js';
 import { p1363ToDer } from '../../src/keys/signing-key.js';
 import { defaultManifest, TOKEN_KEYS } from '../../src/pki/init.js';
 import { readManifest, TLS_ROLES } from '../../src/pki/index.js';
 import { roleDatabase } from '../../src/system/start.js';
 import { lastJsonLine, runCli, tempDir } from '../helpers/cli.js';
+import { filesHolding, filesUnder } from '../helpers/key-search.js';
 import { makeSoftHsmToken } from '../helpers/softhsm.js';
 import { startTestSystem } from './harness.js';
 
 /*
  * Issue #17, "What it must show": every operator signing key in Debian's SoftHSM (a token made in a
  * temporary folder), the whole flow for 200 devices, and then a search of the data folder for any of
- * those keys. The KEK of the HSS is another helper's part (see the TODO below).
+ * those keys, and the HSS's and PHLR's KEKs and OP in the token too.
  */
 
 const DEVICES = 200;
@@ -29,17 +31,6 @@ const PKCS8_P256_PREFIX = Buffer.from(
 );
 const SEC1_P256_PREFIX = Buffer.from('30770201010420', 'hex');
 const PEM_BLOCK = /-----BEGIN ((?:EC |RSA |ENCRYPTED )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/g;
-
-/** Every file under a folder, recursively. */
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir)) {
-    const path = join(dir, entry);
-    if (statSync(path).isDirectory()) out.push(...filesUnder(path));
-    else out.push(path);
-  }
-  return out;
-}
 
 const spkiHex = (key: KeyObject) => key.export({ format: 'der', type: 'spki' }).toString('hex');
 
@@ -105,7 +96,21 @@ test(
       );
       assert.match(printed.packageSigner.key, /^pkcs11:token=simcred-flow;object=simcred-package-signer;/);
 
-      const t = await startTestSystem({ dataDir: data.path });
+      // The HSS's KEK and OP and the PHLR's KEK in the same token (docs/crypto.md §7): the KEKs made
+      // in it, OP a private data object of a value the search below looks for.
+      const opened = Pkcs11Token.open(token.uri, token.env);
+      opened.generateAes256Key('simcred-hss-kek', Buffer.from([0x11]));
+      opened.generateAes256Key('simcred-phlr-kek', Buffer.from([0x12]));
+      const op = randomBytes(16);
+      opened.createDataObject('simcred-hss-op', op);
+      const t = await startTestSystem({
+        dataDir: data.path,
+        hss: {
+          kek: `${token.uri};object=simcred-hss-kek`,
+          op: `${token.uri};object=simcred-hss-op;type=data`,
+        },
+        phlr: { kek: `${token.uri};object=simcred-phlr-kek` },
+      });
       try {
         const dsimIds = await t.manufacture(DEVICES);
         const summary = await t.register(dsimIds);
@@ -237,8 +242,22 @@ test(
           [],
           'a key file of a token-held key',
         );
-        // TODO(pkcs11-kek helper, merged by the lead): with the HSS's KEK (and OP) in the token, assert
-        // here that <dataDir>/hss/secrets.json holds no KEK and that no 32-byte KEK value is in any file.
+        // Nor the KEKs or OP: the HSS and PHLR wrote no secrets.json keys, sealed every K/OPc in the
+        // token (sb2), and OP's value is in no file.
+        for (const role of ['hss', 'phlr']) {
+          const file = join(data.path, role, 'secrets.json');
+          const held = existsSync(file) ? Object.keys(JSON.parse(readFileSync(file, 'utf8')) as object) : [];
+          assert.deepEqual(held, [], `${file} holds ${held.join(', ')}`);
+        }
+        assert.deepEqual(filesHolding(data.path, op), [], 'OP is in a file');
+        const sealed = await HssStore.open(roleDatabase(t.config, 'hss'));
+        try {
+          const records = await sealed.sealedSecretsAfter('', DEVICES + 10);
+          assert.equal(records.length, DEVICES);
+          assert.ok(records.every((r) => r.kSealed.startsWith('sb2.') && r.opcSealed.startsWith('sb2.')));
+        } finally {
+          await sealed.close();
+        }
 
         // OpenSC's pkcs11-tool lists the keys by label, each never extractable.
         const listing = execFileSync(
@@ -264,6 +283,16 @@ test(
             `${label} is not listed as a never-extractable private key`,
           );
         }
+        for (const label of ['simcred-hss-kek', 'simcred-phlr-kek']) {
+          assert.match(
+            listing,
+            new RegExp(
+              `Secret Key Object; AES length 32[^\\n]*\\n(?:\\s+[^\\n]*\\n)*?\\s+label:\\s+${label}\\n(?:\\s+[^\\n]*\\n)*?\\s+Access:\\s+sensitive, always sensitive, never extractable`,
+            ),
+            `${label} is not listed as a never-extractable AES key`,
+          );
+        }
+        assert.match(listing, /Data object[\s\S]*label:\s+'?simcred-hss-op/);
       } finally {
         await t.close();
       }
