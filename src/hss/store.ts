@@ -9,7 +9,8 @@ import {
   type DatabaseConfig,
   type Migrations,
 } from '../storage/index.js';
-import type { SealedSecrets } from '../keys/rekey.js';
+import type { ResealableStore } from '../keys/rekey.js';
+import { resealableSubscribers } from '../storage/sealed-secrets.js';
 
 /**
  * The HSS's HLR and credential repository: one subscriber per DSIM_ID and generation, K and OPc
@@ -574,34 +575,9 @@ export class HssStore {
     return n;
   }
 
-  /** Sealed K/OPc of up to `limit` subscribers after the IMSI `after`, in IMSI order (KEK rotation). */
-  async sealedSecretsAfter(after: string, limit: number): Promise<SealedSecrets[]> {
-    const rows = await this.db
-      .selectFrom('subscribers')
-      .select(['imsi', 'k_sealed', 'opc_sealed'])
-      .where('imsi', '>', after)
-      .orderBy('imsi')
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({ id: r.imsi, kSealed: r.k_sealed, opcSealed: r.opc_sealed }));
-  }
-
-  /**
-   * Replaces one subscriber's sealed K and OPc together, only if they are still what was read (KEK
-   * rotation); false when the row changed or went meanwhile.
-   */
-  async replaceSealedSecrets(
-    from: SealedSecrets,
-    to: { kSealed: string; opcSealed: string },
-  ): Promise<boolean> {
-    const result = await this.db
-      .updateTable('subscribers')
-      .set({ k_sealed: to.kSealed, opc_sealed: to.opcSealed })
-      .where('imsi', '=', from.id)
-      .where('k_sealed', '=', from.kSealed)
-      .where('opc_sealed', '=', from.opcSealed)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  /** KEK rotation (src/keys/rekey.ts): sealed K/OPc pages in IMSI order, replaced only if unchanged. */
+  resealable(): ResealableStore {
+    return resealableSubscribers(this.db, 'imsi');
   }
 
   /** Answers when the database does (readiness checks). */

@@ -8,7 +8,8 @@ import {
   type DatabaseConfig,
   type Migrations,
 } from '../storage/index.js';
-import type { SealedSecrets } from '../keys/rekey.js';
+import type { ResealableStore } from '../keys/rekey.js';
+import { resealableSubscribers } from '../storage/sealed-secrets.js';
 
 /**
  * The preliminary HLR's subscribers (role 50): one per PIMSI as the factory made it, K_PIMSI and
@@ -147,34 +148,9 @@ export class PhlrStore {
     return Number(row.n);
   }
 
-  /** Sealed K/OPc of up to `limit` subscribers after the PIMSI `after`, in PIMSI order (KEK rotation). */
-  async sealedSecretsAfter(after: string, limit: number): Promise<SealedSecrets[]> {
-    const rows = await this.db
-      .selectFrom('subscribers')
-      .select(['pimsi', 'k_sealed', 'opc_sealed'])
-      .where('pimsi', '>', after)
-      .orderBy('pimsi')
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({ id: r.pimsi, kSealed: r.k_sealed, opcSealed: r.opc_sealed }));
-  }
-
-  /**
-   * Replaces one subscriber's sealed K_PIMSI and OPc_PIMSI together, only if they are still what was read (KEK
-   * rotation); false when the row changed or went meanwhile.
-   */
-  async replaceSealedSecrets(
-    from: SealedSecrets,
-    to: { kSealed: string; opcSealed: string },
-  ): Promise<boolean> {
-    const result = await this.db
-      .updateTable('subscribers')
-      .set({ k_sealed: to.kSealed, opc_sealed: to.opcSealed })
-      .where('pimsi', '=', from.id)
-      .where('k_sealed', '=', from.kSealed)
-      .where('opc_sealed', '=', from.opcSealed)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  /** KEK rotation (src/keys/rekey.ts): sealed K/OPc pages in PIMSI order, replaced only if unchanged. */
+  resealable(): ResealableStore {
+    return resealableSubscribers(this.db, 'pimsi');
   }
 
   /** Answers when the database does (readiness checks). */

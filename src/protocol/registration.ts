@@ -34,6 +34,14 @@ export type RegistrationRecord = z.infer<typeof RegistrationRecord>;
 /** Most records one push carries; a batch of a million streams as many pushes. */
 export const MAX_RECORDS_PER_PUSH = 2000;
 
+/** DSIM_IDs a push or withdrawal left alone: their record is another credentialing server's. */
+const refusedDsimIds = z
+  .array(dsimId)
+  .optional()
+  .describe(
+    "DSIM_IDs whose record another credentialing server pushed (its certificate's subject or issuing CA differ): left as they are",
+  );
+
 export const pushRegistrations = defineRoute({
   id: 'registration.pushRegistrations',
   role: 'registration',
@@ -47,12 +55,7 @@ export const pushRegistrations = defineRoute({
   response: z
     .object({
       stored: z.number().int(),
-      refused: z
-        .array(dsimId)
-        .optional()
-        .describe(
-          "DSIM_IDs whose record another credentialing server pushed (its certificate's subject or issuing CA differ): left as they are",
-        ),
+      refused: refusedDsimIds,
     })
     .strict(),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],
@@ -80,12 +83,7 @@ export const withdrawRegistrations = defineRoute({
   response: z
     .object({
       withdrawn: z.number().int(),
-      refused: z
-        .array(dsimId)
-        .optional()
-        .describe(
-          "DSIM_IDs whose record another credentialing server pushed (its certificate's subject or issuing CA differ): left as they are",
-        ),
+      refused: refusedDsimIds,
     })
     .strict(),
   errors: ['SIMCRED_BAD_REQUEST', 'SIMCRED_UNAUTHENTICATED_PEER', 'SIMCRED_FORBIDDEN_PEER'],

@@ -59,7 +59,7 @@ export async function rekeyRole(
       : await PhlrStore.open(roleDatabase(config, 'phlr'));
   let counts: { resealed: number; alreadyNew: number };
   try {
-    counts = await resealSubscribers(store, from, next);
+    counts = await resealSubscribers(store.resealable(), from, next);
   } finally {
     await store.close();
   }

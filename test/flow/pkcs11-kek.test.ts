@@ -1,6 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,24 +22,6 @@ import { startTestSystem, type TestSystem } from './harness.js';
 
 function session(token: Pkcs11Token): graphene.Session {
   return (token as unknown as { session: graphene.Session }).session;
-}
-
-/** pkcs11-tool's (Debian's opensc) listing of the token's secret keys and data objects. */
-function listObjects(token: ThrowawayToken): string {
-  return execFileSync(
-    'pkcs11-tool',
-    [
-      '--module',
-      token.modulePath,
-      '--token-label',
-      token.label,
-      '--login',
-      '--pin',
-      token.pin,
-      '--list-objects',
-    ],
-    { env: { ...process.env, ...token.env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-  );
 }
 
 /**
@@ -108,8 +89,8 @@ describe('key-encryption keys and OP in a PKCS#11 token', () => {
     try {
       assert.equal(await hss.countActiveFor(dsimIds), dsimIds.length, 'every device attached (AKA worked)');
       const records = [
-        ...(await hss.sealedSecretsAfter('', 1000)),
-        ...(await phlr.sealedSecretsAfter('', 1000)),
+        ...(await hss.resealable().sealedSecretsAfter('', 1000)),
+        ...(await phlr.resealable().sealedSecretsAfter('', 1000)),
       ];
       assert.ok(records.length >= dsimIds.length * 2);
       for (const r of records) {
@@ -134,7 +115,7 @@ describe('key-encryption keys and OP in a PKCS#11 token', () => {
     assert.deepEqual(filesHolding(t.config.dataDir, op), [], 'OP is in a file');
 
     // The keys are listed by opensc, sensitive and never extractable; OP is a private data object.
-    const listing = listObjects(token);
+    const listing = token.pkcs11Tool('--list-objects');
     const block = (label: string) =>
       listing.split(/\n(?=\S)/).find((b) => b.includes(`label:      ${label}`)) ?? '';
     assert.match(
@@ -285,7 +266,7 @@ describe('key-encryption keys and OP in a PKCS#11 token', () => {
       const hss = await HssStore.open(roleDatabase(files.config, 'hss'));
       try {
         assert.equal(await hss.countActiveFor(dsimIds), dsimIds.length);
-        for (const row of await hss.sealedSecretsAfter('', 100)) {
+        for (const row of await hss.resealable().sealedSecretsAfter('', 100)) {
           assert.match(row.kSealed, /^sb2\./);
           assert.throws(() => memoryKek(oldKek).open(row.kSealed, `k:${row.id}`), {
             code: 'SIMCRED_SECRET_DECRYPT_FAILED',
@@ -306,7 +287,7 @@ describe('key-encryption keys and OP in a PKCS#11 token', () => {
       assert.deepEqual(filesHolding(files.config.dataDir, oldPhlrKek), []);
       const phlr = await PhlrStore.open(roleDatabase(files.config, 'phlr'));
       try {
-        const rows = await phlr.sealedSecretsAfter('', 100);
+        const rows = await phlr.resealable().sealedSecretsAfter('', 100);
         assert.equal(rows.length, dsimIds.length);
         const inToken = tokenKek(uris.phlrKek, 'phlr.kek', token.env);
         for (const row of rows) {

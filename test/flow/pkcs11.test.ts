@@ -78,7 +78,7 @@ function privateKeysUnder(dir: string): Map<string, string> {
 
 test(
   'every operator signing key in SoftHSM: 200 devices onboard and attach, no such key in the data folder',
-  { timeout: 170_000 },
+  { timeout: 600_000 },
   async () => {
     const token = makeSoftHsmToken('simcred-flow');
     // This process opens the token too (the roles run in it); children get token.env.
@@ -162,38 +162,28 @@ test(
           join(work, 'signer.pub.pem'),
           signerCert.publicKey.export({ format: 'pem', type: 'spki' }),
         );
-        writeFileSync(join(work, 'input'), `${header}.${payload}`);
         writeFileSync(join(work, 'signature.der'), p1363ToDer(Buffer.from(signature, 'base64url')));
-        const verified = execFileSync(
-          'openssl',
-          [
-            'dgst',
-            '-sha256',
-            '-verify',
-            join(work, 'signer.pub.pem'),
-            '-signature',
-            join(work, 'signature.der'),
-            join(work, 'input'),
-          ],
-          { encoding: 'utf8' },
-        );
-        assert.match(verified, /Verified OK/);
-        writeFileSync(join(work, 'input'), `${header}.${payload}x`);
-        assert.throws(() =>
-          execFileSync(
-            'openssl',
-            [
-              'dgst',
-              '-sha256',
-              '-verify',
-              join(work, 'signer.pub.pem'),
-              '-signature',
-              join(work, 'signature.der'),
-              join(work, 'input'),
-            ],
-            { stdio: 'pipe' },
-          ),
-        );
+        // OpenSSL verifies the signing input with the signer's public key, and refuses an altered one.
+        const opensslVerifies = (input: string) => {
+          writeFileSync(join(work, 'input'), input);
+          const args = ['dgst', '-sha256', '-verify', join(work, 'signer.pub.pem')];
+          try {
+            return /Verified OK/.test(
+              execFileSync(
+                'openssl',
+                [...args, '-signature', join(work, 'signature.der'), join(work, 'input')],
+                {
+                  encoding: 'utf8',
+                  stdio: 'pipe',
+                },
+              ),
+            );
+          } catch {
+            return false;
+          }
+        };
+        assert.equal(opensslVerifies(`${header}.${payload}`), true);
+        assert.equal(opensslVerifies(`${header}.${payload}x`), false);
 
         // The search. Token-held keys: the CAs (both roots, both issuing CAs), both OCSP signers and
         // the package signer. Their certificates are in the folder; their keys must not be.
@@ -252,7 +242,7 @@ test(
         assert.deepEqual(filesHolding(data.path, op), [], 'OP is in a file');
         const sealed = await HssStore.open(roleDatabase(t.config, 'hss'));
         try {
-          const records = await sealed.sealedSecretsAfter('', DEVICES + 10);
+          const records = await sealed.resealable().sealedSecretsAfter('', DEVICES + 10);
           assert.equal(records.length, DEVICES);
           assert.ok(records.every((r) => r.kSealed.startsWith('sb2.') && r.opcSealed.startsWith('sb2.')));
         } finally {
@@ -260,20 +250,7 @@ test(
         }
 
         // OpenSC's pkcs11-tool lists the keys by label, each never extractable.
-        const listing = execFileSync(
-          'pkcs11-tool',
-          [
-            '--module',
-            token.modulePath,
-            '--token-label',
-            token.label,
-            '--login',
-            '--pin',
-            token.pin,
-            '--list-objects',
-          ],
-          { env: { ...process.env, ...token.env }, encoding: 'utf8' },
-        );
+        const listing = token.pkcs11Tool('--list-objects');
         for (const { label } of Object.values(TOKEN_KEYS)) {
           assert.match(
             listing,

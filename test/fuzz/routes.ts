@@ -6,6 +6,7 @@
 // fastify instance without a socket, through the same content-type parsers, body limit, schemas,
 // handlers and error handler, several times faster; the HTTPS targets keep the TLS layer in the run.
 // `schema:<route>` feeds the route's own schemas alone: what the long run takes to 1,000,000 inputs.
+import { X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import fc from 'fast-check';
 import inject from 'light-my-request';
@@ -136,13 +137,24 @@ type Transport = (
  * A peer route reads its caller from the TLS socket, which an injected request lacks; `peer` stands in
  * for a client certificate of that role that the TLS layer has already verified.
  */
-function inProcess(server: RunningServer, peer: string | undefined): Transport {
+function inProcess(server: RunningServer, peer: string | undefined, pkiDir: string): Transport {
   const handler = server.app.server.listeners('request')[0] as RequestListener;
+  // That role's real certificate and its issuer, as Node's getPeerCertificate(true) gives them.
+  const chain = peer
+    ? loadTlsIdentity(pkiDir, peer as TlsRole)
+        .cert.split(/(?=-----BEGIN CERTIFICATE-----)/)
+        .map((pem) => new X509Certificate(pem).raw)
+    : [];
+  const peerCertificate = {
+    subject: { CN: `simcred-${peer}` },
+    raw: chain[0],
+    issuerCertificate: { raw: chain[1] },
+  };
   const dispatch: RequestListener = peer
     ? (req, res) => {
         Object.assign(req.socket, {
           authorized: true,
-          getPeerCertificate: () => ({ subject: { CN: `simcred-${peer}` } }),
+          getPeerCertificate: () => peerCertificate,
         });
         handler(req, res);
       }
@@ -299,7 +311,7 @@ export async function routeTargets(
     const https: Transport = (url, method, body, type) => client.send(url, method, body, type);
     const base = baseUrl(route.role);
     const peer = route.caller.kind === 'peer' ? route.caller.roles[0] : undefined;
-    const local = inProcess(serverOf(route.role), peer);
+    const local = inProcess(serverOf(route.role), peer, ctx.config.pkiDir);
     const caller = route.caller.kind === 'peer' ? `peer: ${route.caller.roles.join(', ')}` : 'device';
     const arbitrary = fc.record({
       path: fc.tuple(pathArb, queryArb).map(([path, query]) => path + query),

@@ -15,6 +15,8 @@ export interface ThrowawayToken {
   /** The token's folder (SoftHSM's object store): what a search for key material must also cover. */
   dir: string;
   modulePath: string;
+  /** OpenSC's pkcs11-tool on this token, logged in, with `args` after (e.g. `--list-objects`): its stdout. */
+  pkcs11Tool(...args: string[]): string;
   remove(): void;
 }
 
@@ -57,6 +59,12 @@ export function makeSoftHsmToken(label = 'simcred-test'): ThrowawayToken {
     env,
     dir,
     modulePath: DEFAULT_PKCS11_MODULE,
+    pkcs11Tool: (...args) =>
+      execFileSync(
+        'pkcs11-tool',
+        ['--module', DEFAULT_PKCS11_MODULE, '--token-label', label, '--login', '--pin', pin, ...args],
+        { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+      ),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

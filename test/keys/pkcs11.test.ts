@@ -86,23 +86,7 @@ describe('a P-256 key in SoftHSM', () => {
       ),
     );
     // pkcs11-tool (OpenSC) sees the key, and that it cannot be read out.
-    const listing = execFileSync(
-      'pkcs11-tool',
-      [
-        '--module',
-        token.modulePath,
-        '--token-label',
-        token.label,
-        '--login',
-        '--pin',
-        token.pin,
-        '--list-objects',
-      ],
-      {
-        env: { ...process.env, ...token.env },
-        encoding: 'utf8',
-      },
-    );
+    const listing = token.pkcs11Tool('--list-objects');
     assert.match(
       listing,
       /Private Key Object; EC[\s\S]*label:\s+unit-signer[\s\S]*Access:\s+sensitive, always sensitive, never extractable/,

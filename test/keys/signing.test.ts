@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { CompactSign, compactVerify } from 'jose';
@@ -203,24 +202,7 @@ describe('operator signing keys in a PKCS#11 token (SoftHSM)', () => {
   });
 
   function deleteKey(label: string): void {
-    execFileSync(
-      'pkcs11-tool',
-      [
-        '--module',
-        token.modulePath,
-        '--token-label',
-        token.label,
-        '--login',
-        '--pin',
-        token.pin,
-        '--delete-object',
-        '--type',
-        'privkey',
-        '--label',
-        label,
-      ],
-      { env: { ...process.env, ...token.env }, stdio: 'ignore' },
-    );
+    token.pkcs11Tool('--delete-object', '--type', 'privkey', '--label', label);
   }
 
   it('file keys stay as they were: a PEM key is a SigningKey that signs with node:crypto', () => {
