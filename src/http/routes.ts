@@ -1,7 +1,8 @@
-import { createHash, X509Certificate } from 'node:crypto';
-import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
+import * as x509 from '../crypto/x509.js';
 import { SimcredError } from '../errors/index.js';
 import type { Role, RouteSpec } from '../protocol/route.js';
 
@@ -102,7 +103,7 @@ function peerNames(socket: TLSSocket): { commonName: string | undefined; owner: 
   if (peerNamesOf.has(socket)) return peerNamesOf.get(socket);
   const certificate =
     typeof socket.getPeerCertificate === 'function'
-      ? (socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined)
+      ? (socket.getPeerCertificate() as PeerCertificate | undefined)
       : undefined;
   const names =
     certificate && certificate.raw
@@ -112,18 +113,13 @@ function peerNames(socket: TLSSocket): { commonName: string | undefined; owner: 
   return names;
 }
 
-/** `<subject DN>; issuer key <SHA-256 of the issuing CA's public key, 16 bytes hex>`. */
-function ownerOf(certificate: DetailedPeerCertificate): string {
-  const subject = new X509Certificate(certificate.raw).subject.split('\n').join(', ');
-  const issuer = certificate.issuerCertificate;
-  // A self-issued peer certificate (a test's) is its own issuer.
-  const issuerKey =
-    issuer && issuer.raw
-      ? new X509Certificate(issuer.raw).publicKey
-      : new X509Certificate(certificate.raw).publicKey;
-  const keyHash = createHash('sha256')
-    .update(issuerKey.export({ format: 'der', type: 'spki' }))
-    .digest('hex')
-    .slice(0, 32);
-  return `${subject}; issuer key ${keyHash}`;
+/**
+ * `<subject DN>; issuer key <the certificate's Authority Key Identifier, hex>` (the issuer DN where a
+ * certificate has no AKI). Read from the leaf itself: a resumed TLS session keeps the peer's leaf but
+ * not the chain it was verified with, so the issuing certificate is not always at hand.
+ */
+function ownerOf(certificate: PeerCertificate): string {
+  const leaf = new x509.X509Certificate(certificate.raw);
+  const keyId = leaf.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
+  return `${new X509Certificate(certificate.raw).subject.split('\n').join(', ')}; issuer key ${keyId ?? leaf.issuer}`;
 }

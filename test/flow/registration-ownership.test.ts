@@ -26,7 +26,7 @@ function credentialingCertificate(pkiDir: string, dir: string, name: string, sub
   const ext = join(dir, `${name}.ext`);
   writeFileSync(
     ext,
-    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth,serverAuth\n',
+    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth,serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n',
   );
   execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
   execFileSync('openssl', ['req', '-new', '-key', key, '-subj', subject, '-out', csr]);

@@ -139,7 +139,7 @@ type Transport = (
  */
 function inProcess(server: RunningServer, peer: string | undefined, pkiDir: string): Transport {
   const handler = server.app.server.listeners('request')[0] as RequestListener;
-  // That role's real certificate and its issuer, as Node's getPeerCertificate(true) gives them.
+  // That role's real certificate, as Node's getPeerCertificate() gives it.
   const chain = peer
     ? loadTlsIdentity(pkiDir, peer as TlsRole)
         .cert.split(/(?=-----BEGIN CERTIFICATE-----)/)
@@ -148,7 +148,6 @@ function inProcess(server: RunningServer, peer: string | undefined, pkiDir: stri
   const peerCertificate = {
     subject: { CN: `simcred-${peer}` },
     raw: chain[0],
-    issuerCertificate: { raw: chain[1] },
   };
   const dispatch: RequestListener = peer
     ? (req, res) => {

@@ -266,6 +266,13 @@ describe('the portal end to end', { concurrency: false }, () => {
     await page.goto(`${base}/console/devices/${typed[0]}`);
     await page.getByRole('heading', { name: 'Timeline' }).waitFor();
     assert.ok((await page.locator('.timeline tbody tr').count()) >= 5, 'events of several roles');
+    // Its registration server let its own credentialing server retire the record (the owner is read
+    // from the certificate the same way on a resumed TLS session as on a fresh one).
+    assert.equal(
+      await page.locator('.timeline tbody tr', { hasText: 'withdraw-refused' }).count(),
+      0,
+      'a withdrawal refused to the record’s own server',
+    );
     await saveScreenshot(page, 'device');
 
     const narrow = await open(360, { signedIn: true });
