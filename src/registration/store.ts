@@ -165,10 +165,11 @@ export class RegistrationStore {
     return transact(this.db, async (trx) => {
       const refused: string[] = [];
       for (let i = 0; i < ordered.length; i += 150) {
-        await trx
+        const batch = ordered.slice(i, i + 150);
+        const result = await trx
           .insertInto('registrations')
           .values(
-            ordered.slice(i, i + 150).map((r) => ({
+            batch.map((r) => ({
               dsim_id: r.dsimId,
               registration_nonce: r.registrationNonce,
               credentialing_url: r.credentialingUrl,
@@ -194,15 +195,18 @@ export class RegistrationStore {
               // Another credentialing server's record is not this one's to replace.
               .where('registrations.pushed_by', 'in', owners),
           )
-          .execute();
-        refused.push(
-          ...(await othersOf(
-            trx,
-            'registrations',
-            ordered.slice(i, i + 150).map((r) => r.dsimId),
-            owners,
-          )),
-        );
+          .executeTakeFirst();
+        // Every row written: none can be another's. Only a short count is worth the look-up.
+        if (Number(result.numInsertedOrUpdatedRows ?? 0n) < batch.length) {
+          refused.push(
+            ...(await othersOf(
+              trx,
+              'registrations',
+              batch.map((r) => r.dsimId),
+              owners,
+            )),
+          );
+        }
       }
       return { stored: records.length - refused.length, refused };
     });
@@ -244,7 +248,8 @@ export class RegistrationStore {
       };
       await apply(unlimited);
       for (const id of dsimIds) if (Object.hasOwn(limited, id)) await apply([id], limited[id]);
-      return { withdrawn: n, refused: await othersOf(trx, 'registrations', dsimIds, owners) };
+      const refused = n < dsimIds.length ? await othersOf(trx, 'registrations', dsimIds, owners) : [];
+      return { withdrawn: n, refused };
     });
   }
 
